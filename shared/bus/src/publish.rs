@@ -1,0 +1,89 @@
+//! Typed publishing: jobs, scheduled jobs, events and dead letters. Every publish waits for the
+//! JetStream acknowledgement under `nats.publish_timeout_ms`, and refuses at once when the client
+//! is disconnected (so nothing is buffered behind an answer of 503).
+
+use async_nats::{HeaderMap, jetstream::context::PublishAckFuture, jetstream::publish::PublishAck};
+use bytes::Bytes;
+use callfleet_domain::{CallEvent, CallRequest, subjects as s};
+use jiff::Timestamp;
+
+use crate::{Bus, BusError};
+
+/// Where a job waits when it is not due yet.
+#[derive(Debug, Clone, Copy)]
+pub struct Scheduled {
+    pub at: Timestamp,
+    pub attempt: u32,
+    pub infra_retries: u32,
+}
+
+impl Bus {
+    async fn publish_raw(&self, subject: String, headers: HeaderMap, payload: Bytes) -> Result<PublishAck, BusError> {
+        if !self.is_connected() {
+            return Err(BusError::Disconnected);
+        }
+        let fut = async {
+            let ack: PublishAckFuture =
+                self.js.publish_with_headers(subject, headers, payload).await.map_err(|e| BusError::js("publish", e))?;
+            ack.await.map_err(|e| BusError::js("publish ack", e))
+        };
+        tokio::time::timeout(self.publish_timeout, fut).await.map_err(|_| BusError::Timeout(self.publish_timeout))?
+    }
+
+    /// Publish a validated request on `calls.dispatch.<campaign>`, deduplicated by call id.
+    /// Returns whether JetStream saw it as a duplicate.
+    pub async fn publish_job(&self, req: &CallRequest) -> Result<bool, BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", req.call_id.as_str());
+        let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
+        let ack = self.publish_raw(s::dispatch(&req.campaign), headers, body.into()).await?;
+        Ok(ack.duplicate)
+    }
+
+    /// Put a job on `calls.schedule.<call_id>`; JetStream moves it to the dispatch subject at
+    /// `when.at` (nats-server ≥ 2.12 message scheduling). It holds no worker or ack slot meanwhile.
+    pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        // Schedules have second precision; round up so a retry never fires early.
+        let at = when.at.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second).mode(jiff::RoundMode::Ceil))
+            .unwrap_or(when.at);
+        headers.insert("Nats-Schedule", format!("@at {at}").as_str());
+        headers.insert("Nats-Schedule-Target", s::dispatch(&req.campaign).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}.sched.{}.{}", req.call_id, when.attempt, when.infra_retries).as_str(),
+        );
+        headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
+        headers.insert(s::INFRA_RETRIES_HEADER, when.infra_retries.to_string().as_str());
+        let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
+        self.publish_raw(s::schedule(&req.call_id), headers, body.into()).await?;
+        Ok(())
+    }
+
+    /// Publish an event on `calls.events.<call_id>.<kind>`, deduplicated by its event id.
+    pub async fn publish_event(&self, event: &CallEvent) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.event_id.as_str());
+        let body = serde_json::to_vec(event).map_err(|e| BusError::js("encode event", e))?;
+        self.publish_raw(s::event(&event.call_id, event.kind.as_str()), headers, body.into()).await?;
+        Ok(())
+    }
+
+    /// Move a message to the dead-letter stream with its reason and original subject.
+    pub async fn dead_letter(
+        &self,
+        dlq_subject: String,
+        original_subject: &str,
+        reason: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        // Header values cannot hold newlines; the reason is one line.
+        let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1024).collect();
+        headers.insert(s::DLQ_REASON_HEADER, reason.as_str());
+        headers.insert(s::DLQ_SUBJECT_HEADER, original_subject);
+        headers.insert("Nats-Msg-Id", format!("dlq.{}.{}", dlq_subject, Timestamp::now().as_nanosecond()).as_str());
+        self.publish_raw(dlq_subject, headers, payload).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,223 @@
+//! Streams, consumers and KV buckets, created or updated idempotently at start-up.
+//!
+//! | name | kind | subjects | why |
+//! |---|---|---|---|
+//! | `CALL_JOBS` | stream, work queue, schedules allowed | `calls.dispatch.>`, `calls.schedule.>` | jobs; retries and `not_before` wait as scheduled messages |
+//! | `CALL_EVENTS` | stream, limits | `calls.events.>` | every state change, summaries on `ended`/`failed` |
+//! | `CALL_DLQ` | stream, limits | `calls.dlq.>`, `webhooks.dlq.>` | poison jobs and undeliverable webhooks, with reasons |
+//! | `WEBHOOKS` | stream, work queue, schedules allowed | `webhooks.deliver.>`, `webhooks.schedule.>` | webhook deliveries and their scheduled retries |
+//! | `agents` | pull consumer on `CALL_JOBS` | `calls.dispatch.>` | the agent workers |
+//! | `notifier` | pull consumer on `CALL_EVENTS` | `calls.events.*.ended`, `calls.events.*.failed` | fan-out to webhook targets |
+//! | `notifier-deliveries` | pull consumer on `WEBHOOKS` | `webhooks.deliver.>` | one POST per message |
+//! | `calls` | KV | | call state for `GET /calls/{id}` and the worker's checks |
+//! | `call_leases` | KV, max_age = lease TTL | | at most one live dial per call |
+//!
+//! The same definitions are exported to `nats/` by `callfleet topology export` (and a test
+//! fails when the files drift from the code).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self, consumer,
+    kv,
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+};
+use callfleet_config::Config;
+use callfleet_domain::subjects as s;
+use serde_json::Value;
+
+use crate::BusError;
+
+pub fn jobs_stream(cfg: &Config) -> stream::Config {
+    stream::Config {
+        name: s::JOBS_STREAM.into(),
+        description: Some("Call jobs (calls.dispatch.<campaign>) and scheduled jobs (calls.schedule.<call_id>)".into()),
+        subjects: vec![s::DISPATCH_ALL.into(), s::SCHEDULE_ALL.into()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
+        allow_message_schedules: true,
+        max_message_size: 1024 * 1024,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    }
+}
+
+pub fn events_stream(cfg: &Config) -> stream::Config {
+    stream::Config {
+        name: s::EVENTS_STREAM.into(),
+        description: Some("Call events: calls.events.<call_id>.<kind>".into()),
+        subjects: vec![s::EVENTS_ALL.into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
+        max_age: Duration::from_secs(cfg.nats.events_max_age_hours * 3600),
+        max_message_size: 4 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+pub fn dlq_stream(cfg: &Config) -> stream::Config {
+    stream::Config {
+        name: s::DLQ_STREAM.into(),
+        description: Some("Dead letters: poison jobs and undeliverable webhooks, with reasons".into()),
+        subjects: vec![s::DLQ_ALL.into(), "webhooks.dlq.>".into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    }
+}
+
+pub fn webhooks_stream(cfg: &Config) -> stream::Config {
+    stream::Config {
+        name: s::WEBHOOKS_STREAM.into(),
+        description: Some("Webhook deliveries and their scheduled retries".into()),
+        subjects: vec![s::DELIVER_ALL.into(), s::WEBHOOK_SCHEDULE_ALL.into()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
+        allow_message_schedules: true,
+        max_message_size: 4 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+pub fn agent_consumer(cfg: &Config) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::AGENT_CONSUMER.into()),
+        description: Some("Agent workers: one message per call attempt".into()),
+        filter_subject: s::DISPATCH_ALL.into(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: cfg.agent.ack_wait(),
+        // Redelivery is bounded by the worker itself (agent.max_deliveries), which dead-letters
+        // the job with its reason instead of leaving it stuck in the work queue.
+        max_deliver: -1,
+        max_ack_pending: 10_000,
+        max_waiting: 512,
+        ..Default::default()
+    }
+}
+
+pub fn notifier_consumer(cfg: &Config) -> consumer::pull::Config {
+    let filter_subjects = if cfg.notifier.include_progress_events {
+        vec![s::EVENTS_ALL.into()]
+    } else {
+        vec!["calls.events.*.ended".into(), "calls.events.*.failed".into()]
+    };
+    consumer::pull::Config {
+        durable_name: Some(s::NOTIFIER_CONSUMER.into()),
+        description: Some("Notifier: fans final call events out to webhook deliveries".into()),
+        filter_subjects,
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_deliver: -1,
+        max_ack_pending: 10_000,
+        ..Default::default()
+    }
+}
+
+pub fn delivery_consumer(cfg: &Config) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::DELIVERY_CONSUMER.into()),
+        description: Some("Notifier: one webhook POST per message".into()),
+        filter_subject: s::DELIVER_ALL.into(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(cfg.notifier.timeout_secs + 20),
+        max_deliver: -1,
+        max_ack_pending: 10_000,
+        ..Default::default()
+    }
+}
+
+pub fn calls_kv(cfg: &Config) -> kv::Config {
+    kv::Config {
+        bucket: s::CALLS_BUCKET.into(),
+        description: "Call state: GET /calls/{id} and the worker's checks".into(),
+        history: 1,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        ..Default::default()
+    }
+}
+
+pub fn leases_kv(cfg: &Config) -> kv::Config {
+    kv::Config {
+        bucket: s::LEASES_BUCKET.into(),
+        description: "Call leases: at most one live dial per call".into(),
+        history: 1,
+        max_age: cfg.agent.lease_ttl(),
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        ..Default::default()
+    }
+}
+
+fn topo(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Topology { what: what.into(), source: Box::new(e) }
+}
+
+/// Create or update everything. Safe to run from every process at every start.
+pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<(kv::Store, kv::Store), BusError> {
+    for stream in [jobs_stream(cfg), events_stream(cfg), dlq_stream(cfg), webhooks_stream(cfg)] {
+        let name = stream.name.clone();
+        js.create_or_update_stream(stream).await.map_err(|e| topo(format!("stream {name}"), e))?;
+    }
+    for (stream, consumer) in [
+        (s::JOBS_STREAM, agent_consumer(cfg)),
+        (s::EVENTS_STREAM, notifier_consumer(cfg)),
+        (s::WEBHOOKS_STREAM, delivery_consumer(cfg)),
+    ] {
+        let name = consumer.durable_name.clone().unwrap_or_default();
+        let handle = js.get_stream(stream).await.map_err(|e| topo(format!("stream {stream}"), e))?;
+        if handle.create_consumer(consumer.clone()).await.is_err() {
+            handle.update_consumer(consumer).await.map_err(|e| topo(format!("consumer {stream}/{name}"), e))?;
+        }
+    }
+    let calls = js.create_or_update_key_value(calls_kv(cfg)).await.map_err(|e| topo("kv calls", e))?;
+    let leases = js.create_or_update_key_value(leases_kv(cfg)).await.map_err(|e| topo("kv call_leases", e))?;
+    Ok((calls, leases))
+}
+
+/// The definitions as the `nats` CLI reads them, keyed by their path under `nats/`.
+pub fn export(cfg: &Config) -> Vec<(String, Value)> {
+    fn json<T: serde::Serialize>(v: &T) -> Value {
+        serde_json::to_value(v).unwrap_or(Value::Null)
+    }
+    let kv_as_stream = |kv: kv::Config| {
+        serde_json::json!({
+            "bucket": kv.bucket,
+            "description": kv.description,
+            "history": kv.history,
+            "max_age_secs": kv.max_age.as_secs(),
+            "storage": json(&kv.storage),
+            "replicas": kv.num_replicas,
+        })
+    };
+    let consumer = |stream: &str, c: consumer::pull::Config| {
+        let mut v = json(&c);
+        if let Value::Object(m) = &mut v {
+            m.insert("stream_name".into(), stream.into());
+        }
+        v
+    };
+    vec![
+        ("streams/CALL_JOBS.json".into(), json(&jobs_stream(cfg))),
+        ("streams/CALL_EVENTS.json".into(), json(&events_stream(cfg))),
+        ("streams/CALL_DLQ.json".into(), json(&dlq_stream(cfg))),
+        ("streams/WEBHOOKS.json".into(), json(&webhooks_stream(cfg))),
+        ("consumers/CALL_JOBS.agents.json".into(), consumer(s::JOBS_STREAM, agent_consumer(cfg))),
+        ("consumers/CALL_EVENTS.notifier.json".into(), consumer(s::EVENTS_STREAM, notifier_consumer(cfg))),
+        (
+            "consumers/WEBHOOKS.notifier-deliveries.json".into(),
+            consumer(s::WEBHOOKS_STREAM, delivery_consumer(cfg)),
+        ),
+        ("kv/calls.json".into(), kv_as_stream(calls_kv(cfg))),
+        ("kv/call_leases.json".into(), kv_as_stream(leases_kv(cfg))),
+    ]
+}

@@ -1,0 +1,194 @@
+//! The configuration model. Every key is documented in `config/default.toml`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lenient;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub livekit: LiveKitConfig,
+    pub sip: SipConfig,
+    pub phone: PhoneConfig,
+    pub ingress: IngressConfig,
+    pub agent: AgentConfig,
+    pub retry: RetryConfig,
+    pub notifier: NotifierConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    #[serde(deserialize_with = "lenient::string")]
+    pub url: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub creds_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub nkey_seed_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub token: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub tls_ca_file: Option<String>,
+    pub require_tls: bool,
+    /// Stream replicas: 1 for one server, 3 for a cluster.
+    pub replicas: usize,
+    /// How long JetStream remembers a `Nats-Msg-Id` for deduplication.
+    pub duplicate_window_secs: u64,
+    /// How long to wait for a publish acknowledgement before answering 503.
+    pub publish_timeout_ms: u64,
+    /// How long call events are kept.
+    pub events_max_age_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveKitConfig {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub api_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub api_secret: Option<String>,
+    pub request_timeout_secs: u64,
+    /// Room settings for call rooms.
+    pub room_empty_timeout_secs: u32,
+    pub room_departure_timeout_secs: u32,
+    /// Egress file path template for recordings (`{room}`, `{call_id}` are replaced).
+    pub recording_filepath: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub trunk_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub from_number: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub from_identity: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub display_name: Option<String>,
+    /// Ring time before giving up; at most 75 s (livekit-server allows 80 s with wait_until_answered).
+    pub ringing_timeout_secs: u64,
+    /// SIP header carrying the account code.
+    pub account_code_header: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneConfig {
+    /// Country calling code completing national numbers with a leading 0 (e.g. "61").
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub default_country_code: Option<String>,
+    /// Mask phone numbers in logs.
+    pub mask_in_logs: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    #[serde(deserialize_with = "lenient::string")]
+    pub bind: String,
+    /// Bearer API keys; empty disables auth (a warning is logged).
+    #[serde(default, deserialize_with = "lenient::list")]
+    pub api_keys: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Base URL used for `status_url` in answers; derived from `bind` when empty.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Agent name echoed in answers and summaries (the seed's `agent_name`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub name: String,
+    /// Call slots per worker; the worker never pulls more jobs than free slots.
+    pub max_concurrent_calls: usize,
+    /// Hard cap on an answered call; the worker hangs up when it is reached.
+    pub max_call_duration_secs: u64,
+    /// On SIGTERM, live calls get this long to finish before they are ended.
+    pub drain_grace_secs: u64,
+    /// Consumer ack_wait; in-progress acks go out every ack_wait/3.
+    pub ack_wait_secs: u64,
+    /// Lease TTL in the `call_leases` bucket; renewed every lease_ttl/3.
+    pub lease_ttl_secs: u64,
+    /// How often a held call checks that the callee is still in the room.
+    pub hold_poll_ms: u64,
+    /// A message delivered this many times is dead-lettered (poison or crash loop).
+    pub max_deliveries: i64,
+    /// Worker id; a random one is generated when empty.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub worker_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Total dial attempts per call, first included.
+    pub max_attempts: u32,
+    pub busy_delay_secs: u64,
+    pub unavailable_delay_secs: u64,
+    pub no_answer_delay_secs: u64,
+    pub carrier_throttled_delay_secs: u64,
+    /// Infrastructure errors (LiveKit unreachable) retry without spending an attempt,
+    /// this many times, with exponential backoff from `infra_delay_secs`.
+    pub max_infra_retries: u32,
+    pub infra_delay_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierConfig {
+    /// Where every call summary goes (the seed's `N8N_WEBHOOK_URL`).
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub webhook_url: Option<String>,
+    /// Standard Webhooks secret, `whsec_<base64>`.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub webhook_secret: Option<String>,
+    /// Extra static header sent with every webhook, `Name: value` (header-token auth for n8n).
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub auth_header: Option<String>,
+    pub timeout_secs: u64,
+    /// Delays between attempts, in seconds: the first is the initial attempt.
+    pub schedule_secs: Vec<u64>,
+    /// Random jitter added to each delay, as a fraction of it.
+    pub jitter: f64,
+    /// Longest `Retry-After` honoured, in seconds.
+    pub max_retry_after_secs: u64,
+    /// Deliveries in flight per notifier.
+    pub concurrency: usize,
+    /// Also send the non-final events (queued, dialing, answered, ...).
+    pub include_progress_events: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(deserialize_with = "lenient::string")]
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl AgentConfig {
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_secs(self.ack_wait_secs)
+    }
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_secs)
+    }
+}
+
+impl LiveKitConfig {
+    /// URL, key and secret, when all three are set.
+    pub fn credentials(&self) -> Option<(&str, &str, &str)> {
+        Some((self.url.as_deref()?, self.api_key.as_deref()?, self.api_secret.as_deref()?))
+    }
+}

@@ -1,0 +1,104 @@
+//! Semantic checks, in one place, each naming its key.
+
+use crate::{Config, ConfigError};
+
+fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), problem: problem.into() }
+}
+
+fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value).map_err(|e| invalid(key, format!("is not a URL ({e}): {value:?}")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(invalid(key, format!("must use one of {schemes:?}, got {:?}", url.scheme())));
+    }
+    Ok(())
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_url("nats.url", self.nats.url.split(',').next().unwrap_or_default(), &["nats", "tls", "ws", "wss"])?;
+        if !(1..=5).contains(&self.nats.replicas) {
+            return Err(invalid("nats.replicas", "must be between 1 and 5"));
+        }
+        if self.nats.duplicate_window_secs == 0 {
+            return Err(invalid("nats.duplicate_window_secs", "must be at least 1"));
+        }
+        if let Some(url) = &self.livekit.url {
+            check_url("livekit.url", url, &["http", "https", "ws", "wss"])?;
+        }
+        if self.livekit.url.is_some() != self.livekit.api_key.is_some()
+            || self.livekit.url.is_some() != self.livekit.api_secret.is_some()
+        {
+            return Err(invalid(
+                "livekit",
+                "needs url, api_key and api_secret together (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
+            ));
+        }
+        if !(1..=75).contains(&self.sip.ringing_timeout_secs) {
+            return Err(invalid("sip.ringing_timeout_secs", "must be between 1 and 75 (livekit-server caps the dial at 80 s)"));
+        }
+        if let Some(cc) = &self.phone.default_country_code
+            && (cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return Err(invalid("phone.default_country_code", "must be 1 to 3 digits, e.g. \"61\""));
+        }
+        self.ingress
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| invalid("ingress.bind", format!("is not host:port ({e})")))?;
+        if self.ingress.body_limit_bytes < 1024 {
+            return Err(invalid("ingress.body_limit_bytes", "must be at least 1024"));
+        }
+        if let Some(url) = &self.ingress.public_url {
+            check_url("ingress.public_url", url, &["http", "https"])?;
+        }
+        if self.ingress.api_keys.iter().any(|k| k.len() < 16) {
+            return Err(invalid("ingress.api_keys", "every key must be at least 16 characters"));
+        }
+        if self.agent.max_concurrent_calls == 0 {
+            return Err(invalid("agent.max_concurrent_calls", "must be at least 1"));
+        }
+        if self.agent.max_call_duration_secs == 0 {
+            return Err(invalid("agent.max_call_duration_secs", "must be at least 1"));
+        }
+        if self.agent.ack_wait_secs < 3 {
+            return Err(invalid("agent.ack_wait_secs", "must be at least 3"));
+        }
+        if self.agent.lease_ttl_secs < 3 {
+            return Err(invalid("agent.lease_ttl_secs", "must be at least 3"));
+        }
+        if self.agent.max_deliveries < 2 {
+            return Err(invalid("agent.max_deliveries", "must be at least 2"));
+        }
+        if !(1..=20).contains(&self.retry.max_attempts) {
+            return Err(invalid("retry.max_attempts", "must be between 1 and 20"));
+        }
+        if let Some(url) = &self.notifier.webhook_url {
+            check_url("notifier.webhook_url", url, &["http", "https"])?;
+        }
+        if let Some(secret) = &self.notifier.webhook_secret {
+            let ok = secret.strip_prefix("whsec_").is_some_and(|b| b.len() >= 16);
+            if !ok {
+                return Err(invalid("notifier.webhook_secret", "must look like whsec_<base64 of at least 12 bytes>"));
+            }
+        }
+        if let Some(h) = &self.notifier.auth_header
+            && !h.contains(':')
+        {
+            return Err(invalid("notifier.auth_header", "must be `Header-Name: value`"));
+        }
+        if self.notifier.schedule_secs.is_empty() {
+            return Err(invalid("notifier.schedule_secs", "needs at least one entry (the first attempt)"));
+        }
+        if !(0.0..=1.0).contains(&self.notifier.jitter) {
+            return Err(invalid("notifier.jitter", "must be between 0 and 1"));
+        }
+        if self.notifier.concurrency == 0 {
+            return Err(invalid("notifier.concurrency", "must be at least 1"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        Ok(())
+    }
+}

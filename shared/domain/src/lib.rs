@@ -1,0 +1,25 @@
+//! callfleet's public contracts, with no I/O.
+//!
+//! - [`request`]: the dispatch request (seed-000 compatible), validated field by field
+//!   into a [`request::CallRequest`] that cannot be invalid.
+//! - [`phone`]: E.164 normalisation.
+//! - [`outcome`]: dial outcomes (DESIGN.md §5) and end reasons.
+//! - [`summary`], [`event`], [`state`]: what the fleet publishes and stores.
+//! - [`subjects`]: NATS subject names, the single place they are spelled.
+
+pub mod boolish;
+pub mod event;
+pub mod outcome;
+pub mod phone;
+pub mod request;
+pub mod retry;
+pub mod state;
+pub mod subjects;
+pub mod summary;
+
+pub use event::{CallEvent, EventKind};
+pub use outcome::{CallOutcome, EndReason};
+pub use phone::PhoneNumber;
+pub use request::{CallRequest, FieldError};
+pub use state::{CallState, CallStatus};
+pub use summary::CallSummary;

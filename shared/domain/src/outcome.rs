@@ -1,0 +1,165 @@
+//! Dial outcomes and end reasons (DESIGN.md §5), and the classification of LiveKit's errors.
+
+use serde::{Deserialize, Serialize};
+
+/// How one dial attempt, or a whole call, turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// The callee answered.
+    Answered,
+    /// SIP 486 or 600.
+    Busy,
+    /// SIP 480: often the carrier's capacity.
+    Unavailable,
+    /// Ring timeout, SIP 408 or 504.
+    NoAnswer,
+    /// SIP 503: often the trunk's calls-per-second limit.
+    CarrierThrottled,
+    /// SIP 603, 607, 608.
+    Declined,
+    /// SIP 404, 410, 484, 604.
+    InvalidNumber,
+    /// SIP 401, 402, 403: a trunk or caller-ID configuration problem.
+    TrunkRejected,
+    /// LiveKit unreachable or failing; retried without spending an attempt.
+    Infrastructure,
+    /// The request itself is invalid; never dialed.
+    InvalidRequest,
+    /// Cancelled before it was dialed.
+    Cancelled,
+    /// Any other SIP failure.
+    Failed,
+}
+
+impl CallOutcome {
+    /// Whether the default policy retries this outcome.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Busy | Self::Unavailable | Self::NoAnswer | Self::CarrierThrottled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Busy => "busy",
+            Self::Unavailable => "unavailable",
+            Self::NoAnswer => "no_answer",
+            Self::CarrierThrottled => "carrier_throttled",
+            Self::Declined => "declined",
+            Self::InvalidNumber => "invalid_number",
+            Self::TrunkRejected => "trunk_rejected",
+            Self::Infrastructure => "infrastructure",
+            Self::InvalidRequest => "invalid_request",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Why an answered call, or a call that never connected, ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The callee hung up.
+    CalleeHangup,
+    /// The agent (or an operator) hung up.
+    AgentHangup,
+    /// `max_call_duration` was reached; the worker enforces it.
+    MaxDuration,
+    /// The worker was shutting down and the grace period ran out.
+    Shutdown,
+    /// The worker holding the call vanished; the call was reconciled against LiveKit.
+    WorkerLost,
+    /// The dial failed; see the outcome and SIP status.
+    DialFailed,
+    /// Cancelled by an operator before or during the call.
+    Cancelled,
+    /// The request was invalid and was dead-lettered.
+    InvalidRequest,
+    /// The call was transferred away.
+    Transferred,
+}
+
+/// The parts of a LiveKit (Twirp) error that classification looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialError<'a> {
+    /// Twirp code: `canceled`, `unavailable`, `resource_exhausted`, ...; empty when the request
+    /// never got an answer (connection refused, timeout).
+    pub code: &'a str,
+    pub message: &'a str,
+    pub sip_status: Option<i32>,
+}
+
+/// Classify a failed `CreateSIPParticipant` per DESIGN.md §5. The SIP status wins when present;
+/// without one, the Twirp code decides.
+pub fn classify(err: &DialError<'_>) -> CallOutcome {
+    if let Some(status) = err.sip_status {
+        return match status {
+            486 | 600 => CallOutcome::Busy,
+            480 => CallOutcome::Unavailable,
+            408 | 504 | 487 => CallOutcome::NoAnswer,
+            503 => CallOutcome::CarrierThrottled,
+            603 | 607 | 608 => CallOutcome::Declined,
+            404 | 410 | 484 | 604 => CallOutcome::InvalidNumber,
+            401 | 402 | 403 | 407 => CallOutcome::TrunkRejected,
+            _ => CallOutcome::Failed,
+        };
+    }
+    let message = err.message.to_ascii_lowercase();
+    match err.code {
+        "canceled" | "deadline_exceeded" if message.contains("timed out") || message.contains("timeout") => {
+            CallOutcome::NoAnswer
+        }
+        "canceled" => CallOutcome::NoAnswer,
+        "" | "unavailable" | "internal" | "unknown" | "deadline_exceeded" | "malformed" | "bad_route" => {
+            CallOutcome::Infrastructure
+        }
+        "unauthenticated" | "permission_denied" => CallOutcome::TrunkRejected,
+        "not_found" | "invalid_argument" | "failed_precondition" => CallOutcome::TrunkRejected,
+        "resource_exhausted" => CallOutcome::CarrierThrottled,
+        _ => CallOutcome::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(status: i32) -> CallOutcome {
+        classify(&DialError { code: "resource_exhausted", message: "", sip_status: Some(status) })
+    }
+
+    #[test]
+    fn sip_status_decides_first() {
+        assert_eq!(sip(486), CallOutcome::Busy);
+        assert_eq!(sip(600), CallOutcome::Busy);
+        assert_eq!(sip(480), CallOutcome::Unavailable);
+        assert_eq!(sip(408), CallOutcome::NoAnswer);
+        assert_eq!(sip(503), CallOutcome::CarrierThrottled);
+        assert_eq!(sip(603), CallOutcome::Declined);
+        assert_eq!(sip(404), CallOutcome::InvalidNumber);
+        assert_eq!(sip(403), CallOutcome::TrunkRejected);
+        assert_eq!(sip(499), CallOutcome::Failed);
+    }
+
+    #[test]
+    fn twirp_code_decides_without_a_sip_status() {
+        let ring = DialError { code: "canceled", message: "sip request timed out", sip_status: None };
+        assert_eq!(classify(&ring), CallOutcome::NoAnswer);
+        let down = DialError { code: "", message: "connection refused", sip_status: None };
+        assert_eq!(classify(&down), CallOutcome::Infrastructure);
+        let unavailable = DialError { code: "unavailable", message: "no response from servers", sip_status: None };
+        assert_eq!(classify(&unavailable), CallOutcome::Infrastructure);
+        let bad_trunk = DialError { code: "not_found", message: "trunk not found", sip_status: None };
+        assert_eq!(classify(&bad_trunk), CallOutcome::TrunkRejected);
+    }
+
+    #[test]
+    fn only_the_documented_outcomes_retry() {
+        assert!(CallOutcome::Busy.is_retryable());
+        assert!(CallOutcome::NoAnswer.is_retryable());
+        assert!(!CallOutcome::Declined.is_retryable());
+        assert!(!CallOutcome::TrunkRejected.is_retryable());
+        assert!(!CallOutcome::Infrastructure.is_retryable(), "infrastructure retries outside the attempt budget");
+    }
+}

@@ -1,0 +1,66 @@
+//! NATS subject, stream, consumer and bucket names: the one place they are spelled.
+//!
+//! Jobs: `calls.dispatch.<campaign>`. Scheduled jobs wait on `calls.schedule.<call_id>`.
+//! Events: `calls.events.<call_id>.<kind>`. Dead letters: `calls.dlq.<call_id>`.
+//! Webhook deliveries: `webhooks.deliver.<webhook_id>`, waiting on `webhooks.schedule.<webhook_id>`.
+
+pub const JOBS_STREAM: &str = "CALL_JOBS";
+pub const EVENTS_STREAM: &str = "CALL_EVENTS";
+pub const DLQ_STREAM: &str = "CALL_DLQ";
+pub const WEBHOOKS_STREAM: &str = "WEBHOOKS";
+
+pub const AGENT_CONSUMER: &str = "agents";
+pub const NOTIFIER_CONSUMER: &str = "notifier";
+pub const DELIVERY_CONSUMER: &str = "notifier-deliveries";
+
+pub const CALLS_BUCKET: &str = "calls";
+pub const LEASES_BUCKET: &str = "call_leases";
+
+pub const DISPATCH_ALL: &str = "calls.dispatch.>";
+pub const SCHEDULE_ALL: &str = "calls.schedule.>";
+pub const EVENTS_ALL: &str = "calls.events.>";
+pub const DLQ_ALL: &str = "calls.dlq.>";
+pub const DELIVER_ALL: &str = "webhooks.deliver.>";
+pub const WEBHOOK_SCHEDULE_ALL: &str = "webhooks.schedule.>";
+
+/// The campaign used when a request names none.
+pub const DEFAULT_CAMPAIGN: &str = "default";
+
+/// Header carrying the attempt number on a (re)scheduled job; absent means attempt 1.
+pub const ATTEMPT_HEADER: &str = "Callfleet-Attempt";
+/// Header counting infrastructure retries, which do not spend attempts.
+pub const INFRA_RETRIES_HEADER: &str = "Callfleet-Infra-Retries";
+/// Header carrying the dead-letter reason.
+pub const DLQ_REASON_HEADER: &str = "Callfleet-Dlq-Reason";
+/// Header carrying the subject a dead-lettered message was first published on.
+pub const DLQ_SUBJECT_HEADER: &str = "Callfleet-Original-Subject";
+
+pub fn dispatch(campaign: &str) -> String {
+    format!("calls.dispatch.{campaign}")
+}
+
+pub fn schedule(call_id: &str) -> String {
+    format!("calls.schedule.{call_id}")
+}
+
+pub fn event(call_id: &str, kind: &str) -> String {
+    format!("calls.events.{call_id}.{kind}")
+}
+
+pub fn dlq(call_id: &str) -> String {
+    format!("calls.dlq.{call_id}")
+}
+
+pub fn deliver(webhook_id: &str) -> String {
+    format!("webhooks.deliver.{webhook_id}")
+}
+
+pub fn webhook_schedule(webhook_id: &str) -> String {
+    format!("webhooks.schedule.{webhook_id}")
+}
+
+/// Whether `token` can be used as one subject token (and a KV key): ASCII letters, digits,
+/// `-` and `_`, 1 to 64 characters.
+pub fn is_token(token: &str) -> bool {
+    (1..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

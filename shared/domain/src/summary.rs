@@ -1,0 +1,140 @@
+//! The call-ended summary (DESIGN.md §3): what the webhook receives when a call ends or fails.
+//!
+//! Fields the voice session will fill (`usage`, `turns`, `transcript`) are present and empty
+//! until the voice engine is wired into the worker; `session_config` echoes the requested
+//! options, not yet a resolved provider config.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{
+    outcome::{CallOutcome, EndReason},
+    request::SessionOptions,
+};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CallSummary {
+    pub schema_version: u32,
+    pub call_id: String,
+    pub room: String,
+    pub agent_name: String,
+    pub campaign: String,
+    pub account_code: String,
+    /// E.164 destination.
+    pub destination: String,
+    /// The request's metadata merged with its call fields.
+    pub metadata: Map<String, Value>,
+    pub outcome: CallOutcome,
+    pub end_reason: EndReason,
+    /// The attempt that ended the call (1-based).
+    pub attempt: u32,
+    /// Every dial attempt, oldest first.
+    pub attempts: Vec<AttemptRecord>,
+    /// SIP status of the final attempt, when one is known.
+    pub sip: Option<SipStatus>,
+    /// When the callee answered. `None` if never answered.
+    pub call_start: Option<Timestamp>,
+    /// When the call was hung up. `None` if never answered.
+    pub call_end: Option<Timestamp>,
+    /// `call_end - call_start`, in seconds (answer to hang-up).
+    pub call_duration_seconds: Option<f64>,
+    /// When the worker started handling this attempt.
+    pub session_start: Timestamp,
+    pub session_end: Timestamp,
+    pub session_duration_seconds: f64,
+    /// Provider usage. Empty until the voice engine runs in the worker.
+    pub usage: Usage,
+    /// Per-turn metrics. Empty until the voice engine runs in the worker.
+    pub turns: Vec<TurnMetrics>,
+    /// The session options the call ran with (no secrets are ever part of them).
+    pub session_config: SessionOptions,
+    /// The conversation. Empty until the voice engine runs in the worker.
+    pub transcript: Vec<TranscriptEntry>,
+    pub recording: Recording,
+    /// A human-readable error when the call failed.
+    pub error: Option<String>,
+    /// The request's own webhook, if it gave one.
+    pub callback_url: Option<String>,
+    /// Identity of the worker that produced the summary.
+    pub worker_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+pub struct SipStatus {
+    pub code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub outcome: CallOutcome,
+    #[schema(value_type = String)]
+    pub started_at: Timestamp,
+    #[schema(value_type = String)]
+    pub ended_at: Timestamp,
+    pub sip: Option<SipStatus>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Usage {
+    pub llm: Vec<LlmUsage>,
+    pub tts: Vec<TtsUsage>,
+    pub stt: Vec<SttUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LlmUsage {
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TtsUsage {
+    pub provider: String,
+    pub model: String,
+    pub characters: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SttUsage {
+    pub provider: String,
+    pub model: String,
+    pub audio_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TurnMetrics {
+    pub turn: u32,
+    pub end_of_utterance_delay_ms: Option<f64>,
+    pub transcription_delay_ms: Option<f64>,
+    pub llm_ttft_ms: Option<f64>,
+    pub tts_ttfb_ms: Option<f64>,
+    pub e2e_latency_ms: Option<f64>,
+    pub preemptive: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TranscriptEntry {
+    pub role: String,
+    pub text: String,
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Recording {
+    pub requested: bool,
+    pub egress_id: Option<String>,
+    /// Where the egress writes the file (object key or path).
+    pub location: Option<String>,
+    /// Why recording failed; the call went on without it.
+    pub error: Option<String>,
+}

@@ -1,0 +1,238 @@
+//! The LiveKit server-API adapter: one place that knows LiveKit's calls and errors.
+//!
+//! A call's life on LiveKit: [`LiveKit::create_room`] (call metadata attached) →
+//! [`LiveKit::start_recording`] when asked → [`LiveKit::dial`] (`CreateSIPParticipant`, waiting
+//! until answered, explicit ring timeout) → [`LiveKit::participant_present`] while held →
+//! [`LiveKit::delete_room`] (hangs up) and [`LiveKit::stop_recording`].
+//! Dial errors are classified per DESIGN.md §5 by [`callfleet_domain::outcome::classify`].
+
+use std::{collections::HashMap, time::Duration};
+
+use callfleet_domain::{
+    CallOutcome,
+    outcome::{DialError, classify},
+    summary::SipStatus,
+};
+use livekit_api::services::{
+    ServiceError, SipCallError, TwirpError,
+    egress::{EgressClient, EgressOutput, RoomCompositeOptions},
+    room::{CreateRoomOptions, RoomClient},
+    sip::{CreateSIPParticipantOptions, SIPClient, TransferSIPParticipantOptions},
+};
+use livekit_protocol as proto;
+
+/// A LiveKit API error that is not a dial outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("LiveKit {op} failed: {message}")]
+pub struct LiveKitError {
+    pub op: &'static str,
+    pub message: String,
+    /// Twirp code, empty when LiveKit could not be reached.
+    pub code: String,
+}
+
+impl LiveKitError {
+    fn new(op: &'static str, err: &ServiceError) -> Self {
+        let (code, message) = twirp_parts(err);
+        Self { op, message, code }
+    }
+
+    /// LiveKit unreachable or failing internally (worth retrying later).
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(self.code.as_str(), "" | "unavailable" | "internal" | "unknown" | "deadline_exceeded")
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code == "not_found"
+    }
+}
+
+/// A failed dial, classified.
+#[derive(Debug, Clone)]
+pub struct DialFailure {
+    pub outcome: CallOutcome,
+    pub sip: Option<SipStatus>,
+    /// Twirp code (empty if LiveKit was unreachable).
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for DialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.outcome.as_str())?;
+        if let Some(SipStatus { code: Some(code), reason }) = &self.sip {
+            write!(f, "SIP {code} {} ", reason.as_deref().unwrap_or(""))?;
+        }
+        if self.code.is_empty() {
+            write!(f, "({})", self.message)
+        } else {
+            write!(f, "({}: {})", self.code, self.message)
+        }
+    }
+}
+
+/// What to dial.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub trunk_id: String,
+    pub to: String,
+    pub room: String,
+    pub identity: String,
+    pub name: String,
+    pub from_number: Option<String>,
+    pub display_name: Option<String>,
+    pub headers: HashMap<String, String>,
+    pub attributes: HashMap<String, String>,
+    pub metadata: String,
+    pub ringing_timeout: Duration,
+    pub max_call_duration: Duration,
+}
+
+#[derive(Clone)]
+pub struct LiveKit {
+    rooms: std::sync::Arc<RoomClient>,
+    sip: std::sync::Arc<SIPClient>,
+    egress: std::sync::Arc<EgressClient>,
+}
+
+impl LiveKit {
+    pub fn new(url: &str, api_key: &str, api_secret: &str, request_timeout: Duration) -> Self {
+        Self {
+            rooms: std::sync::Arc::new(RoomClient::with_api_key(url, api_key, api_secret).with_request_timeout(request_timeout)),
+            sip: std::sync::Arc::new(
+                SIPClient::with_api_key(url, api_key, api_secret).with_request_timeout(request_timeout),
+            ),
+            egress: std::sync::Arc::new(
+                EgressClient::with_api_key(url, api_key, api_secret).with_request_timeout(request_timeout),
+            ),
+        }
+    }
+
+    pub async fn create_room(
+        &self,
+        name: &str,
+        metadata: String,
+        empty_timeout: u32,
+        departure_timeout: u32,
+    ) -> Result<(), LiveKitError> {
+        let opts = CreateRoomOptions {
+            metadata,
+            empty_timeout,
+            departure_timeout,
+            max_participants: 8,
+            ..Default::default()
+        };
+        self.rooms.create_room(name, opts).await.map(|_| ()).map_err(|e| LiveKitError::new("CreateRoom", &e))
+    }
+
+    /// Delete the room, which hangs up every participant. A room already gone is fine.
+    pub async fn delete_room(&self, name: &str) -> Result<(), LiveKitError> {
+        match self.rooms.delete_room(name).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = LiveKitError::new("DeleteRoom", &e);
+                if err.is_not_found() { Ok(()) } else { Err(err) }
+            }
+        }
+    }
+
+    /// Whether `identity` is in `room` and not disconnected. A missing room means absent.
+    pub async fn participant_present(&self, room: &str, identity: &str) -> Result<bool, LiveKitError> {
+        match self.rooms.list_participants(room).await {
+            Ok(list) => Ok(list.iter().any(|p| {
+                p.identity == identity && p.state != proto::participant_info::State::Disconnected as i32
+            })),
+            Err(e) => {
+                let err = LiveKitError::new("ListParticipants", &e);
+                if err.is_not_found() { Ok(false) } else { Err(err) }
+            }
+        }
+    }
+
+    /// Whether the room exists.
+    pub async fn room_exists(&self, room: &str) -> Result<bool, LiveKitError> {
+        self.rooms
+            .list_rooms(vec![room.to_owned()])
+            .await
+            .map(|rooms| rooms.iter().any(|r| r.name == room))
+            .map_err(|e| LiveKitError::new("ListRooms", &e))
+    }
+
+    /// Start an audio-only room-composite egress to a file; returns the egress id.
+    pub async fn start_recording(&self, room: &str, filepath: &str) -> Result<String, LiveKitError> {
+        let output = proto::EncodedFileOutput {
+            file_type: proto::EncodedFileType::Ogg as i32,
+            filepath: filepath.to_owned(),
+            ..Default::default()
+        };
+        let opts = RoomCompositeOptions { audio_only: true, layout: "speaker-dark".into(), ..Default::default() };
+        self.egress
+            .start_room_composite_egress(room, vec![EgressOutput::File(output)], opts)
+            .await
+            .map(|info| info.egress_id)
+            .map_err(|e| LiveKitError::new("StartRoomCompositeEgress", &e))
+    }
+
+    pub async fn stop_recording(&self, egress_id: &str) -> Result<(), LiveKitError> {
+        self.egress.stop_egress(egress_id).await.map(|_| ()).map_err(|e| LiveKitError::new("StopEgress", &e))
+    }
+
+    /// `CreateSIPParticipant`, waiting until answered. `Ok` means the callee answered.
+    pub async fn dial(&self, dial: Dial) -> Result<proto::SipParticipantInfo, DialFailure> {
+        let opts = CreateSIPParticipantOptions {
+            participant_identity: dial.identity,
+            participant_name: Some(dial.name),
+            participant_metadata: Some(dial.metadata),
+            participant_attributes: Some(dial.attributes),
+            display_name: dial.display_name,
+            sip_number: dial.from_number,
+            wait_until_answered: Some(true),
+            ringing_timeout: Some(dial.ringing_timeout),
+            max_call_duration: Some(dial.max_call_duration),
+            headers: Some(dial.headers),
+            ..Default::default()
+        };
+        self.sip.create_sip_participant(dial.trunk_id, dial.to, dial.room, opts, None).await.map_err(|e| classify_error(&e))
+    }
+
+    /// `TransferSIPParticipant` (SIP REFER) to `tel:+E164` or a `sip:` URI.
+    pub async fn transfer(&self, room: &str, identity: &str, to: &str, ringing_timeout: Duration) -> Result<(), DialFailure> {
+        let opts = TransferSIPParticipantOptions { ringing_timeout: Some(ringing_timeout), ..Default::default() };
+        self.sip
+            .transfer_sip_participant(room.to_owned(), identity.to_owned(), to.to_owned(), opts)
+            .await
+            .map_err(|e| classify_error(&e))
+    }
+}
+
+fn twirp_parts(err: &ServiceError) -> (String, String) {
+    match err {
+        ServiceError::Twirp(TwirpError::Twirp(code)) => (code.code.clone(), code.msg.clone()),
+        ServiceError::Twirp(TwirpError::Request(e)) => (String::new(), error_chain(e)),
+        other => (String::new(), other.to_string()),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Classify a dial error from the real error LiveKit returned.
+pub fn classify_error(err: &ServiceError) -> DialFailure {
+    let (code, message) = twirp_parts(err);
+    let sip = SipCallError::from_error(err)
+        .map(|s| SipStatus { code: s.sip_status_code(), reason: s.sip_status().map(str::to_owned) });
+    let outcome = classify(&DialError {
+        code: &code,
+        message: &message,
+        sip_status: sip.as_ref().and_then(|s| s.code),
+    });
+    DialFailure { outcome, sip, code, message }
+}
