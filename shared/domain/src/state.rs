@@ -35,6 +35,9 @@ pub struct CallState {
     pub last_outcome: Option<CallOutcome>,
     /// Finished attempts, oldest first.
     pub history: Vec<AttemptRecord>,
+    /// When the callee answered the current attempt.
+    #[schema(value_type = Option<String>)]
+    pub answered_at: Option<Timestamp>,
     #[schema(value_type = Option<String>)]
     pub next_attempt_at: Option<Timestamp>,
     #[schema(value_type = String)]
@@ -54,6 +57,7 @@ impl CallState {
             attempts: 0,
             last_outcome: None,
             history: Vec::new(),
+            answered_at: None,
             next_attempt_at: None,
             updated_at: Timestamp::now(),
             worker_id: None,

@@ -1,0 +1,355 @@
+//! One attempt of one call on LiveKit: dial, hold, hang up; or reconcile a call whose worker died.
+
+use std::{collections::HashMap, time::Duration};
+
+use callfleet_domain::{
+    CallEvent, CallOutcome, CallState, CallStatus, EndReason, EventKind,
+    summary::{AttemptRecord, Recording, SipStatus},
+};
+use callfleet_livekit::Dial;
+use jiff::Timestamp;
+
+use crate::{
+    Worker,
+    job::{Disposition, Job},
+    keepalive::Keepalive,
+    retry::{self, Decision},
+    summary::{self, Parts},
+};
+
+/// How a held call ended, or that it is no longer ours.
+enum Held {
+    Ended(EndReason),
+    Lost,
+}
+
+pub fn identity(call_id: &str) -> String {
+    format!("sip-{call_id}")
+}
+
+/// Run one attempt: a fresh dial, or the reconciliation of an attempt whose worker died.
+pub async fn run(w: &Worker, job: &Job, state: CallState, in_flight: bool, keep: &Keepalive) -> Disposition {
+    if in_flight { reconcile(w, job, state, keep).await } else { dial(w, job, state, keep).await }
+}
+
+async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> Disposition {
+    let req = &job.req;
+    let cfg = &w.config;
+    let session_start = Timestamp::now();
+    state.status = CallStatus::Dialing;
+    state.attempts = job.attempt;
+    state.worker_id = Some(w.worker_id.to_string());
+    state.next_attempt_at = None;
+    state.answered_at = None;
+    state.updated_at = session_start;
+    w.put_state_until_done(&state).await;
+    w.publish_until_done(&CallEvent::new(&req.call_id, EventKind::Dialing, job.attempt)).await;
+
+    let fail = |outcome, sip, error: String, recording| {
+        finish_failed(w, job, &state, session_start, outcome, sip, error, recording)
+    };
+    let Some(trunk_id) = cfg.sip.trunk_id.clone() else {
+        let error = "sip.trunk_id (SIP_TRUNK_ID) is not configured".to_owned();
+        return fail(CallOutcome::TrunkRejected, None, error, Recording::default());
+    };
+
+    let room_meta = serde_json::json!({
+        "call_id": req.call_id, "campaign": req.campaign, "attempt": job.attempt,
+        "account_code": req.account_code, "metadata": req.metadata,
+    });
+    let created = w
+        .livekit
+        .create_room(&req.room, room_meta.to_string(), cfg.livekit.room_empty_timeout_secs, cfg.livekit.room_departure_timeout_secs)
+        .await;
+    if let Err(e) = created {
+        let outcome = if e.is_infrastructure() { CallOutcome::Infrastructure } else { CallOutcome::Failed };
+        return fail(outcome, None, e.to_string(), Recording::default());
+    }
+
+    let mut recording = Recording { requested: req.session_options.record_call, ..Default::default() };
+    if recording.requested {
+        let path = cfg.livekit.recording_filepath.replace("{room}", &req.room).replace("{call_id}", &req.call_id);
+        match w.livekit.start_recording(&req.room, &path).await {
+            Ok(id) => {
+                recording.egress_id = Some(id);
+                recording.location = Some(path);
+            }
+            Err(e) => {
+                tracing::warn!(call.id = %req.call_id, error = %e, "recording failed; the call goes on");
+                recording.error = Some(e.to_string());
+            }
+        }
+    }
+
+    let spec = dial_spec(w, job, trunk_id);
+    tracing::info!(call.id = %req.call_id, to = %mask(w, &req.destination), "dialing");
+    let dialed = tokio::select! {
+        r = w.livekit.dial(spec) => Some(r),
+        () = w.hangup.cancelled() => None,
+        () = keep.lost.cancelled() => return Disposition::Abandon,
+    };
+    let answered = match dialed {
+        Some(Ok(_)) => Timestamp::now(),
+        Some(Err(failure)) => {
+            hang_up(w, &req.room, &recording).await;
+            return fail(failure.outcome, failure.sip.clone(), failure.to_string(), recording);
+        }
+        None => {
+            // Shutting down while it rings: cancel the INVITE; another worker dials again
+            // without spending an attempt.
+            hang_up(w, &req.room, &recording).await;
+            let error = "worker shut down while the call was ringing".to_owned();
+            return fail(CallOutcome::Infrastructure, None, error, recording);
+        }
+    };
+
+    tracing::info!(call.id = %req.call_id, "answered");
+    state.status = CallStatus::InCall;
+    state.answered_at = Some(answered);
+    state.updated_at = answered;
+    w.put_state_until_done(&state).await;
+    w.publish_until_done(&CallEvent::new(&req.call_id, EventKind::Answered, job.attempt)).await;
+
+    let end_reason = match hold(w, job, answered, keep).await {
+        Held::Ended(reason) => reason,
+        Held::Lost => return Disposition::Abandon,
+    };
+    hang_up(w, &req.room, &recording).await;
+    let call_end = Timestamp::now();
+    tracing::info!(call.id = %req.call_id, reason = ?end_reason, "call ended");
+    let mut attempts = state.history.clone();
+    attempts.push(AttemptRecord {
+        attempt: job.attempt,
+        outcome: CallOutcome::Answered,
+        started_at: session_start,
+        ended_at: call_end,
+        sip: Some(SipStatus { code: Some(200), reason: Some("OK".into()) }),
+        error: None,
+    });
+    let parts = Parts {
+        attempt: job.attempt,
+        attempts,
+        outcome: CallOutcome::Answered,
+        end_reason,
+        sip: Some(SipStatus { code: Some(200), reason: Some("OK".into()) }),
+        session_start,
+        call_start: Some(answered),
+        call_end: Some(call_end),
+        recording,
+        error: None,
+    };
+    Disposition::Final(Box::new(summary::build(w, req, parts)))
+}
+
+/// The job came back while its state says a dial was under way: the worker holding it died.
+/// Ask LiveKit whether the callee is still there: resume holding if so, close with
+/// `worker_lost` if not. Never dial again.
+async fn reconcile(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> Disposition {
+    let req = &job.req;
+    let session_start = Timestamp::now();
+    let present = match w.livekit.participant_present(&req.room, &identity(&req.call_id)).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(call.id = %req.call_id, error = %e, "cannot reconcile with LiveKit yet; backing off");
+            return Disposition::Backoff(Duration::from_secs(5));
+        }
+    };
+    let recording = Recording { requested: req.session_options.record_call, ..Default::default() };
+    if present {
+        tracing::warn!(call.id = %req.call_id, "resuming a call whose worker was lost");
+        let answered = state.answered_at.unwrap_or(session_start);
+        if state.status != CallStatus::InCall {
+            state.status = CallStatus::InCall;
+            state.answered_at = Some(answered);
+            w.publish_until_done(&CallEvent::new(&req.call_id, EventKind::Answered, job.attempt)).await;
+        }
+        state.worker_id = Some(w.worker_id.to_string());
+        state.updated_at = Timestamp::now();
+        w.put_state_until_done(&state).await;
+        let end_reason = match hold(w, job, answered, keep).await {
+            Held::Ended(reason) => reason,
+            Held::Lost => return Disposition::Abandon,
+        };
+        hang_up(w, &req.room, &recording).await;
+        let call_end = Timestamp::now();
+        let mut attempts = state.history.clone();
+        attempts.push(AttemptRecord {
+            attempt: job.attempt,
+            outcome: CallOutcome::Answered,
+            started_at: answered,
+            ended_at: call_end,
+            sip: None,
+            error: Some("worker lost mid-call; resumed by another worker".into()),
+        });
+        let parts = Parts {
+            attempt: job.attempt,
+            attempts,
+            outcome: CallOutcome::Answered,
+            end_reason,
+            sip: None,
+            session_start,
+            call_start: Some(answered),
+            call_end: Some(call_end),
+            recording,
+            error: None,
+        };
+        return Disposition::Final(Box::new(summary::build(w, req, parts)));
+    }
+    hang_up(w, &req.room, &recording).await;
+    let now = Timestamp::now();
+    let (outcome, error) = if state.status == CallStatus::InCall {
+        (CallOutcome::Answered, "worker lost mid-call; the callee had left when another worker checked".to_owned())
+    } else {
+        (CallOutcome::Failed, "worker lost while dialing; the call was not re-dialed".to_owned())
+    };
+    tracing::warn!(call.id = %req.call_id, %error, "closing call as worker_lost");
+    let mut attempts = state.history.clone();
+    attempts.push(AttemptRecord {
+        attempt: job.attempt,
+        outcome,
+        started_at: state.answered_at.unwrap_or(state.updated_at),
+        ended_at: now,
+        sip: None,
+        error: Some(error.clone()),
+    });
+    let parts = Parts {
+        attempt: job.attempt,
+        attempts,
+        outcome,
+        end_reason: EndReason::WorkerLost,
+        sip: None,
+        session_start,
+        call_start: state.answered_at,
+        // The callee left at some point before `now`: an upper bound.
+        call_end: state.answered_at.map(|_| now),
+        recording,
+        error: Some(error),
+    };
+    Disposition::Final(Box::new(summary::build(w, req, parts)))
+}
+
+/// Hold an answered call until the callee leaves, `max_call_duration`, or shutdown.
+/// The voice session plugs in here.
+async fn hold(w: &Worker, job: &Job, answered: Timestamp, keep: &Keepalive) -> Held {
+    let req = &job.req;
+    let max = Duration::from_secs(w.config.agent.max_call_duration_secs);
+    let elapsed = Timestamp::now().duration_since(answered).unsigned_abs();
+    let deadline = tokio::time::sleep(max.saturating_sub(elapsed));
+    tokio::pin!(deadline);
+    let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
+    let who = identity(&req.call_id);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return Held::Ended(EndReason::MaxDuration),
+            () = w.hangup.cancelled() => return Held::Ended(EndReason::Shutdown),
+            () = keep.lost.cancelled() => return Held::Lost,
+            () = tokio::time::sleep(poll) => match w.livekit.participant_present(&req.room, &who).await {
+                Ok(true) => {}
+                Ok(false) => return Held::Ended(EndReason::CalleeHangup),
+                Err(e) => tracing::warn!(call.id = %req.call_id, error = %e, "cannot check the callee; still holding"),
+            },
+        }
+    }
+}
+
+/// Delete the room (hangs up the SIP leg) and stop the recording.
+async fn hang_up(w: &Worker, room: &str, recording: &Recording) {
+    if let Some(id) = &recording.egress_id
+        && let Err(e) = w.livekit.stop_recording(id).await
+    {
+        tracing::warn!(egress.id = %id, error = %e, "cannot stop the recording");
+    }
+    if let Err(e) = w.livekit.delete_room(room).await {
+        tracing::warn!(room, error = %e, "cannot delete the room; LiveKit closes it when empty");
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site shape, kept flat for readability")]
+fn finish_failed(
+    w: &Worker,
+    job: &Job,
+    state: &CallState,
+    session_start: Timestamp,
+    outcome: CallOutcome,
+    sip: Option<SipStatus>,
+    error: String,
+    recording: Recording,
+) -> Disposition {
+    let req = &job.req;
+    tracing::info!(call.id = %req.call_id, outcome = outcome.as_str(), %error, "dial failed");
+    let record = AttemptRecord {
+        attempt: job.attempt,
+        outcome,
+        started_at: session_start,
+        ended_at: Timestamp::now(),
+        sip: sip.clone(),
+        error: Some(error.clone()),
+    };
+    match retry::decide(&w.config.retry, req, outcome, job.attempt, job.infra_retries) {
+        Decision::Retry { after, attempt, infra_retries } => {
+            Disposition::Retry { at: retry::due(after), attempt, infra_retries, record, reason: error }
+        }
+        Decision::Final => {
+            let mut attempts = state.history.clone();
+            attempts.push(record);
+            let parts = Parts {
+                attempt: job.attempt,
+                attempts,
+                outcome,
+                end_reason: EndReason::DialFailed,
+                sip,
+                session_start,
+                call_start: None,
+                call_end: None,
+                recording,
+                error: Some(error),
+            };
+            Disposition::Final(Box::new(summary::build(w, req, parts)))
+        }
+    }
+}
+
+fn dial_spec(w: &Worker, job: &Job, trunk_id: String) -> Dial {
+    let req = &job.req;
+    let sip = &w.config.sip;
+    // The From number: the request's, else the configured default, else an identity. Never the
+    // destination (carriers reject that, and it would be a lie).
+    let from_number = req
+        .caller_number
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| sip.from_number.clone())
+        .or_else(|| req.caller_id.clone())
+        .or_else(|| sip.from_identity.clone());
+    let display_name = req.caller_name.clone().or_else(|| sip.display_name.clone());
+    let mut attributes = HashMap::from([
+        ("callfleet.call_id".to_owned(), req.call_id.clone()),
+        ("callfleet.campaign".to_owned(), req.campaign.clone()),
+        ("callfleet.attempt".to_owned(), job.attempt.to_string()),
+        ("callfleet.account_code".to_owned(), req.account_code.clone()),
+    ]);
+    if let Some(t) = &req.transfer_target {
+        attributes.insert("callfleet.transfer_target".into(), t.clone());
+    }
+    if let Some(c) = &req.caller_id {
+        attributes.insert("callfleet.caller_id".into(), c.clone());
+    }
+    Dial {
+        trunk_id,
+        to: req.destination.to_string(),
+        room: req.room.clone(),
+        identity: identity(&req.call_id),
+        name: req.caller_name.clone().unwrap_or_else(|| "callee".into()),
+        from_number,
+        display_name,
+        headers: HashMap::from([(sip.account_code_header.clone(), req.account_code.clone())]),
+        attributes,
+        metadata: serde_json::Value::Object(req.metadata.clone()).to_string(),
+        ringing_timeout: Duration::from_secs(sip.ringing_timeout_secs),
+        max_call_duration: Duration::from_secs(w.config.agent.max_call_duration_secs),
+    }
+}
+
+fn mask(w: &Worker, number: &callfleet_domain::PhoneNumber) -> String {
+    if w.config.phone.mask_in_logs { number.masked() } else { number.to_string() }
+}

@@ -1,0 +1,124 @@
+//! Building the call-ended summary (DESIGN.md §3).
+
+use callfleet_domain::{
+    CallOutcome, CallRequest, EndReason,
+    request::SessionOptions,
+    summary::{AttemptRecord, CallSummary, Recording, SCHEMA_VERSION, SipStatus, Usage},
+};
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::Worker;
+
+/// Everything an attempt knows when it ends.
+pub struct Parts {
+    pub attempt: u32,
+    pub attempts: Vec<AttemptRecord>,
+    pub outcome: CallOutcome,
+    pub end_reason: EndReason,
+    pub sip: Option<SipStatus>,
+    pub session_start: Timestamp,
+    pub call_start: Option<Timestamp>,
+    pub call_end: Option<Timestamp>,
+    pub recording: Recording,
+    pub error: Option<String>,
+}
+
+fn seconds(from: Timestamp, to: Timestamp) -> f64 {
+    let d = to.duration_since(from).as_secs_f64();
+    (d * 1000.0).round() / 1000.0
+}
+
+pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
+    let session_end = Timestamp::now();
+    let call_duration_seconds = match (parts.call_start, parts.call_end) {
+        (Some(a), Some(b)) => Some(seconds(a, b)),
+        _ => None,
+    };
+    CallSummary {
+        schema_version: SCHEMA_VERSION,
+        call_id: req.call_id.clone(),
+        room: req.room.clone(),
+        agent_name: worker.config.agent.name.clone(),
+        campaign: req.campaign.clone(),
+        account_code: req.account_code.clone(),
+        destination: req.destination.to_string(),
+        metadata: req.metadata.clone(),
+        outcome: parts.outcome,
+        end_reason: parts.end_reason,
+        attempt: parts.attempt,
+        attempts: parts.attempts,
+        sip: parts.sip,
+        call_start: parts.call_start,
+        call_end: parts.call_end,
+        call_duration_seconds,
+        session_start: parts.session_start,
+        session_end,
+        session_duration_seconds: seconds(parts.session_start, session_end),
+        usage: Usage::default(),
+        turns: Vec::new(),
+        session_config: req.session_options.clone(),
+        transcript: Vec::new(),
+        recording: parts.recording,
+        error: parts.error,
+        callback_url: req.callback_url.as_ref().map(ToString::to_string),
+        worker_id: worker.worker_id.to_string(),
+    }
+}
+
+/// A call that ends before any dial (dead-lettered after too many deliveries).
+pub fn never_dialed(worker: &Worker, req: &CallRequest, outcome: CallOutcome, end_reason: EndReason, reason: &str) -> CallSummary {
+    let now = Timestamp::now();
+    build(
+        worker,
+        req,
+        Parts {
+            attempt: 0,
+            attempts: Vec::new(),
+            outcome,
+            end_reason,
+            sip: None,
+            session_start: now,
+            call_start: None,
+            call_end: None,
+            recording: Recording::default(),
+            error: Some(reason.to_owned()),
+        },
+    )
+}
+
+/// An invalid request: what can be read of it, and why it was refused.
+pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> CallSummary {
+    let raw: Map<String, Value> = serde_json::from_slice(payload).unwrap_or_default();
+    let text = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let now = Timestamp::now();
+    CallSummary {
+        schema_version: SCHEMA_VERSION,
+        call_id: call_id.to_owned(),
+        room: String::new(),
+        agent_name: worker.config.agent.name.clone(),
+        campaign: text("campaign"),
+        account_code: text("account_code"),
+        destination: text("destination"),
+        metadata: raw.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
+        outcome: CallOutcome::InvalidRequest,
+        end_reason: EndReason::InvalidRequest,
+        attempt: 0,
+        attempts: Vec::new(),
+        sip: None,
+        call_start: None,
+        call_end: None,
+        call_duration_seconds: None,
+        session_start: now,
+        session_end: now,
+        session_duration_seconds: 0.0,
+        usage: Usage::default(),
+        turns: Vec::new(),
+        session_config: SessionOptions::default(),
+        transcript: Vec::new(),
+        recording: Recording::default(),
+        error: Some(reason.to_owned()),
+        callback_url: raw.get("callback_url").and_then(Value::as_str).map(str::to_owned),
+        worker_id: worker.worker_id.to_string(),
+    }
+}

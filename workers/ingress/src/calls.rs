@@ -1,0 +1,60 @@
+//! `GET /calls/{id}`, `GET /healthz`, `GET /readyz`.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use callfleet_domain::{CallState, subjects};
+use serde_json::{Value, json};
+
+use crate::{AppState, error::ApiError};
+
+#[utoipa::path(
+    get, path = "/calls/{id}",
+    params(("id" = String, Path, description = "call_id returned by POST /dispatch")),
+    responses(
+        (status = 200, description = "Current state, attempts and last outcome", body = CallState),
+        (status = 404, description = "Unknown call", body = crate::error::ErrorBody),
+        (status = 503, description = "NATS unavailable", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CallState>, ApiError> {
+    if !subjects::is_token(&id) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"));
+    }
+    match state.bus.call_state(&id).await {
+        Ok(Some((call, _))) => Ok(Json(call)),
+        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call {id}"))),
+        Err(e) if e.is_unavailable() => Err(ApiError::unavailable(format!("NATS is unavailable: {e}"))),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())),
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up")))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "NATS and JetStream reachable"),
+    (status = 503, description = "Not ready, with the reason"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if !state.bus.is_connected() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "nats": "disconnected" })));
+    }
+    let check = tokio::time::timeout(std::time::Duration::from_secs(2), state.bus.js.query_account()).await;
+    match check {
+        Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "status": "ok", "nats": "connected", "jetstream": "ok" }))),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "nats": "connected", "jetstream": e.to_string() })),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "nats": "connected", "jetstream": "timed out" })),
+        ),
+    }
+}

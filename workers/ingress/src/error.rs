@@ -1,0 +1,55 @@
+//! JSON errors: `{"error": "<code>", "message": "...", "fields": [{"field", "problem"}]}`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use callfleet_domain::FieldError;
+use serde::Serialize;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub error: &'static str,
+    pub message: String,
+    /// Each bad field and why (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody { error, message: message.into(), fields: Vec::new() } }
+    }
+
+    pub fn invalid(fields: Vec<FieldError>) -> Self {
+        let message = format!("{} invalid field(s): {}", fields.len(), callfleet_domain::request::describe(&fields));
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, body: ErrorBody { error: "invalid_request", message, fields } }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "nats_unavailable", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = (self.status, Json(self.body)).into_response();
+        if retry {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}

@@ -1,0 +1,101 @@
+//! The HTTP ingress. It owns no state: it validates a request, publishes it onto JetStream, and
+//! answers `202` only once JetStream acknowledged the publish (`503` when NATS is unavailable).
+//!
+//! Routes: `POST /dispatch`, `GET /calls/{id}`, `GET /healthz`, `GET /readyz`,
+//! `GET /openapi.json`, `GET /metrics`. Bearer API keys guard `/dispatch` and `/calls`.
+
+mod auth;
+mod calls;
+mod dispatch;
+mod error;
+mod metrics;
+mod openapi;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    middleware,
+    routing::{get, post},
+};
+use callfleet_bus::Bus;
+use callfleet_config::Config;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub bus: Bus,
+    pub config: Arc<Config>,
+    pub metrics: metrics::Metrics,
+    public_url: Arc<str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error("cannot bind {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Bus(#[from] callfleet_bus::BusError),
+}
+
+/// Bind `ingress.bind` and serve until `shutdown` is cancelled.
+pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(), IngressError> {
+    let bus = Bus::connect(&config, "ingress").await?;
+    let listener = TcpListener::bind(&config.ingress.bind)
+        .await
+        .map_err(|source| IngressError::Bind { addr: config.ingress.bind.clone(), source })?;
+    serve(config, bus, listener, shutdown).await
+}
+
+/// Serve on an already bound listener (tests bind port 0).
+pub async fn serve(
+    config: Arc<Config>,
+    bus: Bus,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), IngressError> {
+    let addr = listener.local_addr().map_err(IngressError::Serve)?;
+    if config.ingress.api_keys.is_empty() {
+        tracing::warn!("ingress.api_keys is empty: /dispatch and /calls accept unauthenticated requests");
+    }
+    let public_url = config.ingress.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let state = AppState { bus, metrics: metrics::Metrics::new(), public_url: public_url.into(), config };
+    tracing::info!(%addr, "ingress listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(IngressError::Serve)
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.ingress.body_limit_bytes;
+    let timeout = Duration::from_secs(state.config.ingress.request_timeout_secs);
+    let guarded = Router::new()
+        .route("/dispatch", post(dispatch::dispatch))
+        .route("/calls/{id}", get(calls::get_call))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+    Router::new()
+        .merge(guarded)
+        .route("/healthz", get(calls::healthz))
+        .route("/readyz", get(calls::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(metrics::render))
+        .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .with_state(state)
+}

@@ -1,0 +1,39 @@
+//! The OpenAPI document served at `/openapi.json`.
+
+use axum::Json;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callfleet ingress", description = "Enqueue AI voice calls onto NATS JetStream and read their state."),
+    paths(
+        crate::dispatch::dispatch,
+        crate::calls::get_call,
+        crate::calls::healthz,
+        crate::calls::readyz,
+        crate::metrics::render,
+    ),
+    components(schemas(callfleet_domain::FieldError)),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
