@@ -1,0 +1,164 @@
+//! `callfleet`: one binary, every role. main only wires: config → telemetry → role → signals.
+
+mod dev;
+mod dlq;
+mod export;
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use callfleet_config::Config;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for invalid configuration (sysexits EX_CONFIG).
+const EX_CONFIG: u8 = 64;
+/// Exit code when a required service (NATS, LiveKit) is unavailable (EX_UNAVAILABLE).
+const EX_UNAVAILABLE: u8 = 69;
+
+#[derive(Parser)]
+#[command(name = "callfleet", version, about = "AI voice calls at scale: LiveKit SIP workers driven by NATS JetStream")]
+struct Cli {
+    /// Configuration file layered over the defaults (env CALLFLEET_CONFIG).
+    #[arg(long, global = true, env = "CALLFLEET_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// HTTP ingress: POST /dispatch → JetStream.
+    Ingress,
+    /// Agent worker: pulls jobs and places calls through LiveKit SIP.
+    Agent,
+    /// Notifier: relays call summaries to webhooks, signed and retried.
+    Notifier,
+    /// Everything locally: starts nats-server (and livekit-server --dev) when not configured.
+    Dev,
+    /// Dead letters: list and replay.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
+    /// Write the JetStream definitions and JSON Schemas to a folder (default: nats/).
+    Export {
+        #[arg(long, default_value = "nats")]
+        dir: PathBuf,
+    },
+    /// Print the effective configuration (secrets redacted).
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Export { dir } = &cli.command {
+        return match export::write_all(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("callfleet: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("callfleet: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callfleet: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command, config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "callfleet failed");
+            eprintln!("callfleet: {e:#}");
+            let unavailable = e.chain().any(|c| c.downcast_ref::<callfleet_bus::BusError>().is_some_and(|b| matches!(b, callfleet_bus::BusError::Connect { .. })));
+            let config_problem = e.chain().any(|c| c.downcast_ref::<callfleet_agent::AgentError>().is_some_and(|a| matches!(a, callfleet_agent::AgentError::NoLiveKit)));
+            if config_problem {
+                ExitCode::from(EX_CONFIG)
+            } else if unavailable {
+                ExitCode::from(EX_UNAVAILABLE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    match command {
+        Command::Ingress => callfleet_ingress::run(config, shutdown).await?,
+        Command::Agent => callfleet_agent::run(config, shutdown).await?,
+        Command::Notifier => callfleet_notifier::run(config, shutdown).await?,
+        Command::Dev => dev::run(config, shutdown).await?,
+        Command::Dlq { command } => dlq::run(&config, command).await?,
+        Command::Config => println!("{}", redacted(&config)?),
+        Command::Export { .. } => {}
+    }
+    Ok(())
+}
+
+fn redacted(config: &Config) -> anyhow::Result<String> {
+    let mut c = config.clone();
+    let hide = |v: &mut Option<String>| {
+        if v.is_some() {
+            *v = Some("<redacted>".into());
+        }
+    };
+    hide(&mut c.livekit.api_secret);
+    hide(&mut c.nats.token);
+    hide(&mut c.notifier.webhook_secret);
+    hide(&mut c.notifier.auth_header);
+    c.ingress.api_keys = c.ingress.api_keys.iter().map(|_| "<redacted>".to_owned()).collect();
+    Ok(serde_json::to_string_pretty(&c)?)
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: draining"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.cancel();
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
