@@ -6,12 +6,17 @@ use crate::BusError;
 
 /// Connect to NATS with the configured auth and TLS. Reconnects forever once connected.
 pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client, BusError> {
-    let fail = |source: Box<dyn std::error::Error + Send + Sync>| BusError::Connect { url: cfg.url.clone(), source };
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| BusError::Connect {
+        url: cfg.url.clone(),
+        source,
+    };
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("callfleet-{role}"))
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
-        .reconnect_delay_callback(|attempt| Duration::from_millis((100 * 2u64.pow(attempt.min(5) as u32)).min(2_000)))
+        .reconnect_delay_callback(|attempt| {
+            Duration::from_millis((100 * 2u64.pow(attempt.min(5) as u32)).min(2_000))
+        })
         .require_tls(cfg.require_tls)
         .event_callback(|event| async move {
             match event {
@@ -21,7 +26,10 @@ pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client,
             }
         });
     if let Some(path) = &cfg.creds_file {
-        opts = opts.credentials_file(path).await.map_err(|e| fail(Box::new(e)))?;
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|e| fail(Box::new(e)))?;
     }
     if let Some(path) = &cfg.nkey_seed_file {
         let seed = std::fs::read_to_string(path).map_err(|e| fail(Box::new(e)))?;

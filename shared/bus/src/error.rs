@@ -36,12 +36,21 @@ pub enum BusError {
 }
 
 impl BusError {
-    pub(crate) fn js(op: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::JetStream { op, source: Box::new(source) }
+    pub(crate) fn js(
+        op: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::JetStream {
+            op,
+            source: Box::new(source),
+        }
     }
 
     /// Whether the failure means NATS is unavailable (answer 503, retry later).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Disconnected | Self::Timeout(_) | Self::Connect { .. } | Self::JetStream { .. })
+        matches!(
+            self,
+            Self::Disconnected | Self::Timeout(_) | Self::Connect { .. } | Self::JetStream { .. }
+        )
     }
 }

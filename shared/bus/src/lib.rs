@@ -37,7 +37,10 @@ impl Bus {
     }
 
     /// Ensure the topology on an existing client.
-    pub async fn with_client(client: async_nats::Client, config: &Config) -> Result<Self, BusError> {
+    pub async fn with_client(
+        client: async_nats::Client,
+        config: &Config,
+    ) -> Result<Self, BusError> {
         let js = jetstream::new(client.clone());
         let (calls, leases) = topology::ensure(&js, config).await?;
         Ok(Self {

@@ -18,16 +18,26 @@ pub struct Scheduled {
 }
 
 impl Bus {
-    async fn publish_raw(&self, subject: String, headers: HeaderMap, payload: Bytes) -> Result<PublishAck, BusError> {
+    async fn publish_raw(
+        &self,
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<PublishAck, BusError> {
         if !self.is_connected() {
             return Err(BusError::Disconnected);
         }
         let fut = async {
-            let ack: PublishAckFuture =
-                self.js.publish_with_headers(subject, headers, payload).await.map_err(|e| BusError::js("publish", e))?;
+            let ack: PublishAckFuture = self
+                .js
+                .publish_with_headers(subject, headers, payload)
+                .await
+                .map_err(|e| BusError::js("publish", e))?;
             ack.await.map_err(|e| BusError::js("publish ack", e))
         };
-        tokio::time::timeout(self.publish_timeout, fut).await.map_err(|_| BusError::Timeout(self.publish_timeout))?
+        tokio::time::timeout(self.publish_timeout, fut)
+            .await
+            .map_err(|_| BusError::Timeout(self.publish_timeout))?
     }
 
     /// Publish a validated request on `calls.dispatch.<campaign>`, deduplicated by call id.
@@ -36,7 +46,9 @@ impl Bus {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", req.call_id.as_str());
         let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
-        let ack = self.publish_raw(s::dispatch(&req.campaign), headers, body.into()).await?;
+        let ack = self
+            .publish_raw(s::dispatch(&req.campaign), headers, body.into())
+            .await?;
         Ok(ack.duplicate)
     }
 
@@ -45,18 +57,32 @@ impl Bus {
     pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
         // Schedules have second precision; round up so a retry never fires early.
-        let at = when.at.round(jiff::TimestampRound::new().smallest(jiff::Unit::Second).mode(jiff::RoundMode::Ceil))
+        let at = when
+            .at
+            .round(
+                jiff::TimestampRound::new()
+                    .smallest(jiff::Unit::Second)
+                    .mode(jiff::RoundMode::Ceil),
+            )
             .unwrap_or(when.at);
         headers.insert("Nats-Schedule", format!("@at {at}").as_str());
         headers.insert("Nats-Schedule-Target", s::dispatch(&req.campaign).as_str());
         headers.insert(
             "Nats-Msg-Id",
-            format!("{}.sched.{}.{}", req.call_id, when.attempt, when.infra_retries).as_str(),
+            format!(
+                "{}.sched.{}.{}",
+                req.call_id, when.attempt, when.infra_retries
+            )
+            .as_str(),
         );
         headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
-        headers.insert(s::INFRA_RETRIES_HEADER, when.infra_retries.to_string().as_str());
+        headers.insert(
+            s::INFRA_RETRIES_HEADER,
+            when.infra_retries.to_string().as_str(),
+        );
         let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
-        self.publish_raw(s::schedule(&req.call_id), headers, body.into()).await?;
+        self.publish_raw(s::schedule(&req.call_id), headers, body.into())
+            .await?;
         Ok(())
     }
 
@@ -65,7 +91,12 @@ impl Bus {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.event_id.as_str());
         let body = serde_json::to_vec(event).map_err(|e| BusError::js("encode event", e))?;
-        self.publish_raw(s::event(&event.call_id, event.kind.as_str()), headers, body.into()).await?;
+        self.publish_raw(
+            s::event(&event.call_id, event.kind.as_str()),
+            headers,
+            body.into(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -79,10 +110,17 @@ impl Bus {
         payload: Bytes,
     ) -> Result<(), BusError> {
         // Header values cannot hold newlines; the reason is one line.
-        let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1024).collect();
+        let reason: String = reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1024)
+            .collect();
         headers.insert(s::DLQ_REASON_HEADER, reason.as_str());
         headers.insert(s::DLQ_SUBJECT_HEADER, original_subject);
-        headers.insert("Nats-Msg-Id", format!("dlq.{}.{}", dlq_subject, Timestamp::now().as_nanosecond()).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("dlq.{}.{}", dlq_subject, Timestamp::now().as_nanosecond()).as_str(),
+        );
         self.publish_raw(dlq_subject, headers, payload).await?;
         Ok(())
     }

@@ -39,11 +39,20 @@ pub enum LeaseError {
 impl Bus {
     /// Current state of a call, with its KV revision.
     pub async fn call_state(&self, call_id: &str) -> Result<Option<(CallState, u64)>, BusError> {
-        let entry = self.calls.entry(call_id).await.map_err(|e| BusError::js("kv get", e))?;
+        if !self.is_connected() {
+            return Err(BusError::Disconnected);
+        }
+        let entry = tokio::time::timeout(self.publish_timeout, self.calls.entry(call_id))
+            .await
+            .map_err(|_| BusError::Timeout(self.publish_timeout))?
+            .map_err(|e| BusError::js("kv get", e))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
-                let state = serde_json::from_slice(&e.value)
-                    .map_err(|source| BusError::Corrupt { key: call_id.to_owned(), source })?;
+                let state =
+                    serde_json::from_slice(&e.value).map_err(|source| BusError::Corrupt {
+                        key: call_id.to_owned(),
+                        source,
+                    })?;
                 Ok(Some((state, e.revision)))
             }
             _ => Ok(None),
@@ -63,16 +72,32 @@ impl Bus {
     /// Write the state of a call. Only the lease holder writes, so last writer wins.
     pub async fn put_call_state(&self, state: &CallState) -> Result<(), BusError> {
         let body = serde_json::to_vec(state).map_err(|e| BusError::js("encode state", e))?;
-        self.calls.put(&state.call_id, body.into()).await.map_err(|e| BusError::js("kv put", e))?;
+        self.calls
+            .put(&state.call_id, body.into())
+            .await
+            .map_err(|e| BusError::js("kv put", e))?;
         Ok(())
     }
 
     /// Take the lease on a call, or learn who holds it.
-    pub async fn take_lease(&self, call_id: &str, worker_id: &str, attempt: u32) -> Result<Lease, LeaseError> {
-        let value = LeaseValue { worker_id: worker_id.to_owned(), attempt, renewed_at: Timestamp::now() };
+    pub async fn take_lease(
+        &self,
+        call_id: &str,
+        worker_id: &str,
+        attempt: u32,
+    ) -> Result<Lease, LeaseError> {
+        let value = LeaseValue {
+            worker_id: worker_id.to_owned(),
+            attempt,
+            renewed_at: Timestamp::now(),
+        };
         let body = serde_json::to_vec(&value).map_err(|e| BusError::js("encode lease", e))?;
         match self.leases.create(call_id, body.into()).await {
-            Ok(revision) => Ok(Lease { call_id: call_id.to_owned(), value, revision }),
+            Ok(revision) => Ok(Lease {
+                call_id: call_id.to_owned(),
+                value,
+                revision,
+            }),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 let holder = match self.leases.entry(call_id).await {
                     Ok(Some(entry)) => serde_json::from_slice::<LeaseValue>(&entry.value)
@@ -80,7 +105,10 @@ impl Bus {
                         .unwrap_or_else(|_| "unknown".into()),
                     _ => "unknown".into(),
                 };
-                Err(LeaseError::Held { call_id: call_id.to_owned(), holder })
+                Err(LeaseError::Held {
+                    call_id: call_id.to_owned(),
+                    holder,
+                })
             }
             Err(e) => Err(BusError::js("kv create lease", e).into()),
         }
@@ -90,14 +118,18 @@ impl Bus {
     pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), LeaseError> {
         lease.value.renewed_at = Timestamp::now();
         let body = serde_json::to_vec(&lease.value).map_err(|e| BusError::js("encode lease", e))?;
-        match self.leases.update(&lease.call_id, body.into(), lease.revision).await {
+        match self
+            .leases
+            .update(&lease.call_id, body.into(), lease.revision)
+            .await
+        {
             Ok(revision) => {
                 lease.revision = revision;
                 Ok(())
             }
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                Err(LeaseError::Lost { call_id: lease.call_id.clone() })
-            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(LeaseError::Lost {
+                call_id: lease.call_id.clone(),
+            }),
             Err(e) => Err(BusError::js("kv update lease", e).into()),
         }
     }

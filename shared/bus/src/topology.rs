@@ -18,9 +18,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self, consumer,
-    kv,
-    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+    self, consumer, kv,
+    stream::{self, RetentionPolicy, StorageType},
 };
 use callfleet_config::Config;
 use callfleet_domain::subjects as s;
@@ -31,7 +30,10 @@ use crate::BusError;
 pub fn jobs_stream(cfg: &Config) -> stream::Config {
     stream::Config {
         name: s::JOBS_STREAM.into(),
-        description: Some("Call jobs (calls.dispatch.<campaign>) and scheduled jobs (calls.schedule.<call_id>)".into()),
+        description: Some(
+            "Call jobs (calls.dispatch.<campaign>) and scheduled jobs (calls.schedule.<call_id>)"
+                .into(),
+        ),
         subjects: vec![s::DISPATCH_ALL.into(), s::SCHEDULE_ALL.into()],
         retention: RetentionPolicy::WorkQueue,
         storage: StorageType::File,
@@ -39,7 +41,6 @@ pub fn jobs_stream(cfg: &Config) -> stream::Config {
         duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
         allow_message_schedules: true,
         max_message_size: 1024 * 1024,
-        discard: DiscardPolicy::New,
         ..Default::default()
     }
 }
@@ -62,7 +63,9 @@ pub fn events_stream(cfg: &Config) -> stream::Config {
 pub fn dlq_stream(cfg: &Config) -> stream::Config {
     stream::Config {
         name: s::DLQ_STREAM.into(),
-        description: Some("Dead letters: poison jobs and undeliverable webhooks, with reasons".into()),
+        description: Some(
+            "Dead letters: poison jobs and undeliverable webhooks, with reasons".into(),
+        ),
         subjects: vec![s::DLQ_ALL.into(), "webhooks.dlq.>".into()],
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
@@ -107,7 +110,10 @@ pub fn notifier_consumer(cfg: &Config) -> consumer::pull::Config {
     let filter_subjects = if cfg.notifier.include_progress_events {
         vec![s::EVENTS_ALL.into()]
     } else {
-        vec!["calls.events.*.ended".into(), "calls.events.*.failed".into()]
+        vec![
+            "calls.events.*.ended".into(),
+            "calls.events.*.failed".into(),
+        ]
     };
     consumer::pull::Config {
         durable_name: Some(s::NOTIFIER_CONSUMER.into()),
@@ -159,14 +165,27 @@ pub fn leases_kv(cfg: &Config) -> kv::Config {
 }
 
 fn topo(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> BusError {
-    BusError::Topology { what: what.into(), source: Box::new(e) }
+    BusError::Topology {
+        what: what.into(),
+        source: Box::new(e),
+    }
 }
 
 /// Create or update everything. Safe to run from every process at every start.
-pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<(kv::Store, kv::Store), BusError> {
-    for stream in [jobs_stream(cfg), events_stream(cfg), dlq_stream(cfg), webhooks_stream(cfg)] {
+pub async fn ensure(
+    js: &jetstream::Context,
+    cfg: &Config,
+) -> Result<(kv::Store, kv::Store), BusError> {
+    for stream in [
+        jobs_stream(cfg),
+        events_stream(cfg),
+        dlq_stream(cfg),
+        webhooks_stream(cfg),
+    ] {
         let name = stream.name.clone();
-        js.create_or_update_stream(stream).await.map_err(|e| topo(format!("stream {name}"), e))?;
+        js.create_or_update_stream(stream)
+            .await
+            .map_err(|e| topo(format!("stream {name}"), e))?;
     }
     for (stream, consumer) in [
         (s::JOBS_STREAM, agent_consumer(cfg)),
@@ -174,13 +193,25 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<(kv::Store,
         (s::WEBHOOKS_STREAM, delivery_consumer(cfg)),
     ] {
         let name = consumer.durable_name.clone().unwrap_or_default();
-        let handle = js.get_stream(stream).await.map_err(|e| topo(format!("stream {stream}"), e))?;
+        let handle = js
+            .get_stream(stream)
+            .await
+            .map_err(|e| topo(format!("stream {stream}"), e))?;
         if handle.create_consumer(consumer.clone()).await.is_err() {
-            handle.update_consumer(consumer).await.map_err(|e| topo(format!("consumer {stream}/{name}"), e))?;
+            handle
+                .update_consumer(consumer)
+                .await
+                .map_err(|e| topo(format!("consumer {stream}/{name}"), e))?;
         }
     }
-    let calls = js.create_or_update_key_value(calls_kv(cfg)).await.map_err(|e| topo("kv calls", e))?;
-    let leases = js.create_or_update_key_value(leases_kv(cfg)).await.map_err(|e| topo("kv call_leases", e))?;
+    let calls = js
+        .create_or_update_key_value(calls_kv(cfg))
+        .await
+        .map_err(|e| topo("kv calls", e))?;
+    let leases = js
+        .create_or_update_key_value(leases_kv(cfg))
+        .await
+        .map_err(|e| topo("kv call_leases", e))?;
     Ok((calls, leases))
 }
 
@@ -211,8 +242,14 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
         ("streams/CALL_EVENTS.json".into(), json(&events_stream(cfg))),
         ("streams/CALL_DLQ.json".into(), json(&dlq_stream(cfg))),
         ("streams/WEBHOOKS.json".into(), json(&webhooks_stream(cfg))),
-        ("consumers/CALL_JOBS.agents.json".into(), consumer(s::JOBS_STREAM, agent_consumer(cfg))),
-        ("consumers/CALL_EVENTS.notifier.json".into(), consumer(s::EVENTS_STREAM, notifier_consumer(cfg))),
+        (
+            "consumers/CALL_JOBS.agents.json".into(),
+            consumer(s::JOBS_STREAM, agent_consumer(cfg)),
+        ),
+        (
+            "consumers/CALL_EVENTS.notifier.json".into(),
+            consumer(s::EVENTS_STREAM, notifier_consumer(cfg)),
+        ),
         (
             "consumers/WEBHOOKS.notifier-deliveries.json".into(),
             consumer(s::WEBHOOKS_STREAM, delivery_consumer(cfg)),

@@ -27,7 +27,8 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::<Scalar>::deserialize(d).map(|s| s.map(Scalar::into_string).filter(|s| !s.trim().is_empty()))
+    Option::<Scalar>::deserialize(d)
+        .map(|s| s.map(Scalar::into_string).filter(|s| !s.trim().is_empty()))
 }
 
 /// A list given as a TOML array or as one comma-separated string.
@@ -40,6 +41,12 @@ pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     }
     Ok(match List::deserialize(d)? {
         List::Many(v) => v.into_iter().map(Scalar::into_string).collect(),
-        List::One(s) => s.into_string().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        List::One(s) => s
+            .into_string()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
     })
 }

@@ -67,7 +67,9 @@ impl Config {
 
     /// Extract and validate from any figment (tests use inline TOML).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -99,7 +101,10 @@ fn load_env_file(path: &Path) -> Result<(), ConfigError> {
     match dotenvy::from_path(path) {
         Ok(()) => Ok(()),
         Err(e) if e.not_found() => Ok(()),
-        Err(source) => Err(ConfigError::EnvFile { path: path.display().to_string(), source }),
+        Err(source) => Err(ConfigError::EnvFile {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 

@@ -189,6 +189,10 @@ impl AgentConfig {
 impl LiveKitConfig {
     /// URL, key and secret, when all three are set.
     pub fn credentials(&self) -> Option<(&str, &str, &str)> {
-        Some((self.url.as_deref()?, self.api_key.as_deref()?, self.api_secret.as_deref()?))
+        Some((
+            self.url.as_deref()?,
+            self.api_key.as_deref()?,
+            self.api_secret.as_deref()?,
+        ))
     }
 }

@@ -8,7 +8,10 @@ use super::*;
 #[test]
 fn defaults_are_valid_and_safe() {
     let config = Config::from_toml("").expect("defaults validate");
-    assert!(config.ingress.bind.starts_with("127.0.0.1:"), "ingress binds to loopback by default");
+    assert!(
+        config.ingress.bind.starts_with("127.0.0.1:"),
+        "ingress binds to loopback by default"
+    );
     assert!(config.sip.ringing_timeout_secs <= 75);
 }
 
@@ -24,12 +27,17 @@ fn seed_env_names_work_as_is() {
         jail.set_env("CALLFLEET_AGENT__MAX_CONCURRENT_CALLS", "7");
         jail.set_env("CALLFLEET_API_KEYS", "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb");
         let config = Config::from_figment(
-            Figment::from(Toml::string(DEFAULT_TOML)).merge(env_provider()).merge(seed_env_provider()),
+            Figment::from(Toml::string(DEFAULT_TOML))
+                .merge(env_provider())
+                .merge(seed_env_provider()),
         )
         .expect("valid");
         assert_eq!(config.livekit.url.as_deref(), Some("ws://127.0.0.1:7880"));
         assert_eq!(config.sip.from_number.as_deref(), Some("+61123456789"));
-        assert_eq!(config.sip.display_name.as_deref(), Some("LiveKit Nehos Hosted"));
+        assert_eq!(
+            config.sip.display_name.as_deref(),
+            Some("LiveKit Nehos Hosted")
+        );
         assert_eq!(config.agent.max_concurrent_calls, 7);
         assert_eq!(config.ingress.api_keys.len(), 2);
         Ok(())
@@ -39,10 +47,14 @@ fn seed_env_names_work_as_is() {
 #[test]
 fn errors_name_the_key() {
     let err = Config::from_toml("[sip]\nringing_timeout_secs = 90").expect_err("invalid");
-    assert!(err.to_string().contains("sip.ringing_timeout_secs"), "{err}");
+    assert!(
+        err.to_string().contains("sip.ringing_timeout_secs"),
+        "{err}"
+    );
     let err = Config::from_toml("[agent]\nmax_concurrent_callz = 3").expect_err("unknown key");
     assert!(err.to_string().contains("max_concurrent_callz"), "{err}");
-    let err = Config::from_toml("[agent]\nmax_concurrent_calls = \"many\"").expect_err("wrong type");
+    let err =
+        Config::from_toml("[agent]\nmax_concurrent_calls = \"many\"").expect_err("wrong type");
     assert!(err.to_string().contains("max_concurrent_calls"), "{err}");
     let err = Config::from_toml("[livekit]\nurl = \"ws://x:1\"").expect_err("half the credentials");
     assert!(err.to_string().contains("livekit"), "{err}");

@@ -3,20 +3,31 @@
 use crate::{Config, ConfigError};
 
 fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_owned(), problem: problem.into() }
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
 }
 
 fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
-    let url = url::Url::parse(value).map_err(|e| invalid(key, format!("is not a URL ({e}): {value:?}")))?;
+    let url = url::Url::parse(value)
+        .map_err(|e| invalid(key, format!("is not a URL ({e}): {value:?}")))?;
     if !schemes.contains(&url.scheme()) {
-        return Err(invalid(key, format!("must use one of {schemes:?}, got {:?}", url.scheme())));
+        return Err(invalid(
+            key,
+            format!("must use one of {schemes:?}, got {:?}", url.scheme()),
+        ));
     }
     Ok(())
 }
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_url("nats.url", self.nats.url.split(',').next().unwrap_or_default(), &["nats", "tls", "ws", "wss"])?;
+        check_url(
+            "nats.url",
+            self.nats.url.split(',').next().unwrap_or_default(),
+            &["nats", "tls", "ws", "wss"],
+        )?;
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(invalid("nats.replicas", "must be between 1 and 5"));
         }
@@ -35,12 +46,21 @@ impl Config {
             ));
         }
         if !(1..=75).contains(&self.sip.ringing_timeout_secs) {
-            return Err(invalid("sip.ringing_timeout_secs", "must be between 1 and 75 (livekit-server caps the dial at 80 s)"));
+            return Err(invalid(
+                "sip.ringing_timeout_secs",
+                "must be between 1 and 75 (livekit-server caps the dial at 80 s)",
+            ));
         }
         if let Some(cc) = &self.phone.default_country_code
-            && (cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+            && (cc.is_empty()
+                || cc.len() > 3
+                || !cc.bytes().all(|b| b.is_ascii_digit())
+                || cc.starts_with('0'))
         {
-            return Err(invalid("phone.default_country_code", "must be 1 to 3 digits, e.g. \"61\""));
+            return Err(invalid(
+                "phone.default_country_code",
+                "must be 1 to 3 digits, e.g. \"61\"",
+            ));
         }
         self.ingress
             .bind
@@ -53,13 +73,19 @@ impl Config {
             check_url("ingress.public_url", url, &["http", "https"])?;
         }
         if self.ingress.api_keys.iter().any(|k| k.len() < 16) {
-            return Err(invalid("ingress.api_keys", "every key must be at least 16 characters"));
+            return Err(invalid(
+                "ingress.api_keys",
+                "every key must be at least 16 characters",
+            ));
         }
         if self.agent.max_concurrent_calls == 0 {
             return Err(invalid("agent.max_concurrent_calls", "must be at least 1"));
         }
         if self.agent.max_call_duration_secs == 0 {
-            return Err(invalid("agent.max_call_duration_secs", "must be at least 1"));
+            return Err(invalid(
+                "agent.max_call_duration_secs",
+                "must be at least 1",
+            ));
         }
         if self.agent.ack_wait_secs < 3 {
             return Err(invalid("agent.ack_wait_secs", "must be at least 3"));
@@ -79,16 +105,25 @@ impl Config {
         if let Some(secret) = &self.notifier.webhook_secret {
             let ok = secret.strip_prefix("whsec_").is_some_and(|b| b.len() >= 16);
             if !ok {
-                return Err(invalid("notifier.webhook_secret", "must look like whsec_<base64 of at least 12 bytes>"));
+                return Err(invalid(
+                    "notifier.webhook_secret",
+                    "must look like whsec_<base64 of at least 12 bytes>",
+                ));
             }
         }
         if let Some(h) = &self.notifier.auth_header
             && !h.contains(':')
         {
-            return Err(invalid("notifier.auth_header", "must be `Header-Name: value`"));
+            return Err(invalid(
+                "notifier.auth_header",
+                "must be `Header-Name: value`",
+            ));
         }
         if self.notifier.schedule_secs.is_empty() {
-            return Err(invalid("notifier.schedule_secs", "needs at least one entry (the first attempt)"));
+            return Err(invalid(
+                "notifier.schedule_secs",
+                "needs at least one entry (the first attempt)",
+            ));
         }
         if !(0.0..=1.0).contains(&self.notifier.jitter) {
             return Err(invalid("notifier.jitter", "must be between 0 and 1"));

@@ -30,7 +30,13 @@ mod tests {
         for v in [json!(true), json!("yes"), json!("1"), json!(1), json!("ON")] {
             assert_eq!(super::parse(&v), Some(true), "{v}");
         }
-        for v in [json!(false), json!("off"), json!("0"), json!(0), json!("no")] {
+        for v in [
+            json!(false),
+            json!("off"),
+            json!("0"),
+            json!(0),
+            json!("no"),
+        ] {
             assert_eq!(super::parse(&v), Some(false), "{v}");
         }
         for v in [json!("maybe"), json!(2), json!([true]), json!({})] {

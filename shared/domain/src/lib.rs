@@ -28,10 +28,25 @@ pub use summary::CallSummary;
 pub fn schemas() -> Vec<(String, serde_json::Value)> {
     let to_value = |s: schemars::Schema| s.to_value();
     vec![
-        ("schemas/call-request.json".into(), to_value(schemars::schema_for!(request::DispatchPayload))),
-        ("schemas/call-request.normalised.json".into(), to_value(schemars::schema_for!(CallRequest))),
-        ("schemas/call-event.json".into(), to_value(schemars::schema_for!(CallEvent))),
-        ("schemas/call-summary.json".into(), to_value(schemars::schema_for!(CallSummary))),
-        ("schemas/call-state.json".into(), to_value(schemars::schema_for!(CallState))),
+        (
+            "schemas/call-request.json".into(),
+            to_value(schemars::schema_for!(request::DispatchPayload)),
+        ),
+        (
+            "schemas/call-request.normalised.json".into(),
+            to_value(schemars::schema_for!(CallRequest)),
+        ),
+        (
+            "schemas/call-event.json".into(),
+            to_value(schemars::schema_for!(CallEvent)),
+        ),
+        (
+            "schemas/call-summary.json".into(),
+            to_value(schemars::schema_for!(CallSummary)),
+        ),
+        (
+            "schemas/call-state.json".into(),
+            to_value(schemars::schema_for!(CallState)),
+        ),
     ]
 }

@@ -3,7 +3,18 @@
 use serde::{Deserialize, Serialize};
 
 /// How one dial attempt, or a whole call, turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CallOutcome {
     /// The callee answered.
@@ -35,7 +46,10 @@ pub enum CallOutcome {
 impl CallOutcome {
     /// Whether the default policy retries this outcome.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::Busy | Self::Unavailable | Self::NoAnswer | Self::CarrierThrottled)
+        matches!(
+            self,
+            Self::Busy | Self::Unavailable | Self::NoAnswer | Self::CarrierThrottled
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -57,7 +71,17 @@ impl CallOutcome {
 }
 
 /// Why an answered call, or a call that never connected, ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// The callee hung up.
@@ -107,13 +131,14 @@ pub fn classify(err: &DialError<'_>) -> CallOutcome {
     }
     let message = err.message.to_ascii_lowercase();
     match err.code {
-        "canceled" | "deadline_exceeded" if message.contains("timed out") || message.contains("timeout") => {
+        "canceled" | "deadline_exceeded"
+            if message.contains("timed out") || message.contains("timeout") =>
+        {
             CallOutcome::NoAnswer
         }
         "canceled" => CallOutcome::NoAnswer,
-        "" | "unavailable" | "internal" | "unknown" | "deadline_exceeded" | "malformed" | "bad_route" => {
-            CallOutcome::Infrastructure
-        }
+        "" | "unavailable" | "internal" | "unknown" | "deadline_exceeded" | "malformed"
+        | "bad_route" => CallOutcome::Infrastructure,
         "unauthenticated" | "permission_denied" => CallOutcome::TrunkRejected,
         "not_found" | "invalid_argument" | "failed_precondition" => CallOutcome::TrunkRejected,
         "resource_exhausted" => CallOutcome::CarrierThrottled,
@@ -126,7 +151,11 @@ mod tests {
     use super::*;
 
     fn sip(status: i32) -> CallOutcome {
-        classify(&DialError { code: "resource_exhausted", message: "", sip_status: Some(status) })
+        classify(&DialError {
+            code: "resource_exhausted",
+            message: "",
+            sip_status: Some(status),
+        })
     }
 
     #[test]
@@ -144,13 +173,29 @@ mod tests {
 
     #[test]
     fn twirp_code_decides_without_a_sip_status() {
-        let ring = DialError { code: "canceled", message: "sip request timed out", sip_status: None };
+        let ring = DialError {
+            code: "canceled",
+            message: "sip request timed out",
+            sip_status: None,
+        };
         assert_eq!(classify(&ring), CallOutcome::NoAnswer);
-        let down = DialError { code: "", message: "connection refused", sip_status: None };
+        let down = DialError {
+            code: "",
+            message: "connection refused",
+            sip_status: None,
+        };
         assert_eq!(classify(&down), CallOutcome::Infrastructure);
-        let unavailable = DialError { code: "unavailable", message: "no response from servers", sip_status: None };
+        let unavailable = DialError {
+            code: "unavailable",
+            message: "no response from servers",
+            sip_status: None,
+        };
         assert_eq!(classify(&unavailable), CallOutcome::Infrastructure);
-        let bad_trunk = DialError { code: "not_found", message: "trunk not found", sip_status: None };
+        let bad_trunk = DialError {
+            code: "not_found",
+            message: "trunk not found",
+            sip_status: None,
+        };
         assert_eq!(classify(&bad_trunk), CallOutcome::TrunkRejected);
     }
 
@@ -160,6 +205,9 @@ mod tests {
         assert!(CallOutcome::NoAnswer.is_retryable());
         assert!(!CallOutcome::Declined.is_retryable());
         assert!(!CallOutcome::TrunkRejected.is_retryable());
-        assert!(!CallOutcome::Infrastructure.is_retryable(), "infrastructure retries outside the attempt budget");
+        assert!(
+            !CallOutcome::Infrastructure.is_retryable(),
+            "infrastructure retries outside the attempt budget"
+        );
     }
 }

@@ -14,9 +14,13 @@ pub struct PhoneNumber(String);
 pub enum PhoneError {
     #[error("is empty")]
     Empty,
-    #[error("contains {0:?}; only digits, a leading '+', spaces, dots, dashes and parentheses are allowed")]
+    #[error(
+        "contains {0:?}; only digits, a leading '+', spaces, dots, dashes and parentheses are allowed"
+    )]
     BadCharacter(char),
-    #[error("is a national number (leading 0) and no country code is configured; send it as +<country code><number>")]
+    #[error(
+        "is a national number (leading 0) and no country code is configured; send it as +<country code><number>"
+    )]
     NationalWithoutCountry,
     #[error("has {0} digits; E.164 numbers have 8 to 15 digits including the country code")]
     BadLength(usize),
@@ -108,21 +112,52 @@ mod tests {
 
     #[test]
     fn normalises_the_forms_users_send() {
-        for raw in ["61402012298", "+61402012298", "+61 402 012 298", "0061402012298", "tel:+61-402-012-298"] {
-            assert_eq!(PhoneNumber::parse(raw, None).map(|p| p.0), Ok("+61402012298".into()), "{raw}");
+        for raw in [
+            "61402012298",
+            "+61402012298",
+            "+61 402 012 298",
+            "0061402012298",
+            "tel:+61-402-012-298",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(raw, None).map(|p| p.0),
+                Ok("+61402012298".into()),
+                "{raw}"
+            );
         }
-        assert_eq!(PhoneNumber::parse("0402 012 298", Some("61")).map(|p| p.0), Ok("+61402012298".into()));
+        assert_eq!(
+            PhoneNumber::parse("0402 012 298", Some("61")).map(|p| p.0),
+            Ok("+61402012298".into())
+        );
     }
 
     #[test]
     fn rejects_with_a_reason() {
         assert_eq!(PhoneNumber::parse("", None), Err(PhoneError::Empty));
-        assert_eq!(PhoneNumber::parse("0402012298", None), Err(PhoneError::NationalWithoutCountry));
-        assert_eq!(PhoneNumber::parse("12345", None), Err(PhoneError::BadLength(5)));
-        assert_eq!(PhoneNumber::parse("+1234567890123456", None), Err(PhoneError::BadLength(16)));
-        assert_eq!(PhoneNumber::parse("+61abc", None), Err(PhoneError::BadCharacter('a')));
-        assert_eq!(PhoneNumber::parse("6140+2012298", None), Err(PhoneError::BadCharacter('+')));
-        assert_eq!(PhoneNumber::parse("+0402012298", None), Err(PhoneError::LeadingZero));
+        assert_eq!(
+            PhoneNumber::parse("0402012298", None),
+            Err(PhoneError::NationalWithoutCountry)
+        );
+        assert_eq!(
+            PhoneNumber::parse("12345", None),
+            Err(PhoneError::BadLength(5))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+1234567890123456", None),
+            Err(PhoneError::BadLength(16))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+61abc", None),
+            Err(PhoneError::BadCharacter('a'))
+        );
+        assert_eq!(
+            PhoneNumber::parse("6140+2012298", None),
+            Err(PhoneError::BadCharacter('+'))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+0402012298", None),
+            Err(PhoneError::LeadingZero)
+        );
     }
 
     #[test]

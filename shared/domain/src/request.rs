@@ -49,7 +49,9 @@ const MAX_PROMPT: usize = 32 * 1024;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 /// One problem with one field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct FieldError {
     /// Dotted path of the field, e.g. `session_options.tts.voice`; `(body)` for the whole body.
     pub field: String,
@@ -59,7 +61,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { field: field.into(), problem: problem.into() }
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -71,11 +76,17 @@ impl std::fmt::Display for FieldError {
 
 /// Join field errors into one line, for dead-letter reasons and summaries.
 pub fn describe(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// TTS selection: a descriptor string (`cartesia`, `cartesia/sonic-3:<voice>`) or an object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 #[serde(untagged)]
 pub enum TtsOption {
     Descriptor(String),
@@ -90,7 +101,9 @@ pub enum TtsOption {
 }
 
 /// A boolean-ish value as the bridge accepts it: `true`, `"yes"`, `"1"`, `1`, `"off"`, ...
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 #[serde(untagged)]
 pub enum Boolish {
     Bool(bool),
@@ -99,7 +112,17 @@ pub enum Boolish {
 }
 
 /// Per-call session options. Validated and normalised.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 pub struct SessionOptions {
     /// LLM descriptor, `provider/model[:variant]`, e.g. `openai/gpt-4o-mini`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,7 +186,10 @@ pub struct CallRequest {
 /// Validation goes through [`validate`], which also accepts every `session_options` key at the
 /// top level and keeps unknown keys in `metadata`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
-#[schemars(title = "CallRequest", description = "A call request, as POSTed to /dispatch or published on calls.dispatch.<campaign>. Every session_options key may also be given at the top level; unknown top-level keys are kept in metadata.")]
+#[schemars(
+    title = "CallRequest",
+    description = "A call request, as POSTed to /dispatch or published on calls.dispatch.<campaign>. Every session_options key may also be given at the top level; unknown top-level keys are kept in metadata."
+)]
 pub struct DispatchPayload {
     /// Idempotency key and call id: ASCII letters, digits, `-`, `_`, at most 64. Generated when absent.
     pub call_id: Option<String>,
@@ -221,9 +247,15 @@ pub struct ValidateOptions {
 /// Validate a dispatch payload. Returns every field problem at once.
 pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec<FieldError>> {
     let Some(obj) = body.as_object() else {
-        return Err(vec![FieldError::new("(body)", format!("must be a JSON object, got {}", kind(body)))]);
+        return Err(vec![FieldError::new(
+            "(body)",
+            format!("must be a JSON object, got {}", kind(body)),
+        )]);
     };
-    let mut v = Validator { errors: Vec::new(), opts };
+    let mut v = Validator {
+        errors: Vec::new(),
+        opts,
+    };
 
     let call_id = match obj.get("call_id") {
         None | Some(Value::Null) => opts.fallback_call_id.clone(),
@@ -231,7 +263,10 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
     };
     let destination = v.required_phone(obj, "destination");
     let account_code = v.required_text(obj, "account_code");
-    let transfer_target = obj.get("transfer_target").filter(|x| !x.is_null()).and_then(|x| v.transfer(x));
+    let transfer_target = obj
+        .get("transfer_target")
+        .filter(|x| !x.is_null())
+        .and_then(|x| v.transfer(x));
     let caller_id = v.optional_text(obj, "caller_id", MAX_TEXT);
     let caller_number = obj
         .get("caller_number")
@@ -243,9 +278,18 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
         None | Some(Value::Null) => Some(subjects::DEFAULT_CAMPAIGN.to_owned()),
         Some(value) => v.token("campaign", value),
     };
-    let callback_url = obj.get("callback_url").filter(|x| !x.is_null()).and_then(|x| v.url("callback_url", x));
-    let not_before = obj.get("not_before").filter(|x| !x.is_null()).and_then(|x| v.timestamp("not_before", x));
-    let retry = obj.get("retry").filter(|x| !x.is_null()).and_then(|x| v.retry(x));
+    let callback_url = obj
+        .get("callback_url")
+        .filter(|x| !x.is_null())
+        .and_then(|x| v.url("callback_url", x));
+    let not_before = obj
+        .get("not_before")
+        .filter(|x| !x.is_null())
+        .and_then(|x| v.timestamp("not_before", x));
+    let retry = obj
+        .get("retry")
+        .filter(|x| !x.is_null())
+        .and_then(|x| v.retry(x));
     let room = match obj.get("room") {
         None | Some(Value::Null) => None,
         Some(value) => v.token("room", value),
@@ -254,7 +298,10 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(other) => {
-            v.err("metadata", format!("must be an object, got {}", kind(other)));
+            v.err(
+                "metadata",
+                format!("must be an object, got {}", kind(other)),
+            );
             Map::new()
         }
     };
@@ -264,11 +311,21 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
             metadata.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
-    if serde_json::to_vec(&metadata).map(|b| b.len()).unwrap_or(usize::MAX) > MAX_METADATA_BYTES {
-        v.err("metadata", format!("is larger than {MAX_METADATA_BYTES} bytes once serialised"));
+    if serde_json::to_vec(&metadata)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX)
+        > MAX_METADATA_BYTES
+    {
+        v.err(
+            "metadata",
+            format!("is larger than {MAX_METADATA_BYTES} bytes once serialised"),
+        );
     }
     if call_id.is_none() && v.errors.is_empty() && !obj.contains_key("call_id") {
-        v.err("call_id", "is missing and no Idempotency-Key was given to derive it from");
+        v.err(
+            "call_id",
+            "is missing and no Idempotency-Key was given to derive it from",
+        );
     }
 
     if !v.errors.is_empty() {
@@ -286,7 +343,10 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
     for (key, value) in [
         ("transfer_target", transfer_target.clone()),
         ("caller_id", caller_id.clone()),
-        ("caller_number", caller_number.as_ref().map(|p| p.as_str().to_owned())),
+        (
+            "caller_number",
+            caller_number.as_ref().map(|p| p.as_str().to_owned()),
+        ),
         ("caller_name", caller_name.clone()),
     ] {
         if let Some(value) = value {
@@ -316,7 +376,10 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
 }
 
 /// Normalise a transfer target to `tel:+E164`, or keep a `sip:`/`sips:` URI.
-pub fn normalise_transfer_target(raw: &str, default_country_code: Option<&str>) -> Result<String, String> {
+pub fn normalise_transfer_target(
+    raw: &str,
+    default_country_code: Option<&str>,
+) -> Result<String, String> {
     let raw = raw.trim();
     if raw.starts_with("sip:") || raw.starts_with("sips:") {
         if raw.len() > 5 && raw.contains('@') && !raw.chars().any(|c| c.is_control() || c == ' ') {
@@ -356,7 +419,12 @@ impl Validator<'_> {
         }
     }
 
-    fn optional_text(&mut self, obj: &Map<String, Value>, field: &str, max: usize) -> Option<String> {
+    fn optional_text(
+        &mut self,
+        obj: &Map<String, Value>,
+        field: &str,
+        max: usize,
+    ) -> Option<String> {
         match obj.get(field) {
             None | Some(Value::Null) => None,
             Some(value) => self.text(field, value, max).filter(|s| !s.is_empty()),
@@ -378,7 +446,10 @@ impl Validator<'_> {
             return None;
         }
         if max <= MAX_MODEL && text.chars().any(char::is_control) {
-            self.err(field, "must not contain control characters (CR, LF, tab, ...)");
+            self.err(
+                field,
+                "must not contain control characters (CR, LF, tab, ...)",
+            );
             return None;
         }
         Some(text)
@@ -408,7 +479,10 @@ impl Validator<'_> {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             other => {
-                self.err(field, format!("must be a phone number string, got {}", kind(other)));
+                self.err(
+                    field,
+                    format!("must be a phone number string, got {}", kind(other)),
+                );
                 return None;
             }
         };
@@ -429,7 +503,10 @@ impl Validator<'_> {
         match normalise_transfer_target(&raw, self.opts.default_country_code.as_deref()) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.err("transfer_target", format!("is neither a phone number nor a SIP URI: {e}"));
+                self.err(
+                    "transfer_target",
+                    format!("is neither a phone number nor a SIP URI: {e}"),
+                );
                 None
             }
         }
@@ -455,7 +532,10 @@ impl Validator<'_> {
         match raw.parse::<Timestamp>() {
             Ok(t) => Some(t),
             Err(_) => {
-                self.err(field, "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-21T09:00:00Z");
+                self.err(
+                    field,
+                    "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-21T09:00:00Z",
+                );
                 None
             }
         }
@@ -484,7 +564,10 @@ impl Validator<'_> {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
             Some(other) => {
-                self.err("session_options", format!("must be an object, got {}", kind(other)));
+                self.err(
+                    "session_options",
+                    format!("must be an object, got {}", kind(other)),
+                );
                 Map::new()
             }
         };
@@ -493,7 +576,9 @@ impl Validator<'_> {
             if let Some(v) = nested.get(key).filter(|v| !v.is_null()) {
                 return Some((format!("session_options.{key}"), v));
             }
-            obj.get(key).filter(|v| !v.is_null()).map(|v| (key.to_owned(), v))
+            obj.get(key)
+                .filter(|v| !v.is_null())
+                .map(|v| (key.to_owned(), v))
         };
         let mut out = SessionOptions::default();
         if let Some((f, v)) = get("llm") {
@@ -544,26 +629,44 @@ impl Validator<'_> {
 
     fn tts(&mut self, field: &str, value: &Value) -> Option<TtsOption> {
         match value {
-            Value::String(_) => self.text(field, value, MAX_MODEL).filter(|s| !s.is_empty()).map(TtsOption::Descriptor),
+            Value::String(_) => self
+                .text(field, value, MAX_MODEL)
+                .filter(|s| !s.is_empty())
+                .map(TtsOption::Descriptor),
             Value::Object(m) => {
                 let mut part = |key: &str| match m.get(key) {
                     None | Some(Value::Null) => None,
-                    Some(v) => self.text(&format!("{field}.{key}"), v, MAX_MODEL).filter(|s| !s.is_empty()),
+                    Some(v) => self
+                        .text(&format!("{field}.{key}"), v, MAX_MODEL)
+                        .filter(|s| !s.is_empty()),
                 };
                 let (provider, model, voice) = (part("provider"), part("model"), part("voice"));
                 for key in m.keys() {
                     if !matches!(key.as_str(), "provider" | "model" | "voice") {
-                        self.err(&format!("{field}.{key}"), "is not a TTS option (expected provider, model, voice)");
+                        self.err(
+                            &format!("{field}.{key}"),
+                            "is not a TTS option (expected provider, model, voice)",
+                        );
                     }
                 }
                 if provider.is_none() && model.is_none() {
                     self.err(field, "needs at least a provider or a model");
                     return None;
                 }
-                Some(TtsOption::Spec { provider, model, voice })
+                Some(TtsOption::Spec {
+                    provider,
+                    model,
+                    voice,
+                })
             }
             other => {
-                self.err(field, format!("must be a string or an object {{provider, model, voice}}, got {}", kind(other)));
+                self.err(
+                    field,
+                    format!(
+                        "must be a string or an object {{provider, model, voice}}, got {}",
+                        kind(other)
+                    ),
+                );
                 None
             }
         }

@@ -3,7 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 /// `retry` on a request: overrides the fleet's retry policy for this call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct RetryOverride {
     /// Total dial attempts, 1 to 20 (1 means never retry).
@@ -15,7 +25,17 @@ pub struct RetryOverride {
 }
 
 /// Per-outcome retry delays in seconds; absent keys keep the fleet's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct RetryDelays {
     #[serde(default, skip_serializing_if = "Option::is_none")]

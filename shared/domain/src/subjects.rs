@@ -62,5 +62,8 @@ pub fn webhook_schedule(webhook_id: &str) -> String {
 /// Whether `token` can be used as one subject token (and a KV key): ASCII letters, digits,
 /// `-` and `_`, 1 to 64 characters.
 pub fn is_token(token: &str) -> bool {
-    (1..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=64).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -39,7 +39,10 @@ impl LiveKitError {
 
     /// LiveKit unreachable or failing internally (worth retrying later).
     pub fn is_infrastructure(&self) -> bool {
-        matches!(self.code.as_str(), "" | "unavailable" | "internal" | "unknown" | "deadline_exceeded")
+        matches!(
+            self.code.as_str(),
+            "" | "unavailable" | "internal" | "unknown" | "deadline_exceeded"
+        )
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -60,7 +63,11 @@ pub struct DialFailure {
 impl std::fmt::Display for DialFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: ", self.outcome.as_str())?;
-        if let Some(SipStatus { code: Some(code), reason }) = &self.sip {
+        if let Some(SipStatus {
+            code: Some(code),
+            reason,
+        }) = &self.sip
+        {
             write!(f, "SIP {code} {} ", reason.as_deref().unwrap_or(""))?;
         }
         if self.code.is_empty() {
@@ -98,12 +105,17 @@ pub struct LiveKit {
 impl LiveKit {
     pub fn new(url: &str, api_key: &str, api_secret: &str, request_timeout: Duration) -> Self {
         Self {
-            rooms: std::sync::Arc::new(RoomClient::with_api_key(url, api_key, api_secret).with_request_timeout(request_timeout)),
+            rooms: std::sync::Arc::new(
+                RoomClient::with_api_key(url, api_key, api_secret)
+                    .with_request_timeout(request_timeout),
+            ),
             sip: std::sync::Arc::new(
-                SIPClient::with_api_key(url, api_key, api_secret).with_request_timeout(request_timeout),
+                SIPClient::with_api_key(url, api_key, api_secret)
+                    .with_request_timeout(request_timeout),
             ),
             egress: std::sync::Arc::new(
-                EgressClient::with_api_key(url, api_key, api_secret).with_request_timeout(request_timeout),
+                EgressClient::with_api_key(url, api_key, api_secret)
+                    .with_request_timeout(request_timeout),
             ),
         }
     }
@@ -122,7 +134,11 @@ impl LiveKit {
             max_participants: 8,
             ..Default::default()
         };
-        self.rooms.create_room(name, opts).await.map(|_| ()).map_err(|e| LiveKitError::new("CreateRoom", &e))
+        self.rooms
+            .create_room(name, opts)
+            .await
+            .map(|_| ())
+            .map_err(|e| LiveKitError::new("CreateRoom", &e))
     }
 
     /// Delete the room, which hangs up every participant. A room already gone is fine.
@@ -137,14 +153,23 @@ impl LiveKit {
     }
 
     /// Whether `identity` is in `room` and not disconnected. A missing room means absent.
-    pub async fn participant_present(&self, room: &str, identity: &str) -> Result<bool, LiveKitError> {
+    pub async fn participant_present(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<bool, LiveKitError> {
         match self.rooms.list_participants(room).await {
             Ok(list) => Ok(list.iter().any(|p| {
-                p.identity == identity && p.state != proto::participant_info::State::Disconnected as i32
+                p.identity == identity
+                    && p.state != proto::participant_info::State::Disconnected as i32
             })),
             Err(e) => {
                 let err = LiveKitError::new("ListParticipants", &e);
-                if err.is_not_found() { Ok(false) } else { Err(err) }
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -159,13 +184,21 @@ impl LiveKit {
     }
 
     /// Start an audio-only room-composite egress to a file; returns the egress id.
-    pub async fn start_recording(&self, room: &str, filepath: &str) -> Result<String, LiveKitError> {
+    pub async fn start_recording(
+        &self,
+        room: &str,
+        filepath: &str,
+    ) -> Result<String, LiveKitError> {
         let output = proto::EncodedFileOutput {
             file_type: proto::EncodedFileType::Ogg as i32,
             filepath: filepath.to_owned(),
             ..Default::default()
         };
-        let opts = RoomCompositeOptions { audio_only: true, layout: "speaker-dark".into(), ..Default::default() };
+        let opts = RoomCompositeOptions {
+            audio_only: true,
+            layout: "speaker-dark".into(),
+            ..Default::default()
+        };
         self.egress
             .start_room_composite_egress(room, vec![EgressOutput::File(output)], opts)
             .await
@@ -174,7 +207,11 @@ impl LiveKit {
     }
 
     pub async fn stop_recording(&self, egress_id: &str) -> Result<(), LiveKitError> {
-        self.egress.stop_egress(egress_id).await.map(|_| ()).map_err(|e| LiveKitError::new("StopEgress", &e))
+        self.egress
+            .stop_egress(egress_id)
+            .await
+            .map(|_| ())
+            .map_err(|e| LiveKitError::new("StopEgress", &e))
     }
 
     /// `CreateSIPParticipant`, waiting until answered. `Ok` means the callee answered.
@@ -192,12 +229,24 @@ impl LiveKit {
             headers: Some(dial.headers),
             ..Default::default()
         };
-        self.sip.create_sip_participant(dial.trunk_id, dial.to, dial.room, opts, None).await.map_err(|e| classify_error(&e))
+        self.sip
+            .create_sip_participant(dial.trunk_id, dial.to, dial.room, opts, None)
+            .await
+            .map_err(|e| classify_error(&e))
     }
 
     /// `TransferSIPParticipant` (SIP REFER) to `tel:+E164` or a `sip:` URI.
-    pub async fn transfer(&self, room: &str, identity: &str, to: &str, ringing_timeout: Duration) -> Result<(), DialFailure> {
-        let opts = TransferSIPParticipantOptions { ringing_timeout: Some(ringing_timeout), ..Default::default() };
+    pub async fn transfer(
+        &self,
+        room: &str,
+        identity: &str,
+        to: &str,
+        ringing_timeout: Duration,
+    ) -> Result<(), DialFailure> {
+        let opts = TransferSIPParticipantOptions {
+            ringing_timeout: Some(ringing_timeout),
+            ..Default::default()
+        };
         self.sip
             .transfer_sip_participant(room.to_owned(), identity.to_owned(), to.to_owned(), opts)
             .await
@@ -227,12 +276,19 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Classify a dial error from the real error LiveKit returned.
 pub fn classify_error(err: &ServiceError) -> DialFailure {
     let (code, message) = twirp_parts(err);
-    let sip = SipCallError::from_error(err)
-        .map(|s| SipStatus { code: s.sip_status_code(), reason: s.sip_status().map(str::to_owned) });
+    let sip = SipCallError::from_error(err).map(|s| SipStatus {
+        code: s.sip_status_code(),
+        reason: s.sip_status().map(str::to_owned),
+    });
     let outcome = classify(&DialError {
         code: &code,
         message: &message,
         sip_status: sip.as_ref().and_then(|s| s.code),
     });
-    DialFailure { outcome, sip, code, message }
+    DialFailure {
+        outcome,
+        sip,
+        code,
+        message,
+    }
 }

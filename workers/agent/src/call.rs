@@ -28,8 +28,18 @@ pub fn identity(call_id: &str) -> String {
 }
 
 /// Run one attempt: a fresh dial, or the reconciliation of an attempt whose worker died.
-pub async fn run(w: &Worker, job: &Job, state: CallState, in_flight: bool, keep: &Keepalive) -> Disposition {
-    if in_flight { reconcile(w, job, state, keep).await } else { dial(w, job, state, keep).await }
+pub async fn run(
+    w: &Worker,
+    job: &Job,
+    state: CallState,
+    in_flight: bool,
+    keep: &Keepalive,
+) -> Disposition {
+    if in_flight {
+        reconcile(w, job, state, keep).await
+    } else {
+        dial(w, job, state, keep).await
+    }
 }
 
 async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> Disposition {
@@ -43,14 +53,33 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
     state.answered_at = None;
     state.updated_at = session_start;
     w.put_state_until_done(&state).await;
-    w.publish_until_done(&CallEvent::new(&req.call_id, EventKind::Dialing, job.attempt)).await;
+    w.publish_until_done(&CallEvent::new(
+        &req.call_id,
+        EventKind::Dialing,
+        job.attempt,
+    ))
+    .await;
 
     let fail = |outcome, sip, error: String, recording| {
-        finish_failed(w, job, &state, session_start, outcome, sip, error, recording)
+        finish_failed(
+            w,
+            job,
+            &state,
+            session_start,
+            outcome,
+            sip,
+            error,
+            recording,
+        )
     };
     let Some(trunk_id) = cfg.sip.trunk_id.clone() else {
         let error = "sip.trunk_id (SIP_TRUNK_ID) is not configured".to_owned();
-        return fail(CallOutcome::TrunkRejected, None, error, Recording::default());
+        return fail(
+            CallOutcome::TrunkRejected,
+            None,
+            error,
+            Recording::default(),
+        );
     };
 
     let room_meta = serde_json::json!({
@@ -59,16 +88,32 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
     });
     let created = w
         .livekit
-        .create_room(&req.room, room_meta.to_string(), cfg.livekit.room_empty_timeout_secs, cfg.livekit.room_departure_timeout_secs)
+        .create_room(
+            &req.room,
+            room_meta.to_string(),
+            cfg.livekit.room_empty_timeout_secs,
+            cfg.livekit.room_departure_timeout_secs,
+        )
         .await;
     if let Err(e) = created {
-        let outcome = if e.is_infrastructure() { CallOutcome::Infrastructure } else { CallOutcome::Failed };
+        let outcome = if e.is_infrastructure() {
+            CallOutcome::Infrastructure
+        } else {
+            CallOutcome::Failed
+        };
         return fail(outcome, None, e.to_string(), Recording::default());
     }
 
-    let mut recording = Recording { requested: req.session_options.record_call, ..Default::default() };
+    let mut recording = Recording {
+        requested: req.session_options.record_call,
+        ..Default::default()
+    };
     if recording.requested {
-        let path = cfg.livekit.recording_filepath.replace("{room}", &req.room).replace("{call_id}", &req.call_id);
+        let path = cfg
+            .livekit
+            .recording_filepath
+            .replace("{room}", &req.room)
+            .replace("{call_id}", &req.call_id);
         match w.livekit.start_recording(&req.room, &path).await {
             Ok(id) => {
                 recording.egress_id = Some(id);
@@ -92,7 +137,12 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
         Some(Ok(_)) => Timestamp::now(),
         Some(Err(failure)) => {
             hang_up(w, &req.room, &recording).await;
-            return fail(failure.outcome, failure.sip.clone(), failure.to_string(), recording);
+            return fail(
+                failure.outcome,
+                failure.sip.clone(),
+                failure.to_string(),
+                recording,
+            );
         }
         None => {
             // Shutting down while it rings: cancel the INVITE; another worker dials again
@@ -108,7 +158,12 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
     state.answered_at = Some(answered);
     state.updated_at = answered;
     w.put_state_until_done(&state).await;
-    w.publish_until_done(&CallEvent::new(&req.call_id, EventKind::Answered, job.attempt)).await;
+    w.publish_until_done(&CallEvent::new(
+        &req.call_id,
+        EventKind::Answered,
+        job.attempt,
+    ))
+    .await;
 
     let end_reason = match hold(w, job, answered, keep).await {
         Held::Ended(reason) => reason,
@@ -123,7 +178,10 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
         outcome: CallOutcome::Answered,
         started_at: session_start,
         ended_at: call_end,
-        sip: Some(SipStatus { code: Some(200), reason: Some("OK".into()) }),
+        sip: Some(SipStatus {
+            code: Some(200),
+            reason: Some("OK".into()),
+        }),
         error: None,
     });
     let parts = Parts {
@@ -131,7 +189,10 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
         attempts,
         outcome: CallOutcome::Answered,
         end_reason,
-        sip: Some(SipStatus { code: Some(200), reason: Some("OK".into()) }),
+        sip: Some(SipStatus {
+            code: Some(200),
+            reason: Some("OK".into()),
+        }),
         session_start,
         call_start: Some(answered),
         call_end: Some(call_end),
@@ -147,21 +208,33 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
 async fn reconcile(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> Disposition {
     let req = &job.req;
     let session_start = Timestamp::now();
-    let present = match w.livekit.participant_present(&req.room, &identity(&req.call_id)).await {
+    let present = match w
+        .livekit
+        .participant_present(&req.room, &identity(&req.call_id))
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(call.id = %req.call_id, error = %e, "cannot reconcile with LiveKit yet; backing off");
             return Disposition::Backoff(Duration::from_secs(5));
         }
     };
-    let recording = Recording { requested: req.session_options.record_call, ..Default::default() };
+    let recording = Recording {
+        requested: req.session_options.record_call,
+        ..Default::default()
+    };
     if present {
         tracing::warn!(call.id = %req.call_id, "resuming a call whose worker was lost");
         let answered = state.answered_at.unwrap_or(session_start);
         if state.status != CallStatus::InCall {
             state.status = CallStatus::InCall;
             state.answered_at = Some(answered);
-            w.publish_until_done(&CallEvent::new(&req.call_id, EventKind::Answered, job.attempt)).await;
+            w.publish_until_done(&CallEvent::new(
+                &req.call_id,
+                EventKind::Answered,
+                job.attempt,
+            ))
+            .await;
         }
         state.worker_id = Some(w.worker_id.to_string());
         state.updated_at = Timestamp::now();
@@ -198,9 +271,15 @@ async fn reconcile(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive
     hang_up(w, &req.room, &recording).await;
     let now = Timestamp::now();
     let (outcome, error) = if state.status == CallStatus::InCall {
-        (CallOutcome::Answered, "worker lost mid-call; the callee had left when another worker checked".to_owned())
+        (
+            CallOutcome::Answered,
+            "worker lost mid-call; the callee had left when another worker checked".to_owned(),
+        )
     } else {
-        (CallOutcome::Failed, "worker lost while dialing; the call was not re-dialed".to_owned())
+        (
+            CallOutcome::Failed,
+            "worker lost while dialing; the call was not re-dialed".to_owned(),
+        )
     };
     tracing::warn!(call.id = %req.call_id, %error, "closing call as worker_lost");
     let mut attempts = state.history.clone();
@@ -264,7 +343,10 @@ async fn hang_up(w: &Worker, room: &str, recording: &Recording) {
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site shape, kept flat for readability")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site shape, kept flat for readability"
+)]
 fn finish_failed(
     w: &Worker,
     job: &Job,
@@ -285,10 +367,24 @@ fn finish_failed(
         sip: sip.clone(),
         error: Some(error.clone()),
     };
-    match retry::decide(&w.config.retry, req, outcome, job.attempt, job.infra_retries) {
-        Decision::Retry { after, attempt, infra_retries } => {
-            Disposition::Retry { at: retry::due(after), attempt, infra_retries, record, reason: error }
-        }
+    match retry::decide(
+        &w.config.retry,
+        req,
+        outcome,
+        job.attempt,
+        job.infra_retries,
+    ) {
+        Decision::Retry {
+            after,
+            attempt,
+            infra_retries,
+        } => Disposition::Retry {
+            at: retry::due(after),
+            attempt,
+            infra_retries,
+            record,
+            reason: error,
+        },
         Decision::Final => {
             let mut attempts = state.history.clone();
             attempts.push(record);
@@ -326,7 +422,10 @@ fn dial_spec(w: &Worker, job: &Job, trunk_id: String) -> Dial {
         ("callfleet.call_id".to_owned(), req.call_id.clone()),
         ("callfleet.campaign".to_owned(), req.campaign.clone()),
         ("callfleet.attempt".to_owned(), job.attempt.to_string()),
-        ("callfleet.account_code".to_owned(), req.account_code.clone()),
+        (
+            "callfleet.account_code".to_owned(),
+            req.account_code.clone(),
+        ),
     ]);
     if let Some(t) = &req.transfer_target {
         attributes.insert("callfleet.transfer_target".into(), t.clone());
@@ -351,5 +450,9 @@ fn dial_spec(w: &Worker, job: &Job, trunk_id: String) -> Dial {
 }
 
 fn mask(w: &Worker, number: &callfleet_domain::PhoneNumber) -> String {
-    if w.config.phone.mask_in_logs { number.masked() } else { number.to_string() }
+    if w.config.phone.mask_in_logs {
+        number.masked()
+    } else {
+        number.to_string()
+    }
 }

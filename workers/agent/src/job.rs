@@ -29,7 +29,13 @@ pub enum Disposition {
     /// Finished for good: publish the final event (with its summary), record the state, ack.
     Final(Box<CallSummary>),
     /// Dial again later: schedule the job, record the state, publish `retry_scheduled`, ack.
-    Retry { at: Timestamp, attempt: u32, infra_retries: u32, record: AttemptRecord, reason: String },
+    Retry {
+        at: Timestamp,
+        attempt: u32,
+        infra_retries: u32,
+        record: AttemptRecord,
+        reason: String,
+    },
     /// Someone else holds the call: redeliver after this long.
     Backoff(Duration),
     /// Nothing to do (the call already ended): ack.
@@ -46,14 +52,28 @@ impl Job {
     /// Validate a message exactly like the ingress validates a POST body.
     pub fn parse(msg: &Message) -> Result<Self, (Option<String>, Vec<FieldError>)> {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        let value: Value = serde_json::from_slice(&msg.payload)
-            .map_err(|e| (None, vec![FieldError::new("(body)", format!("is not valid JSON: {e}"))]))?;
+        let value: Value = serde_json::from_slice(&msg.payload).map_err(|e| {
+            (
+                None,
+                vec![FieldError::new("(body)", format!("is not valid JSON: {e}"))],
+            )
+        })?;
         // A publisher that gave no call id gets one derived from the stream sequence, so every
         // redelivery of the message maps to the same call.
         let fallback = msg.info().ok().map(|i| format!("js{}", i.stream_sequence));
-        let call_id_hint = value.get("call_id").and_then(Value::as_str).filter(|id| s::is_token(id)).map(str::to_owned);
-        let req = request::validate(&value, &ValidateOptions { default_country_code: None, fallback_call_id: fallback.clone() })
-            .map_err(|errors| (call_id_hint.or(fallback), errors))?;
+        let call_id_hint = value
+            .get("call_id")
+            .and_then(Value::as_str)
+            .filter(|id| s::is_token(id))
+            .map(str::to_owned);
+        let req = request::validate(
+            &value,
+            &ValidateOptions {
+                default_country_code: None,
+                fallback_call_id: fallback.clone(),
+            },
+        )
+        .map_err(|errors| (call_id_hint.or(fallback), errors))?;
         Ok(Self {
             req,
             attempt: Self::header(msg, s::ATTEMPT_HEADER).unwrap_or(1).max(1),
@@ -73,7 +93,10 @@ impl Worker {
         };
         let call_id = job.req.call_id.clone();
         if job.delivered > self.config.agent.max_deliveries {
-            let reason = format!("delivered {} times without completing (agent.max_deliveries)", job.delivered);
+            let reason = format!(
+                "delivered {} times without completing (agent.max_deliveries)",
+                job.delivered
+            );
             return self.dead_letter(&msg, Some(&job.req), &reason).await;
         }
         let (disposition, keepalive) = self.attempt(&job, &msg).await;
@@ -103,20 +126,30 @@ impl Worker {
             tracing::info!(call.id = %req.call_id, status = ?state.status, "call already over; skipping");
             return (Disposition::Skip, None);
         }
-        let lease = match self.bus.take_lease(&req.call_id, &self.worker_id, job.attempt).await {
+        let lease = match self
+            .bus
+            .take_lease(&req.call_id, &self.worker_id, job.attempt)
+            .await
+        {
             Ok(lease) => lease,
             Err(LeaseError::Held { holder, .. }) => {
                 tracing::info!(call.id = %req.call_id, holder = %holder, "lease held elsewhere; backing off");
-                return (Disposition::Backoff(self.config.agent.lease_ttl() / 2), None);
+                return (
+                    Disposition::Backoff(self.config.agent.lease_ttl() / 2),
+                    None,
+                );
             }
             Err(e) => {
                 tracing::warn!(call.id = %req.call_id, error = %e, "cannot take lease; backing off");
                 return (Disposition::Backoff(Duration::from_secs(2)), None);
             }
         };
-        let state = state.unwrap_or_else(|| CallState::queued(&req.call_id, &req.room, &req.campaign));
-        let in_flight = matches!(state.status, CallStatus::Dialing | CallStatus::Ringing | CallStatus::InCall)
-            && state.attempts >= job.attempt;
+        let state =
+            state.unwrap_or_else(|| CallState::queued(&req.call_id, &req.room, &req.campaign));
+        let in_flight = matches!(
+            state.status,
+            CallStatus::Dialing | CallStatus::Ringing | CallStatus::InCall
+        ) && state.attempts >= job.attempt;
         let keepalive = Keepalive::start(self, msg.clone(), lease);
         let disposition = crate::call::run(self, job, state, in_flight, &keepalive).await;
         (disposition, Some(keepalive))
@@ -127,9 +160,17 @@ impl Worker {
         let req = &job.req;
         match disposition {
             Disposition::Final(summary) => {
-                let kind = if summary.outcome == CallOutcome::Answered { EventKind::Ended } else { EventKind::Failed };
+                let kind = if summary.outcome == CallOutcome::Answered {
+                    EventKind::Ended
+                } else {
+                    EventKind::Failed
+                };
                 let mut state = self.current_state(req).await;
-                state.status = if kind == EventKind::Ended { CallStatus::Ended } else { CallStatus::Failed };
+                state.status = if kind == EventKind::Ended {
+                    CallStatus::Ended
+                } else {
+                    CallStatus::Failed
+                };
                 state.last_outcome = Some(summary.outcome);
                 state.history.clone_from(&summary.attempts);
                 state.attempts = summary.attempt;
@@ -142,8 +183,18 @@ impl Worker {
                 self.put_state_until_done(&state).await;
                 ack(msg, AckKind::Ack).await;
             }
-            Disposition::Retry { at, attempt, infra_retries, record, reason } => {
-                let when = Scheduled { at, attempt, infra_retries };
+            Disposition::Retry {
+                at,
+                attempt,
+                infra_retries,
+                record,
+                reason,
+            } => {
+                let when = Scheduled {
+                    at,
+                    attempt,
+                    infra_retries,
+                };
                 let scheduled = backon_retry(|| self.bus.schedule_job(req, when)).await;
                 if let Err(e) = scheduled {
                     tracing::error!(call.id = %req.call_id, error = %e, "cannot schedule the retry; redelivering");
@@ -159,8 +210,12 @@ impl Worker {
                 state.worker_id = None;
                 state.updated_at = Timestamp::now();
                 self.put_state_until_done(&state).await;
-                let mut event = CallEvent::new(&req.call_id, EventKind::RetryScheduled, record.attempt);
-                event.event_id = format!("{}.retry_scheduled.{}.{}", req.call_id, record.attempt, infra_retries);
+                let mut event =
+                    CallEvent::new(&req.call_id, EventKind::RetryScheduled, record.attempt);
+                event.event_id = format!(
+                    "{}.retry_scheduled.{}.{}",
+                    req.call_id, record.attempt, infra_retries
+                );
                 event.detail = Some(serde_json::json!({
                     "next_attempt": attempt, "next_attempt_at": at, "outcome": record.outcome,
                     "sip": record.sip, "reason": reason, "infra_retries": infra_retries,
@@ -189,7 +244,13 @@ impl Worker {
         let key = call_id.clone().unwrap_or_else(|| "unknown".into());
         let dlq = self
             .bus
-            .dead_letter(s::dlq(&key), &msg.subject, &reason, msg.headers.clone().unwrap_or_default(), msg.payload.clone())
+            .dead_letter(
+                s::dlq(&key),
+                &msg.subject,
+                &reason,
+                msg.headers.clone().unwrap_or_default(),
+                msg.payload.clone(),
+            )
             .await;
         if let Err(e) = dlq {
             tracing::error!(error = %e, "cannot dead-letter; redelivering");
@@ -211,11 +272,19 @@ impl Worker {
 
     /// Poison or crash-looping job: dead-letter with the reason, publish `dead` and `failed`.
     async fn dead_letter(&self, msg: &Message, req: Option<&CallRequest>, reason: &str) {
-        let key = req.map(|r| r.call_id.clone()).unwrap_or_else(|| "unknown".into());
+        let key = req
+            .map(|r| r.call_id.clone())
+            .unwrap_or_else(|| "unknown".into());
         tracing::error!(call.id = %key, reason, "dead-lettering job");
         let dlq = self
             .bus
-            .dead_letter(s::dlq(&key), &msg.subject, reason, msg.headers.clone().unwrap_or_default(), msg.payload.clone())
+            .dead_letter(
+                s::dlq(&key),
+                &msg.subject,
+                reason,
+                msg.headers.clone().unwrap_or_default(),
+                msg.payload.clone(),
+            )
             .await;
         if dlq.is_err() {
             return ack(msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
@@ -224,8 +293,24 @@ impl Worker {
             let mut dead = CallEvent::new(&req.call_id, EventKind::Dead, 0);
             dead.detail = Some(serde_json::json!({ "reason": reason }));
             self.publish_until_done(&dead).await;
-            let summary = summary::never_dialed(self, req, CallOutcome::Failed, EndReason::DialFailed, reason);
-            self.settle(msg, &Job { req: req.clone(), attempt: summary.attempt, infra_retries: 0, delivered: 0 }, Disposition::Final(Box::new(summary))).await;
+            let summary = summary::never_dialed(
+                self,
+                req,
+                CallOutcome::Failed,
+                EndReason::DialFailed,
+                reason,
+            );
+            self.settle(
+                msg,
+                &Job {
+                    req: req.clone(),
+                    attempt: summary.attempt,
+                    infra_retries: 0,
+                    delivered: 0,
+                },
+                Disposition::Final(Box::new(summary)),
+            )
+            .await;
         } else {
             ack(msg, AckKind::Term).await;
         }

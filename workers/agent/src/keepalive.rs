@@ -25,8 +25,10 @@ impl Keepalive {
         let bus = worker.bus.clone();
         let (lost2, stop2) = (lost.clone(), stop.clone());
         let task = tokio::spawn(async move {
-            let mut ack_tick = tokio::time::interval_at(tokio::time::Instant::now() + ack_every, ack_every);
-            let mut renew_tick = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+            let mut ack_tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + ack_every, ack_every);
+            let mut renew_tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
             loop {
                 tokio::select! {
                     () = stop2.cancelled() => return Some(lease),

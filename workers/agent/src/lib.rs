@@ -38,7 +38,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("the agent needs LiveKit: set livekit.url, livekit.api_key and livekit.api_secret (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")]
+    #[error(
+        "the agent needs LiveKit: set livekit.url, livekit.api_key and livekit.api_secret (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)"
+    )]
     NoLiveKit,
     #[error(transparent)]
     Bus(#[from] callfleet_bus::BusError),
@@ -60,14 +62,23 @@ pub struct Worker {
 impl Worker {
     pub async fn new(config: Arc<Config>) -> Result<Self, AgentError> {
         let (url, key, secret) = config.livekit.credentials().ok_or(AgentError::NoLiveKit)?;
-        let livekit = LiveKit::new(url, key, secret, Duration::from_secs(config.livekit.request_timeout_secs));
+        let livekit = LiveKit::new(
+            url,
+            key,
+            secret,
+            Duration::from_secs(config.livekit.request_timeout_secs),
+        );
         let bus = Bus::connect(&config, "agent").await?;
-        let worker_id = config
-            .agent
-            .worker_id
-            .clone()
-            .unwrap_or_else(|| format!("agent-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-        Ok(Self { bus, livekit, config, worker_id: worker_id.into(), hangup: CancellationToken::new() })
+        let worker_id = config.agent.worker_id.clone().unwrap_or_else(|| {
+            format!("agent-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        });
+        Ok(Self {
+            bus,
+            livekit,
+            config,
+            worker_id: worker_id.into(),
+            hangup: CancellationToken::new(),
+        })
     }
 
     async fn consumer(&self) -> Result<jetstream::consumer::PullConsumer, AgentError> {
@@ -117,7 +128,12 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
         }
-        let batch = consumer.fetch().max_messages(permits.len()).expires(Duration::from_secs(5)).messages().await;
+        let batch = consumer
+            .fetch()
+            .max_messages(permits.len())
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await;
         let mut batch = match batch {
             Ok(b) => b,
             Err(e) => {
@@ -162,11 +178,21 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
 
     tracker.close();
     let grace = Duration::from_secs(config.agent.drain_grace_secs);
-    tracing::info!(live_calls = tracker.len(), grace_secs = grace.as_secs(), "draining");
+    tracing::info!(
+        live_calls = tracker.len(),
+        grace_secs = grace.as_secs(),
+        "draining"
+    );
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(live_calls = tracker.len(), "grace period over; hanging up live calls");
+        tracing::warn!(
+            live_calls = tracker.len(),
+            "grace period over; hanging up live calls"
+        );
         worker.hangup.cancel();
-        if tokio::time::timeout(Duration::from_secs(30), tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::error!("calls did not end within 30 s of hang-up; exiting anyway");
         }
     }

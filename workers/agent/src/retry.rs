@@ -8,7 +8,11 @@ use jiff::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Retry { after: Duration, attempt: u32, infra_retries: u32 },
+    Retry {
+        after: Duration,
+        attempt: u32,
+        infra_retries: u32,
+    },
     Final,
 }
 
@@ -16,20 +20,33 @@ const MAX_INFRA_DELAY: Duration = Duration::from_secs(600);
 
 /// Decide what follows `outcome` on `attempt` (1-based) after `infra_retries` infrastructure
 /// retries of that attempt.
-pub fn decide(cfg: &RetryConfig, req: &CallRequest, outcome: CallOutcome, attempt: u32, infra_retries: u32) -> Decision {
+pub fn decide(
+    cfg: &RetryConfig,
+    req: &CallRequest,
+    outcome: CallOutcome,
+    attempt: u32,
+    infra_retries: u32,
+) -> Decision {
     if outcome == CallOutcome::Infrastructure {
         if infra_retries >= cfg.max_infra_retries {
             return Decision::Final;
         }
         let factor = 2u64.saturating_pow(infra_retries.min(16));
-        let after = Duration::from_secs(cfg.infra_delay_secs.saturating_mul(factor)).min(MAX_INFRA_DELAY);
-        return Decision::Retry { after, attempt, infra_retries: infra_retries + 1 };
+        let after =
+            Duration::from_secs(cfg.infra_delay_secs.saturating_mul(factor)).min(MAX_INFRA_DELAY);
+        return Decision::Retry {
+            after,
+            attempt,
+            infra_retries: infra_retries + 1,
+        };
     }
     if !outcome.is_retryable() {
         return Decision::Final;
     }
     let over = req.retry.as_ref();
-    let max_attempts = over.and_then(|r| r.max_attempts).unwrap_or(cfg.max_attempts);
+    let max_attempts = over
+        .and_then(|r| r.max_attempts)
+        .unwrap_or(cfg.max_attempts);
     if attempt >= max_attempts {
         return Decision::Final;
     }
@@ -38,15 +55,23 @@ pub fn decide(cfg: &RetryConfig, req: &CallRequest, outcome: CallOutcome, attemp
         CallOutcome::Busy => delays.busy.unwrap_or(cfg.busy_delay_secs),
         CallOutcome::Unavailable => delays.unavailable.unwrap_or(cfg.unavailable_delay_secs),
         CallOutcome::NoAnswer => delays.no_answer.unwrap_or(cfg.no_answer_delay_secs),
-        _ => delays.carrier_throttled.unwrap_or(cfg.carrier_throttled_delay_secs),
+        _ => delays
+            .carrier_throttled
+            .unwrap_or(cfg.carrier_throttled_delay_secs),
     };
-    Decision::Retry { after: Duration::from_secs(secs), attempt: attempt + 1, infra_retries: 0 }
+    Decision::Retry {
+        after: Duration::from_secs(secs),
+        attempt: attempt + 1,
+        infra_retries: 0,
+    }
 }
 
 /// When a retry decided now is due.
 pub fn due(after: Duration) -> Timestamp {
     let after = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::ZERO);
-    Timestamp::now().checked_add(after).unwrap_or_else(|_| Timestamp::now())
+    Timestamp::now()
+        .checked_add(after)
+        .unwrap_or_else(|_| Timestamp::now())
 }
 
 #[cfg(test)]
@@ -81,11 +106,26 @@ mod tests {
         let r = req(json!({}));
         assert_eq!(
             decide(&cfg(), &r, CallOutcome::Busy, 1, 0),
-            Decision::Retry { after: Duration::from_secs(300), attempt: 2, infra_retries: 0 }
+            Decision::Retry {
+                after: Duration::from_secs(300),
+                attempt: 2,
+                infra_retries: 0
+            }
         );
-        assert_eq!(decide(&cfg(), &r, CallOutcome::NoAnswer, 3, 0), Decision::Final, "budget spent");
-        assert_eq!(decide(&cfg(), &r, CallOutcome::Declined, 1, 0), Decision::Final, "terminal outcome");
-        assert_eq!(decide(&cfg(), &r, CallOutcome::TrunkRejected, 1, 0), Decision::Final);
+        assert_eq!(
+            decide(&cfg(), &r, CallOutcome::NoAnswer, 3, 0),
+            Decision::Final,
+            "budget spent"
+        );
+        assert_eq!(
+            decide(&cfg(), &r, CallOutcome::Declined, 1, 0),
+            Decision::Final,
+            "terminal outcome"
+        );
+        assert_eq!(
+            decide(&cfg(), &r, CallOutcome::TrunkRejected, 1, 0),
+            Decision::Final
+        );
     }
 
     #[test]
@@ -93,7 +133,11 @@ mod tests {
         let r = req(json!({"retry": {"max_attempts": 5, "delay_seconds": {"busy": 2}}}));
         assert_eq!(
             decide(&cfg(), &r, CallOutcome::Busy, 4, 0),
-            Decision::Retry { after: Duration::from_secs(2), attempt: 5, infra_retries: 0 }
+            Decision::Retry {
+                after: Duration::from_secs(2),
+                attempt: 5,
+                infra_retries: 0
+            }
         );
         assert_eq!(decide(&cfg(), &r, CallOutcome::Busy, 5, 0), Decision::Final);
     }
@@ -103,12 +147,23 @@ mod tests {
         let r = req(json!({}));
         assert_eq!(
             decide(&cfg(), &r, CallOutcome::Infrastructure, 1, 0),
-            Decision::Retry { after: Duration::from_secs(5), attempt: 1, infra_retries: 1 }
+            Decision::Retry {
+                after: Duration::from_secs(5),
+                attempt: 1,
+                infra_retries: 1
+            }
         );
         assert_eq!(
             decide(&cfg(), &r, CallOutcome::Infrastructure, 1, 1),
-            Decision::Retry { after: Duration::from_secs(10), attempt: 1, infra_retries: 2 }
+            Decision::Retry {
+                after: Duration::from_secs(10),
+                attempt: 1,
+                infra_retries: 2
+            }
         );
-        assert_eq!(decide(&cfg(), &r, CallOutcome::Infrastructure, 1, 2), Decision::Final);
+        assert_eq!(
+            decide(&cfg(), &r, CallOutcome::Infrastructure, 1, 2),
+            Decision::Final
+        );
     }
 }

@@ -67,7 +67,13 @@ pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
 }
 
 /// A call that ends before any dial (dead-lettered after too many deliveries).
-pub fn never_dialed(worker: &Worker, req: &CallRequest, outcome: CallOutcome, end_reason: EndReason, reason: &str) -> CallSummary {
+pub fn never_dialed(
+    worker: &Worker,
+    req: &CallRequest,
+    outcome: CallOutcome,
+    end_reason: EndReason,
+    reason: &str,
+) -> CallSummary {
     let now = Timestamp::now();
     build(
         worker,
@@ -90,7 +96,12 @@ pub fn never_dialed(worker: &Worker, req: &CallRequest, outcome: CallOutcome, en
 /// An invalid request: what can be read of it, and why it was refused.
 pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> CallSummary {
     let raw: Map<String, Value> = serde_json::from_slice(payload).unwrap_or_default();
-    let text = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        raw.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let now = Timestamp::now();
     CallSummary {
         schema_version: SCHEMA_VERSION,
@@ -100,7 +111,11 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         campaign: text("campaign"),
         account_code: text("account_code"),
         destination: text("destination"),
-        metadata: raw.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
+        metadata: raw
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
         outcome: CallOutcome::InvalidRequest,
         end_reason: EndReason::InvalidRequest,
         attempt: 0,
@@ -118,7 +133,10 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         transcript: Vec::new(),
         recording: Recording::default(),
         error: Some(reason.to_owned()),
-        callback_url: raw.get("callback_url").and_then(Value::as_str).map(str::to_owned),
+        callback_url: raw
+            .get("callback_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         worker_id: worker.worker_id.to_string(),
     }
 }

@@ -23,7 +23,8 @@ pub fn write_all(dir: &Path) -> anyhow::Result<()> {
     for (path, text) in files()? {
         let full = dir.join(&path);
         if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&full, text).with_context(|| format!("writing {}", full.display()))?;
         println!("wrote {}", full.display());

@@ -16,7 +16,11 @@ const EX_CONFIG: u8 = 64;
 const EX_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
-#[command(name = "callfleet", version, about = "AI voice calls at scale: LiveKit SIP workers driven by NATS JetStream")]
+#[command(
+    name = "callfleet",
+    version,
+    about = "AI voice calls at scale: LiveKit SIP workers driven by NATS JetStream"
+)]
 struct Cli {
     /// Configuration file layered over the defaults (env CALLFLEET_CONFIG).
     #[arg(long, global = true, env = "CALLFLEET_CONFIG")]
@@ -73,7 +77,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("callfleet: cannot start the runtime: {e}");
@@ -86,8 +93,14 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "callfleet failed");
             eprintln!("callfleet: {e:#}");
-            let unavailable = e.chain().any(|c| c.downcast_ref::<callfleet_bus::BusError>().is_some_and(|b| matches!(b, callfleet_bus::BusError::Connect { .. })));
-            let config_problem = e.chain().any(|c| c.downcast_ref::<callfleet_agent::AgentError>().is_some_and(|a| matches!(a, callfleet_agent::AgentError::NoLiveKit)));
+            let unavailable = e.chain().any(|c| {
+                c.downcast_ref::<callfleet_bus::BusError>()
+                    .is_some_and(|b| matches!(b, callfleet_bus::BusError::Connect { .. }))
+            });
+            let config_problem = e.chain().any(|c| {
+                c.downcast_ref::<callfleet_agent::AgentError>()
+                    .is_some_and(|a| matches!(a, callfleet_agent::AgentError::NoLiveKit))
+            });
             if config_problem {
                 ExitCode::from(EX_CONFIG)
             } else if unavailable {
@@ -125,7 +138,12 @@ fn redacted(config: &Config) -> anyhow::Result<String> {
     hide(&mut c.nats.token);
     hide(&mut c.notifier.webhook_secret);
     hide(&mut c.notifier.auth_header);
-    c.ingress.api_keys = c.ingress.api_keys.iter().map(|_| "<redacted>".to_owned()).collect();
+    c.ingress.api_keys = c
+        .ingress
+        .api_keys
+        .iter()
+        .map(|_| "<redacted>".to_owned())
+        .collect();
     Ok(serde_json::to_string_pretty(&c)?)
 }
 
@@ -155,7 +173,11 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 fn init_tracing(config: &Config) {
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if config.log.format == "json" {
         builder.json().init();
     } else {

@@ -10,7 +10,11 @@ use subtle::ConstantTimeEq;
 
 use crate::{AppState, error::ApiError};
 
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let keys = &state.config.ingress.api_keys;
     if keys.is_empty() {
         return next.run(request).await;
@@ -19,11 +23,18 @@ pub async fn require_api_key(State(state): State<AppState>, request: Request, ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(presented) = presented else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing `Authorization: Bearer <api key>`")
-            .into_response();
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing `Authorization: Bearer <api key>`",
+        )
+        .into_response();
     };
     // Compare against every key without short-circuiting.
     let mut ok = subtle::Choice::from(0u8);

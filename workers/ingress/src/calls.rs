@@ -20,15 +20,32 @@ use crate::{AppState, error::ApiError};
     ),
     security(("bearer" = []))
 )]
-pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CallState>, ApiError> {
+pub async fn get_call(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CallState>, ApiError> {
     if !subjects::is_token(&id) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such call"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such call",
+        ));
     }
     match state.bus.call_state(&id).await {
         Ok(Some((call, _))) => Ok(Json(call)),
-        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call {id}"))),
-        Err(e) if e.is_unavailable() => Err(ApiError::unavailable(format!("NATS is unavailable: {e}"))),
-        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no call {id}"),
+        )),
+        Err(e) if e.is_unavailable() => {
+            Err(ApiError::unavailable(format!("NATS is unavailable: {e}")))
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
     }
 }
 
@@ -43,14 +60,26 @@ pub async fn healthz() -> Json<Value> {
 ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if !state.bus.is_connected() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "nats": "disconnected" })));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "nats": "disconnected" })),
+        );
     }
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), state.bus.js.query_account()).await;
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.bus.js.query_account(),
+    )
+    .await;
     match check {
-        Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "status": "ok", "nats": "connected", "jetstream": "ok" }))),
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "nats": "connected", "jetstream": "ok" })),
+        ),
         Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "nats": "connected", "jetstream": e.to_string() })),
+            Json(
+                json!({ "status": "unavailable", "nats": "connected", "jetstream": e.to_string() }),
+            ),
         ),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -62,15 +62,26 @@ pub async fn dispatch(
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is larger than {} bytes", state.config.ingress.body_limit_bytes),
+                format!(
+                    "the body is larger than {} bytes",
+                    state.config.ingress.body_limit_bytes
+                ),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text())
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                rejection.body_text(),
+            )
         }
     })?;
     check_content_type(&headers)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
     })?;
     let fallback_call_id = idempotency_call_id(&headers)?;
     let opts = ValidateOptions {
@@ -96,7 +107,9 @@ pub async fn dispatch(
             return Ok(respond(accepted(existing.status, true)));
         }
         Ok(None) => {}
-        Err(e) if e.is_unavailable() => return Err(ApiError::unavailable(format!("NATS is unavailable: {e}"))),
+        Err(e) if e.is_unavailable() => {
+            return Err(ApiError::unavailable(format!("NATS is unavailable: {e}")));
+        }
         Err(e) => tracing::warn!(error = %e, "call state unreadable; publishing anyway"),
     }
 
@@ -104,10 +117,22 @@ pub async fn dispatch(
     let due_later = req.not_before.filter(|t| *t > Timestamp::now());
     let (status, duplicate) = match due_later {
         Some(at) => {
-            let when = Scheduled { at, attempt: 1, infra_retries: 0 };
-            state.bus.schedule_job(&req, when).await.map(|()| (CallStatus::Scheduled, false))
+            let when = Scheduled {
+                at,
+                attempt: 1,
+                infra_retries: 0,
+            };
+            state
+                .bus
+                .schedule_job(&req, when)
+                .await
+                .map(|()| (CallStatus::Scheduled, false))
         }
-        None => state.bus.publish_job(&req).await.map(|dup| (CallStatus::Queued, dup)),
+        None => state
+            .bus
+            .publish_job(&req)
+            .await
+            .map(|dup| (CallStatus::Queued, dup)),
     }
     .map_err(|e| ApiError::unavailable(format!("the call was not enqueued: {e}")))?;
     timer.observe_duration();
@@ -131,7 +156,12 @@ fn respond(body: DispatchAccepted) -> Response {
 }
 
 /// Best effort: the job is safely enqueued already; the worker creates the state if this fails.
-async fn record_queued(state: &AppState, req: &request::CallRequest, status: CallStatus, at: Option<Timestamp>) {
+async fn record_queued(
+    state: &AppState,
+    req: &request::CallRequest,
+    status: CallStatus,
+    at: Option<Timestamp>,
+) {
     let mut call = CallState::queued(&req.call_id, &req.room, &req.campaign);
     call.status = status;
     call.next_attempt_at = at;
@@ -146,12 +176,24 @@ async fn record_queued(state: &AppState, req: &request::CallRequest, status: Cal
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
         Ok(())
     } else {
-        let got = if ct.is_empty() { "none".to_owned() } else { format!("{ct:?}") };
+        let got = if ct.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("{ct:?}")
+        };
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -165,9 +207,15 @@ fn idempotency_call_id(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(uuid::Uuid::new_v4().simple().to_string());
     };
-    let key = raw.to_str().ok().map(str::trim).filter(|k| (1..=255).contains(&k.len()));
+    let key = raw
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=255).contains(&k.len()));
     match key {
-        Some(key) => Ok(uuid::Uuid::new_v5(&IDEMPOTENCY_NS, key.as_bytes()).simple().to_string()),
+        Some(key) => Ok(uuid::Uuid::new_v5(&IDEMPOTENCY_NS, key.as_bytes())
+            .simple()
+            .to_string()),
         None => Err(ApiError::invalid(vec![FieldError::new(
             "Idempotency-Key",
             "must be 1 to 255 visible ASCII characters",

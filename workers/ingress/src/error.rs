@@ -26,12 +26,30 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error, message: message.into(), fields: Vec::new() } }
+        Self {
+            status,
+            body: ErrorBody {
+                error,
+                message: message.into(),
+                fields: Vec::new(),
+            },
+        }
     }
 
     pub fn invalid(fields: Vec<FieldError>) -> Self {
-        let message = format!("{} invalid field(s): {}", fields.len(), callfleet_domain::request::describe(&fields));
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, body: ErrorBody { error: "invalid_request", message, fields } }
+        let message = format!(
+            "{} invalid field(s): {}",
+            fields.len(),
+            callfleet_domain::request::describe(&fields)
+        );
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody {
+                error: "invalid_request",
+                message,
+                fields,
+            },
+        }
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -44,7 +62,9 @@ impl IntoResponse for ApiError {
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
         let mut response = (self.status, Json(self.body)).into_response();
         if retry {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

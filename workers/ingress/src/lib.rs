@@ -56,7 +56,10 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
     let bus = Bus::connect(&config, "ingress").await?;
     let listener = TcpListener::bind(&config.ingress.bind)
         .await
-        .map_err(|source| IngressError::Bind { addr: config.ingress.bind.clone(), source })?;
+        .map_err(|source| IngressError::Bind {
+            addr: config.ingress.bind.clone(),
+            source,
+        })?;
     serve(config, bus, listener, shutdown).await
 }
 
@@ -69,10 +72,21 @@ pub async fn serve(
 ) -> Result<(), IngressError> {
     let addr = listener.local_addr().map_err(IngressError::Serve)?;
     if config.ingress.api_keys.is_empty() {
-        tracing::warn!("ingress.api_keys is empty: /dispatch and /calls accept unauthenticated requests");
+        tracing::warn!(
+            "ingress.api_keys is empty: /dispatch and /calls accept unauthenticated requests"
+        );
     }
-    let public_url = config.ingress.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let state = AppState { bus, metrics: metrics::Metrics::new(), public_url: public_url.into(), config };
+    let public_url = config
+        .ingress
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let state = AppState {
+        bus,
+        metrics: metrics::Metrics::new(),
+        public_url: public_url.into(),
+        config,
+    };
     tracing::info!(%addr, "ingress listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -86,7 +100,10 @@ pub fn router(state: AppState) -> Router {
     let guarded = Router::new()
         .route("/dispatch", post(dispatch::dispatch))
         .route("/calls/{id}", get(calls::get_call))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     Router::new()
         .merge(guarded)
         .route("/healthz", get(calls::healthz))
@@ -94,8 +111,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .with_state(state)
 }

@@ -6,7 +6,9 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 use crate::AppState;
 
@@ -20,21 +22,38 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    #[expect(clippy::expect_used, reason = "metric definitions are static and valid")]
+    #[expect(
+        clippy::expect_used,
+        reason = "metric definitions are static and valid"
+    )]
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("callfleet_ingress_requests_total", "HTTP requests by route and status"),
+            Opts::new(
+                "callfleet_ingress_requests_total",
+                "HTTP requests by route and status",
+            ),
             &["route", "status"],
         )
         .expect("valid metric");
-        let accepted = IntCounter::new("callfleet_ingress_dispatch_accepted_total", "Calls enqueued").expect("valid metric");
-        let duplicates =
-            IntCounter::new("callfleet_ingress_dispatch_duplicates_total", "Repeated dispatches (same call id)")
-                .expect("valid metric");
+        let accepted = IntCounter::new(
+            "callfleet_ingress_dispatch_accepted_total",
+            "Calls enqueued",
+        )
+        .expect("valid metric");
+        let duplicates = IntCounter::new(
+            "callfleet_ingress_dispatch_duplicates_total",
+            "Repeated dispatches (same call id)",
+        )
+        .expect("valid metric");
         let publish_seconds = Histogram::with_opts(
-            HistogramOpts::new("callfleet_ingress_publish_seconds", "JetStream publish to acknowledgement")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0]),
+            HistogramOpts::new(
+                "callfleet_ingress_publish_seconds",
+                "JetStream publish to acknowledgement",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
+            ]),
         )
         .expect("valid metric");
         for m in [
@@ -45,7 +64,13 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric");
         }
-        Self { registry, requests, accepted, duplicates, publish_seconds }
+        Self {
+            registry,
+            requests,
+            accepted,
+            duplicates,
+            publish_seconds,
+        }
     }
 }
 
@@ -56,9 +81,17 @@ impl Default for Metrics {
 }
 
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "other".into());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".into());
     let response = next.run(request).await;
-    state.metrics.requests.with_label_values(&[&route, response.status().as_str()]).inc();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
     response
 }
 

@@ -16,13 +16,23 @@ use crate::{Ctx, Delivery, NotifierError};
 /// Put a delivery on `webhooks.deliver.<id>` now, or on `webhooks.schedule.<id>` for later.
 pub async fn enqueue(ctx: &Ctx, d: &Delivery, at: Option<Timestamp>) -> Result<(), BusError> {
     let mut headers = HeaderMap::new();
-    let body = serde_json::to_vec(d).map_err(|e| BusError::JetStream { op: "encode delivery", source: Box::new(e) })?;
-    headers.insert("Nats-Msg-Id", format!("{}.{}", d.webhook_id, d.attempt).as_str());
+    let body = serde_json::to_vec(d).map_err(|e| BusError::JetStream {
+        op: "encode delivery",
+        source: Box::new(e),
+    })?;
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("{}.{}", d.webhook_id, d.attempt).as_str(),
+    );
     let subject = match at {
         None => s::deliver(&d.webhook_id),
         Some(at) => {
             let at = at
-                .round(jiff::TimestampRound::new().smallest(jiff::Unit::Second).mode(jiff::RoundMode::Ceil))
+                .round(
+                    jiff::TimestampRound::new()
+                        .smallest(jiff::Unit::Second)
+                        .mode(jiff::RoundMode::Ceil),
+                )
                 .unwrap_or(at);
             headers.insert("Nats-Schedule", format!("@at {at}").as_str());
             headers.insert("Nats-Schedule-Target", s::deliver(&d.webhook_id).as_str());
@@ -37,11 +47,17 @@ pub async fn enqueue(ctx: &Ctx, d: &Delivery, at: Option<Timestamp>) -> Result<(
         .js
         .publish_with_headers(subject, headers, body.into())
         .await
-        .map_err(|e| BusError::JetStream { op: "publish delivery", source: Box::new(e) })?;
+        .map_err(|e| BusError::JetStream {
+            op: "publish delivery",
+            source: Box::new(e),
+        })?;
     tokio::time::timeout(Duration::from_secs(5), ack)
         .await
         .map_err(|_| BusError::Timeout(Duration::from_secs(5)))?
-        .map_err(|e| BusError::JetStream { op: "publish delivery ack", source: Box::new(e) })?;
+        .map_err(|e| BusError::JetStream {
+            op: "publish delivery ack",
+            source: Box::new(e),
+        })?;
     Ok(())
 }
 
@@ -56,7 +72,12 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
     let tracker = TaskTracker::new();
     while !shutdown.is_cancelled() {
         let free = slots.available_permits().max(1);
-        let batch = consumer.fetch().max_messages(free).expires(Duration::from_secs(2)).messages().await;
+        let batch = consumer
+            .fetch()
+            .max_messages(free)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await;
         let mut batch = match batch {
             Ok(b) => b,
             Err(e) => {
@@ -65,8 +86,12 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
                 continue;
             }
         };
-        while let Some(Ok(msg)) = tokio::select! { m = batch.next() => m, () = shutdown.cancelled() => None } {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        while let Some(Ok(msg)) =
+            tokio::select! { m = batch.next() => m, () = shutdown.cancelled() => None }
+        {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
             let ctx = ctx.clone();
             tracker.spawn(async move {
                 let ack = handle(&ctx, &msg.payload, &msg.subject).await;
@@ -78,7 +103,13 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
         }
     }
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(ctx.config.notifier.timeout_secs + 2), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(
+        Duration::from_secs(ctx.config.notifier.timeout_secs + 2),
+        tracker.wait(),
+    )
+    .await
+    .is_err()
+    {
         tracing::warn!("deliveries still in flight at shutdown; they will be redelivered");
     }
     Ok(())
@@ -87,7 +118,10 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
 enum Attempt {
     Delivered,
     Gone(String),
-    Failed { error: String, retry_after: Option<Duration> },
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 async fn handle(ctx: &Ctx, payload: &[u8], subject: &str) -> AckKind {
@@ -95,8 +129,21 @@ async fn handle(ctx: &Ctx, payload: &[u8], subject: &str) -> AckKind {
         Ok(d) => d,
         Err(e) => {
             let reason = format!("unreadable delivery: {e}");
-            let dl = ctx.bus.dead_letter("webhooks.dlq.unreadable".into(), subject, &reason, HeaderMap::new(), payload.to_vec().into()).await;
-            return if dl.is_ok() { AckKind::Term } else { AckKind::Nak(Some(Duration::from_secs(5))) };
+            let dl = ctx
+                .bus
+                .dead_letter(
+                    "webhooks.dlq.unreadable".into(),
+                    subject,
+                    &reason,
+                    HeaderMap::new(),
+                    payload.to_vec().into(),
+                )
+                .await;
+            return if dl.is_ok() {
+                AckKind::Term
+            } else {
+                AckKind::Nak(Some(Duration::from_secs(5)))
+            };
         }
     };
     let result = post(ctx, &d).await;
@@ -125,8 +172,21 @@ async fn handle(ctx: &Ctx, payload: &[u8], subject: &str) -> AckKind {
     if let Some(reason) = dead_reason {
         tracing::error!(call.id = %d.call_id, webhook.id = %d.webhook_id, reason, "webhook dead-lettered");
         let body = serde_json::to_vec(&d).unwrap_or_default();
-        let dl = ctx.bus.dead_letter(format!("webhooks.dlq.{}", d.webhook_id), subject, &reason, HeaderMap::new(), body.into()).await;
-        return if dl.is_ok() { AckKind::Ack } else { AckKind::Nak(Some(Duration::from_secs(5))) };
+        let dl = ctx
+            .bus
+            .dead_letter(
+                format!("webhooks.dlq.{}", d.webhook_id),
+                subject,
+                &reason,
+                HeaderMap::new(),
+                body.into(),
+            )
+            .await;
+        return if dl.is_ok() {
+            AckKind::Ack
+        } else {
+            AckKind::Nak(Some(Duration::from_secs(5)))
+        };
     }
     let base = Duration::from_secs(next_delay.unwrap_or(0));
     let delay = match retry_after {
@@ -139,7 +199,9 @@ async fn handle(ctx: &Ctx, payload: &[u8], subject: &str) -> AckKind {
         "webhook failed; retrying"
     );
     d.attempt += 1;
-    let at = Timestamp::now().checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default()).ok();
+    let at = Timestamp::now()
+        .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
+        .ok();
     match enqueue(ctx, &d, at).await {
         Ok(()) => AckKind::Ack,
         Err(e) => {
@@ -158,26 +220,46 @@ async fn post(ctx: &Ctx, d: &Delivery) -> Attempt {
         .header("webhook-id", &d.webhook_id)
         .header("webhook-timestamp", ts.to_string());
     if let Some(signer) = &ctx.signer {
-        req = req.header("webhook-signature", signer.sign(&d.webhook_id, ts, d.body.as_bytes()));
+        req = req.header(
+            "webhook-signature",
+            signer.sign(&d.webhook_id, ts, d.body.as_bytes()),
+        );
     }
     if let Some((name, value)) = &ctx.auth_header {
         req = req.header(name.as_str(), value.as_str());
     }
     match req.body(d.body.clone()).send().await {
         Ok(resp) if resp.status().is_success() => Attempt::Delivered,
-        Ok(resp) if resp.status() == reqwest::StatusCode::GONE => Attempt::Gone("receiver answered 410 Gone".into()),
+        Ok(resp) if resp.status() == reqwest::StatusCode::GONE => {
+            Attempt::Gone("receiver answered 410 Gone".into())
+        }
         Ok(resp) => {
             let status = resp.status();
             let retry_after = if matches!(status.as_u16(), 429 | 503) {
-                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
+                resp.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after)
             } else {
                 None
             };
-            Attempt::Failed { error: format!("HTTP {status}"), retry_after }
+            Attempt::Failed {
+                error: format!("HTTP {status}"),
+                retry_after,
+            }
         }
         Err(e) => {
-            let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
-            Attempt::Failed { error: format!("{what}: {e}"), retry_after: None }
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
+            Attempt::Failed {
+                error: format!("{what}: {e}"),
+                retry_after: None,
+            }
         }
     }
 }
@@ -196,8 +278,14 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 mod tests {
     #[test]
     fn retry_after_takes_seconds_and_dates() {
-        assert_eq!(super::parse_retry_after("7"), Some(std::time::Duration::from_secs(7)));
-        assert_eq!(super::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(std::time::Duration::ZERO));
+        assert_eq!(
+            super::parse_retry_after("7"),
+            Some(std::time::Duration::from_secs(7))
+        );
+        assert_eq!(
+            super::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(std::time::Duration::ZERO)
+        );
         assert_eq!(super::parse_retry_after("soon"), None);
     }
 }

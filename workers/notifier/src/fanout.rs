@@ -19,7 +19,12 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
         .await
         .map_err(|e| NotifierError::Consumer(s::NOTIFIER_CONSUMER, Box::new(e)))?;
     while !shutdown.is_cancelled() {
-        let batch = consumer.fetch().max_messages(256).expires(Duration::from_secs(2)).messages().await;
+        let batch = consumer
+            .fetch()
+            .max_messages(256)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await;
         let mut batch = match batch {
             Ok(b) => b,
             Err(e) => {
@@ -28,16 +33,28 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
                 continue;
             }
         };
-        while let Some(Ok(msg)) = tokio::select! { m = batch.next() => m, () = shutdown.cancelled() => None } {
+        while let Some(Ok(msg)) =
+            tokio::select! { m = batch.next() => m, () = shutdown.cancelled() => None }
+        {
             let ack = match fan_out(&ctx, &msg.payload).await {
                 Ok(()) => AckKind::Ack,
                 Err(FanOutError::Poison(reason)) => {
                     tracing::error!(subject = %msg.subject, reason, "unreadable event; dead-lettering");
                     let dl = ctx
                         .bus
-                        .dead_letter("webhooks.dlq.unreadable".into(), &msg.subject, &reason, HeaderMap::new(), msg.payload.clone())
+                        .dead_letter(
+                            "webhooks.dlq.unreadable".into(),
+                            &msg.subject,
+                            &reason,
+                            HeaderMap::new(),
+                            msg.payload.clone(),
+                        )
                         .await;
-                    if dl.is_ok() { AckKind::Term } else { AckKind::Nak(Some(Duration::from_secs(5))) }
+                    if dl.is_ok() {
+                        AckKind::Term
+                    } else {
+                        AckKind::Nak(Some(Duration::from_secs(5)))
+                    }
                 }
                 Err(FanOutError::Bus(e)) => {
                     tracing::warn!(error = %e, "cannot enqueue deliveries; will retry");
@@ -59,12 +76,22 @@ enum FanOutError {
 
 /// A webhook id that is stable for (event, target) and usable as a subject token.
 pub fn webhook_id(event_id: &str, target_index: usize) -> String {
-    let clean: String = event_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let clean: String = event_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("msg_{clean}_{target_index}")
 }
 
 async fn fan_out(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> {
-    let event: CallEvent = serde_json::from_slice(payload).map_err(|e| FanOutError::Poison(format!("not a call event: {e}")))?;
+    let event: CallEvent = serde_json::from_slice(payload)
+        .map_err(|e| FanOutError::Poison(format!("not a call event: {e}")))?;
     let mut targets: Vec<String> = ctx.config.notifier.webhook_url.iter().cloned().collect();
     if let Some(url) = event.summary.as_ref().and_then(|s| s.callback_url.clone())
         && !targets.contains(&url)
@@ -92,7 +119,9 @@ async fn fan_out(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> {
             attempt: 1,
             last_error: None,
         };
-        crate::deliver::enqueue(ctx, &delivery, None).await.map_err(FanOutError::Bus)?;
+        crate::deliver::enqueue(ctx, &delivery, None)
+            .await
+            .map_err(FanOutError::Bus)?;
     }
     Ok(())
 }

@@ -28,7 +28,10 @@ pub enum NotifierError {
     #[error(transparent)]
     Bus(#[from] callfleet_bus::BusError),
     #[error("cannot open consumer {0}")]
-    Consumer(&'static str, #[source] Box<dyn std::error::Error + Send + Sync>),
+    Consumer(
+        &'static str,
+        #[source] Box<dyn std::error::Error + Send + Sync>,
+    ),
     #[error("invalid notifier configuration: {0}")]
     Config(String),
 }
@@ -60,12 +63,16 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
     let signer = match &config.notifier.webhook_secret {
         Some(secret) => Some(Signer::new(secret).map_err(NotifierError::Config)?),
         None => {
-            tracing::warn!("notifier.webhook_secret (WEBHOOK_SECRET) is not set: webhooks go out unsigned");
+            tracing::warn!(
+                "notifier.webhook_secret (WEBHOOK_SECRET) is not set: webhooks go out unsigned"
+            );
             None
         }
     };
     if config.notifier.webhook_url.is_none() {
-        tracing::warn!("notifier.webhook_url (N8N_WEBHOOK_URL) is not set: only requests' callback_url receive summaries");
+        tracing::warn!(
+            "notifier.webhook_url (N8N_WEBHOOK_URL) is not set: only requests' callback_url receive summaries"
+        );
     }
     let auth_header = config.notifier.auth_header.as_ref().and_then(|h| {
         let (name, value) = h.split_once(':')?;
@@ -78,7 +85,13 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         .build()
         .map_err(|e| NotifierError::Config(e.to_string()))?;
     let bus = Bus::connect(&config, "notifier").await?;
-    let ctx = Ctx { bus: bus.clone(), config, http, signer, auth_header };
+    let ctx = Ctx {
+        bus: bus.clone(),
+        config,
+        http,
+        signer,
+        auth_header,
+    };
     tracing::info!("notifier started");
     let fan = tokio::spawn(fanout::run(ctx.clone(), shutdown.clone()));
     let del = tokio::spawn(deliver::run(ctx, shutdown.clone()));

@@ -18,8 +18,12 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &str) -> Result<Self, String> {
-        let b64 = secret.strip_prefix("whsec_").ok_or("webhook secret must start with whsec_")?;
-        let key = STANDARD.decode(b64).map_err(|e| format!("webhook secret is not base64 after whsec_: {e}"))?;
+        let b64 = secret
+            .strip_prefix("whsec_")
+            .ok_or("webhook secret must start with whsec_")?;
+        let key = STANDARD
+            .decode(b64)
+            .map_err(|e| format!("webhook secret is not base64 after whsec_: {e}"))?;
         if key.len() < 12 {
             return Err("webhook secret is too short (need at least 12 bytes)".into());
         }

@@ -3,7 +3,10 @@ use serde_json::json;
 use super::*;
 
 fn opts() -> ValidateOptions {
-    ValidateOptions { default_country_code: None, fallback_call_id: Some("generated".into()) }
+    ValidateOptions {
+        default_country_code: None,
+        fallback_call_id: Some("generated".into()),
+    }
 }
 
 /// The payload of seed 000, verbatim.
@@ -31,7 +34,10 @@ fn accepts_the_seed_payload_verbatim() {
     let req = validate(&seed(), &opts()).expect("seed payload is valid");
     assert_eq!(req.destination.as_str(), "+61402012298");
     assert_eq!(req.transfer_target.as_deref(), Some("tel:+61731071901"));
-    assert_eq!(req.session_options.tts, Some(TtsOption::Descriptor("cartesia".into())));
+    assert_eq!(
+        req.session_options.tts,
+        Some(TtsOption::Descriptor("cartesia".into()))
+    );
     assert_eq!(req.session_options.preemptive_generation, Some(false));
     assert_eq!(req.metadata["ticket_id"], "INC-1234");
     assert_eq!(req.metadata["account_code"], "em-tech-01");
@@ -43,8 +49,11 @@ fn accepts_the_seed_payload_verbatim() {
 #[test]
 fn normalised_form_validates_to_itself() {
     let req = validate(&seed(), &opts()).expect("valid");
-    let again = validate(&serde_json::to_value(&req).expect("serialises"), &ValidateOptions::default())
-        .expect("normalised form is valid");
+    let again = validate(
+        &serde_json::to_value(&req).expect("serialises"),
+        &ValidateOptions::default(),
+    )
+    .expect("normalised form is valid");
     assert_eq!(req, again);
 }
 
@@ -57,14 +66,24 @@ fn session_keys_at_the_top_level_and_tts_objects() {
         "crm_id": 42
     });
     let req = validate(&body, &opts()).expect("valid");
-    assert_eq!(req.session_options.llm.as_deref(), Some("groq/llama-3.3-70b"));
+    assert_eq!(
+        req.session_options.llm.as_deref(),
+        Some("groq/llama-3.3-70b")
+    );
     assert_eq!(req.session_options.preemptive_generation, Some(true));
     assert!(req.session_options.record_call);
     assert_eq!(
         req.session_options.tts,
-        Some(TtsOption::Spec { provider: Some("cartesia".into()), model: Some("sonic-3".into()), voice: Some("v1".into()) })
+        Some(TtsOption::Spec {
+            provider: Some("cartesia".into()),
+            model: Some("sonic-3".into()),
+            voice: Some("v1".into())
+        })
     );
-    assert_eq!(req.metadata["crm_id"], 42, "unknown keys are kept in metadata");
+    assert_eq!(
+        req.metadata["crm_id"], 42,
+        "unknown keys are kept in metadata"
+    );
 }
 
 #[test]
@@ -102,6 +121,9 @@ fn header_injection_is_refused() {
 
 #[test]
 fn sip_transfer_targets_are_kept() {
-    assert_eq!(normalise_transfer_target("sip:desk@pbx.example.com", None), Ok("sip:desk@pbx.example.com".into()));
+    assert_eq!(
+        normalise_transfer_target("sip:desk@pbx.example.com", None),
+        Ok("sip:desk@pbx.example.com".into())
+    );
     assert!(normalise_transfer_target("sip:", None).is_err());
 }

@@ -1,0 +1,73 @@
+use callfleet_tests::{Fleet, TempDir, workspace_root};
+
+/// `nats/` holds exactly what the code creates: topology and JSON Schemas.
+#[test]
+fn contract_nats_folder_matches_the_code() {
+    let out = TempDir::new("export");
+    let fleet = Fleet::new(&[]);
+    let (code, _, err) = fleet.run(
+        &["export", "--dir", out.0.to_str().expect("utf-8 path")],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let mut checked = 0;
+    for sub in ["streams", "consumers", "kv", "schemas"] {
+        for entry in std::fs::read_dir(out.0.join(sub)).expect("exported folder") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().expect("name").to_owned();
+            let committed = workspace_root().join("nats").join(sub).join(&name);
+            let want = std::fs::read_to_string(&path).expect("read export");
+            let have = std::fs::read_to_string(&committed)
+                .unwrap_or_else(|_| panic!("{} is missing: run `make nats`", committed.display()));
+            assert_eq!(
+                have,
+                want,
+                "{} drifted from the code: run `make nats`",
+                committed.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 14,
+        "all definitions and schemas checked ({checked})"
+    );
+}
+
+/// Invalid configuration exits 64 and names the key.
+#[test]
+fn contract_invalid_config_exits_64_naming_the_key() {
+    let fleet = Fleet::new(&[]);
+    for (env, key) in [
+        (
+            "CALLFLEET_SIP__RINGING_TIMEOUT_SECS",
+            "sip.ringing_timeout_secs",
+        ),
+        (
+            "CALLFLEET_AGENT__MAX_CONCURRENT_CALLS",
+            "max_concurrent_calls",
+        ),
+        ("N8N_WEBHOOK_URL", "notifier.webhook_url"),
+        ("CALLFLEET_INGRESS__BIND", "ingress.bind"),
+    ] {
+        let value = match key {
+            "sip.ringing_timeout_secs" => "90",
+            "max_concurrent_calls" => "lots",
+            "notifier.webhook_url" => "not a url",
+            _ => "everywhere",
+        };
+        let (code, _, err) = fleet.run(&["ingress"], &[(env, value)]);
+        assert_eq!(code, Some(64), "{env}: {err}");
+        assert!(
+            err.to_lowercase().contains(key),
+            "{env}: message names {key}: {err}"
+        );
+    }
+    let (code, _, err) = fleet.run(&["agent"], &[("NATS_URL", "nats://127.0.0.1:1")]);
+    assert_eq!(
+        code,
+        Some(64),
+        "the agent without LiveKit is a config error: {err}"
+    );
+    assert!(err.contains("LIVEKIT_URL"), "{err}");
+}

@@ -1,0 +1,167 @@
+//! One test's fleet: its own nats-server, optionally livekit-server, a webhook sink, and the
+//! env every `callfleet` role of the test shares.
+
+use std::time::Duration;
+
+use callfleet_tests::{Fleet, LiveKitServer, NatsServer, Role, WebhookSink, free_port, wait_for};
+use serde_json::Value;
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub struct Rig {
+    pub nats: NatsServer,
+    pub _livekit: Option<LiveKitServer>,
+    pub sink: WebhookSink,
+    pub fleet: Fleet,
+    pub http: reqwest::Client,
+    pub ingress_port: u16,
+}
+
+impl Rig {
+    pub async fn new(with_livekit: bool) -> Self {
+        let nats = NatsServer::start().await;
+        let livekit = if with_livekit {
+            Some(LiveKitServer::start().await)
+        } else {
+            None
+        };
+        let sink = WebhookSink::start().await;
+        let ingress_port = free_port();
+        let mut env = vec![
+            ("NATS_URL", nats.url()),
+            (
+                "CALLFLEET_INGRESS__BIND",
+                format!("127.0.0.1:{ingress_port}"),
+            ),
+            ("N8N_WEBHOOK_URL", sink.url()),
+            ("WEBHOOK_SECRET", SECRET.to_owned()),
+            ("SIP_TRUNK_ID", "ST_test".to_owned()),
+            ("SIP_FROM_NUMBER", "+61123456789".to_owned()),
+            ("CALLFLEET_RETRY__MAX_INFRA_RETRIES", "0".to_owned()),
+            ("CALLFLEET_NOTIFIER__SCHEDULE_SECS", "[0,1,1,1]".to_owned()),
+            ("CALLFLEET_NOTIFIER__JITTER", "0".to_owned()),
+            ("CALLFLEET_AGENT__HOLD_POLL_MS", "100".to_owned()),
+            ("CALLFLEET_AGENT__DRAIN_GRACE_SECS", "5".to_owned()),
+        ];
+        if let Some(lk) = &livekit {
+            env.push(("LIVEKIT_URL", lk.url()));
+            env.push(("LIVEKIT_API_KEY", lk.key.clone()));
+            env.push(("LIVEKIT_API_SECRET", lk.secret.clone()));
+        }
+        let fleet = Fleet::new(&env);
+        Self {
+            nats,
+            _livekit: livekit,
+            sink,
+            fleet,
+            http: reqwest::Client::new(),
+            ingress_port,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ingress_port)
+    }
+
+    pub async fn start_ingress(&mut self) {
+        self.fleet.start(Role::Ingress);
+        let url = self.url("/readyz");
+        let http = self.http.clone();
+        wait_for("ingress ready", Duration::from_secs(30), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+
+    pub async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url("/dispatch"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /dispatch: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_call(&self, id: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(&format!("/calls/{id}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every event published for a call, in order, as (kind, json).
+    pub async fn events(&self, call_id: &str) -> Vec<(String, Value)> {
+        let client = self.nats.client().await;
+        let js = async_nats::jetstream::new(client);
+        let Ok(mut stream) = js.get_stream("CALL_EVENTS").await else {
+            return Vec::new();
+        };
+        let last = stream
+            .info()
+            .await
+            .map(|i| i.state.last_sequence)
+            .unwrap_or(0);
+        let prefix = format!("calls.events.{call_id}.");
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            if let Ok(m) = stream.get_raw_message(seq).await
+                && let Some(kind) = m.subject.strip_prefix(prefix.as_str())
+            {
+                out.push((
+                    kind.to_owned(),
+                    serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Messages left on a stream.
+    pub async fn stream_messages(&self, stream: &str) -> u64 {
+        let js = async_nats::jetstream::new(self.nats.client().await);
+        match js.get_stream(stream).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// The seed-000 payload, verbatim.
+pub fn seed_payload() -> Value {
+    serde_json::json!({
+      "destination": "61402012298",
+      "account_code": "em-tech-01",
+      "transfer_target": "61731071901",
+      "caller_id": "LiveKitNehosHosted",
+      "caller_number": "+61123456789",
+      "caller_name": "LiveKit Nehos Hosted",
+      "session_options": {
+        "preemptive_generation": false,
+        "llm": "openai/gpt-4o-mini",
+        "stt": "assemblyai/universal-streaming:en",
+        "tts": "cartesia",
+        "cartesia_voice": "043cfc81-d69f-4bee-ae1e-7862cb358650"
+      },
+      "metadata": { "ticket_id": "INC-1234" }
+    })
+}

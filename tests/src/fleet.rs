@@ -1,0 +1,159 @@
+//! The real `callfleet` binary, one process per role, configured through env as users do.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use crate::{TempDir, workspace_root};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ingress,
+    Agent,
+    Notifier,
+}
+
+impl Role {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::Agent => "agent",
+            Self::Notifier => "notifier",
+        }
+    }
+}
+
+/// The env every role of one test shares, and the processes started with it.
+pub struct Fleet {
+    pub env: BTreeMap<String, String>,
+    cwd: TempDir,
+    procs: Vec<(Role, Child)>,
+}
+
+pub fn binary() -> PathBuf {
+    let path = workspace_root().join("target/debug/callfleet");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p callfleet` (make test does)",
+        path.display()
+    );
+    path
+}
+
+impl Fleet {
+    pub fn new(env: &[(&str, String)]) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert(
+            "LOG_LEVEL".to_owned(),
+            std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+        );
+        for (k, v) in env {
+            map.insert((*k).to_owned(), v.clone());
+        }
+        Self {
+            env: map,
+            cwd: TempDir::new("fleet"),
+            procs: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.env.insert(key.to_owned(), value.into());
+    }
+
+    /// Start a role. Logs go to stderr when `TEST_LOG=1`.
+    pub fn start(&mut self, role: Role) {
+        let show = std::env::var("TEST_LOG").is_ok_and(|v| v == "1");
+        let child = Command::new(binary())
+            .arg(role.arg())
+            .current_dir(&self.cwd.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .stdout(Stdio::null())
+            .stderr(if show {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start callfleet {}: {e}", role.arg()));
+        self.procs.push((role, child));
+    }
+
+    fn pids(&self, role: Role) -> Vec<u32> {
+        self.procs
+            .iter()
+            .filter(|(r, _)| *r == role)
+            .map(|(_, c)| c.id())
+            .collect()
+    }
+
+    fn signal(&self, role: Role, sig: &str) {
+        for pid in self.pids(role) {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        }
+    }
+
+    /// kill -9 every process of a role.
+    pub fn kill9(&mut self, role: Role) {
+        self.signal(role, "-KILL");
+        self.reap(role);
+    }
+
+    /// SIGTERM every process of a role; returns their exit codes once they exit.
+    pub fn sigterm(&mut self, role: Role) -> Vec<Option<i32>> {
+        self.signal(role, "-TERM");
+        self.reap(role)
+    }
+
+    fn reap(&mut self, role: Role) -> Vec<Option<i32>> {
+        let mut codes = Vec::new();
+        let mut keep = Vec::new();
+        for (r, mut child) in self.procs.drain(..) {
+            if r == role {
+                codes.push(child.wait().ok().and_then(|s| s.code()));
+            } else {
+                keep.push((r, child));
+            }
+        }
+        self.procs = keep;
+        codes
+    }
+
+    /// Whether a role's process is still running.
+    pub fn running(&mut self, role: Role) -> bool {
+        self.procs
+            .iter_mut()
+            .any(|(r, c)| *r == role && matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Run `callfleet <args>` to completion; returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str], extra_env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+        let out = Command::new(binary())
+            .args(args)
+            .current_dir(&self.cwd.0)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .envs(extra_env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run callfleet: {e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.procs {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

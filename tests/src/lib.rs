@@ -1,0 +1,123 @@
+//! The rig: real servers for integration tests. Each binds free loopback ports, keeps its state
+//! in a temp folder, and is killed on Drop. A missing binary fails with the install command.
+
+mod fleet;
+mod servers;
+mod sink;
+
+use std::{future::Future, path::PathBuf, time::Duration};
+
+pub use fleet::{Fleet, Role};
+pub use servers::{LiveKitServer, NatsServer};
+pub use sink::{Received, WebhookSink};
+
+/// Where a tool lives: `.tools/bin` (installed by `make setup`) or PATH. Panics with the
+/// install command otherwise: a missing tool is a failing test, never a skip.
+pub fn tool(name: &str) -> PathBuf {
+    let root = workspace_root();
+    let local = root.join(".tools/bin").join(name);
+    if local.exists() {
+        return local;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join(name).exists() {
+                return dir.join(name);
+            }
+        }
+    }
+    panic!(
+        "{name} is not installed: run `make setup` (installs pinned nats-server and livekit-server into .tools/bin)"
+    );
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A fresh temp folder, removed on Drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "callfleet-{prefix}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Wait until `check` returns `Some`, polling every 50 ms, failing after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until a TCP port accepts connections.
+pub async fn wait_port(port: u16, what: &str) {
+    wait_for(what, Duration::from_secs(20), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// Verify a Standard Webhooks signature with this crate's own HMAC, independently of the
+/// notifier's code.
+pub fn verify_signature(
+    secret: &str,
+    id: &str,
+    timestamp: &str,
+    body: &[u8],
+    signature: &str,
+) -> bool {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use hmac::{Hmac, Mac};
+    let Some(key) = secret
+        .strip_prefix("whsec_")
+        .and_then(|b| STANDARD.decode(b).ok())
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&key) else {
+        return false;
+    };
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    signature.split(' ').any(|s| s == expected)
+}

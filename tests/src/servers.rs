@@ -1,0 +1,122 @@
+//! nats-server and livekit-server, started for real.
+
+use std::process::{Child, Command, Stdio};
+
+use crate::{TempDir, free_port, tool, wait_port};
+
+pub struct NatsServer {
+    pub port: u16,
+    store: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            store: TempDir::new("nats"),
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(tool("nats-server"))
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server: {e}"));
+        self.child = Some(child);
+        wait_port(self.port, "nats-server").await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server (its store survives for `restart`).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url())
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url()))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct LiveKitServer {
+    pub port: u16,
+    pub key: String,
+    pub secret: String,
+    _dir: TempDir,
+    child: Child,
+}
+
+impl LiveKitServer {
+    /// `livekit-server` in dev-like mode on free loopback ports, with its own keys.
+    pub async fn start() -> Self {
+        let dir = TempDir::new("livekit");
+        let (port, tcp, udp) = (free_port(), free_port(), free_port());
+        let key = "devkey".to_owned();
+        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        let config = format!(
+            "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
+        );
+        let path = dir.0.join("livekit.yaml");
+        std::fs::write(&path, config)
+            .unwrap_or_else(|e| panic!("cannot write livekit config: {e}"));
+        let child = Command::new(tool("livekit-server"))
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start livekit-server: {e}"));
+        wait_port(port, "livekit-server").await;
+        Self {
+            port,
+            key,
+            secret,
+            _dir: dir,
+            child,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LiveKitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
