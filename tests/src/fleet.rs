@@ -33,7 +33,9 @@ pub struct Fleet {
 }
 
 pub fn binary() -> PathBuf {
-    let path = workspace_root().join("target/debug/callfleet");
+    let path = std::env::var_os("CALLFLEET_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/callfleet"));
     assert!(
         path.exists(),
         "{} is missing: run `cargo build -p callfleet` (make test does)",

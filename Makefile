@@ -1,0 +1,61 @@
+# callfleet: every target here is what CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Pinned test peers and tools (installed into .tools/, git-ignored).
+NATS_SERVER_VERSION := v2.12.15
+LIVEKIT_SERVER_VERSION := v1.13.5
+NATS_PY_VERSION := 2.11.0
+
+TOOLS := $(CURDIR)/.tools
+BIN := $(TOOLS)/bin
+NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
+LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
+VENV_STAMP := $(TOOLS)/stamps/nats-py-$(NATS_PY_VERSION)
+
+.PHONY: help setup run test lint bench nats clean-tools
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(NATS_STAMP) $(LIVEKIT_STAMP) $(VENV_STAMP) ## Install pinned nats-server, livekit-server and nats-py into .tools/
+
+$(NATS_STAMP):
+	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(BIN) $(TOOLS)/stamps
+	GOBIN=$(BIN) go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+	touch $@
+
+$(LIVEKIT_STAMP):
+	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(BIN) $(TOOLS)/stamps $(TOOLS)/gobin-livekit
+	GOBIN=$(TOOLS)/gobin-livekit go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION)
+	mv $(TOOLS)/gobin-livekit/server $(BIN)/livekit-server
+	touch $@
+
+$(VENV_STAMP):
+	mkdir -p $(TOOLS)/stamps
+	python3 -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION)
+	touch $@
+
+run: setup ## Run the whole fleet locally (nats-server and livekit-server --dev when not configured)
+	cargo run -p callfleet -- dev
+
+test: setup ## Build and run every test against the real servers
+	cargo build -p callfleet
+	cargo test --workspace
+
+lint: ## rustfmt and clippy, warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: setup ## Benchmarks; writes bench/REPORT.md
+	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
+	CALLFLEET_BIN=$(CURDIR)/target/release/callfleet ./target/release/bench --out bench/REPORT.md
+
+nats: ## Regenerate nats/ (topology and JSON Schemas) from the code
+	cargo run -q -p callfleet -- export --dir nats
+
+clean-tools: ## Remove installed tools
+	rm -rf $(TOOLS)
