@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use callfleet_tests::{Role, verify_signature, wait_for, workspace_root};
+use callfleet_tests::{Role, verify_signature, wait_consumer, wait_for, workspace_root};
 use serde_json::{Value, json};
 
 use crate::rig::{Rig, SECRET, seed_payload};
@@ -124,17 +124,7 @@ async fn e2e_direct_publish_from_python() {
         .then_some(())
     })
     .await;
-    wait_for("agent consumer", Duration::from_secs(20), || async {
-        let js = async_nats::jetstream::new(rig.nats.client().await);
-        js.get_stream("CALL_JOBS")
-            .await
-            .ok()?
-            .consumer_info("agents")
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    wait_consumer(&rig.nats.url(), "CALL_JOBS", "agents").await;
 
     let mut good = seed_payload();
     good["call_id"] = json!("py-call-1");

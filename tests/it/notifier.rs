@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use callfleet_domain::{CallEvent, EventKind};
-use callfleet_tests::{Role, verify_signature, wait_for};
+use callfleet_tests::{Role, verify_signature, wait_consumer, wait_for};
 use serde_json::Value;
 
 use crate::rig::{Rig, SECRET};
@@ -34,17 +34,7 @@ async fn fault_notifier_retries_with_stable_id_across_restart() {
         .set("CALLFLEET_NOTIFIER__SCHEDULE_SECS", "[0,2,2,2,2]");
     rig.sink.set_status(500);
     rig.fleet.start(Role::Notifier);
-    wait_for("notifier consumer", Duration::from_secs(20), || async {
-        let js = async_nats::jetstream::new(rig.nats.client().await);
-        js.get_stream("CALL_EVENTS")
-            .await
-            .ok()?
-            .consumer_info("notifier")
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    wait_consumer(&rig.nats.url(), "CALL_EVENTS", "notifier").await;
 
     publish_final(&rig, "n1").await;
     wait_for("first failed attempt", Duration::from_secs(20), || async {
@@ -102,17 +92,7 @@ async fn notifier_410_dead_letters_without_retrying() {
     let mut rig = Rig::new(false).await;
     rig.sink.set_status(410);
     rig.fleet.start(Role::Notifier);
-    wait_for("notifier consumer", Duration::from_secs(20), || async {
-        let js = async_nats::jetstream::new(rig.nats.client().await);
-        js.get_stream("CALL_EVENTS")
-            .await
-            .ok()?
-            .consumer_info("notifier")
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    wait_consumer(&rig.nats.url(), "CALL_EVENTS", "notifier").await;
     publish_final(&rig, "gone1").await;
     let js = async_nats::jetstream::new(rig.nats.client().await);
     let reason = wait_for("dead letter", Duration::from_secs(20), || async {

@@ -121,3 +121,28 @@ pub fn verify_signature(
     let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
     signature.split(' ').any(|s| s == expected)
 }
+
+/// Wait until a durable consumer exists (a role created the topology and is ready to pull).
+pub async fn wait_consumer(nats_url: &str, stream: &str, consumer: &str) {
+    let client = async_nats::connect(nats_url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {nats_url}: {e}"));
+    let js = async_nats::jetstream::new(client);
+    wait_for(
+        &format!("consumer {stream}/{consumer}"),
+        Duration::from_secs(30),
+        || {
+            let js = js.clone();
+            async move {
+                js.get_stream(stream)
+                    .await
+                    .ok()?
+                    .consumer_info(consumer)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+}

@@ -179,19 +179,7 @@ async fn bench_notifier() -> (f64, f64, f64, usize) {
     ]);
     fleet.start(Role::Notifier);
     let js = async_nats::jetstream::new(nats.client().await);
-    wait_for("notifier consumer", Duration::from_secs(30), || {
-        let js = js.clone();
-        async move {
-            js.get_stream("CALL_EVENTS")
-                .await
-                .ok()?
-                .consumer_info("notifier")
-                .await
-                .ok()
-                .map(|_| ())
-        }
-    })
-    .await;
+    callfleet_tests::wait_consumer(&nats.url(), "CALL_EVENTS", "notifier").await;
     let start = Instant::now();
     for i in 0..WEBHOOKS {
         let event = json!({
