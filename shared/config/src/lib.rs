@@ -14,7 +14,7 @@ use std::path::Path;
 
 use figment::{
     Figment,
-    providers::{Env, Format, Toml},
+    providers::{Env, Format, Serialized, Toml},
 };
 
 pub use model::*;
@@ -86,15 +86,16 @@ fn env_provider() -> Env {
         .split("__")
 }
 
-fn seed_env_provider() -> Env {
-    let names: Vec<&str> = SEED_ENV.iter().map(|(env, _)| *env).collect();
-    Env::raw().only(&names).map(|key| {
-        SEED_ENV
-            .iter()
-            .find(|(env, _)| key == *env)
-            .map(|(_, path)| (*path).into())
-            .unwrap_or_else(|| key.into())
-    })
+/// The seed's env names, taken as raw strings: figment's `Env` would parse `+61123456789` into
+/// a number and lose the `+`.
+fn seed_env_provider() -> Figment {
+    let mut figment = Figment::new();
+    for (env, path) in SEED_ENV {
+        if let Ok(value) = std::env::var(env) {
+            figment = figment.merge(Serialized::default(path, value));
+        }
+    }
+    figment
 }
 
 fn load_env_file(path: &Path) -> Result<(), ConfigError> {
