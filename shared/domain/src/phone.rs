@@ -163,6 +163,6 @@ mod tests {
     #[test]
     fn masks_all_but_the_tail() {
         let p = PhoneNumber::parse("+61402012298", None).expect("valid");
-        assert_eq!(p.masked(), "+*********298");
+        assert_eq!(p.masked(), "+********298");
     }
 }
