@@ -13,7 +13,7 @@ pub mod topology;
 pub use async_nats;
 pub use connect::connect;
 pub use error::BusError;
-pub use publish::Scheduled;
+pub use publish::{Scheduled, schedule_headers};
 pub use state::{Lease, LeaseError};
 
 use async_nats::jetstream::{self, kv};

@@ -17,6 +17,20 @@ pub struct Scheduled {
     pub infra_retries: u32,
 }
 
+/// Headers that make a message a JetStream scheduled message: moved onto `target` at `at`
+/// (rounded up to the second, so it never fires early).
+pub fn schedule_headers(headers: &mut HeaderMap, at: Timestamp, target: &str) {
+    let at = at
+        .round(
+            jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Ceil),
+        )
+        .unwrap_or(at);
+    headers.insert("Nats-Schedule", format!("@at {at}").as_str());
+    headers.insert("Nats-Schedule-Target", target);
+}
+
 impl Bus {
     async fn publish_raw(
         &self,
@@ -56,17 +70,7 @@ impl Bus {
     /// `when.at` (nats-server ≥ 2.12 message scheduling). It holds no worker or ack slot meanwhile.
     pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
-        // Schedules have second precision; round up so a retry never fires early.
-        let at = when
-            .at
-            .round(
-                jiff::TimestampRound::new()
-                    .smallest(jiff::Unit::Second)
-                    .mode(jiff::RoundMode::Ceil),
-            )
-            .unwrap_or(when.at);
-        headers.insert("Nats-Schedule", format!("@at {at}").as_str());
-        headers.insert("Nats-Schedule-Target", s::dispatch(&req.campaign).as_str());
+        schedule_headers(&mut headers, when.at, &s::dispatch(&req.campaign));
         headers.insert(
             "Nats-Msg-Id",
             format!(

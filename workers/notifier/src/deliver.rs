@@ -27,15 +27,7 @@ pub async fn enqueue(ctx: &Ctx, d: &Delivery, at: Option<Timestamp>) -> Result<(
     let subject = match at {
         None => s::deliver(&d.webhook_id),
         Some(at) => {
-            let at = at
-                .round(
-                    jiff::TimestampRound::new()
-                        .smallest(jiff::Unit::Second)
-                        .mode(jiff::RoundMode::Ceil),
-                )
-                .unwrap_or(at);
-            headers.insert("Nats-Schedule", format!("@at {at}").as_str());
-            headers.insert("Nats-Schedule-Target", s::deliver(&d.webhook_id).as_str());
+            callfleet_bus::schedule_headers(&mut headers, at, &s::deliver(&d.webhook_id));
             s::webhook_schedule(&d.webhook_id)
         }
     };
