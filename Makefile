@@ -5,20 +5,45 @@ SHELL := /bin/bash
 # Pinned test peers and tools (installed into .tools/, git-ignored).
 NATS_SERVER_VERSION := v2.12.15
 LIVEKIT_SERVER_VERSION := v1.13.5
+# livekit-sip is pinned by tests/tools/livekit-sip/go.mod and go.sum (every dependency too).
+LIVEKIT_SIP_VERSION := v1.8.0
 NATS_PY_VERSION := 2.11.0
+# Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, and livekit-sip's CGO deps.
+# Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
 LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
 VENV_STAMP := $(TOOLS)/stamps/nats-py-$(NATS_PY_VERSION)
+SIP_STAMP := $(TOOLS)/stamps/livekit-sip-$(LIVEKIT_SIP_VERSION)
+APT_STAMP := $(TOOLS)/stamps/apt-packages
 
 .PHONY: help setup run test lint bench nats clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(NATS_STAMP) $(LIVEKIT_STAMP) $(VENV_STAMP) ## Install pinned nats-server, livekit-server and nats-py into .tools/
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, nats-py
+
+$(APT_STAMP):
+	mkdir -p $(TOOLS)/stamps
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) \
+	    || { echo "could not install: run \`sudo apt-get install $(APT_PACKAGES)\`"; exit 1; }; \
+	fi
+	@sipp -v 2>&1 | grep -q 'SIPp v3\.6' || { echo "sipp 3.6 is required (Debian sip-tester): found '$$(sipp -v 2>&1 | grep SIPp)'"; exit 1; }
+	@redis-server --version | grep -Eq 'v=([6-9]|[1-9][0-9])\.' || { echo "redis-server >= 6 is required"; exit 1; }
+	touch $@
+
+$(SIP_STAMP): $(APT_STAMP) tests/tools/livekit-sip/go.mod tests/tools/livekit-sip/go.sum
+	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(BIN) $(TOOLS)/stamps
+	cd tests/tools/livekit-sip && CGO_ENABLED=1 go build -o $(BIN)/livekit-sip github.com/livekit/sip/cmd/livekit-sip
+	touch $@
 
 $(NATS_STAMP):
 	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }

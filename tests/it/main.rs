@@ -9,3 +9,4 @@ mod e2e;
 mod ingress;
 mod notifier;
 mod rig;
+mod telephony;

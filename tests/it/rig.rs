@@ -3,14 +3,30 @@
 
 use std::time::Duration;
 
-use callfleet_tests::{Fleet, LiveKitServer, NatsServer, Role, WebhookSink, free_port, wait_for};
+use callfleet_tests::{
+    Callee, Fleet, LiveKitServer, NatsServer, Role, Telephony, WebhookSink, free_port, wait_for,
+};
 use serde_json::Value;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The caller number every rig's fleet defaults to (`SIP_FROM_NUMBER`).
+pub const FROM_NUMBER: &str = "+61123456789";
+
+/// Which real peers a test needs besides nats-server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    None,
+    /// livekit-server --dev-like, no SIP service.
+    LiveKit,
+    /// redis + livekit-server + livekit-sip + a SIPp callee behind an outbound trunk.
+    Telephony,
+}
 
 pub struct Rig {
     pub nats: NatsServer,
     pub _livekit: Option<LiveKitServer>,
+    pub telephony: Option<Telephony>,
+    pub callee: Option<Callee>,
     pub sink: WebhookSink,
     pub fleet: Fleet,
     pub http: reqwest::Client,
@@ -19,11 +35,27 @@ pub struct Rig {
 
 impl Rig {
     pub async fn new(with_livekit: bool) -> Self {
-        let nats = NatsServer::start().await;
-        let livekit = if with_livekit {
-            Some(LiveKitServer::start().await)
+        Self::with(if with_livekit {
+            Peers::LiveKit
         } else {
-            None
+            Peers::None
+        })
+        .await
+    }
+
+    pub async fn with(peers: Peers) -> Self {
+        let nats = NatsServer::start().await;
+        let livekit = match peers {
+            Peers::LiveKit => Some(LiveKitServer::start().await),
+            _ => None,
+        };
+        let telephony = match peers {
+            Peers::Telephony => Some(Telephony::start().await),
+            _ => None,
+        };
+        let callee = match &telephony {
+            Some(t) => Some(t.callee(&[FROM_NUMBER, "+61299990000"]).await),
+            None => None,
         };
         let sink = WebhookSink::start().await;
         let ingress_port = free_port();
@@ -35,15 +67,20 @@ impl Rig {
             ),
             ("N8N_WEBHOOK_URL", sink.url()),
             ("WEBHOOK_SECRET", SECRET.to_owned()),
-            ("SIP_TRUNK_ID", "ST_test".to_owned()),
-            ("SIP_FROM_NUMBER", "+61123456789".to_owned()),
+            (
+                "SIP_TRUNK_ID",
+                callee
+                    .as_ref()
+                    .map_or_else(|| "ST_test".to_owned(), |c| c.trunk_id.clone()),
+            ),
+            ("SIP_FROM_NUMBER", FROM_NUMBER.to_owned()),
             ("CALLFLEET_RETRY__MAX_INFRA_RETRIES", "0".to_owned()),
             ("CALLFLEET_NOTIFIER__SCHEDULE_SECS", "[0,1,1,1]".to_owned()),
             ("CALLFLEET_NOTIFIER__JITTER", "0".to_owned()),
             ("CALLFLEET_AGENT__HOLD_POLL_MS", "100".to_owned()),
             ("CALLFLEET_AGENT__DRAIN_GRACE_SECS", "5".to_owned()),
         ];
-        if let Some(lk) = &livekit {
+        if let Some(lk) = livekit.as_ref().or(telephony.as_ref().map(|t| &t.livekit)) {
             env.push(("LIVEKIT_URL", lk.url()));
             env.push(("LIVEKIT_API_KEY", lk.key.clone()));
             env.push(("LIVEKIT_API_SECRET", lk.secret.clone()));
@@ -52,6 +89,8 @@ impl Rig {
         Self {
             nats,
             _livekit: livekit,
+            telephony,
+            callee,
             sink,
             fleet,
             http: reqwest::Client::new(),
@@ -164,4 +203,38 @@ pub fn seed_payload() -> Value {
       },
       "metadata": { "ticket_id": "INC-1234" }
     })
+}
+
+impl Rig {
+    /// The delivered webhook whose summary is for `call_id`, waiting up to `secs`.
+    pub async fn summary_of(&self, call_id: &str, secs: u64) -> Value {
+        wait_for(
+            &format!("the summary webhook of {call_id}"),
+            Duration::from_secs(secs),
+            || async {
+                self.sink
+                    .delivered()
+                    .into_iter()
+                    .find(|r| r.json()["data"]["call_id"] == call_id)
+                    .map(|r| r.json())
+            },
+        )
+        .await
+    }
+
+    pub fn callee(&self) -> &Callee {
+        self.callee
+            .as_ref()
+            .expect("this rig was built with Peers::Telephony")
+    }
+
+    /// POST /dispatch and return the call id, asserting 202.
+    pub async fn dispatch(&self, body: &Value) -> String {
+        let (status, resp) = self.post(body, &[]).await;
+        assert_eq!(status, 202, "{resp}");
+        resp["call_id"]
+            .as_str()
+            .expect("call_id in the 202")
+            .to_owned()
+    }
 }

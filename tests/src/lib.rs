@@ -4,12 +4,14 @@
 mod fleet;
 mod servers;
 mod sink;
+mod telephony;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use fleet::{Fleet, Role};
 pub use servers::{LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
+pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};
 
 /// Where a tool lives: `.tools/bin` (installed by `make setup`) or PATH. Panics with the
 /// install command otherwise: a missing tool is a failing test, never a skip.
@@ -27,7 +29,7 @@ pub fn tool(name: &str) -> PathBuf {
         }
     }
     panic!(
-        "{name} is not installed: run `make setup` (installs pinned nats-server and livekit-server into .tools/bin)"
+        "{name} is not installed: run `make setup` (installs the pinned nats-server, livekit-server and livekit-sip into .tools/bin, and sipp and redis-server with apt-get)"
     );
 }
 

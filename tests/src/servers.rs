@@ -82,13 +82,21 @@ pub struct LiveKitServer {
 impl LiveKitServer {
     /// `livekit-server` in dev-like mode on free loopback ports, with its own keys.
     pub async fn start() -> Self {
+        Self::start_with_redis(None).await
+    }
+
+    /// The same, backed by Redis (what livekit-sip needs to reach it).
+    pub async fn start_with_redis(redis: Option<&str>) -> Self {
         let dir = TempDir::new("livekit");
         let (port, tcp, udp) = (free_port(), free_port(), free_port());
         let key = "devkey".to_owned();
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
-        let config = format!(
-            "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
+        let mut config = format!(
+            "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
         );
+        if let Some(addr) = redis {
+            config.push_str(&format!("redis:\n  address: {addr}\n"));
+        }
         let path = dir.0.join("livekit.yaml");
         std::fs::write(&path, config)
             .unwrap_or_else(|e| panic!("cannot write livekit config: {e}"));
@@ -111,6 +119,10 @@ impl LiveKitServer {
 
     pub fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }
 

@@ -1,0 +1,335 @@
+//! The telephony rig: redis-server, livekit-server with Redis, livekit-sip, and a SIPp callee
+//! standing in for the PSTN. Everything binds free loopback ports and dies on Drop.
+//!
+//! The callee runs `tests/sipp/callee.xml`; the dialed number picks its behaviour (see
+//! [`Behaviour`]), so one callee serves every scenario of a test. Every SIP message it sees is
+//! logged, and [`Callee::requests`] parses them back so tests can assert on headers.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use livekit_api::services::sip::{CreateSIPOutboundTrunkOptions, SIPClient};
+
+use crate::{LiveKitServer, TempDir, free_port, tool, wait_for, wait_port, workspace_root};
+
+/// A process killed on Drop.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
+    let (out, err) = match log.and_then(|p| std::fs::File::create(p).ok()) {
+        Some(f) => (
+            f.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null()),
+            Stdio::from(f),
+        ),
+        None => (Stdio::null(), Stdio::null()),
+    };
+    Owned(
+        cmd.stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
+    )
+}
+
+/// LiveKit with its SIP service: what `CreateSIPParticipant` needs to place real calls.
+pub struct Telephony {
+    pub livekit: LiveKitServer,
+    pub sip_port: u16,
+    dir: TempDir,
+    _sip: Owned,
+    _redis: Owned,
+}
+
+impl Telephony {
+    pub async fn start() -> Self {
+        let dir = TempDir::new("telephony");
+        let redis_port = free_port();
+        let mut redis = Command::new(tool("redis-server"));
+        redis.args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        let redis = spawn(redis, "redis-server", None);
+        wait_port(redis_port, "redis-server").await;
+        let redis_addr = format!("127.0.0.1:{redis_port}");
+
+        let livekit = LiveKitServer::start_with_redis(Some(&redis_addr)).await;
+
+        let (sip_port, health_port) = (free_port(), free_port());
+        let rtp = rtp_range();
+        // max_cpu_utilization 1.0: livekit-sip refuses calls while the machine is busy (default
+        // 90 %), and a test machine running suites side by side is busy.
+        let config = format!(
+            "api_key: {key}\napi_secret: {secret}\nws_url: {ws}\nredis:\n  address: {redis_addr}\n\
+             sip_port: {sip_port}\nrtp_port: {rtp}\nhealth_port: {health_port}\n\
+             use_external_ip: false\nlisten_ip: 127.0.0.1\nnat_1_to_1_ip: 127.0.0.1\n\
+             max_cpu_utilization: 1.0\n\
+             logging:\n  level: info\n",
+            key = livekit.key,
+            secret = livekit.secret,
+            ws = livekit.url(),
+        );
+        let path = dir.0.join("sip.yaml");
+        std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write sip config: {e}"));
+        let mut sip = Command::new(tool("livekit-sip"));
+        sip.arg("--config").arg(&path);
+        let sip = spawn(sip, "livekit-sip", Some(dir.0.join("livekit-sip.log")));
+        wait_port(health_port, "livekit-sip health").await;
+        wait_for(
+            "livekit-sip healthy",
+            Duration::from_secs(20),
+            || async move {
+                reqwest::get(format!("http://127.0.0.1:{health_port}/"))
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            },
+        )
+        .await;
+        Self {
+            livekit,
+            sip_port,
+            dir,
+            _sip: sip,
+            _redis: redis,
+        }
+    }
+
+    /// livekit-sip's log, for failure messages.
+    pub fn sip_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("livekit-sip.log")).unwrap_or_default()
+    }
+
+    pub fn sip_client(&self) -> SIPClient {
+        SIPClient::with_api_key(
+            &self.livekit.http_url(),
+            &self.livekit.key,
+            &self.livekit.secret,
+        )
+    }
+
+    /// A SIPp callee and an outbound trunk (created through the API) pointing at it.
+    pub async fn callee(&self, from_numbers: &[&str]) -> Callee {
+        Callee::start(self, from_numbers).await
+    }
+}
+
+/// A distinct RTP port range per rig in this process (rigs run side by side).
+fn rtp_range() -> String {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slot = NEXT.fetch_add(1, Ordering::Relaxed) % 200;
+    let base = 30_000 + (std::process::id() % 10) as u16 * 2_000 + slot * 10;
+    format!("{base}-{}", base + 9)
+}
+
+/// What the callee does, chosen by the dialed number (`tests/sipp/callee.xml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answer, then hang up after this many seconds (0-99).
+    AnswerThenHangUp(u8),
+    /// Answer and stay until the caller hangs up.
+    AnswerAndStay,
+    /// Answer, accept a REFER (202, then NOTIFY 200), wait for the caller's BYE.
+    AcceptRefer,
+    /// Ring until the caller cancels.
+    Ring,
+    /// Reject with this final status: 486 600 480 408 503 603 404 484 403.
+    Reject(u16),
+}
+
+impl Behaviour {
+    /// A destination number (E.164) that makes the callee behave so. `tag` (0-999) keeps
+    /// numbers of one test apart.
+    pub fn number(self, tag: u16) -> String {
+        let (hold, code) = match self {
+            Self::AnswerThenHangUp(s) => (s, 200),
+            Self::AnswerAndStay => (0, 201),
+            Self::AcceptRefer => (0, 202),
+            Self::Ring => (0, 180),
+            Self::Reject(code) => (0, code),
+        };
+        format!("+6140{:03}{hold:02}{code:03}", tag % 1000)
+    }
+}
+
+/// One SIP request the callee received.
+#[derive(Debug, Clone)]
+pub struct SipRequest {
+    pub method: String,
+    pub uri: String,
+    headers: Vec<(String, String)>,
+}
+
+impl SipRequest {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The user part of the request URI (the dialed number).
+    pub fn user(&self) -> &str {
+        let rest = self.uri.split_once(':').map_or("", |(_, r)| r);
+        rest.split(['@', ';']).next().unwrap_or("")
+    }
+}
+
+/// SIPp as the PSTN callee on a free loopback port, with a trunk pointing at it.
+pub struct Callee {
+    pub port: u16,
+    pub trunk_id: String,
+    dir: TempDir,
+    _child: Owned,
+}
+
+impl Callee {
+    async fn start(tel: &Telephony, from_numbers: &[&str]) -> Self {
+        let dir = TempDir::new("callee");
+        let (port, media) = (free_port(), free_port());
+        let scenario = workspace_root().join("tests/sipp/callee.xml");
+        let mut cmd = Command::new(tool("sipp"));
+        cmd.arg("-sf")
+            .arg(&scenario)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
+            .args(["-nostdin", "-trace_msg", "-message_file"])
+            .arg(dir.0.join("messages.log"))
+            .args(["-trace_logs", "-log_file"])
+            .arg(dir.0.join("callee.log"))
+            .args(["-trace_err", "-error_file"])
+            .arg(dir.0.join("errors.log"));
+        let child = spawn(cmd, "sipp", Some(dir.0.join("stdout.log")));
+        let mut callee = Self {
+            port,
+            trunk_id: String::new(),
+            dir,
+            _child: child,
+        };
+        wait_for("sipp callee listening", Duration::from_secs(10), || {
+            let listening = udp_bound(port);
+            async move { listening.then_some(()) }
+        })
+        .await;
+        let numbers = from_numbers.iter().map(|n| (*n).to_owned()).collect();
+        let trunk = tel
+            .sip_client()
+            .create_sip_outbound_trunk(
+                format!("callee-{port}"),
+                format!("127.0.0.1:{port}"),
+                numbers,
+                CreateSIPOutboundTrunkOptions {
+                    transport: livekit_protocol::SipTransport::Udp,
+                    metadata: String::new(),
+                    auth_username: String::new(),
+                    auth_password: String::new(),
+                    headers: None,
+                    headers_to_attributes: None,
+                    attributes_to_headers: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("CreateSIPOutboundTrunk: {e}"));
+        callee.trunk_id = trunk.sip_trunk_id;
+        callee
+    }
+
+    /// Every SIP request the callee has received so far, in order.
+    pub fn requests(&self) -> Vec<SipRequest> {
+        let log = std::fs::read_to_string(self.dir.0.join("messages.log")).unwrap_or_default();
+        parse_received(&log)
+    }
+
+    /// The INVITEs received for `number`.
+    pub fn invites_to(&self, number: &str) -> Vec<SipRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "INVITE" && r.user() == number)
+            .collect()
+    }
+
+    /// The requests of `method` received, of any number.
+    pub fn received(&self, method: &str) -> Vec<SipRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
+    }
+
+    /// The callee's own log and errors, for failure messages.
+    pub fn log(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default();
+        format!("{}\n{}", read("callee.log"), read("errors.log"))
+    }
+}
+
+/// Whether something listens on UDP `port` on 127.0.0.1 (a bind attempt fails).
+fn udp_bound(port: u16) -> bool {
+    std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+}
+
+/// Parse SIPp's `-trace_msg` log: blocks introduced by "... message received ...".
+fn parse_received(log: &str) -> Vec<SipRequest> {
+    let mut out = Vec::new();
+    for block in log.split("----------------------------------------------- ") {
+        let Some((intro, body)) = block.split_once('\n') else {
+            continue;
+        };
+        let body = if intro.contains("message received") {
+            body
+        } else if let Some((line, rest)) = body.split_once('\n')
+            && line.contains("message received")
+        {
+            rest
+        } else {
+            continue;
+        };
+        let mut lines = body.lines().skip_while(|l| l.trim().is_empty());
+        let Some(first) = lines.next() else { continue };
+        let mut parts = first.split_whitespace();
+        let (Some(method), Some(uri), Some("SIP/2.0")) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let headers = lines
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        out.push(SipRequest {
+            method: method.to_owned(),
+            uri: uri.to_owned(),
+            headers,
+        });
+    }
+    out
+}
+
+/// Count of requests per method, for failure messages.
+pub fn summarize(requests: &[SipRequest]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for r in requests {
+        *counts.entry(format!("{} {}", r.method, r.user())).or_insert(0) += 1;
+    }
+    counts
+}
