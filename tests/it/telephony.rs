@@ -58,3 +58,87 @@ async fn tel_answered_call_headers_and_timings() {
     let kinds: Vec<String> = rig.events(&call_id).await.into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["queued", "dialing", "answered", "ended"]);
 }
+
+/// Every rejection the callee can give, and a ring timeout, each classified per DESIGN.md §5
+/// from the real error; retryable ones are dialed again after the (shortened) delay up to
+/// `max_attempts`, then one final webhook lists every attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn tel_outcomes_classified_and_retried_by_policy() {
+    let mut rig = Rig::with(Peers::Telephony).await;
+    for (k, v) in [
+        ("CALLFLEET_RETRY__MAX_ATTEMPTS", "2"),
+        ("CALLFLEET_RETRY__BUSY_DELAY_SECS", "1"),
+        ("CALLFLEET_RETRY__UNAVAILABLE_DELAY_SECS", "1"),
+        ("CALLFLEET_RETRY__NO_ANSWER_DELAY_SECS", "1"),
+        ("CALLFLEET_RETRY__CARRIER_THROTTLED_DELAY_SECS", "1"),
+        ("CALLFLEET_SIP__RINGING_TIMEOUT_SECS", "2"),
+    ] {
+        rig.fleet.set(k, v);
+    }
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Agent);
+    rig.fleet.start(Role::Notifier);
+
+    // (behaviour, outcome, SIP code, attempts)
+    let cases = [
+        (Behaviour::Reject(486), "busy", Some(486), 2),
+        (Behaviour::Reject(480), "unavailable", Some(480), 2),
+        (Behaviour::Reject(503), "carrier_throttled", Some(503), 2),
+        (Behaviour::Ring, "no_answer", None, 2),
+        (Behaviour::Reject(603), "declined", Some(603), 1),
+        (Behaviour::Reject(404), "invalid_number", Some(404), 1),
+        (Behaviour::Reject(403), "trunk_rejected", Some(403), 1),
+    ];
+    let mut calls = Vec::new();
+    for (i, (behaviour, ..)) in cases.iter().enumerate() {
+        let to = behaviour.number(i as u16);
+        let body = json!({"destination": to, "account_code": "acct-outcomes"});
+        calls.push((rig.dispatch(&body).await, to));
+    }
+    for ((call_id, to), (behaviour, outcome, code, attempts)) in calls.iter().zip(cases) {
+        let hook = rig.summary_of(call_id, 90).await;
+        let s = &hook["data"];
+        assert_eq!(hook["type"], "call.failed", "{behaviour:?}: {hook}");
+        assert_eq!(s["outcome"], outcome, "{behaviour:?}: {s}");
+        assert_eq!(s["end_reason"], "dial_failed");
+        assert_eq!(s["sip"]["code"], json!(code), "{behaviour:?}: {s}");
+        let listed = s["attempts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(listed.len(), attempts, "{behaviour:?} lists every attempt: {s}");
+        for (n, a) in listed.iter().enumerate() {
+            assert_eq!(a["attempt"], n + 1);
+            assert_eq!(a["outcome"], outcome);
+        }
+        assert_eq!(
+            rig.callee().invites_to(to).len(),
+            attempts,
+            "{behaviour:?}: one INVITE per attempt"
+        );
+        let events = rig.events(call_id).await;
+        let retries: Vec<&Value> = events
+            .iter()
+            .filter(|(k, _)| k == "retry_scheduled")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(retries.len(), attempts - 1, "{behaviour:?}: {events:?}");
+        for r in retries {
+            assert!(
+                r["detail"]["next_attempt_at"].is_string(),
+                "retry_scheduled names the time: {r}"
+            );
+        }
+        let (_, state) = rig.get_call(call_id).await;
+        assert_eq!(state["status"], "failed");
+        assert_eq!(state["attempts"], attempts);
+    }
+    // Exactly one webhook per call: the final one.
+    for (call_id, _) in &calls {
+        let n = rig
+            .sink
+            .delivered()
+            .iter()
+            .filter(|r| r.json()["data"]["call_id"] == *call_id)
+            .count();
+        assert_eq!(n, 1, "{call_id}: one final webhook");
+    }
+    let _ = Duration::ZERO;
+}

@@ -65,6 +65,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // KEEP_TEMP=1 keeps every server's logs and stores for a post-mortem.
+        if std::env::var("KEEP_TEMP").is_ok_and(|v| v == "1") {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -132,13 +132,15 @@ impl Telephony {
     }
 }
 
-/// A distinct RTP port range per rig in this process (rigs run side by side).
+/// A distinct RTP port range per rig in this process (rigs run side by side). livekit-sip
+/// keeps a closed call's port draining for up to 30 s, so a range must outlast a test's calls.
+/// (When it runs out, livekit-sip v1.8.0 crashes on a nil media port, so be generous.)
 fn rtp_range() -> String {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let slot = NEXT.fetch_add(1, Ordering::Relaxed) % 200;
-    let base = 30_000 + (std::process::id() % 10) as u16 * 2_000 + slot * 10;
-    format!("{base}-{}", base + 9)
+    let slot = NEXT.fetch_add(1, Ordering::Relaxed) % 20;
+    let base = 20_000 + (std::process::id() % 8) as u16 * 4_000 + slot * 200;
+    format!("{base}-{}", base + 199)
 }
 
 /// What the callee does, chosen by the dialed number (`tests/sipp/callee.xml`).

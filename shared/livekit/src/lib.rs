@@ -227,6 +227,9 @@ impl LiveKit {
             ringing_timeout: Some(dial.ringing_timeout),
             max_call_duration: Some(dial.max_call_duration),
             headers: Some(dial.headers),
+            // The request lasts as long as the ringing: give it the ring timeout plus margin,
+            // not the client's default request timeout.
+            timeout: Some(dial.ringing_timeout + Duration::from_secs(15)),
             ..Default::default()
         };
         self.sip

@@ -11,7 +11,6 @@ use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Res;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
-use webrtc::api::API;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
@@ -42,8 +41,6 @@ struct PendingPublish {
 /// Everything the session loop owns.
 pub struct Session {
     pub signal: crate::signal::Signal,
-    pub signal_writer: tokio::task::JoinHandle<()>,
-    pub api: API,
     pub subscriber: Peer,
     pub publisher: Peer,
     pub peer_rx: mpsc::UnboundedReceiver<PeerEvent>,
@@ -60,11 +57,8 @@ pub struct Session {
 }
 
 impl Session {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         signal: crate::signal::Signal,
-        signal_writer: tokio::task::JoinHandle<()>,
-        api: API,
         subscriber: Peer,
         publisher: Peer,
         peer_rx: mpsc::UnboundedReceiver<PeerEvent>,
@@ -75,8 +69,6 @@ impl Session {
         let local_sid = signal.join.participant.as_ref().map(|p| p.sid.clone()).unwrap_or_default();
         Self {
             signal,
-            signal_writer,
-            api,
             subscriber,
             publisher,
             peer_rx,
@@ -167,10 +159,11 @@ impl Session {
             }));
         }
         // Dropping the sender lets the writer flush (Leave included) and close.
-        let crate::signal::Signal { tx, .. } = self.signal;
+        let crate::signal::Signal { tx, mut writer, .. } = self.signal;
         drop(tx);
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.signal_writer).await;
-        self.signal_writer.abort();
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+            writer.abort();
+        }
         let _ = self.publisher.pc.close().await;
         let _ = self.subscriber.pc.close().await;
         for (_, p) in self.pending.drain() {

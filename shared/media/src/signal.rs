@@ -29,6 +29,8 @@ pub struct Signal {
     pub rx: mpsc::UnboundedReceiver<proto::signal_response::Message>,
     /// The server's answer to the join.
     pub join: proto::JoinResponse,
+    /// The writer task; finishes once `tx` is dropped and the socket is closed.
+    pub writer: tokio::task::JoinHandle<()>,
 }
 
 /// Builds the `/rtc` join URL from a server URL (`ws`, `wss`, `http` or `https`).
@@ -98,7 +100,7 @@ pub async fn connect(url: url::Url, timeout: std::time::Duration) -> Result<Sign
     });
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<proto::signal_request::Message>();
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             let leaving = matches!(m, proto::signal_request::Message::Leave(_));
             let bytes = proto::SignalRequest { message: Some(m) }.encode_to_vec();
@@ -114,6 +116,9 @@ pub async fn connect(url: url::Url, timeout: std::time::Duration) -> Result<Sign
     });
 
     let first = tokio::time::timeout(timeout, in_rx.recv()).await;
+    if !matches!(first, Ok(Some(proto::signal_response::Message::Join(_)))) {
+        writer.abort();
+    }
     let join = match first {
         Err(_) => return Err(Error::Timeout("join response")),
         Ok(None) => return Err(Error::Signal("closed before join response".into())),
@@ -125,7 +130,7 @@ pub async fn connect(url: url::Url, timeout: std::time::Duration) -> Result<Sign
             return Err(Error::Protocol(format!("expected join response, got {other:?}")));
         }
     };
-    Ok(Signal { tx: out_tx, rx: in_rx, join })
+    Ok(Signal { tx: out_tx, rx: in_rx, join, writer })
 }
 
 #[cfg(test)]

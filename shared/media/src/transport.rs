@@ -1,0 +1,182 @@
+//! The user-facing handle: connect, events, remote audio, publish, leave.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::events::{AudioFrame, Event};
+use crate::peer::{Peer, Target, build_api, rtc_config};
+use crate::session::{Command, Session};
+use crate::track::LocalAudioTrack;
+
+/// Connection options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Subscribe to every published track automatically (`auto_subscribe=1`).
+    pub auto_subscribe: bool,
+    /// Deadline for the WebSocket, the join response, and `publish_audio`.
+    pub timeout: Duration,
+    /// Use the ICE (STUN/TURN) servers the join response lists.
+    pub use_server_ice_servers: bool,
+    /// Gather only loopback UDP candidates and allow them (tests and local
+    /// benchmarks against a server on 127.0.0.1).
+    pub loopback_only: bool,
+    /// Events buffered per receiver before the oldest are dropped.
+    pub event_capacity: usize,
+    /// Audio frames (20 ms each) buffered per receiver before the oldest are dropped.
+    pub audio_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            auto_subscribe: true,
+            timeout: Duration::from_secs(10),
+            use_server_ice_servers: true,
+            loopback_only: false,
+            event_capacity: 256,
+            audio_capacity: 500,
+        }
+    }
+}
+
+impl Options {
+    /// Defaults for a server on this machine: loopback ICE only, no STUN/TURN.
+    pub fn loopback() -> Self {
+        Self { loopback_only: true, use_server_ice_servers: false, ..Self::default() }
+    }
+}
+
+/// One participant in one LiveKit room.
+///
+/// Dropping it leaves the room (like [`Transport::leave`], without waiting).
+#[derive(Debug)]
+pub struct Transport {
+    cmd: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<Event>,
+    audio: broadcast::Sender<AudioFrame>,
+    first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+    first_audio: Mutex<Option<broadcast::Receiver<AudioFrame>>>,
+    identity: String,
+    participant_sid: String,
+    room: String,
+    timeout: Duration,
+}
+
+impl Transport {
+    /// Joins the room the `token` grants (`url`: `ws://host:port` or `http://host:port`).
+    pub async fn connect(url: &str, token: &str, opts: Options) -> Result<Self> {
+        let join_url = crate::signal::join_url(url, token, opts.auto_subscribe)?;
+        let signal = crate::signal::connect(join_url, opts.timeout).await?;
+        let join = &signal.join;
+        let me = join.participant.clone().unwrap_or_default();
+        let room = join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        tracing::info!(identity = %me.identity, %room, server = %join.server_version, "joined");
+
+        let api = build_api(&opts)?;
+        let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+        let subscriber = Peer::new(&api, rtc_config(join, &opts), Target::Subscriber, peer_tx.clone()).await?;
+        let publisher = Peer::new(&api, rtc_config(join, &opts), Target::Publisher, peer_tx).await?;
+
+        let (events, first_events) = broadcast::channel(opts.event_capacity.max(1));
+        let (audio, first_audio) = broadcast::channel(opts.audio_capacity.max(1));
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let session = Session::new(
+            signal,
+            subscriber,
+            publisher,
+            peer_rx,
+            (cmd_tx.clone(), cmd_rx),
+            events.clone(),
+            audio.clone(),
+        );
+        tokio::spawn(session.run());
+        Ok(Self {
+            cmd: cmd_tx,
+            events,
+            audio,
+            first_events: Mutex::new(Some(first_events)),
+            first_audio: Mutex::new(Some(first_audio)),
+            identity: me.identity,
+            participant_sid: me.sid,
+            room,
+            timeout: opts.timeout,
+        })
+    }
+
+    /// Room events. The first call also gets everything since the join;
+    /// later calls get events from the moment of the call.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        take_or_subscribe(&self.first_events, &self.events)
+    }
+
+    /// Decoded remote audio, every subscribed track interleaved (tell them
+    /// apart by `track_sid`). First call as for [`Self::events`].
+    pub fn remote_audio(&self) -> broadcast::Receiver<AudioFrame> {
+        take_or_subscribe(&self.first_audio, &self.audio)
+    }
+
+    /// Publishes a mono microphone track named `name` that takes PCM at
+    /// `sample_rate` Hz; returns once the server has accepted it.
+    pub async fn publish_audio(&self, name: &str, sample_rate: u32) -> Result<LocalAudioTrack> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("track name is empty".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Publish { name: name.to_owned(), sample_rate, reply };
+        self.cmd.send(cmd).map_err(|_| Error::Closed)?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => Err(Error::Timeout("track published response")),
+            Ok(Err(_)) => Err(Error::Closed),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Leaves the room: tells the server, closes everything, and returns
+    /// when done. `Disconnected` is the last event. Calling it twice is fine.
+    pub async fn leave(&self) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        if self.cmd.send(Command::Leave { reply }).is_err() {
+            return Ok(());
+        }
+        let _ = tokio::time::timeout(self.timeout, rx).await;
+        Ok(())
+    }
+
+    /// True once the session has ended (left, removed, or lost).
+    pub fn is_closed(&self) -> bool {
+        self.cmd.is_closed()
+    }
+
+    /// Our identity (from the token).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Our participant sid (`PA_...`).
+    pub fn participant_sid(&self) -> &str {
+        &self.participant_sid
+    }
+
+    /// The room name.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.cmd.send(Command::Leave { reply });
+    }
+}
+
+fn take_or_subscribe<T: Clone>(
+    first: &Mutex<Option<broadcast::Receiver<T>>>,
+    tx: &broadcast::Sender<T>,
+) -> broadcast::Receiver<T> {
+    let taken = first.lock().ok().and_then(|mut g| g.take());
+    taken.unwrap_or_else(|| tx.subscribe())
+}
