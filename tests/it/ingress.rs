@@ -225,7 +225,15 @@ async fn ingress_rejects_bad_requests_field_by_field() {
         }
         req.send()
     };
-    let cases: Vec<(&str, Vec<u8>, Option<&'static str>, u16, &str)> = vec![
+    // (name, body, content type, expected status, expected error)
+    type Case = (
+        &'static str,
+        Vec<u8>,
+        Option<&'static str>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "malformed json",
             b"{\"destination\": ".to_vec(),

@@ -25,7 +25,8 @@ pub enum Peers {
 pub struct Rig {
     pub nats: NatsServer,
     pub _livekit: Option<LiveKitServer>,
-    pub telephony: Option<Telephony>,
+    /// Kept alive for the test's duration (dropped with the rig).
+    pub _telephony: Option<Telephony>,
     pub callee: Option<Callee>,
     pub sink: WebhookSink,
     pub fleet: Fleet,
@@ -89,7 +90,7 @@ impl Rig {
         Self {
             nats,
             _livekit: livekit,
-            telephony,
+            _telephony: telephony,
             callee,
             sink,
             fleet,
@@ -236,5 +237,39 @@ impl Rig {
             .as_str()
             .expect("call_id in the 202")
             .to_owned()
+    }
+}
+
+impl Rig {
+    /// Wait for the first event of `kind` for a call.
+    pub async fn wait_event(&self, call_id: &str, kind: &str, secs: u64) -> Value {
+        wait_for(
+            &format!("event {kind} of {call_id}"),
+            Duration::from_secs(secs),
+            || async {
+                self.events(call_id)
+                    .await
+                    .into_iter()
+                    .find(|(k, _)| k == kind)
+                    .map(|(_, v)| v)
+            },
+        )
+        .await
+    }
+
+    /// A request to the ingress: (status, JSON body).
+    pub async fn call_api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 }

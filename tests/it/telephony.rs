@@ -40,22 +40,49 @@ async fn tel_answered_call_headers_and_timings() {
         (1.0..8.0).contains(&duration),
         "the callee hangs up 2 s after answering; measured {duration} s"
     );
-    let start: jiff::Timestamp = s["call_start"].as_str().expect("call_start").parse().expect("ts");
-    let end: jiff::Timestamp = s["call_end"].as_str().expect("call_end").parse().expect("ts");
+    let start: jiff::Timestamp = s["call_start"]
+        .as_str()
+        .expect("call_start")
+        .parse()
+        .expect("ts");
+    let end: jiff::Timestamp = s["call_end"]
+        .as_str()
+        .expect("call_end")
+        .parse()
+        .expect("ts");
     let span = end.duration_since(start).as_secs_f64();
-    assert!((span - duration).abs() < 0.01, "duration is call_end - call_start: {span} vs {duration}");
+    assert!(
+        (span - duration).abs() < 0.01,
+        "duration is call_end - call_start: {span} vs {duration}"
+    );
 
     let invites = rig.callee().invites_to(&to);
-    assert_eq!(invites.len(), 1, "one INVITE: {:?}", rig.callee().requests());
+    assert_eq!(
+        invites.len(),
+        1,
+        "one INVITE: {:?}",
+        rig.callee().requests()
+    );
     let invite = &invites[0];
     assert_eq!(invite.header("X-Account-Code"), Some("em-tech-01"));
     let from = invite.header("From").unwrap_or_default();
-    assert!(from.contains("\"LiveKit Nehos Hosted\""), "display name in From: {from}");
-    assert!(from.contains("sip:+61123456789@"), "caller number in From: {from}");
+    assert!(
+        from.contains("\"LiveKit Nehos Hosted\""),
+        "display name in From: {from}"
+    );
+    assert!(
+        from.contains("sip:+61123456789@"),
+        "caller number in From: {from}"
+    );
 
     let (_, call) = rig.get_call(&call_id).await;
     assert_eq!(call["status"], "ended");
-    let kinds: Vec<String> = rig.events(&call_id).await.into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = rig
+        .events(&call_id)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(kinds, ["queued", "dialing", "answered", "ended"]);
 }
 
@@ -103,7 +130,11 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
         assert_eq!(s["end_reason"], "dial_failed");
         assert_eq!(s["sip"]["code"], json!(code), "{behaviour:?}: {s}");
         let listed = s["attempts"].as_array().cloned().unwrap_or_default();
-        assert_eq!(listed.len(), attempts, "{behaviour:?} lists every attempt: {s}");
+        assert_eq!(
+            listed.len(),
+            attempts,
+            "{behaviour:?} lists every attempt: {s}"
+        );
         for (n, a) in listed.iter().enumerate() {
             assert_eq!(a["attempt"], n + 1);
             assert_eq!(a["outcome"], outcome);
@@ -141,4 +172,131 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
         assert_eq!(n, 1, "{call_id}: one final webhook");
     }
     let _ = Duration::ZERO;
+}
+
+/// A call waiting for its retry is cancelled: the scheduled retry never fires, the callee sees
+/// no further INVITE, and a final `cancelled` summary lists the attempt made.
+#[tokio::test(flavor = "multi_thread")]
+async fn tel_cancelled_scheduled_retry_is_never_dialed() {
+    let mut rig = Rig::with(Peers::Telephony).await;
+    rig.fleet.set("CALLFLEET_RETRY__BUSY_DELAY_SECS", "3");
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Agent);
+    rig.fleet.start(Role::Notifier);
+    let to = Behaviour::Reject(486).number(7);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-cancel"}))
+        .await;
+    let retry = rig.wait_event(&call_id, "retry_scheduled", 30).await;
+    let due: jiff::Timestamp = retry["detail"]["next_attempt_at"]
+        .as_str()
+        .expect("next_attempt_at")
+        .parse()
+        .expect("timestamp");
+
+    let (status, body) = rig
+        .call_api(reqwest::Method::DELETE, &format!("/calls/{call_id}"), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "cancelling");
+
+    let hook = rig.summary_of(&call_id, 30).await;
+    let s = &hook["data"];
+    assert_eq!(s["outcome"], "cancelled", "{s}");
+    assert_eq!(s["end_reason"], "cancelled");
+    assert_eq!(s["attempts"].as_array().map(Vec::len), Some(1), "{s}");
+    assert_eq!(s["attempts"][0]["outcome"], "busy");
+
+    // Watch past the time the retry was due (plus the schedule's one-second rounding).
+    let watch_until = due + jiff::SignedDuration::from_secs(3);
+    callfleet_tests::wait_for(
+        "the retry's due time to pass",
+        Duration::from_secs(30),
+        || async { (jiff::Timestamp::now() > watch_until).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        rig.callee().invites_to(&to).len(),
+        1,
+        "never dialed after the cancel: {:?}",
+        callfleet_tests::summarize(&rig.callee().requests())
+    );
+    assert_eq!(
+        rig.stream_messages("CALL_JOBS").await,
+        0,
+        "nothing left waiting"
+    );
+    let (_, state) = rig.get_call(&call_id).await;
+    assert_eq!(state["status"], "failed");
+    assert_eq!(state["last_outcome"], "cancelled");
+    let (status, body) = rig
+        .call_api(reqwest::Method::DELETE, &format!("/calls/{call_id}"), None)
+        .await;
+    assert_eq!(status, 409, "an ended call cannot be cancelled: {body}");
+}
+
+/// DELETE on a live call hangs it up: the callee gets a BYE, the summary says `cancelled`.
+#[tokio::test(flavor = "multi_thread")]
+async fn tel_delete_hangs_up_a_live_call() {
+    let rig = telephony_rig().await;
+    let to = Behaviour::AnswerAndStay.number(8);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-hangup"}))
+        .await;
+    rig.wait_event(&call_id, "answered", 30).await;
+    let (status, body) = rig
+        .call_api(reqwest::Method::DELETE, &format!("/calls/{call_id}"), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "hanging_up");
+    let hook = rig.summary_of(&call_id, 30).await;
+    let s = &hook["data"];
+    assert_eq!(s["outcome"], "answered", "{s}");
+    assert_eq!(s["end_reason"], "cancelled", "{s}");
+    assert!(s["call_duration_seconds"].as_f64().is_some());
+    callfleet_tests::wait_for("the callee's BYE", Duration::from_secs(10), || async {
+        (!rig.callee().received("BYE").is_empty()).then_some(())
+    })
+    .await;
+    let (status, _) = rig
+        .call_api(reqwest::Method::DELETE, "/calls/no-such-call", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// Transfer: the callee receives a REFER to `tel:+<E164>`; the call ends as `transferred`.
+#[tokio::test(flavor = "multi_thread")]
+async fn tel_transfer_sends_refer_to_e164() {
+    let rig = telephony_rig().await;
+    let to = Behaviour::AcceptRefer.number(9);
+    let mut body = seed_payload();
+    body["destination"] = json!(to);
+    let call_id = rig.dispatch(&body).await;
+    let path = format!("/calls/{call_id}/transfer");
+
+    rig.wait_event(&call_id, "answered", 30).await;
+    let (status, resp) = rig
+        .call_api(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"transfer_target": 12})),
+        )
+        .await;
+    assert_eq!(status, 422, "{resp}");
+    assert_eq!(resp["fields"][0]["field"], "transfer_target");
+
+    // No target given: the call's own transfer_target from the seed payload (61731071901).
+    let (status, resp) = rig.call_api(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["status"], "transferred");
+
+    let refers = rig.callee().received("REFER");
+    assert_eq!(refers.len(), 1, "{:?}", rig.callee().requests());
+    assert_eq!(refers[0].header("Refer-To"), Some("tel:+61731071901"));
+    let transferred = rig.wait_event(&call_id, "transferred", 10).await;
+    assert_eq!(transferred["detail"]["to"], "tel:+61731071901");
+    let hook = rig.summary_of(&call_id, 30).await;
+    assert_eq!(hook["data"]["end_reason"], "transferred", "{hook}");
+    let (status, _) = rig.call_api(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 409, "an ended call cannot be transferred");
 }

@@ -29,7 +29,9 @@ impl Drop for Owned {
 fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
     let (out, err) = match log.and_then(|p| std::fs::File::create(p).ok()) {
         Some(f) => (
-            f.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null()),
+            f.try_clone()
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
             Stdio::from(f),
         ),
         None => (Stdio::null(), Stdio::null()),
@@ -331,7 +333,9 @@ fn parse_received(log: &str) -> Vec<SipRequest> {
 pub fn summarize(requests: &[SipRequest]) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for r in requests {
-        *counts.entry(format!("{} {}", r.method, r.user())).or_insert(0) += 1;
+        *counts
+            .entry(format!("{} {}", r.method, r.user()))
+            .or_insert(0) += 1;
     }
     counts
 }

@@ -5,6 +5,7 @@
 //! role can start first. The definitions are mirrored under `nats/` (see [`topology::export`]).
 
 mod connect;
+mod control;
 mod error;
 mod publish;
 mod state;
@@ -12,6 +13,7 @@ pub mod topology;
 
 pub use async_nats;
 pub use connect::connect;
+pub use control::{ControlError, WaitingJob};
 pub use error::BusError;
 pub use publish::{Scheduled, schedule_headers};
 pub use state::{Lease, LeaseError};

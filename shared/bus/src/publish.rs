@@ -32,7 +32,7 @@ pub fn schedule_headers(headers: &mut HeaderMap, at: Timestamp, target: &str) {
 }
 
 impl Bus {
-    async fn publish_raw(
+    pub(crate) async fn publish_raw(
         &self,
         subject: String,
         headers: HeaderMap,

@@ -1,3 +1,8 @@
+#![allow(
+    clippy::result_large_err,
+    reason = "figment::Jail closures return figment::Error, which is large; test-only"
+)]
+
 use figment::{
     Figment, Jail,
     providers::{Format, Toml},

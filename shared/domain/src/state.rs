@@ -57,6 +57,11 @@ pub struct CallState {
     /// Worker currently holding the call, if any.
     pub worker_id: Option<String>,
     pub error: Option<String>,
+    /// Set by `DELETE /calls/{id}` on a queued or scheduled call: it is never dialed again, and
+    /// the next worker to see the job closes it as `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cancel_requested_at: Option<Timestamp>,
 }
 
 impl CallState {
@@ -74,6 +79,7 @@ impl CallState {
             updated_at: Timestamp::now(),
             worker_id: None,
             error: None,
+            cancel_requested_at: None,
         }
     }
 }

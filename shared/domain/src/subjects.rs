@@ -2,6 +2,7 @@
 //!
 //! Jobs: `calls.dispatch.<campaign>`. Scheduled jobs wait on `calls.schedule.<call_id>`.
 //! Events: `calls.events.<call_id>.<kind>`. Dead letters: `calls.dlq.<call_id>`.
+//! Live-call control (core request/reply): `calls.control.<call_id>`.
 //! Webhook deliveries: `webhooks.deliver.<webhook_id>`, waiting on `webhooks.schedule.<webhook_id>`.
 
 pub const JOBS_STREAM: &str = "CALL_JOBS";
@@ -45,6 +46,10 @@ pub fn schedule(call_id: &str) -> String {
 
 pub fn event(call_id: &str, kind: &str) -> String {
     format!("calls.events.{call_id}.{kind}")
+}
+
+pub fn control(call_id: &str) -> String {
+    format!("calls.control.{call_id}")
 }
 
 pub fn dlq(call_id: &str) -> String {

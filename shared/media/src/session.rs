@@ -119,7 +119,7 @@ impl Session {
                     None => break "signal connection lost".to_owned(),
                     Some(m) => {
                         dead_at.as_mut().reset(Instant::now() + idle);
-                        if let Some(reason) = self.on_signal(m, &ended_tx).await {
+                        if let Some(reason) = self.on_signal(m).await {
                             break reason;
                         }
                     }
@@ -181,8 +181,7 @@ impl Session {
     }
 
     /// Handles one server message; `Some(reason)` ends the session.
-    async fn on_signal(&mut self, m: Res, ended: &mpsc::UnboundedSender<String>) -> Option<String> {
-        let _ = ended;
+    async fn on_signal(&mut self, m: Res) -> Option<String> {
         match m {
             Res::Offer(sd) => {
                 if let Err(e) = self.answer_subscriber(sd).await {

@@ -4,6 +4,7 @@ use std::{collections::HashMap, time::Duration};
 
 use callfleet_domain::{
     CallEvent, CallOutcome, CallState, CallStatus, EndReason, EventKind,
+    control::ControlReply,
     summary::{AttemptRecord, Recording, SipStatus},
 };
 use callfleet_livekit::Dial;
@@ -11,6 +12,7 @@ use jiff::Timestamp;
 
 use crate::{
     Worker,
+    control::Control,
     job::{Disposition, Job},
     keepalive::Keepalive,
     retry::{self, Decision},
@@ -34,15 +36,22 @@ pub async fn run(
     state: CallState,
     in_flight: bool,
     keep: &Keepalive,
+    control: &mut Control,
 ) -> Disposition {
     if in_flight {
-        reconcile(w, job, state, keep).await
+        reconcile(w, job, state, keep, control).await
     } else {
-        dial(w, job, state, keep).await
+        dial(w, job, state, keep, control).await
     }
 }
 
-async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> Disposition {
+async fn dial(
+    w: &Worker,
+    job: &Job,
+    mut state: CallState,
+    keep: &Keepalive,
+    control: &mut Control,
+) -> Disposition {
     let req = &job.req;
     let cfg = &w.config;
     let session_start = Timestamp::now();
@@ -131,6 +140,11 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
     let dialed = tokio::select! {
         r = w.livekit.dial(spec) => Some(r),
         () = w.hangup.cancelled() => None,
+        () = control.hangup.cancelled() => {
+            hang_up(w, &req.room, &recording).await;
+            let error = "hung up by request while ringing".to_owned();
+            return fail(CallOutcome::Cancelled, None, error, recording);
+        }
         () = keep.lost.cancelled() => return Disposition::Abandon,
     };
     let answered = match dialed {
@@ -154,6 +168,7 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
     };
 
     tracing::info!(call.id = %req.call_id, "answered");
+    control.set_answered();
     state.status = CallStatus::InCall;
     state.answered_at = Some(answered);
     state.updated_at = answered;
@@ -165,7 +180,7 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
     ))
     .await;
 
-    let end_reason = match hold(w, job, answered, keep).await {
+    let end_reason = match hold(w, job, answered, keep, control).await {
         Held::Ended(reason) => reason,
         Held::Lost => return Disposition::Abandon,
     };
@@ -205,7 +220,13 @@ async fn dial(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> 
 /// The job came back while its state says a dial was under way: the worker holding it died.
 /// Ask LiveKit whether the callee is still there: resume holding if so, close with
 /// `worker_lost` if not. Never dial again.
-async fn reconcile(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive) -> Disposition {
+async fn reconcile(
+    w: &Worker,
+    job: &Job,
+    mut state: CallState,
+    keep: &Keepalive,
+    control: &mut Control,
+) -> Disposition {
     let req = &job.req;
     let session_start = Timestamp::now();
     let present = match w
@@ -239,7 +260,8 @@ async fn reconcile(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive
         state.worker_id = Some(w.worker_id.to_string());
         state.updated_at = Timestamp::now();
         w.put_state_until_done(&state).await;
-        let end_reason = match hold(w, job, answered, keep).await {
+        control.set_answered();
+        let end_reason = match hold(w, job, answered, keep, control).await {
             Held::Ended(reason) => reason,
             Held::Lost => return Disposition::Abandon,
         };
@@ -307,9 +329,15 @@ async fn reconcile(w: &Worker, job: &Job, mut state: CallState, keep: &Keepalive
     Disposition::Final(Box::new(summary::build(w, req, parts)))
 }
 
-/// Hold an answered call until the callee leaves, `max_call_duration`, or shutdown.
-/// The voice session plugs in here.
-async fn hold(w: &Worker, job: &Job, answered: Timestamp, keep: &Keepalive) -> Held {
+/// Hold an answered call until the callee leaves, `max_call_duration`, an operator's hang-up,
+/// or shutdown; carry out transfers meanwhile. The voice session plugs in here.
+async fn hold(
+    w: &Worker,
+    job: &Job,
+    answered: Timestamp,
+    keep: &Keepalive,
+    control: &mut Control,
+) -> Held {
     let req = &job.req;
     let max = Duration::from_secs(w.config.agent.max_call_duration_secs);
     let elapsed = Timestamp::now().duration_since(answered).unsigned_abs();
@@ -317,16 +345,49 @@ async fn hold(w: &Worker, job: &Job, answered: Timestamp, keep: &Keepalive) -> H
     tokio::pin!(deadline);
     let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
     let who = identity(&req.call_id);
+    let mut transferred = false;
+    let operator_hangup = control.hangup.clone();
     loop {
         tokio::select! {
             () = &mut deadline => return Held::Ended(EndReason::MaxDuration),
             () = w.hangup.cancelled() => return Held::Ended(EndReason::Shutdown),
+            () = operator_hangup.cancelled() => return Held::Ended(EndReason::Cancelled),
             () = keep.lost.cancelled() => return Held::Lost,
+            t = control.next_transfer() => {
+                let reply = transfer(w, job, &t.to).await;
+                transferred |= reply.ok;
+                t.answer(reply);
+            }
             () = tokio::time::sleep(poll) => match w.livekit.participant_present(&req.room, &who).await {
                 Ok(true) => {}
+                Ok(false) if transferred => return Held::Ended(EndReason::Transferred),
                 Ok(false) => return Held::Ended(EndReason::CalleeHangup),
                 Err(e) => tracing::warn!(call.id = %req.call_id, error = %e, "cannot check the callee; still holding"),
             },
+        }
+    }
+}
+
+/// `TransferSIPParticipant` (SIP REFER): the callee is handed to `to`; LiveKit then drops the
+/// SIP leg. Publishes `transferred` on success. The voice session's transfer tool calls this too.
+pub async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
+    let req = &job.req;
+    let ring = Duration::from_secs(w.config.sip.ringing_timeout_secs);
+    tracing::info!(call.id = %req.call_id, "transferring");
+    match w
+        .livekit
+        .transfer(&req.room, &identity(&req.call_id), to, ring)
+        .await
+    {
+        Ok(()) => {
+            let mut event = CallEvent::new(&req.call_id, EventKind::Transferred, job.attempt);
+            event.detail = Some(serde_json::json!({ "to": to }));
+            w.publish_until_done(&event).await;
+            ControlReply::ok(format!("transferred to {to}"))
+        }
+        Err(failure) => {
+            tracing::warn!(call.id = %req.call_id, error = %failure, "transfer failed");
+            ControlReply::err(format!("transfer failed: {failure}"))
         }
     }
 }
@@ -392,7 +453,11 @@ fn finish_failed(
                 attempt: job.attempt,
                 attempts,
                 outcome,
-                end_reason: EndReason::DialFailed,
+                end_reason: if outcome == CallOutcome::Cancelled {
+                    EndReason::Cancelled
+                } else {
+                    EndReason::DialFailed
+                },
                 sip,
                 session_start,
                 call_start: None,

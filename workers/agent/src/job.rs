@@ -14,7 +14,7 @@ use callfleet_domain::{
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::{Worker, keepalive::Keepalive, summary};
+use crate::{Worker, control::Control, keepalive::Keepalive, summary};
 
 /// A parsed job.
 pub struct Job {
@@ -113,19 +113,19 @@ impl Worker {
     /// The checks before dialing, then the attempt itself.
     async fn attempt(&self, job: &Job, msg: &Arc<Message>) -> (Disposition, Option<Keepalive>) {
         let req = &job.req;
-        let state = match self.bus.call_state(&req.call_id).await {
-            Ok(state) => state.map(|(s, _)| s),
+        match self.bus.call_state(&req.call_id).await {
+            Ok(Some((state, _))) if state.status.is_terminal() => {
+                tracing::info!(call.id = %req.call_id, status = ?state.status, "call already over; skipping");
+                return (Disposition::Skip, None);
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(call.id = %req.call_id, error = %e, "call state unreadable; backing off");
                 return (Disposition::Backoff(Duration::from_secs(2)), None);
             }
-        };
-        if let Some(state) = &state
-            && state.status.is_terminal()
-        {
-            tracing::info!(call.id = %req.call_id, status = ?state.status, "call already over; skipping");
-            return (Disposition::Skip, None);
         }
+        // Answer control requests from before the lease, so a hang-up is never missed.
+        let mut control = Control::listen(self, &req.call_id, req.transfer_target.clone()).await;
         let lease = match self
             .bus
             .take_lease(&req.call_id, &self.worker_id, job.attempt)
@@ -144,14 +144,34 @@ impl Worker {
                 return (Disposition::Backoff(Duration::from_secs(2)), None);
             }
         };
+        let keepalive = Keepalive::start(self, msg.clone(), lease);
+        // Read the state again under the lease: a cancel may have landed in between.
+        let state = match self.bus.call_state(&req.call_id).await {
+            Ok(state) => state.map(|(s, _)| s),
+            Err(e) => {
+                tracing::warn!(call.id = %req.call_id, error = %e, "call state unreadable; backing off");
+                return (
+                    Disposition::Backoff(Duration::from_secs(2)),
+                    Some(keepalive),
+                );
+            }
+        };
         let state =
             state.unwrap_or_else(|| CallState::queued(&req.call_id, &req.room, &req.campaign));
+        if state.status.is_terminal() {
+            return (Disposition::Skip, Some(keepalive));
+        }
+        if state.cancel_requested_at.is_some() {
+            tracing::info!(call.id = %req.call_id, "cancelled before dialing; closing");
+            let summary = summary::cancelled(self, req, &state);
+            return (Disposition::Final(Box::new(summary)), Some(keepalive));
+        }
         let in_flight = matches!(
             state.status,
             CallStatus::Dialing | CallStatus::Ringing | CallStatus::InCall
         ) && state.attempts >= job.attempt;
-        let keepalive = Keepalive::start(self, msg.clone(), lease);
-        let disposition = crate::call::run(self, job, state, in_flight, &keepalive).await;
+        let disposition =
+            crate::call::run(self, job, state, in_flight, &keepalive, &mut control).await;
         (disposition, Some(keepalive))
     }
 

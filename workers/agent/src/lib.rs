@@ -20,6 +20,7 @@
 //! end reason `shutdown`; their summaries are published before the process exits.
 
 mod call;
+mod control;
 mod job;
 mod keepalive;
 mod retry;

@@ -1,7 +1,7 @@
 //! Building the call-ended summary (DESIGN.md §3).
 
 use callfleet_domain::{
-    CallOutcome, CallRequest, EndReason,
+    CallOutcome, CallRequest, CallState, EndReason,
     request::SessionOptions,
     summary::{AttemptRecord, CallSummary, Recording, SCHEMA_VERSION, SipStatus, Usage},
 };
@@ -89,6 +89,27 @@ pub fn never_dialed(
             call_end: None,
             recording: Recording::default(),
             error: Some(reason.to_owned()),
+        },
+    )
+}
+
+/// A call cancelled while it waited (queued or scheduled): its earlier attempts, no new one.
+pub fn cancelled(worker: &Worker, req: &CallRequest, state: &CallState) -> CallSummary {
+    let now = Timestamp::now();
+    build(
+        worker,
+        req,
+        Parts {
+            attempt: state.attempts,
+            attempts: state.history.clone(),
+            outcome: CallOutcome::Cancelled,
+            end_reason: EndReason::Cancelled,
+            sip: None,
+            session_start: now,
+            call_start: None,
+            call_end: None,
+            recording: Recording::default(),
+            error: Some("cancelled by request before it was dialed again".into()),
         },
     )
 }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod calls;
+mod control;
 mod dispatch;
 mod error;
 mod metrics;
@@ -99,7 +100,11 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.ingress.request_timeout_secs);
     let guarded = Router::new()
         .route("/dispatch", post(dispatch::dispatch))
-        .route("/calls/{id}", get(calls::get_call))
+        .route(
+            "/calls/{id}",
+            get(calls::get_call).delete(control::cancel_call),
+        )
+        .route("/calls/{id}/transfer", post(control::transfer_call))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

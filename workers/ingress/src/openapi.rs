@@ -12,6 +12,8 @@ use utoipa::{
     paths(
         crate::dispatch::dispatch,
         crate::calls::get_call,
+        crate::control::cancel_call,
+        crate::control::transfer_call,
         crate::calls::healthz,
         crate::calls::readyz,
         crate::metrics::render,
