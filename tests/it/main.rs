@@ -9,4 +9,5 @@ mod e2e;
 mod ingress;
 mod notifier;
 mod rig;
+mod tel_faults;
 mod telephony;

@@ -2,7 +2,7 @@
 //!
 //! A call's life on LiveKit: [`LiveKit::create_room`] (call metadata attached) →
 //! [`LiveKit::start_recording`] when asked → [`LiveKit::dial`] (`CreateSIPParticipant`, waiting
-//! until answered, explicit ring timeout) → [`LiveKit::participant_present`] while held →
+//! until answered, explicit ring timeout) → [`LiveKit::sip_leg`] while held →
 //! [`LiveKit::delete_room`] (hangs up) and [`LiveKit::stop_recording`].
 //! Dial errors are classified per DESIGN.md §5 by [`callfleet_domain::outcome::classify`].
 
@@ -48,6 +48,20 @@ impl LiveKitError {
     pub fn is_not_found(&self) -> bool {
         self.code == "not_found"
     }
+}
+
+/// livekit-sip's participant attribute with the SIP call's status.
+pub const SIP_CALL_STATUS: &str = "sip.callStatus";
+
+/// A SIP participant's state, as LiveKit reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipLeg {
+    /// Not in the room (hung up, never joined, or the room is gone).
+    Absent,
+    /// Dialing or ringing: the callee has not answered.
+    Ringing,
+    /// Answered.
+    Active,
 }
 
 /// A failed dial, classified.
@@ -152,21 +166,29 @@ impl LiveKit {
         }
     }
 
-    /// Whether `identity` is in `room` and not disconnected. A missing room means absent.
-    pub async fn participant_present(
-        &self,
-        room: &str,
-        identity: &str,
-    ) -> Result<bool, LiveKitError> {
+    /// Where the SIP leg `identity` in `room` stands, from livekit-sip's `sip.callStatus`
+    /// participant attribute. A missing room or participant means absent. The SIP participant
+    /// is in the room while it still rings, so presence alone does not mean answered.
+    pub async fn sip_leg(&self, room: &str, identity: &str) -> Result<SipLeg, LiveKitError> {
         match self.rooms.list_participants(room).await {
-            Ok(list) => Ok(list.iter().any(|p| {
-                p.identity == identity
-                    && p.state != proto::participant_info::State::Disconnected as i32
-            })),
+            Ok(list) => Ok(list
+                .iter()
+                .find(|p| {
+                    p.identity == identity
+                        && p.state != proto::participant_info::State::Disconnected as i32
+                })
+                .map_or(SipLeg::Absent, |p| {
+                    match p.attributes.get(SIP_CALL_STATUS).map(String::as_str) {
+                        Some("dialing" | "ringing") => SipLeg::Ringing,
+                        Some("hangup") => SipLeg::Absent,
+                        // "active", "automation", or a participant without the attribute.
+                        _ => SipLeg::Active,
+                    }
+                })),
             Err(e) => {
                 let err = LiveKitError::new("ListParticipants", &e);
                 if err.is_not_found() {
-                    Ok(false)
+                    Ok(SipLeg::Absent)
                 } else {
                     Err(err)
                 }

@@ -7,7 +7,7 @@ use callfleet_domain::{
     control::ControlReply,
     summary::{AttemptRecord, Recording, SipStatus},
 };
-use callfleet_livekit::Dial;
+use callfleet_livekit::{Dial, SipLeg};
 use jiff::Timestamp;
 
 use crate::{
@@ -217,9 +217,70 @@ async fn dial(
     Disposition::Final(Box::new(summary::build(w, req, parts)))
 }
 
+/// How the SIP leg of a call whose worker died settled.
+enum Settled {
+    /// Answered or gone; `rang` says it was still ringing when this worker looked first.
+    Leg { leg: SipLeg, rang: bool },
+    /// LiveKit could not be asked: try again later.
+    Backoff,
+    /// The lease went to another worker.
+    Abandon,
+    /// Stopped following a ring: operator hang-up, shutdown, or the ring outlasted its timeout.
+    Stopped {
+        outcome: CallOutcome,
+        end_reason: EndReason,
+        error: String,
+    },
+}
+
+/// Wait until the SIP leg is answered or gone: a leg still ringing is followed, not re-dialed.
+async fn settle_leg(w: &Worker, job: &Job, keep: &Keepalive, control: &Control) -> Settled {
+    let req = &job.req;
+    let who = identity(&req.call_id);
+    let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
+    let limit = Duration::from_secs(w.config.sip.ringing_timeout_secs + 30);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let mut rang = false;
+    loop {
+        match w.livekit.sip_leg(&req.room, &who).await {
+            Ok(SipLeg::Ringing) if !rang => {
+                tracing::warn!(call.id = %req.call_id, "following the ring of a call whose worker was lost");
+                rang = true;
+            }
+            Ok(SipLeg::Ringing) => {}
+            Ok(leg) => return Settled::Leg { leg, rang },
+            Err(e) if !rang => {
+                tracing::warn!(call.id = %req.call_id, error = %e, "cannot reconcile with LiveKit yet; backing off");
+                return Settled::Backoff;
+            }
+            Err(e) => {
+                tracing::warn!(call.id = %req.call_id, error = %e, "cannot check the ringing call; still following")
+            }
+        }
+        let stopped = |outcome, end_reason, error: &str| Settled::Stopped {
+            outcome,
+            end_reason,
+            error: error.to_owned(),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            () = keep.lost.cancelled() => return Settled::Abandon,
+            () = control.hangup.cancelled() => return stopped(
+                CallOutcome::Cancelled, EndReason::Cancelled, "hung up by request while ringing"),
+            () = w.hangup.cancelled() => return stopped(
+                CallOutcome::Failed, EndReason::Shutdown,
+                "worker shut down while following a ring taken over from a lost worker; not re-dialed"),
+            () = &mut deadline => return stopped(
+                CallOutcome::Failed, EndReason::WorkerLost,
+                "the ring taken over from a lost worker outlasted the ring timeout; hung up, not re-dialed"),
+        }
+    }
+}
+
 /// The job came back while its state says a dial was under way: the worker holding it died.
-/// Ask LiveKit whether the callee is still there: resume holding if so, close with
-/// `worker_lost` if not. Never dial again.
+/// Ask LiveKit where the SIP leg stands: follow a ring until it is answered or gone, resume
+/// holding an answered call, close with `worker_lost` if the callee is gone. Never dial again.
 async fn reconcile(
     w: &Worker,
     job: &Job,
@@ -229,22 +290,46 @@ async fn reconcile(
 ) -> Disposition {
     let req = &job.req;
     let session_start = Timestamp::now();
-    let present = match w
-        .livekit
-        .participant_present(&req.room, &identity(&req.call_id))
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(call.id = %req.call_id, error = %e, "cannot reconcile with LiveKit yet; backing off");
-            return Disposition::Backoff(Duration::from_secs(5));
-        }
-    };
     let recording = Recording {
         requested: req.session_options.record_call,
         ..Default::default()
     };
-    if present {
+    let (leg, rang) = match settle_leg(w, job, keep, control).await {
+        Settled::Leg { leg, rang } => (leg, rang),
+        Settled::Backoff => return Disposition::Backoff(Duration::from_secs(5)),
+        Settled::Abandon => return Disposition::Abandon,
+        Settled::Stopped {
+            outcome,
+            end_reason,
+            error,
+        } => {
+            hang_up(w, &req.room, &recording).await;
+            tracing::warn!(call.id = %req.call_id, %error, "closing a call taken over while ringing");
+            let mut attempts = state.history.clone();
+            attempts.push(AttemptRecord {
+                attempt: job.attempt,
+                outcome,
+                started_at: state.updated_at,
+                ended_at: Timestamp::now(),
+                sip: None,
+                error: Some(error.clone()),
+            });
+            let parts = Parts {
+                attempt: job.attempt,
+                attempts,
+                outcome,
+                end_reason,
+                sip: None,
+                session_start,
+                call_start: None,
+                call_end: None,
+                recording,
+                error: Some(error),
+            };
+            return Disposition::Final(Box::new(summary::build(w, req, parts)));
+        }
+    };
+    if leg == SipLeg::Active {
         tracing::warn!(call.id = %req.call_id, "resuming a call whose worker was lost");
         let answered = state.answered_at.unwrap_or(session_start);
         if state.status != CallStatus::InCall {
@@ -296,6 +381,11 @@ async fn reconcile(
         (
             CallOutcome::Answered,
             "worker lost mid-call; the callee had left when another worker checked".to_owned(),
+        )
+    } else if rang {
+        (
+            CallOutcome::Failed,
+            "worker lost while ringing; the ring ended without an answer (its SIP status was lost with the worker); not re-dialed".to_owned(),
         )
     } else {
         (
@@ -358,10 +448,10 @@ async fn hold(
                 transferred |= reply.ok;
                 t.answer(reply);
             }
-            () = tokio::time::sleep(poll) => match w.livekit.participant_present(&req.room, &who).await {
-                Ok(true) => {}
-                Ok(false) if transferred => return Held::Ended(EndReason::Transferred),
-                Ok(false) => return Held::Ended(EndReason::CalleeHangup),
+            () = tokio::time::sleep(poll) => match w.livekit.sip_leg(&req.room, &who).await {
+                Ok(SipLeg::Active | SipLeg::Ringing) => {}
+                Ok(SipLeg::Absent) if transferred => return Held::Ended(EndReason::Transferred),
+                Ok(SipLeg::Absent) => return Held::Ended(EndReason::CalleeHangup),
                 Err(e) => tracing::warn!(call.id = %req.call_id, error = %e, "cannot check the callee; still holding"),
             },
         }
