@@ -300,3 +300,28 @@ async fn tel_transfer_sends_refer_to_e164() {
     let (status, _) = rig.call_api(reqwest::Method::POST, &path, None).await;
     assert_eq!(status, 409, "an ended call cannot be transferred");
 }
+
+/// The worker enforces `max_call_duration` itself (SIP does not always): a callee who never
+/// hangs up is hung up on, with reason `max_duration`.
+#[tokio::test(flavor = "multi_thread")]
+async fn tel_max_call_duration_enforced_by_the_worker() {
+    let mut rig = Rig::with(Peers::Telephony).await;
+    rig.fleet
+        .set("CALLFLEET_AGENT__MAX_CALL_DURATION_SECS", "2");
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Agent);
+    rig.fleet.start(Role::Notifier);
+    let to = Behaviour::AnswerAndStay.number(10);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-max"}))
+        .await;
+    let hook = rig.summary_of(&call_id, 30).await;
+    let s = &hook["data"];
+    assert_eq!(s["end_reason"], "max_duration", "{s}");
+    let duration = seconds(&s["call_duration_seconds"]);
+    assert!((1.5..6.0).contains(&duration), "about 2 s: {duration}");
+    callfleet_tests::wait_for("the callee's BYE", Duration::from_secs(10), || async {
+        (rig.callee().received("BYE").len() == 1).then_some(())
+    })
+    .await;
+}

@@ -46,6 +46,14 @@ pub fn schemas() -> Vec<(String, serde_json::Value)> {
             to_value(schemars::schema_for!(CallSummary)),
         ),
         (
+            "schemas/call-control.request.json".into(),
+            to_value(schemars::schema_for!(control::ControlRequest)),
+        ),
+        (
+            "schemas/call-control.reply.json".into(),
+            to_value(schemars::schema_for!(control::ControlReply)),
+        ),
+        (
             "schemas/call-state.json".into(),
             to_value(schemars::schema_for!(CallState)),
         ),

@@ -17,7 +17,10 @@ use livekit_api::services::{
     ServiceError, SipCallError, TwirpError,
     egress::{EgressClient, EgressOutput, RoomCompositeOptions},
     room::{CreateRoomOptions, RoomClient},
-    sip::{CreateSIPParticipantOptions, SIPClient, TransferSIPParticipantOptions},
+    sip::{
+        CreateSIPOutboundTrunkOptions, CreateSIPParticipantOptions, SIPClient,
+        TransferSIPParticipantOptions,
+    },
 };
 use livekit_protocol as proto;
 
@@ -258,6 +261,30 @@ impl LiveKit {
             .create_sip_participant(dial.trunk_id, dial.to, dial.room, opts, None)
             .await
             .map_err(|e| classify_error(&e))
+    }
+
+    /// `CreateSIPOutboundTrunk` over UDP without auth (a local PBX or a test callee); returns
+    /// the trunk id.
+    pub async fn create_outbound_trunk(
+        &self,
+        name: &str,
+        address: &str,
+        numbers: Vec<String>,
+    ) -> Result<String, LiveKitError> {
+        let opts = CreateSIPOutboundTrunkOptions {
+            transport: proto::SipTransport::Udp,
+            metadata: String::new(),
+            auth_username: String::new(),
+            auth_password: String::new(),
+            headers: None,
+            headers_to_attributes: None,
+            attributes_to_headers: None,
+        };
+        self.sip
+            .create_sip_outbound_trunk(name.to_owned(), address.to_owned(), numbers, opts)
+            .await
+            .map(|t| t.sip_trunk_id)
+            .map_err(|e| LiveKitError::new("CreateSIPOutboundTrunk", &e))
     }
 
     /// `TransferSIPParticipant` (SIP REFER) to `tel:+E164` or a `sip:` URI.

@@ -197,7 +197,9 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
             tracing::error!("calls did not end within 30 s of hang-up; exiting anyway");
         }
     }
-    if let Err(e) = worker.bus.client.drain().await {
+    // Bounded: with NATS gone there is nothing to flush to, and exiting beats hanging.
+    let drained = tokio::time::timeout(Duration::from_secs(10), worker.bus.client.drain()).await;
+    if let Ok(Err(e)) = drained {
         tracing::warn!(error = %e, "nats drain failed");
     }
     tracing::info!("agent stopped");

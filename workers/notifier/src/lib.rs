@@ -14,7 +14,7 @@ mod deliver;
 mod fanout;
 pub mod sign;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use callfleet_bus::Bus;
 use callfleet_config::Config;
@@ -103,7 +103,9 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
             Err(e) => tracing::error!(error = %e, "notifier task panicked"),
         }
     }
-    if let Err(e) = bus.client.drain().await {
+    // Bounded: with NATS gone there is nothing to flush to, and exiting beats hanging.
+    let drained = tokio::time::timeout(Duration::from_secs(10), bus.client.drain()).await;
+    if let Ok(Err(e)) = drained {
         tracing::warn!(error = %e, "nats drain failed");
     }
     tracing::info!("notifier stopped");
