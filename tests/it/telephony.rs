@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use callfleet_tests::{Behaviour, Role};
+use callfleet_tests::{Behaviour, Role, wait_for};
 use serde_json::{Value, json};
 
 use crate::rig::{Peers, Rig, seed_payload};
@@ -171,7 +171,44 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
             .count();
         assert_eq!(n, 1, "{call_id}: one final webhook");
     }
-    let _ = Duration::ZERO;
+
+    // The exhausted busy call was dead-lettered with its reason; the declined one was not.
+    let (busy_id, busy_to) = &calls[0];
+    let (code, out, err) = rig.fleet.run(&["dlq", "list"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("calls.dlq.{busy_id}")))
+        .unwrap_or_else(|| panic!("exhausted job in the DLQ: {out}"));
+    assert!(line.contains("retries exhausted: busy"), "{line}");
+    assert!(
+        !out.contains(&format!("calls.dlq.{}", calls[4].0)),
+        "final outcomes are not dead letters: {out}"
+    );
+
+    // Replaying it dials again from attempt 1, and its new summary is delivered too.
+    let seq = line.split('\t').next().unwrap_or_default();
+    let (code, out, err) = rig.fleet.run(&["dlq", "replay", seq], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    wait_for(
+        "the replayed call's webhook",
+        Duration::from_secs(60),
+        || async {
+            (rig.sink
+                .delivered()
+                .iter()
+                .filter(|r| r.json()["data"]["call_id"] == *busy_id)
+                .count()
+                == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        rig.callee().invites_to(busy_to).len(),
+        4,
+        "two more attempts after the replay"
+    );
 }
 
 /// A call waiting for its retry is cancelled: the scheduled retry never fires, the callee sees

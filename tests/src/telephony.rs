@@ -140,9 +140,10 @@ impl Telephony {
 fn rtp_range() -> String {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let slot = NEXT.fetch_add(1, Ordering::Relaxed) % 20;
-    let base = 20_000 + (std::process::id() % 8) as u16 * 4_000 + slot * 200;
-    format!("{base}-{}", base + 199)
+    let slot = NEXT.fetch_add(1, Ordering::Relaxed) % 10;
+    // Below the ephemeral range (32768+), where free_port() picks the other servers' ports.
+    let base = 10_000 + (std::process::id() % 2) as u16 * 10_000 + slot * 1_000;
+    format!("{base}-{}", base + 999)
 }
 
 /// What the callee does, chosen by the dialed number (`tests/sipp/callee.xml`).
@@ -180,6 +181,8 @@ impl Behaviour {
 pub struct SipRequest {
     pub method: String,
     pub uri: String,
+    /// When SIPp received it (its log's wall-clock time, read in the system time zone).
+    pub at: Option<jiff::Timestamp>,
     headers: Vec<(String, String)>,
 }
 
@@ -299,6 +302,10 @@ fn parse_received(log: &str) -> Vec<SipRequest> {
         let Some((intro, body)) = block.split_once('\n') else {
             continue;
         };
+        let at = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S%.f", intro.trim())
+            .ok()
+            .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::system()).ok())
+            .map(|z| z.timestamp());
         let body = if intro.contains("message received") {
             body
         } else if let Some((line, rest)) = body.split_once('\n')
@@ -323,6 +330,7 @@ fn parse_received(log: &str) -> Vec<SipRequest> {
         out.push(SipRequest {
             method: method.to_owned(),
             uri: uri.to_owned(),
+            at,
             headers,
         });
     }

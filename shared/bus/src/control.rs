@@ -110,12 +110,20 @@ impl Bus {
         job: WaitingJob,
     ) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
-        for name in [s::ATTEMPT_HEADER, s::INFRA_RETRIES_HEADER] {
+        for name in [
+            s::ATTEMPT_HEADER,
+            s::INFRA_RETRIES_HEADER,
+            s::GENERATION_HEADER,
+        ] {
             if let Some(v) = job.headers.get(name) {
                 headers.insert(name, v.as_str());
             }
         }
-        headers.insert("Nats-Msg-Id", format!("{call_id}.cancel").as_str());
+        let msg_id = match job.headers.get(s::GENERATION_HEADER) {
+            Some(g) => format!("{call_id}.cancel.g{}", g.as_str()),
+            None => format!("{call_id}.cancel"),
+        };
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
         self.publish_raw(s::dispatch(campaign), headers, job.payload)
             .await?;
         Ok(())

@@ -15,6 +15,8 @@ pub struct Scheduled {
     pub at: Timestamp,
     pub attempt: u32,
     pub infra_retries: u32,
+    /// Non-zero for a job replayed from the dead-letter stream (`Callfleet-Generation`).
+    pub generation: u32,
 }
 
 /// Headers that make a message a JetStream scheduled message: moved onto `target` at `at`
@@ -71,14 +73,15 @@ impl Bus {
     pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
         schedule_headers(&mut headers, when.at, &s::dispatch(&req.campaign));
-        headers.insert(
-            "Nats-Msg-Id",
-            format!(
-                "{}.sched.{}.{}",
-                req.call_id, when.attempt, when.infra_retries
-            )
-            .as_str(),
+        let mut msg_id = format!(
+            "{}.sched.{}.{}",
+            req.call_id, when.attempt, when.infra_retries
         );
+        if when.generation > 0 {
+            msg_id = format!("{msg_id}.g{}", when.generation);
+            headers.insert(s::GENERATION_HEADER, when.generation.to_string().as_str());
+        }
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
         headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
         headers.insert(
             s::INFRA_RETRIES_HEADER,
@@ -110,9 +113,21 @@ impl Bus {
         dlq_subject: String,
         original_subject: &str,
         reason: &str,
-        mut headers: HeaderMap,
+        original: HeaderMap,
         payload: Bytes,
     ) -> Result<(), BusError> {
+        // Keep the publisher's and callfleet's headers, not the server's: a job that waited as
+        // a scheduled message still carries `Nats-Schedule*`, which the DLQ stream refuses.
+        let mut headers = HeaderMap::new();
+        for (name, values) in original.iter() {
+            let lower = AsRef::<str>::as_ref(name).to_ascii_lowercase();
+            if lower.starts_with("nats-") {
+                continue;
+            }
+            for value in values {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         // Header values cannot hold newlines; the reason is one line.
         let reason: String = reason
             .chars()

@@ -31,6 +31,9 @@ pub const DEFAULT_CAMPAIGN: &str = "default";
 pub const ATTEMPT_HEADER: &str = "Callfleet-Attempt";
 /// Header counting infrastructure retries, which do not spend attempts.
 pub const INFRA_RETRIES_HEADER: &str = "Callfleet-Infra-Retries";
+/// Header set by `callfleet dlq replay`: the replay's generation (the dead letter's sequence).
+/// Event ids of a replayed job carry it, so they are not deduplicated against the first run's.
+pub const GENERATION_HEADER: &str = "Callfleet-Generation";
 /// Header carrying the dead-letter reason.
 pub const DLQ_REASON_HEADER: &str = "Callfleet-Dlq-Reason";
 /// Header carrying the subject a dead-lettered message was first published on.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-
 use callfleet_media::{Event, Options, Transport, audio};
 use common::Server;
 
@@ -66,6 +65,7 @@ struct Row {
     n: usize,
     cpu_per: f64,
     rss_mb_per: f64,
+    rss_total_mb: f64,
     delivered: f64,
     server_cpu: f64,
     opus_cpu: f64,
@@ -73,25 +73,32 @@ struct Row {
 }
 
 async fn run(n: usize, seconds: u64) -> Row {
-    let server = Server::start();
+    let server = Server::start().await;
     let rss0 = rss_kb();
     let ramp_start = Instant::now();
     let mut transports = Vec::with_capacity(n);
     for i in 0..n {
         let room = format!("bench-{}", i / 2);
-        let t = Transport::connect(&server.ws_url(), &server.token(&room, &format!("p{i}")), Options::loopback())
-            .await
-            .expect("join");
+        let t = Transport::connect(
+            &server.ws_url(),
+            &server.token(&room, &format!("p{i}")),
+            Options::loopback(),
+        )
+        .await
+        .expect("join");
         transports.push(Arc::new(t));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
+    // The signal repeats every second (all its frequencies are whole Hz), so
+    // one precomputed second keeps signal generation out of the measurement.
+    let second: Arc<Vec<i16>> = Arc::new(signal(48_000, 0));
     let mut tasks = Vec::new();
     let mut waits = Vec::new();
     for t in &transports {
         let track = t.publish_audio("bench", 48_000).await.expect("publish");
-        let (stop2, sent2) = (stop.clone(), sent.clone());
+        let (stop2, sent2, second) = (stop.clone(), sent.clone(), second.clone());
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let mut pos = 0;
@@ -101,8 +108,8 @@ async fn run(n: usize, seconds: u64) -> Row {
                     break;
                 }
                 tick.tick().await;
-                let _ = track.push(&signal(960, pos)).await;
-                pos += 960;
+                let _ = track.push(&second[pos..pos + 960]).await;
+                pos = (pos + 960) % second.len();
                 sent2.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -133,19 +140,31 @@ async fn run(n: usize, seconds: u64) -> Row {
             }
         });
     }
-    let subscribed = futures_join_all(waits).await.into_iter().filter(|ok| *ok).count();
-    assert_eq!(subscribed, n, "only {subscribed}/{n} transports got their peer's track");
+    let subscribed = futures_join_all(waits)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(
+        subscribed, n,
+        "only {subscribed}/{n} transports got their peer's track"
+    );
     let ramp = ramp_start.elapsed().as_secs_f64();
 
     // Measure a steady window.
-    let (cpu0, sent0, recv0) = (cpu_seconds(), sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
+    let (cpu0, sent0, recv0) = (
+        cpu_seconds(),
+        sent.load(Ordering::Relaxed),
+        received.load(Ordering::Relaxed),
+    );
     let server_cpu0 = server.cpu_seconds();
     let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await; // the measurement window itself
     let wall = window.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let server_cpu = server.cpu_seconds() - server_cpu0;
-    let rss = rss_kb() - rss0;
+    let rss_total = rss_kb();
+    let rss = rss_total - rss0;
     let sent_d = sent.load(Ordering::Relaxed) - sent0;
     let recv_d = received.load(Ordering::Relaxed) - recv0;
 
@@ -163,6 +182,7 @@ async fn run(n: usize, seconds: u64) -> Row {
         n,
         cpu_per: cpu / wall / n as f64,
         rss_mb_per: rss / 1024.0 / n as f64,
+        rss_total_mb: rss_total / 1024.0,
         delivered: recv_d as f64 / sent_d.max(1) as f64,
         server_cpu: server_cpu / wall,
         opus_cpu: opus_cpu / seconds as f64,
@@ -188,17 +208,24 @@ fn main() {
             seconds = v.parse().unwrap_or(10);
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    println!("| N | CPU/participant (% of a core) | sessions/core | RSS/participant (MB) | bare Opus enc+dec (% of a core) | ratio | frames delivered | livekit-server CPU (cores) | ramp-up (s) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "| N | CPU/participant (% of a core) | sessions/core | RSS/participant (MB) | process RSS (MB) | bare Opus enc+dec (% of a core) | ratio | frames delivered | livekit-server CPU (cores) | ramp-up (s) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let r = rt.block_on(run(n, seconds));
         println!(
-            "| {} | {:.2} | {:.0} | {:.2} | {:.3} | {:.1}x | {:.1}% | {:.2} | {:.1} |",
+            "| {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.3} | {:.1}x | {:.1}% | {:.2} | {:.1} |",
             r.n,
             r.cpu_per * 100.0,
             1.0 / r.cpu_per.max(1e-9),
             r.rss_mb_per,
+            r.rss_total_mb,
             r.opus_cpu * 100.0,
             r.cpu_per / r.opus_cpu.max(1e-9),
             r.delivered * 100.0,

@@ -34,12 +34,16 @@ impl Resampler {
         let chunk = (from / 100).max(1) as usize; // ~10 ms chunks
         let inner = FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1)
             .map_err(|e| Error::Resample(e.to_string()))?;
-        Ok(Self { inner, input: Vec::with_capacity(chunk * 2) })
+        Ok(Self {
+            inner,
+            input: Vec::with_capacity(chunk * 2),
+        })
     }
 
     /// Adds `pcm`, appends every sample that can be produced so far to `out`.
     fn process(&mut self, pcm: &[i16], out: &mut Vec<i16>) -> Result<()> {
-        self.input.extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));
+        self.input
+            .extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));
         let mut consumed = 0;
         // Each pass consumes at least one sample, so this ends.
         loop {
@@ -78,7 +82,9 @@ pub struct Encoder {
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("pending", &self.pending.len()).finish()
+        f.debug_struct("Encoder")
+            .field("pending", &self.pending.len())
+            .finish()
     }
 }
 
@@ -115,7 +121,9 @@ impl Encoder {
         }
         let mut at = 0;
         while self.pending.len() - at >= FRAME_SAMPLES {
-            let n = self.opus.encode(&self.pending[at..at + FRAME_SAMPLES], &mut self.packet)?;
+            let n = self
+                .opus
+                .encode(&self.pending[at..at + FRAME_SAMPLES], &mut self.packet)?;
             at += FRAME_SAMPLES;
             if let Some(p) = self.packet.get(..n) {
                 sink(p);
@@ -133,11 +141,15 @@ pub struct Decoder {
     opus: opus::Decoder,
     buf: Vec<i16>,
     last_seq: Option<u16>,
+    /// Samples in the last decoded frame: the size concealment produces.
+    frame_len: usize,
 }
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder").field("last_seq", &self.last_seq).finish()
+        f.debug_struct("Decoder")
+            .field("last_seq", &self.last_seq)
+            .finish()
     }
 }
 
@@ -148,12 +160,14 @@ impl Decoder {
             opus: opus::Decoder::new(OPUS_RATE, opus::Channels::Mono)?,
             buf: vec![0; MAX_FRAME],
             last_seq: None,
+            frame_len: FRAME_SAMPLES,
         })
     }
 
     /// Decodes one packet, appending PCM to `out`. Small sequence gaps are
-    /// concealed first; late (reordered or duplicate) packets are dropped.
-    /// A packet libopus rejects is skipped, not fatal.
+    /// filled first: the frame right before this packet from its in-band FEC
+    /// data, earlier ones by packet-loss concealment. Late (reordered or
+    /// duplicate) packets are dropped. A packet libopus rejects is skipped.
     pub fn decode(&mut self, seq: u16, payload: &[u8], out: &mut Vec<i16>) {
         if let Some(last) = self.last_seq {
             let gap = seq.wrapping_sub(last);
@@ -161,9 +175,13 @@ impl Decoder {
                 return; // duplicate or late
             }
             if gap > 1 && gap - 1 <= MAX_CONCEALED {
-                for _ in 1..gap {
-                    if let Ok(n) = self.opus.decode(&[], &mut self.buf, false) {
-                        out.extend_from_slice(&self.buf[..n.min(MAX_FRAME)]);
+                let len = self.frame_len.min(MAX_FRAME);
+                for missing in 1..gap {
+                    // libopus conceals exactly as many samples as the buffer holds.
+                    let fec = missing == gap - 1 && !payload.is_empty();
+                    let input = if fec { payload } else { &[] };
+                    if let Ok(n) = self.opus.decode(input, &mut self.buf[..len], fec) {
+                        out.extend_from_slice(&self.buf[..n.min(len)]);
                     }
                 }
             }
@@ -173,7 +191,11 @@ impl Decoder {
             return;
         }
         match self.opus.decode(payload, &mut self.buf, false) {
-            Ok(n) => out.extend_from_slice(&self.buf[..n.min(MAX_FRAME)]),
+            Ok(n) => {
+                let n = n.min(MAX_FRAME);
+                self.frame_len = n.max(120);
+                out.extend_from_slice(&self.buf[..n]);
+            }
             Err(e) => tracing::debug!(error = %e, "dropping undecodable opus packet"),
         }
     }
@@ -215,8 +237,28 @@ mod tests {
             for chunk in pcm.chunks(rate as usize / 100) {
                 enc.push(chunk, |_| packets += 1).expect("push");
             }
-            assert!((48..=50).contains(&packets), "rate {rate}: {packets} packets");
+            assert!(
+                (48..=50).contains(&packets),
+                "rate {rate}: {packets} packets"
+            );
         }
+    }
+
+    #[test]
+    fn lost_packets_are_filled_with_one_frame_each() {
+        let pcm = sine(48_000, 440.0, 48_000 / 5); // 10 packets
+        let mut enc = Encoder::new(48_000).expect("encoder");
+        let mut packets = Vec::new();
+        enc.push(&pcm, |p| packets.push(p.to_vec())).expect("push");
+        let mut dec = Decoder::new().expect("decoder");
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            if i == 3 || i == 6 || i == 7 {
+                continue; // lost
+            }
+            dec.decode(i as u16, p, &mut out);
+        }
+        assert_eq!(out.len(), packets.len() * FRAME_SAMPLES);
     }
 
     #[test]

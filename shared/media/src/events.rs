@@ -33,6 +33,17 @@ pub enum Event {
         /// LiveKit track sid assigned to the local track.
         track_sid: String,
     },
+    /// The connection was lost; the transport is resuming it or, failing
+    /// that, rejoining the room (same token, new participant session; then
+    /// `TrackUnsubscribed` follows for every remote track).
+    Reconnecting {
+        /// What was lost (`signal connection lost`, `ping timeout`, ...).
+        reason: String,
+    },
+    /// Back after [`Event::Reconnecting`]. After a resume nothing else
+    /// changed; after a rejoin local tracks are being published again (new
+    /// sids) and remote tracks come back with `TrackSubscribed`.
+    Reconnected,
     /// The transport is gone: left on purpose, removed by the server, or the
     /// connection was lost. No event follows this one.
     Disconnected {

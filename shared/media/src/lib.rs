@@ -24,34 +24,69 @@
 //! 6. `ParticipantUpdate`s drive [`Event::ParticipantJoined`] / [`Event::ParticipantLeft`]
 //!    and track removal ([`Event::TrackUnsubscribed`]).
 //! 7. Keepalive: every `ping_interval` s we send `ping` (int64 ms) and `ping_req`;
-//!    any server message resets a `ping_timeout` s deadline; expiry, a closed
-//!    socket, a failed peer connection or a server `leave` end the session with
-//!    [`Event::Disconnected`].
+//!    any server message resets a `ping_timeout` s deadline.
 //! 8. [`Transport::leave`] sends `LeaveRequest{CLIENT_INITIATED, DISCONNECT}`,
 //!    closes the socket and both peer connections.
+//! 9. Loss: ping timeout, a closed socket, a failed peer connection, or a server
+//!    `leave` whose action is not DISCONNECT. With `Options::reconnect_attempts > 0`
+//!    the transport emits [`Event::Reconnecting`] and then:
+//!    * **resume** (signal loss or ping timeout while the subscriber PC is still
+//!      connected, or a server `leave` with action RESUME): new WebSocket with
+//!      `&reconnect=1&sid=<PA_sid>&reconnect_reason=1`, first message
+//!      `ReconnectResponse`; we send `SyncState{answer, offer (the subscriber's
+//!      current local/remote SDP), subscription, publish_tracks}` and an
+//!      ICE-restart offer on the publisher; the server ICE-restarts the
+//!      subscriber with a new offer. Same participant, same tracks; other
+//!      participants see nothing.
+//!    * otherwise, or if the resume is refused or times out, a **full rejoin**
+//!      (same URL and token, new WebSocket, new peer connections, backoff 0.25 s
+//!      doubling to 5 s), publishing the local tracks again (same `cid` and
+//!      WebRTC track, new sid; the [`LocalAudioTrack`] handle keeps working).
+//!
+//!    Either ends with [`Event::Reconnected`]. When attempts run out, or on a
+//!    server `leave` with action DISCONNECT (removed, room deleted, duplicate
+//!    identity), the transport ends with [`Event::Disconnected`].
 //!
 //! ## Implemented
 //! Join, auto-subscribe, Opus decode to 48 kHz mono i16 20 ms frames (with
 //! packet-loss concealment for small gaps), publishing any number of mono
 //! audio tracks from PCM at 8-192 kHz (resampled to 48 kHz, 20 ms Opus at
-//! 32 kbit/s, in-band FEC), mute, participant and track events, keepalive
-//! and loss detection, clean leave.
+//! 32 kbit/s, in-band FEC), mute, participant and track events, keepalive,
+//! loss detection, resume and full rejoin, clean leave.
 //!
 //! ## Not implemented
-//! * **Reconnect**: neither ICE-restart resume (`reconnect=1&sid=..`) nor full
-//!   rejoin. A lost connection ends the transport with `Disconnected`; the
-//!   caller must `connect` again (a new participant session).
+//! * Resume is tried once per loss; it does not apply ICE servers from the
+//!   `ReconnectResponse` and does not replay data messages (no data channels).
+//!   A full rejoin changes the participant and track sids and loses a few
+//!   hundred ms of audio.
 //! * Video, data channels / data packets (the server's subscriber data
 //!   channels are accepted but ignored), simulcast, E2EE, RED, DTX, selective
 //!   subscription, `wss://` (TLS) URLs, region failover, the `/rtc/v1` single
 //!   PC path, jitter buffering (packets are decoded in arrival order; late ones
 //!   are dropped).
 //! * `LocalAudioTrack::push` does not pace; feed it in real time.
+//!
+//! ## Behaviour worth knowing
+//! * Presence is per identity: a participant that rejoins (same identity, new
+//!   sid) replaces its old session without `ParticipantLeft`/`Joined`; only its
+//!   old tracks are unsubscribed.
+//! * livekit-server announces a participant that publishes nothing with a
+//!   delay (~3 s seen with v1.13.5); one that publishes is announced with its track.
+//! * While a remote track is muted the SFU may still send a few Opus silence
+//!   frames; expect silent [`AudioFrame`]s, not necessarily none.
+//! * Events and audio are `tokio::sync::broadcast` receivers: a receiver that
+//!   falls behind by more than the capacity gets `Lagged` and loses the oldest.
+//! * ICE: with [`Options::loopback`] only 127.0.0.1 UDP host candidates are
+//!   gathered (the server must offer loopback candidates too; see the test
+//!   harness config). Otherwise webrtc-rs gathers on all interfaces and uses
+//!   the STUN/TURN servers from the join response.
 #![forbid(unsafe_code)]
 
 pub mod audio;
+mod conn;
 mod error;
 mod events;
+mod handlers;
 mod peer;
 mod roster;
 mod session;

@@ -38,7 +38,10 @@ pub enum PeerEvent {
     /// A local ICE candidate to trickle to the server.
     Candidate { target: Target, json: String },
     /// Connection state changed.
-    State { target: Target, state: RTCPeerConnectionState },
+    State {
+        target: Target,
+        state: RTCPeerConnectionState,
+    },
     /// A remote track arrived on the subscriber connection.
     Track(Arc<TrackRemote>),
 }
@@ -59,7 +62,11 @@ pub fn opus_capability() -> RTCRtpCodecCapability {
 pub fn build_api(opts: &Options) -> Result<API> {
     let mut media = MediaEngine::default();
     media.register_codec(
-        RTCRtpCodecParameters { capability: opus_capability(), payload_type: 111, ..Default::default() },
+        RTCRtpCodecParameters {
+            capability: opus_capability(),
+            payload_type: 111,
+            ..Default::default()
+        },
         RTPCodecType::Audio,
     )?;
     let registry = register_default_interceptors(Registry::new(), &mut media)?;
@@ -142,7 +149,11 @@ impl Peer {
                 Box::pin(async {})
             }));
         }
-        Ok(Self { pc, pending: Vec::new(), has_remote: false })
+        Ok(Self {
+            pc,
+            pending: Vec::new(),
+            has_remote: false,
+        })
     }
 
     /// Adds a trickled remote candidate (JSON `RTCIceCandidateInit`), or

@@ -24,8 +24,37 @@ pub struct Roster {
 
 impl Roster {
     /// An empty roster that ignores updates about `local_sid` (ourselves).
+    #[cfg(test)]
     pub fn new(local_sid: String) -> Self {
-        Self { local_sid, ..Self::default() }
+        Self {
+            local_sid,
+            ..Self::default()
+        }
+    }
+
+    /// Starts over from a (re)join: new local sid, the join response's
+    /// participants. Emits `ParticipantLeft` for identities no longer there
+    /// and `ParticipantJoined` for new ones (sids change across a rejoin).
+    pub fn rejoin(
+        &mut self,
+        local_sid: String,
+        infos: &[proto::ParticipantInfo],
+        out: &mut Vec<Event>,
+    ) {
+        self.clear(out);
+        let before: HashSet<String> = self.members.drain().map(|(_, m)| m.identity).collect();
+        self.local_sid = local_sid;
+        let mut joined = Vec::new();
+        self.update(infos, &mut joined);
+        let now: HashSet<String> = self.members.values().map(|m| m.identity.clone()).collect();
+        let mut left: Vec<&String> = before.difference(&now).collect();
+        left.sort();
+        out.extend(left.into_iter().map(|identity| Event::ParticipantLeft {
+            identity: identity.clone(),
+        }));
+        out.extend(joined.into_iter().filter(
+            |e| !matches!(e, Event::ParticipantJoined { identity } if before.contains(identity)),
+        ));
     }
 
     /// Applies participant infos (join response or update), pushing events.
@@ -38,7 +67,9 @@ impl Roster {
             if gone {
                 if let Some(m) = self.members.remove(&info.sid) {
                     self.unsubscribe_all(m.tracks.iter(), out);
-                    out.push(Event::ParticipantLeft { identity: m.identity });
+                    out.push(Event::ParticipantLeft {
+                        identity: m.identity,
+                    });
                 }
                 continue;
             }
@@ -50,20 +81,46 @@ impl Roster {
                     self.unsubscribe_all(removed.iter(), out);
                 }
                 None => {
+                    // Same identity under a new sid: the participant rejoined and
+                    // the server replaced its session. Presence is per identity,
+                    // so only the old session's tracks go.
+                    let old = self
+                        .members
+                        .iter()
+                        .find(|(_, m)| m.identity == info.identity)
+                        .map(|(sid, _)| sid.clone());
+                    let replaced = old.and_then(|sid| self.members.remove(&sid));
+                    if let Some(m) = &replaced {
+                        self.unsubscribe_all(m.tracks.iter(), out);
+                    }
                     self.members.insert(
                         info.sid.clone(),
-                        Member { identity: info.identity.clone(), tracks },
+                        Member {
+                            identity: info.identity.clone(),
+                            tracks,
+                        },
                     );
-                    out.push(Event::ParticipantJoined { identity: info.identity.clone() });
+                    if replaced.is_none() {
+                        out.push(Event::ParticipantJoined {
+                            identity: info.identity.clone(),
+                        });
+                    }
                 }
             }
         }
     }
 
-    fn unsubscribe_all<'a>(&mut self, tracks: impl Iterator<Item = &'a String>, out: &mut Vec<Event>) {
+    fn unsubscribe_all<'a>(
+        &mut self,
+        tracks: impl Iterator<Item = &'a String>,
+        out: &mut Vec<Event>,
+    ) {
         for t in tracks {
             if let Some(identity) = self.subscribed.remove(t) {
-                out.push(Event::TrackUnsubscribed { identity, track_sid: t.clone() });
+                out.push(Event::TrackUnsubscribed {
+                    identity,
+                    track_sid: t.clone(),
+                });
             }
         }
     }
@@ -84,7 +141,9 @@ impl Roster {
 
     /// Records a track whose media started; the event to emit if it is new.
     pub fn subscribed(&mut self, track_sid: &str, identity: &str) -> Option<Event> {
-        let prev = self.subscribed.insert(track_sid.to_owned(), identity.to_owned());
+        let prev = self
+            .subscribed
+            .insert(track_sid.to_owned(), identity.to_owned());
         prev.is_none().then(|| Event::TrackSubscribed {
             identity: identity.to_owned(),
             track_sid: track_sid.to_owned(),
@@ -95,13 +154,19 @@ impl Roster {
     pub fn track_ended(&mut self, track_sid: &str) -> Option<Event> {
         self.subscribed
             .remove(track_sid)
-            .map(|identity| Event::TrackUnsubscribed { identity, track_sid: track_sid.to_owned() })
+            .map(|identity| Event::TrackUnsubscribed {
+                identity,
+                track_sid: track_sid.to_owned(),
+            })
     }
 
     /// Forgets every subscription (on teardown), returning the events.
     pub fn clear(&mut self, out: &mut Vec<Event>) {
         for (track_sid, identity) in self.subscribed.drain() {
-            out.push(Event::TrackUnsubscribed { identity, track_sid });
+            out.push(Event::TrackUnsubscribed {
+                identity,
+                track_sid,
+            });
         }
     }
 }
@@ -118,12 +183,23 @@ pub fn split_stream_id(stream_id: &str) -> (&str, Option<&str>) {
 mod tests {
     use super::*;
 
-    fn info(sid: &str, id: &str, state: proto::participant_info::State, tracks: &[&str]) -> proto::ParticipantInfo {
+    fn info(
+        sid: &str,
+        id: &str,
+        state: proto::participant_info::State,
+        tracks: &[&str],
+    ) -> proto::ParticipantInfo {
         proto::ParticipantInfo {
             sid: sid.into(),
             identity: id.into(),
             state: state as i32,
-            tracks: tracks.iter().map(|t| proto::TrackInfo { sid: (*t).into(), ..Default::default() }).collect(),
+            tracks: tracks
+                .iter()
+                .map(|t| proto::TrackInfo {
+                    sid: (*t).into(),
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         }
     }
@@ -133,8 +209,19 @@ mod tests {
         use proto::participant_info::State;
         let mut r = Roster::new("PA_me".into());
         let mut ev = Vec::new();
-        r.update(&[info("PA_me", "me", State::Active, &[]), info("PA_b", "b", State::Joined, &[])], &mut ev);
-        assert_eq!(ev, vec![Event::ParticipantJoined { identity: "b".into() }]);
+        r.update(
+            &[
+                info("PA_me", "me", State::Active, &[]),
+                info("PA_b", "b", State::Joined, &[]),
+            ],
+            &mut ev,
+        );
+        assert_eq!(
+            ev,
+            vec![Event::ParticipantJoined {
+                identity: "b".into()
+            }]
+        );
         ev.clear();
         r.update(&[info("PA_b", "b", State::Active, &["TR_1"])], &mut ev);
         assert!(ev.is_empty());
@@ -146,12 +233,64 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                Event::TrackUnsubscribed { identity: "b".into(), track_sid: "TR_1".into() },
-                Event::ParticipantLeft { identity: "b".into() },
+                Event::TrackUnsubscribed {
+                    identity: "b".into(),
+                    track_sid: "TR_1".into()
+                },
+                Event::ParticipantLeft {
+                    identity: "b".into()
+                },
             ]
         );
         assert!(r.track_ended("TR_1").is_none());
         assert_eq!(split_stream_id("PA_b|TR_1"), ("PA_b", Some("TR_1")));
         assert_eq!(split_stream_id("plain"), ("plain", None));
+
+        // A participant replaced by its own rejoin (same identity, new sid):
+        // its old tracks go, no presence events; the stale sid's DISCONNECTED is ignored.
+        let mut r = Roster::new("PA_me".into());
+        r.update(&[info("PA_f", "f", State::Active, &["TR_f1"])], &mut ev);
+        assert!(r.subscribed("TR_f1", "f").is_some());
+        ev.clear();
+        r.update(&[info("PA_f2", "f", State::Joined, &[])], &mut ev);
+        r.update(&[info("PA_f", "f", State::Disconnected, &[])], &mut ev);
+        assert_eq!(
+            ev,
+            vec![Event::TrackUnsubscribed {
+                identity: "f".into(),
+                track_sid: "TR_f1".into()
+            }]
+        );
+        ev.clear();
+
+        // Rejoin: c stays (new sid), d is new, nobody else.
+        let mut r = Roster::new("PA_me".into());
+        r.update(
+            &[
+                info("PA_c", "c", State::Active, &[]),
+                info("PA_e", "e", State::Active, &[]),
+            ],
+            &mut ev,
+        );
+        ev.clear();
+        r.rejoin(
+            "PA_me2".into(),
+            &[
+                info("PA_c2", "c", State::Active, &[]),
+                info("PA_d", "d", State::Active, &[]),
+            ],
+            &mut ev,
+        );
+        assert_eq!(
+            ev,
+            vec![
+                Event::ParticipantLeft {
+                    identity: "e".into()
+                },
+                Event::ParticipantJoined {
+                    identity: "d".into()
+                }
+            ]
+        );
     }
 }

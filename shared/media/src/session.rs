@@ -1,6 +1,6 @@
-//! The session task: owns the signal connection and both peer connections,
-//! and serialises everything that happens to them (signal messages, ICE
-//! candidates, user commands, keepalive) in one `select!` loop.
+//! The session task: serialises everything that happens to a connection
+//! (signal messages, ICE candidates, user commands, keepalive) in one
+//! `select!` loop, and rejoins when the connection is lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,352 +8,312 @@ use std::time::Duration;
 
 use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
-use proto::signal_response::Message as Res;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
-use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
-use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::audio::Encoder;
+use crate::Options;
+use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::events::{AudioFrame, Event};
-use crate::peer::{Peer, PeerEvent, Target, opus_capability};
-use crate::roster::{Roster, split_stream_id};
-use crate::track::{LocalAudioTrack, pump_remote};
+use crate::handlers::add_track;
+use crate::roster::Roster;
+use crate::track::LocalAudioTrack;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 
 /// What the user-facing handles ask of the session.
 pub enum Command {
-    Publish { name: String, sample_rate: u32, reply: oneshot::Sender<Result<LocalAudioTrack>> },
-    Mute { sid: String, muted: bool },
-    Leave { reply: oneshot::Sender<()> },
+    Publish {
+        name: String,
+        sample_rate: u32,
+        reply: oneshot::Sender<Result<LocalAudioTrack>>,
+    },
+    Mute {
+        sid: String,
+        muted: bool,
+    },
+    Leave {
+        reply: oneshot::Sender<()>,
+    },
 }
 
-struct PendingPublish {
-    rate: u32,
-    rtc: Arc<TrackLocalStaticSample>,
-    reply: oneshot::Sender<Result<LocalAudioTrack>>,
+/// An `AddTrackRequest` waiting for its `TrackPublishedResponse`.
+pub(crate) enum Pending {
+    New {
+        name: String,
+        rate: u32,
+        rtc: Arc<TrackLocalStaticSample>,
+        reply: oneshot::Sender<Result<LocalAudioTrack>>,
+    },
+    /// A track published before a rejoin, published again.
+    Again(LocalAudioTrack),
 }
 
-/// Everything the session loop owns.
+/// Why a connection's loop stopped.
+pub(crate) struct Ending {
+    pub(crate) reason: String,
+    /// Worth a rejoin (connection lost, not a decision by us or the server).
+    pub(crate) retry: bool,
+    /// Worth trying a resume (keep the peer connections) before a rejoin.
+    pub(crate) resume: bool,
+    /// Set when the user asked to leave (or dropped the transport).
+    pub(crate) leave: Option<Option<oneshot::Sender<()>>>,
+}
+
+impl Ending {
+    /// Lost in a way only a full rejoin can fix.
+    pub(crate) fn lost(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            retry: true,
+            resume: false,
+            leave: None,
+        }
+    }
+
+    /// Lost the signal connection only: the peer connections may be fine.
+    pub(crate) fn signal_lost(reason: impl Into<String>) -> Self {
+        Self {
+            resume: true,
+            ..Self::lost(reason)
+        }
+    }
+}
+
+/// State that outlives any one connection.
 pub struct Session {
-    pub signal: crate::signal::Signal,
-    pub subscriber: Peer,
-    pub publisher: Peer,
-    pub peer_rx: mpsc::UnboundedReceiver<PeerEvent>,
-    pub cmd_rx: mpsc::UnboundedReceiver<Command>,
+    pub url: url::Url,
+    pub opts: Options,
     pub cmd_tx: mpsc::UnboundedSender<Command>,
+    pub cmd_rx: mpsc::UnboundedReceiver<Command>,
     pub events: broadcast::Sender<Event>,
     pub audio: broadcast::Sender<AudioFrame>,
     pub roster: Roster,
-    pending: HashMap<String, PendingPublish>,
-    next_cid: u32,
-    offer_in_flight: bool,
-    offer_again: bool,
-    offer_id: u32,
+    pub published: Vec<LocalAudioTrack>,
+    pub(crate) pending: HashMap<String, Pending>,
+    pub(crate) next_cid: u32,
+    pub(crate) ended_tx: mpsc::UnboundedSender<String>,
+    pub(crate) ended_rx: mpsc::UnboundedReceiver<String>,
 }
 
 impl Session {
     pub fn new(
-        signal: crate::signal::Signal,
-        subscriber: Peer,
-        publisher: Peer,
-        peer_rx: mpsc::UnboundedReceiver<PeerEvent>,
-        cmd: (mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<Command>),
+        url: url::Url,
+        opts: Options,
+        cmd: (
+            mpsc::UnboundedSender<Command>,
+            mpsc::UnboundedReceiver<Command>,
+        ),
         events: broadcast::Sender<Event>,
         audio: broadcast::Sender<AudioFrame>,
     ) -> Self {
-        let local_sid = signal.join.participant.as_ref().map(|p| p.sid.clone()).unwrap_or_default();
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         Self {
-            signal,
-            subscriber,
-            publisher,
-            peer_rx,
+            url,
+            opts,
             cmd_tx: cmd.0,
             cmd_rx: cmd.1,
             events,
             audio,
-            roster: Roster::new(local_sid),
+            roster: Roster::default(),
+            published: Vec::new(),
             pending: HashMap::new(),
             next_cid: 0,
-            offer_in_flight: false,
-            offer_again: false,
-            offer_id: 0,
+            ended_tx,
+            ended_rx,
         }
     }
 
-    fn emit(&self, e: Event) {
+    pub(crate) fn emit(&self, e: Event) {
         tracing::debug!(event = ?e, "event");
         let _ = self.events.send(e);
     }
 
-    fn send(&self, m: Req) {
-        let _ = self.signal.tx.send(m);
+    pub(crate) fn emit_all(&self, events: Vec<Event>) {
+        events.into_iter().for_each(|e| self.emit(e));
     }
 
-    /// Runs until leave, server leave, or connection loss; then tears down.
-    pub async fn run(mut self) {
-        let join = self.signal.join.clone();
+    /// Serves `conn`, rejoining after losses, until the session is over.
+    pub async fn run(mut self, mut conn: Conn) {
         let mut out = Vec::new();
-        self.roster.update(&join.other_participants, &mut out);
-        out.into_iter().for_each(|e| self.emit(e));
-
-        let ping_every = Duration::from_secs(u64::try_from(join.ping_interval.max(0)).unwrap_or(0));
-        let ping_timeout = Duration::from_secs(u64::try_from(join.ping_timeout.max(0)).unwrap_or(0));
-        let keepalive = !ping_every.is_zero() && !ping_timeout.is_zero();
-        // Far future when the server asked for no keepalive.
-        let idle = if keepalive { ping_timeout } else { Duration::from_secs(86_400 * 365) };
-        let mut ping = tokio::time::interval(if keepalive { ping_every } else { idle });
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let dead_at = sleep_until(Instant::now() + idle);
-        tokio::pin!(dead_at);
-        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<String>();
-        let mut leave_reply = None;
-
-        let reason = loop {
-            tokio::select! {
-                msg = self.signal.rx.recv() => match msg {
-                    None => break "signal connection lost".to_owned(),
-                    Some(m) => {
-                        dead_at.as_mut().reset(Instant::now() + idle);
-                        if let Some(reason) = self.on_signal(m).await {
-                            break reason;
-                        }
-                    }
-                },
-                Some(ev) = self.peer_rx.recv() => {
-                    if let Some(reason) = self.on_peer(ev, &ended_tx) {
-                        break reason;
-                    }
+        self.roster.rejoin(
+            conn.me().sid,
+            &conn.signal.join.other_participants,
+            &mut out,
+        );
+        self.emit_all(out);
+        loop {
+            let end = self.serve(&mut conn).await;
+            tracing::info!(reason = %end.reason, "connection ending");
+            let retry = end.leave.is_none() && end.retry && self.opts.reconnect_attempts > 0;
+            if retry {
+                self.emit(Event::Reconnecting {
+                    reason: end.reason.clone(),
+                });
+                self.fail_pending();
+                if end.resume && self.resume(&mut conn).await {
+                    self.emit(Event::Reconnected);
+                    continue;
                 }
-                Some(sid) = ended_rx.recv() => {
-                    if let Some(e) = self.roster.track_ended(&sid) { self.emit(e); }
-                }
-                cmd = self.cmd_rx.recv() => match cmd {
-                    None => break "transport dropped".to_owned(),
-                    Some(Command::Leave { reply }) => { leave_reply = Some(reply); break "client left".to_owned() }
-                    Some(c) => self.on_command(c),
-                },
-                _ = ping.tick(), if keepalive => {
-                    let now = unix_ms();
-                    self.send(Req::Ping(now));
-                    self.send(Req::PingReq(proto::Ping { timestamp: now, rtt: 0 }));
-                }
-                () = &mut dead_at, if keepalive => break "ping timeout".to_owned(),
             }
-        };
-        self.teardown(reason, leave_reply).await;
+            conn.close(end.leave.is_some()).await;
+            let mut out = Vec::new();
+            self.roster.clear(&mut out);
+            self.emit_all(out);
+            self.fail_pending();
+            if let Some(reply) = end.leave {
+                return self.finish(end.reason, reply);
+            }
+            if !retry {
+                return self.finish(end.reason, None);
+            }
+            match self.rejoin().await {
+                Ok(c) => conn = c,
+                Err(reply) => {
+                    let reason = match reply {
+                        Some(_) => "client left".to_owned(),
+                        None => format!("{} (rejoin failed)", end.reason),
+                    };
+                    return self.finish(reason, reply);
+                }
+            }
+        }
     }
 
-    async fn teardown(mut self, reason: String, leave_reply: Option<oneshot::Sender<()>>) {
-        tracing::info!(%reason, "session ending");
-        let client_initiated = leave_reply.is_some() || reason == "transport dropped";
-        if client_initiated {
-            self.send(Req::Leave(proto::LeaveRequest {
-                reason: proto::DisconnectReason::ClientInitiated as i32,
-                action: proto::leave_request::Action::Disconnect as i32,
-                ..Default::default()
-            }));
-        }
-        // Dropping the sender lets the writer flush (Leave included) and close.
-        let crate::signal::Signal { tx, mut writer, .. } = self.signal;
-        drop(tx);
-        if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
-            writer.abort();
-        }
-        let _ = self.publisher.pc.close().await;
-        let _ = self.subscriber.pc.close().await;
-        for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(Error::Closed));
-        }
-        let mut out = Vec::new();
-        self.roster.clear(&mut out);
-        for e in out {
-            let _ = self.events.send(e);
-        }
-        let _ = self.events.send(Event::Disconnected { reason });
-        if let Some(r) = leave_reply {
+    fn finish(self, reason: String, reply: Option<oneshot::Sender<()>>) {
+        tracing::info!(%reason, "session over");
+        // Close the command channel first: `is_closed()` is true once leave returns.
+        let Self { events, cmd_rx, .. } = self;
+        drop(cmd_rx);
+        let _ = events.send(Event::Disconnected { reason });
+        if let Some(r) = reply {
             let _ = r.send(());
         }
     }
 
-    /// Handles one server message; `Some(reason)` ends the session.
-    async fn on_signal(&mut self, m: Res) -> Option<String> {
-        match m {
-            Res::Offer(sd) => {
-                if let Err(e) = self.answer_subscriber(sd).await {
-                    tracing::error!(error = %e, "subscriber negotiation failed");
-                    return Some(format!("subscriber negotiation failed: {e}"));
-                }
-            }
-            Res::Answer(sd) => {
-                let result = match RTCSessionDescription::answer(sd.sdp) {
-                    Ok(desc) => self.publisher.set_remote(desc).await,
-                    Err(e) => Err(e.into()),
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "publisher answer rejected");
-                    return Some(format!("publisher negotiation failed: {e}"));
-                }
-                self.offer_in_flight = false;
-                if std::mem::take(&mut self.offer_again) {
-                    self.negotiate_publisher().await;
-                }
-            }
-            Res::Trickle(t) => {
-                let peer = if t.target == Target::Publisher as i32 {
-                    &mut self.publisher
-                } else {
-                    &mut self.subscriber
-                };
-                peer.add_candidate(&t.candidate_init).await;
-            }
-            Res::Update(u) => {
-                let mut out = Vec::new();
-                self.roster.update(&u.participants, &mut out);
-                out.into_iter().for_each(|e| self.emit(e));
-            }
-            Res::TrackPublished(p) => self.on_track_published(p).await,
-            Res::Leave(l) => {
-                let reason = proto::DisconnectReason::try_from(l.reason)
-                    .map(|r| r.as_str_name().to_owned())
-                    .unwrap_or_else(|_| l.reason.to_string());
-                return Some(format!("server sent leave: {reason}"));
-            }
-            Res::RequestResponse(r) if r.reason != 0 => {
-                tracing::warn!(?r, "server rejected a request");
-            }
-            other => tracing::trace!(?other, "signal message ignored"),
+    /// One bounded resume attempt; false means fall back to a full rejoin.
+    async fn resume(&mut self, conn: &mut Conn) -> bool {
+        let connected = conn.subscriber.pc.connection_state() == RTCPeerConnectionState::Connected;
+        if !connected {
+            return false;
         }
-        None
+        let attempt = conn.resume(&self.url, &self.opts, &self.published);
+        match tokio::time::timeout(self.opts.timeout, attempt).await {
+            Ok(Ok(())) => {
+                tracing::info!("resumed");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "resume refused, rejoining");
+                false
+            }
+            Err(_) => {
+                tracing::info!("resume timed out, rejoining");
+                false
+            }
+        }
     }
 
-    async fn answer_subscriber(&mut self, sd: proto::SessionDescription) -> Result<()> {
-        self.subscriber.set_remote(RTCSessionDescription::offer(sd.sdp)?).await?;
-        let answer = self.subscriber.pc.create_answer(None).await?;
-        self.subscriber.pc.set_local_description(answer.clone()).await?;
-        self.send(Req::Answer(proto::SessionDescription {
-            r#type: "answer".into(),
-            sdp: answer.sdp,
-            id: sd.id,
-            ..Default::default()
-        }));
-        Ok(())
+    fn fail_pending(&mut self) {
+        for (_, p) in self.pending.drain() {
+            if let Pending::New { reply, .. } = p {
+                let _ = reply.send(Err(Error::Signal(
+                    "connection lost while publishing".into(),
+                )));
+            }
+        }
     }
 
-    /// Offers on the publisher connection, or queues one more round if an
-    /// offer is already waiting for its answer.
-    async fn negotiate_publisher(&mut self) {
-        if self.offer_in_flight {
-            self.offer_again = true;
-            return;
+    /// Full rejoin with the same token: bounded attempts with backoff; local
+    /// tracks are published again. `Err(Some(reply))` if the user left meanwhile.
+    async fn rejoin(&mut self) -> std::result::Result<Conn, Option<oneshot::Sender<()>>> {
+        let mut backoff = Duration::from_millis(250);
+        for attempt in 1..=self.opts.reconnect_attempts {
+            let wake = Instant::now() + backoff;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    () = sleep_until(wake) => break,
+                    cmd = self.cmd_rx.recv() => match cmd {
+                        None => return Err(None),
+                        Some(Command::Leave { reply }) => return Err(Some(reply)),
+                        Some(Command::Publish { reply, .. }) => { let _ = reply.send(Err(Error::Signal("reconnecting".into()))); }
+                        Some(Command::Mute { .. }) => {} // the track's flag is re-sent on republish
+                    },
+                }
+            }
+            match Conn::open(&self.url, &self.opts).await {
+                Ok(conn) => {
+                    tracing::info!(attempt, "rejoined");
+                    let mut out = Vec::new();
+                    self.roster.rejoin(
+                        conn.me().sid,
+                        &conn.signal.join.other_participants,
+                        &mut out,
+                    );
+                    self.emit_all(out);
+                    for t in &self.published {
+                        conn.send(add_track(t.cid(), t.name(), t.is_muted()));
+                        self.pending.insert(t.cid(), Pending::Again(t.clone()));
+                    }
+                    self.emit(Event::Reconnected);
+                    return Ok(conn);
+                }
+                Err(e) => tracing::warn!(attempt, error = %e, "rejoin failed"),
+            }
         }
-        let pc = &self.publisher.pc;
-        let offer = match pc.create_offer(None).await {
-            Ok(o) => o,
-            Err(e) => return tracing::error!(error = %e, "create offer"),
+        Err(None)
+    }
+
+    /// One connection's event loop.
+    async fn serve(&mut self, conn: &mut Conn) -> Ending {
+        let join = conn.signal.join.clone();
+        let secs = |v: i32| Duration::from_secs(u64::try_from(v).unwrap_or(0));
+        let (ping_every, ping_timeout) = (secs(join.ping_interval), secs(join.ping_timeout));
+        let keepalive = !ping_every.is_zero() && !ping_timeout.is_zero();
+        let idle = if keepalive {
+            ping_timeout
+        } else {
+            Duration::from_secs(86_400)
         };
-        if let Err(e) = pc.set_local_description(offer.clone()).await {
-            return tracing::error!(error = %e, "set local offer");
-        }
-        self.offer_in_flight = true;
-        self.offer_id += 1;
-        self.send(Req::Offer(proto::SessionDescription {
-            r#type: "offer".into(),
-            sdp: offer.sdp,
-            id: self.offer_id,
-            ..Default::default()
-        }));
-    }
-
-    async fn on_track_published(&mut self, p: proto::TrackPublishedResponse) {
-        let Some(pending) = self.pending.remove(&p.cid) else {
-            return tracing::warn!(cid = %p.cid, "track published for unknown cid");
-        };
-        let sid = p.track.map(|t| t.sid).unwrap_or_default();
-        let result = self.attach(&pending.rtc).await.and_then(|()| {
-            let encoder = Encoder::new(pending.rate)?;
-            Ok(LocalAudioTrack::new(sid.clone(), pending.rate, pending.rtc, encoder, self.cmd_tx.clone()))
-        });
-        if result.is_ok() {
-            self.negotiate_publisher().await;
-            self.emit(Event::LocalTrackPublished { track_sid: sid });
-        }
-        let _ = pending.reply.send(result);
-    }
-
-    /// Adds the track to the publisher as a send-only transceiver and drains
-    /// its RTCP (webrtc-rs interceptors only run when RTCP is read).
-    async fn attach(&self, rtc: &Arc<TrackLocalStaticSample>) -> Result<()> {
-        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, send_encodings: vec![] };
-        let track: Arc<dyn TrackLocal + Send + Sync> = rtc.clone();
-        let tr = self.publisher.pc.add_transceiver_from_track(track, Some(init)).await?;
-        let sender = tr.sender().await;
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1500];
-            while sender.read(&mut buf).await.is_ok() {}
-        });
-        Ok(())
-    }
-
-    fn on_peer(&mut self, ev: PeerEvent, ended: &mpsc::UnboundedSender<String>) -> Option<String> {
-        match ev {
-            PeerEvent::Candidate { target, json } => {
-                self.send(Req::Trickle(proto::TrickleRequest {
-                    candidate_init: json,
-                    target: target as i32,
-                    ..Default::default()
-                }));
-            }
-            PeerEvent::State { target, state } => {
-                tracing::debug!(?target, %state, "peer connection state");
-                if state == RTCPeerConnectionState::Failed {
-                    return Some(format!("{target:?} peer connection failed"));
+        let mut ping = tokio::time::interval(if keepalive { ping_every } else { idle });
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let dead_at = sleep_until(Instant::now() + idle);
+        tokio::pin!(dead_at);
+        loop {
+            tokio::select! {
+                msg = conn.signal.rx.recv() => match msg {
+                    None => return Ending::signal_lost("signal connection lost"),
+                    Some(m) => {
+                        dead_at.as_mut().reset(Instant::now() + idle);
+                        if let Some(end) = self.on_signal(conn, m).await {
+                            return end;
+                        }
+                    }
+                },
+                Some(ev) = conn.peer_rx.recv() => {
+                    if let Some(end) = self.on_peer(conn, ev) {
+                        return end;
+                    }
                 }
-            }
-            PeerEvent::Track(track) => {
-                let stream_id = track.stream_id();
-                let (participant_sid, packed_track) = split_stream_id(&stream_id);
-                let track_sid = packed_track.map(str::to_owned).unwrap_or_else(|| track.id());
-                let identity = self.roster.identity_for(participant_sid, &track_sid);
-                if let Some(e) = self.roster.subscribed(&track_sid, &identity) {
-                    self.emit(e);
+                Some(sid) = self.ended_rx.recv() => {
+                    if let Some(e) = self.roster.track_ended(&sid) { self.emit(e); }
                 }
-                tokio::spawn(pump_remote(track, identity, track_sid, self.audio.clone(), ended.clone()));
+                cmd = self.cmd_rx.recv() => match cmd {
+                    None => return Ending { reason: "transport dropped".into(), retry: false, resume: false, leave: Some(None) },
+                    Some(Command::Leave { reply }) => {
+                        return Ending { reason: "client left".into(), retry: false, resume: false, leave: Some(Some(reply)) };
+                    }
+                    Some(c) => self.on_command(conn, c),
+                },
+                _ = ping.tick(), if keepalive => {
+                    let now = unix_ms();
+                    conn.send(Req::Ping(now));
+                    conn.send(Req::PingReq(proto::Ping { timestamp: now, rtt: 0 }));
+                }
+                () = &mut dead_at, if keepalive => return Ending::signal_lost("ping timeout"),
             }
         }
-        None
-    }
-
-    fn on_command(&mut self, c: Command) {
-        match c {
-            Command::Publish { name, sample_rate, reply } => {
-                if let Err(e) = Encoder::new(sample_rate) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                self.next_cid += 1;
-                let cid = format!("{}-audio-{}", self.roster_local_sid(), self.next_cid);
-                let rtc = Arc::new(TrackLocalStaticSample::new(opus_capability(), cid.clone(), cid.clone()));
-                self.send(Req::AddTrack(proto::AddTrackRequest {
-                    cid: cid.clone(),
-                    name,
-                    r#type: proto::TrackType::Audio as i32,
-                    source: proto::TrackSource::Microphone as i32,
-                    ..Default::default()
-                }));
-                self.pending.insert(cid, PendingPublish { rate: sample_rate, rtc, reply });
-            }
-            Command::Mute { sid, muted } => self.send(Req::Mute(proto::MuteTrackRequest { sid, muted })),
-            Command::Leave { .. } => {}
-        }
-    }
-
-    fn roster_local_sid(&self) -> String {
-        self.signal.join.participant.as_ref().map(|p| p.sid.clone()).unwrap_or_default()
     }
 }
 

@@ -27,8 +27,10 @@ pub struct Signal {
     pub tx: mpsc::UnboundedSender<proto::signal_request::Message>,
     /// Responses from the server, in order, after the `JoinResponse`.
     pub rx: mpsc::UnboundedReceiver<proto::signal_response::Message>,
-    /// The server's answer to the join.
+    /// The server's answer to the join (empty after a resume).
     pub join: proto::JoinResponse,
+    /// The server's answer to a resume.
+    pub reconnect: Option<proto::ReconnectResponse>,
     /// The writer task; finishes once `tx` is dropped and the socket is closed.
     pub writer: tokio::task::JoinHandle<()>,
 }
@@ -41,7 +43,8 @@ pub fn join_url(server: &str, token: &str, auto_subscribe: bool) -> Result<url::
         "wss" | "https" => "wss",
         other => return Err(Error::InvalidUrl(format!("unsupported scheme {other}"))),
     };
-    url.set_scheme(scheme).map_err(|()| Error::InvalidUrl("cannot set scheme".into()))?;
+    url.set_scheme(scheme)
+        .map_err(|()| Error::InvalidUrl("cannot set scheme".into()))?;
     let path = format!("{}/rtc", url.path().trim_end_matches('/'));
     url.set_path(&path);
     url.query_pairs_mut()
@@ -54,13 +57,17 @@ pub fn join_url(server: &str, token: &str, auto_subscribe: bool) -> Result<url::
     Ok(url)
 }
 
-/// Opens the WebSocket and waits for the `JoinResponse`.
-pub async fn connect(url: url::Url, timeout: std::time::Duration) -> Result<Signal> {
+/// Opens the WebSocket and waits for the `JoinResponse` (or, with `resume`,
+/// the `ReconnectResponse`).
+pub async fn connect(url: url::Url, timeout: std::time::Duration, resume: bool) -> Result<Signal> {
     let connect = tokio_tungstenite::connect_async(url.as_str());
     let (ws, _resp) = match tokio::time::timeout(timeout, connect).await {
         Err(_) => return Err(Error::Timeout("signal websocket")),
         Ok(Err(tungstenite::Error::Http(resp))) => {
-            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned());
             return Err(Error::JoinRefused {
                 status: resp.status().as_u16(),
                 body: body.unwrap_or_default(),
@@ -115,22 +122,43 @@ pub async fn connect(url: url::Url, timeout: std::time::Duration) -> Result<Sign
         let _ = sink.close().await;
     });
 
+    use proto::signal_response::Message as Res;
     let first = tokio::time::timeout(timeout, in_rx.recv()).await;
-    if !matches!(first, Ok(Some(proto::signal_response::Message::Join(_)))) {
-        writer.abort();
-    }
-    let join = match first {
-        Err(_) => return Err(Error::Timeout("join response")),
-        Ok(None) => return Err(Error::Signal("closed before join response".into())),
-        Ok(Some(proto::signal_response::Message::Join(j))) => j,
-        Ok(Some(proto::signal_response::Message::Leave(l))) => {
-            return Err(Error::Protocol(format!("server refused join: reason {}", l.reason)));
-        }
-        Ok(Some(other)) => {
-            return Err(Error::Protocol(format!("expected join response, got {other:?}")));
+    let (join, reconnect) = match first {
+        Ok(Some(Res::Join(j))) if !resume => (j, None),
+        Ok(Some(Res::Reconnect(r))) if resume => (proto::JoinResponse::default(), Some(r)),
+        other => {
+            writer.abort();
+            return Err(match other {
+                Err(_) => Error::Timeout("join response"),
+                Ok(None) => Error::Signal("closed before join response".into()),
+                Ok(Some(Res::Leave(l))) => {
+                    Error::Protocol(format!("server refused join: reason {}", l.reason))
+                }
+                Ok(Some(m)) => Error::Protocol(format!(
+                    "unexpected first message (resume: {resume}): {m:?}"
+                )),
+            });
         }
     };
-    Ok(Signal { tx: out_tx, rx: in_rx, join, writer })
+    Ok(Signal {
+        tx: out_tx,
+        rx: in_rx,
+        join,
+        reconnect,
+        writer,
+    })
+}
+
+/// The join URL turned into a resume URL: `reconnect=1&sid=<participant sid>
+/// &reconnect_reason=<ReconnectReason>` added, as LiveKit's SDKs do.
+pub fn resume_url(join: &url::Url, sid: &str, reason: proto::ReconnectReason) -> url::Url {
+    let mut url = join.clone();
+    url.query_pairs_mut()
+        .append_pair("reconnect", "1")
+        .append_pair("sid", sid)
+        .append_pair("reconnect_reason", &(reason as i32).to_string());
+    url
 }
 
 #[cfg(test)]
@@ -147,8 +175,16 @@ mod tests {
         assert_eq!(q["auto_subscribe"], "1");
         assert_eq!(q["protocol"], "16");
         assert_eq!(q["sdk"], "rust");
-        assert_eq!(join_url("wss://x/lk", "t", false).expect("url").path(), "/lk/rtc");
+        assert_eq!(
+            join_url("wss://x/lk", "t", false).expect("url").path(),
+            "/lk/rtc"
+        );
         assert!(join_url("ftp://x", "t", true).is_err());
+        let r = resume_url(&u, "PA_1", proto::ReconnectReason::RrSignalDisconnected);
+        let q: std::collections::HashMap<_, _> = r.query_pairs().into_owned().collect();
+        assert_eq!((q["reconnect"].as_str(), q["sid"].as_str()), ("1", "PA_1"));
+        assert_eq!(q["reconnect_reason"], "1");
+        assert_eq!(q["access_token"], "t.o.k");
         assert!(join_url("not a url", "t", true).is_err());
     }
 }

@@ -27,7 +27,8 @@ pub struct LocalAudioTrack {
 
 #[derive(Debug)]
 struct Inner {
-    sid: String,
+    sid: std::sync::Mutex<String>,
+    name: String,
     sample_rate: u32,
     rtc: Arc<TrackLocalStaticSample>,
     encoder: Mutex<Encoder>,
@@ -38,18 +39,50 @@ struct Inner {
 impl LocalAudioTrack {
     pub(crate) fn new(
         sid: String,
+        name: String,
         sample_rate: u32,
         rtc: Arc<TrackLocalStaticSample>,
         encoder: Encoder,
         cmd: mpsc::UnboundedSender<Command>,
     ) -> Self {
-        let inner = Inner { sid, sample_rate, rtc, encoder: Mutex::new(encoder), muted: AtomicBool::new(false), cmd };
-        Self { inner: Arc::new(inner) }
+        let inner = Inner {
+            sid: std::sync::Mutex::new(sid),
+            name,
+            sample_rate,
+            rtc,
+            encoder: Mutex::new(encoder),
+            muted: AtomicBool::new(false),
+            cmd,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
-    /// The LiveKit track sid the server assigned (`TR_...`).
-    pub fn sid(&self) -> &str {
-        &self.inner.sid
+    /// The LiveKit track sid the server assigned (`TR_...`). A rejoin
+    /// publishes the track again, under a new sid.
+    pub fn sid(&self) -> String {
+        self.inner.sid.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The track name given to `publish_audio`.
+    pub fn name(&self) -> String {
+        self.inner.name.clone()
+    }
+
+    pub(crate) fn set_sid(&self, sid: String) {
+        if let Ok(mut s) = self.inner.sid.lock() {
+            *s = sid;
+        }
+    }
+
+    /// Client track id (`AddTrackRequest.cid`, the WebRTC track id).
+    pub(crate) fn cid(&self) -> String {
+        webrtc::track::track_local::TrackLocal::id(self.inner.rtc.as_ref()).to_owned()
+    }
+
+    pub(crate) fn rtc(&self) -> &Arc<TrackLocalStaticSample> {
+        &self.inner.rtc
     }
 
     /// The PCM rate `push` expects.
@@ -73,9 +106,17 @@ impl LocalAudioTrack {
             return Ok(());
         }
         let mut packets: Vec<Bytes> = Vec::new();
-        self.inner.encoder.lock().await.push(pcm, |p| packets.push(Bytes::copy_from_slice(p)))?;
+        self.inner
+            .encoder
+            .lock()
+            .await
+            .push(pcm, |p| packets.push(Bytes::copy_from_slice(p)))?;
         for data in packets {
-            let sample = Sample { data, duration: Duration::from_millis(20), ..Default::default() };
+            let sample = Sample {
+                data,
+                duration: Duration::from_millis(20),
+                ..Default::default()
+            };
             self.inner.rtc.write_sample(&sample).await?;
         }
         Ok(())
@@ -87,7 +128,10 @@ impl LocalAudioTrack {
         self.inner.muted.store(muted, Ordering::Relaxed);
         self.inner
             .cmd
-            .send(Command::Mute { sid: self.inner.sid.clone(), muted })
+            .send(Command::Mute {
+                sid: self.sid(),
+                muted,
+            })
             .map_err(|_| Error::Closed)
     }
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::events::{AudioFrame, Event};
-use crate::peer::{Peer, Target, build_api, rtc_config};
 use crate::session::{Command, Session};
 use crate::track::LocalAudioTrack;
 
@@ -23,6 +23,8 @@ pub struct Options {
     /// Gather only loopback UDP candidates and allow them (tests and local
     /// benchmarks against a server on 127.0.0.1).
     pub loopback_only: bool,
+    /// Rejoin attempts after a lost connection (0: report `Disconnected` at once).
+    pub reconnect_attempts: u32,
     /// Events buffered per receiver before the oldest are dropped.
     pub event_capacity: usize,
     /// Audio frames (20 ms each) buffered per receiver before the oldest are dropped.
@@ -36,6 +38,7 @@ impl Default for Options {
             timeout: Duration::from_secs(10),
             use_server_ice_servers: true,
             loopback_only: false,
+            reconnect_attempts: 5,
             event_capacity: 256,
             audio_capacity: 500,
         }
@@ -45,7 +48,11 @@ impl Default for Options {
 impl Options {
     /// Defaults for a server on this machine: loopback ICE only, no STUN/TURN.
     pub fn loopback() -> Self {
-        Self { loopback_only: true, use_server_ice_servers: false, ..Self::default() }
+        Self {
+            loopback_only: true,
+            use_server_ice_servers: false,
+            ..Self::default()
+        }
     }
 }
 
@@ -69,30 +76,28 @@ impl Transport {
     /// Joins the room the `token` grants (`url`: `ws://host:port` or `http://host:port`).
     pub async fn connect(url: &str, token: &str, opts: Options) -> Result<Self> {
         let join_url = crate::signal::join_url(url, token, opts.auto_subscribe)?;
-        let signal = crate::signal::connect(join_url, opts.timeout).await?;
-        let join = &signal.join;
-        let me = join.participant.clone().unwrap_or_default();
-        let room = join.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let conn = Conn::open(&join_url, &opts).await?;
+        let join = &conn.signal.join;
+        let me = conn.me();
+        let room = join
+            .room
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         tracing::info!(identity = %me.identity, %room, server = %join.server_version, "joined");
-
-        let api = build_api(&opts)?;
-        let (peer_tx, peer_rx) = mpsc::unbounded_channel();
-        let subscriber = Peer::new(&api, rtc_config(join, &opts), Target::Subscriber, peer_tx.clone()).await?;
-        let publisher = Peer::new(&api, rtc_config(join, &opts), Target::Publisher, peer_tx).await?;
 
         let (events, first_events) = broadcast::channel(opts.event_capacity.max(1));
         let (audio, first_audio) = broadcast::channel(opts.audio_capacity.max(1));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let timeout = opts.timeout;
         let session = Session::new(
-            signal,
-            subscriber,
-            publisher,
-            peer_rx,
+            join_url,
+            opts,
             (cmd_tx.clone(), cmd_rx),
             events.clone(),
             audio.clone(),
         );
-        tokio::spawn(session.run());
+        tokio::spawn(session.run(conn));
         Ok(Self {
             cmd: cmd_tx,
             events,
@@ -102,7 +107,7 @@ impl Transport {
             identity: me.identity,
             participant_sid: me.sid,
             room,
-            timeout: opts.timeout,
+            timeout,
         })
     }
 
@@ -125,7 +130,11 @@ impl Transport {
             return Err(Error::InvalidArgument("track name is empty".into()));
         }
         let (reply, rx) = oneshot::channel();
-        let cmd = Command::Publish { name: name.to_owned(), sample_rate, reply };
+        let cmd = Command::Publish {
+            name: name.to_owned(),
+            sample_rate,
+            reply,
+        };
         self.cmd.send(cmd).map_err(|_| Error::Closed)?;
         match tokio::time::timeout(self.timeout, rx).await {
             Err(_) => Err(Error::Timeout("track published response")),
@@ -155,7 +164,7 @@ impl Transport {
         &self.identity
     }
 
-    /// Our participant sid (`PA_...`).
+    /// Our participant sid (`PA_...`) at the first join (a rejoin gets a new one).
     pub fn participant_sid(&self) -> &str {
         &self.participant_sid
     }

@@ -22,41 +22,65 @@ async fn check_tone(
     let f = dominant_hz(&pcm, 48_000);
     let level = rms_dbfs(&pcm);
     let source = rms_dbfs(&sine(48_000, hz, AMP, 0, 48_000));
-    eprintln!("{} heard {talker}: {f:.1} Hz at {level:.2} dBFS (source {source:.2} dBFS)", listener.identity());
+    eprintln!(
+        "{} heard {talker}: {f:.1} Hz at {level:.2} dBFS (source {source:.2} dBFS)",
+        listener.identity()
+    );
     assert!((f - hz).abs() <= 5.0, "dominant {f} Hz, wanted {hz} Hz");
-    assert!((level - source).abs() <= 3.0, "level {level:.2} dBFS vs source {source:.2} dBFS");
+    assert!(
+        (level - source).abs() <= 3.0,
+        "level {level:.2} dBFS vs source {source:.2} dBFS"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tones_cross_the_room_both_ways() {
     init_tracing();
-    let server = Server::start();
-    let a = Transport::connect(&server.ws_url(), &server.token("tones", "alice"), Options::loopback())
-        .await
-        .expect("alice joins");
-    let b = Transport::connect(&server.ws_url(), &server.token("tones", "bob"), Options::loopback())
-        .await
-        .expect("bob joins");
+    let server = Server::start().await;
+    let a = Transport::connect(
+        &server.ws_url(),
+        &server.token("tones", "alice"),
+        Options::loopback(),
+    )
+    .await
+    .expect("alice joins");
+    let b = Transport::connect(
+        &server.ws_url(),
+        &server.token("tones", "bob"),
+        Options::loopback(),
+    )
+    .await
+    .expect("bob joins");
     let (mut a_events, mut b_events) = (a.events(), b.events());
     let (mut a_audio, mut b_audio) = (a.remote_audio(), b.remote_audio());
     let stop = Arc::new(AtomicBool::new(false));
 
     // Alice: 440 Hz from 16 kHz PCM (exercises the resampler).
-    let a_track = a.publish_audio("agent", 16_000).await.expect("alice publishes");
+    let a_track = a
+        .publish_audio("agent", 16_000)
+        .await
+        .expect("alice publishes");
     assert!(a_track.sid().starts_with("TR_"), "sid {}", a_track.sid());
     let a_tone = spawn_tone(a_track, 440.0, AMP, Duration::from_secs(40), stop.clone());
-    wait_event(&mut b_events, Duration::from_secs(15), |e| {
-        matches!(e, Event::TrackSubscribed { identity, .. } if identity == "alice")
-    })
+    wait_event(
+        &mut b_events,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::TrackSubscribed { identity, .. } if identity == "alice"),
+    )
     .await;
     check_tone(&b, &mut b_audio, "alice", 440.0).await;
 
     // Bob: 1 kHz from 44.1 kHz PCM.
-    let b_track = b.publish_audio("caller", 44_100).await.expect("bob publishes");
+    let b_track = b
+        .publish_audio("caller", 44_100)
+        .await
+        .expect("bob publishes");
     let b_tone = spawn_tone(b_track, 1000.0, AMP, Duration::from_secs(40), stop.clone());
-    wait_event(&mut a_events, Duration::from_secs(15), |e| {
-        matches!(e, Event::TrackSubscribed { identity, .. } if identity == "bob")
-    })
+    wait_event(
+        &mut a_events,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::TrackSubscribed { identity, .. } if identity == "bob"),
+    )
     .await;
     check_tone(&a, &mut a_audio, "bob", 1000.0).await;
 

@@ -11,8 +11,13 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_server_hits_ping_timeout() {
     init_tracing();
-    let server = Server::start();
-    let a = Transport::connect(&server.ws_url(), &server.token("ping", "alice"), Options::loopback())
+    let server = Server::start().await;
+    // No rejoin: the frozen server would accept TCP and stall every attempt.
+    let opts = Options {
+        reconnect_attempts: 0,
+        ..Options::loopback()
+    };
+    let a = Transport::connect(&server.ws_url(), &server.token("ping", "alice"), opts)
         .await
         .expect("alice joins");
     let mut events = a.events();
@@ -29,9 +34,17 @@ async fn frozen_server_hits_ping_timeout() {
 
     server.signal("STOP");
     let frozen = Instant::now();
-    let ev = wait_event(&mut events, Duration::from_secs(40), |e| matches!(e, Event::Disconnected { .. })).await;
+    let ev = wait_event(&mut events, Duration::from_secs(40), |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
     server.signal("CONT");
     eprintln!("{ev:?} after {:?}", frozen.elapsed());
-    assert_eq!(ev, Event::Disconnected { reason: "ping timeout".into() });
+    assert_eq!(
+        ev,
+        Event::Disconnected {
+            reason: "ping timeout".into()
+        }
+    );
     assert!(a.is_closed());
 }

@@ -34,21 +34,34 @@ async fn wait_participants(rooms: &RoomClient, room: &str, want: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_is_seen_by_the_other_side_and_the_server() {
     init_tracing();
-    let server = Server::start();
+    let server = Server::start().await;
     let rooms = RoomClient::with_api_key(&server.http_url(), API_KEY, API_SECRET);
-    let a = Transport::connect(&server.ws_url(), &server.token("leave", "alice"), Options::loopback())
-        .await
-        .expect("alice joins");
-    let b = Transport::connect(&server.ws_url(), &server.token("leave", "bob"), Options::loopback())
-        .await
-        .expect("bob joins");
+    let a = Transport::connect(
+        &server.ws_url(),
+        &server.token("leave", "alice"),
+        Options::loopback(),
+    )
+    .await
+    .expect("alice joins");
+    let b = Transport::connect(
+        &server.ws_url(),
+        &server.token("leave", "bob"),
+        Options::loopback(),
+    )
+    .await
+    .expect("bob joins");
     let (mut a_events, mut b_events) = (a.events(), b.events());
     wait_event(&mut b_events, Duration::from_secs(10), |e| {
-        *e == Event::ParticipantJoined { identity: "alice".into() }
+        *e == Event::ParticipantJoined {
+            identity: "alice".into(),
+        }
     })
     .await;
 
-    let track = a.publish_audio("agent", 48_000).await.expect("alice publishes");
+    let track = a
+        .publish_audio("agent", 48_000)
+        .await
+        .expect("alice publishes");
     let sid = track.sid().to_owned();
     let stop = Arc::new(AtomicBool::new(false));
     let tone = spawn_tone(track, 440.0, 0.3, Duration::from_secs(30), stop.clone());
@@ -56,22 +69,38 @@ async fn leave_is_seen_by_the_other_side_and_the_server() {
         matches!(e, Event::TrackSubscribed { .. })
     })
     .await;
-    assert_eq!(subscribed, Event::TrackSubscribed { identity: "alice".into(), track_sid: sid.clone() });
+    assert_eq!(
+        subscribed,
+        Event::TrackSubscribed {
+            identity: "alice".into(),
+            track_sid: sid.clone()
+        }
+    );
     wait_participants(&rooms, "leave", &["alice", "bob"]).await;
 
     a.leave().await.expect("alice leaves");
     assert!(a.is_closed());
-    wait_event(&mut a_events, Duration::from_secs(5), |e| {
-        matches!(e, Event::Disconnected { reason } if reason == "client left")
-    })
+    wait_event(
+        &mut a_events,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Disconnected { reason } if reason == "client left"),
+    )
     .await;
     let unsubscribed = wait_event(&mut b_events, Duration::from_secs(10), |e| {
         matches!(e, Event::TrackUnsubscribed { .. })
     })
     .await;
-    assert_eq!(unsubscribed, Event::TrackUnsubscribed { identity: "alice".into(), track_sid: sid });
+    assert_eq!(
+        unsubscribed,
+        Event::TrackUnsubscribed {
+            identity: "alice".into(),
+            track_sid: sid
+        }
+    );
     wait_event(&mut b_events, Duration::from_secs(10), |e| {
-        *e == Event::ParticipantLeft { identity: "alice".into() }
+        *e == Event::ParticipantLeft {
+            identity: "alice".into(),
+        }
     })
     .await;
     let _ = tone.await;
@@ -85,8 +114,12 @@ async fn leave_is_seen_by_the_other_side_and_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_server_is_reported() {
     init_tracing();
-    let server = Server::start();
-    let a = Transport::connect(&server.ws_url(), &server.token("loss", "alice"), Options::loopback())
+    let server = Server::start().await;
+    let opts = Options {
+        reconnect_attempts: 0,
+        ..Options::loopback()
+    };
+    let a = Transport::connect(&server.ws_url(), &server.token("loss", "alice"), opts)
         .await
         .expect("alice joins");
     let mut events = a.events();
@@ -103,10 +136,13 @@ async fn losing_the_server_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_token_is_refused() {
     init_tracing();
-    let server = Server::start();
+    let server = Server::start().await;
     let err = Transport::connect(&server.ws_url(), "not-a-token", Options::loopback())
         .await
         .expect_err("refused");
     eprintln!("bad token: {err}");
-    assert!(matches!(err, callfleet_media::Error::JoinRefused { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, callfleet_media::Error::JoinRefused { status: 401, .. }),
+        "{err:?}"
+    );
 }

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use callfleet_domain::{
-    CallEvent, CallOutcome, CallState, CallStatus, EndReason, EventKind,
+    CallOutcome, CallState, CallStatus, EndReason, EventKind,
     control::ControlReply,
     summary::{AttemptRecord, Recording, SipStatus},
 };
@@ -62,12 +62,8 @@ async fn dial(
     state.answered_at = None;
     state.updated_at = session_start;
     w.put_state_until_done(&state).await;
-    w.publish_until_done(&CallEvent::new(
-        &req.call_id,
-        EventKind::Dialing,
-        job.attempt,
-    ))
-    .await;
+    w.publish_until_done(&job.event(EventKind::Dialing, job.attempt))
+        .await;
 
     let fail = |outcome, sip, error: String, recording| {
         finish_failed(
@@ -146,6 +142,7 @@ async fn dial(
             return fail(CallOutcome::Cancelled, None, error, recording);
         }
         () = keep.lost.cancelled() => return Disposition::Abandon,
+        () = watch_ringing(w, job, state.clone()) => None,
     };
     let answered = match dialed {
         Some(Ok(_)) => Timestamp::now(),
@@ -173,12 +170,8 @@ async fn dial(
     state.answered_at = Some(answered);
     state.updated_at = answered;
     w.put_state_until_done(&state).await;
-    w.publish_until_done(&CallEvent::new(
-        &req.call_id,
-        EventKind::Answered,
-        job.attempt,
-    ))
-    .await;
+    w.publish_until_done(&job.event(EventKind::Answered, job.attempt))
+        .await;
 
     let end_reason = match hold(w, job, answered, keep, control).await {
         Held::Ended(reason) => reason,
@@ -215,6 +208,27 @@ async fn dial(
         error: None,
     };
     Disposition::Final(Box::new(summary::build(w, req, parts)))
+}
+
+/// While `CreateSIPParticipant` waits for the answer, watch the SIP leg's `sip.callStatus`;
+/// once it rings, record `ringing` and publish the event. Never completes.
+async fn watch_ringing(w: &Worker, job: &Job, mut state: CallState) {
+    let req = &job.req;
+    let who = identity(&req.call_id);
+    let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
+    let limit = w.config.sip.ringing_timeout_secs * 1000 / poll.as_millis().max(1) as u64 + 10;
+    for _ in 0..limit {
+        tokio::time::sleep(poll).await;
+        if let Ok(SipLeg::Ringing) = w.livekit.sip_leg(&req.room, &who).await {
+            state.status = CallStatus::Ringing;
+            state.updated_at = Timestamp::now();
+            w.put_state_until_done(&state).await;
+            w.publish_until_done(&job.event(EventKind::Ringing, job.attempt))
+                .await;
+            break;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// How the SIP leg of a call whose worker died settled.
@@ -335,12 +349,8 @@ async fn reconcile(
         if state.status != CallStatus::InCall {
             state.status = CallStatus::InCall;
             state.answered_at = Some(answered);
-            w.publish_until_done(&CallEvent::new(
-                &req.call_id,
-                EventKind::Answered,
-                job.attempt,
-            ))
-            .await;
+            w.publish_until_done(&job.event(EventKind::Answered, job.attempt))
+                .await;
         }
         state.worker_id = Some(w.worker_id.to_string());
         state.updated_at = Timestamp::now();
@@ -470,7 +480,7 @@ pub async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
         .await
     {
         Ok(()) => {
-            let mut event = CallEvent::new(&req.call_id, EventKind::Transferred, job.attempt);
+            let mut event = job.event(EventKind::Transferred, job.attempt);
             event.detail = Some(serde_json::json!({ "to": to }));
             w.publish_until_done(&event).await;
             ControlReply::ok(format!("transferred to {to}"))
@@ -537,6 +547,15 @@ fn finish_failed(
             reason: error,
         },
         Decision::Final => {
+            let exhausted = (outcome.is_retryable() || outcome == CallOutcome::Infrastructure)
+                .then(|| {
+                    format!(
+                        "retries exhausted: {} on attempt {} ({} infrastructure retries)",
+                        outcome.as_str(),
+                        job.attempt,
+                        job.infra_retries
+                    )
+                });
             let mut attempts = state.history.clone();
             attempts.push(record);
             let parts = Parts {
@@ -555,7 +574,11 @@ fn finish_failed(
                 recording,
                 error: Some(error),
             };
-            Disposition::Final(Box::new(summary::build(w, req, parts)))
+            let summary = Box::new(summary::build(w, req, parts));
+            match exhausted {
+                Some(reason) => Disposition::Exhausted { summary, reason },
+                None => Disposition::Final(summary),
+            }
         }
     }
 }

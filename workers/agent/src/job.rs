@@ -22,12 +22,20 @@ pub struct Job {
     pub attempt: u32,
     pub infra_retries: u32,
     pub delivered: i64,
+    /// Non-zero for a job replayed from the dead-letter stream.
+    pub generation: u32,
 }
 
 /// What became of an attempt.
 pub enum Disposition {
     /// Finished for good: publish the final event (with its summary), record the state, ack.
     Final(Box<CallSummary>),
+    /// Final because its retries ran out: as `Final`, and a copy of the job goes to the
+    /// dead-letter stream with `reason`, so an operator can `callfleet dlq replay` it.
+    Exhausted {
+        summary: Box<CallSummary>,
+        reason: String,
+    },
     /// Dial again later: schedule the job, record the state, publish `retry_scheduled`, ack.
     Retry {
         at: Timestamp,
@@ -79,7 +87,17 @@ impl Job {
             attempt: Self::header(msg, s::ATTEMPT_HEADER).unwrap_or(1).max(1),
             infra_retries: Self::header(msg, s::INFRA_RETRIES_HEADER).unwrap_or(0),
             delivered,
+            generation: Self::header(msg, s::GENERATION_HEADER).unwrap_or(0),
         })
+    }
+
+    /// An event of this job. A replayed job's event ids carry its generation.
+    pub fn event(&self, kind: EventKind, attempt: u32) -> CallEvent {
+        let mut event = CallEvent::new(&self.req.call_id, kind, attempt);
+        if self.generation > 0 {
+            event.event_id = format!("{}.g{}", event.event_id, self.generation);
+        }
+        event
     }
 }
 
@@ -179,6 +197,22 @@ impl Worker {
     pub(crate) async fn settle(&self, msg: &Message, job: &Job, disposition: Disposition) {
         let req = &job.req;
         match disposition {
+            Disposition::Exhausted { summary, reason } => {
+                let dlq = backon_retry(|| {
+                    self.bus.dead_letter(
+                        s::dlq(&req.call_id),
+                        &msg.subject,
+                        &reason,
+                        msg.headers.clone().unwrap_or_default(),
+                        msg.payload.clone(),
+                    )
+                })
+                .await;
+                if let Err(e) = dlq {
+                    tracing::error!(call.id = %req.call_id, error = %e, "cannot dead-letter the exhausted job; its summary still goes out");
+                }
+                Box::pin(self.settle(msg, job, Disposition::Final(summary))).await;
+            }
             Disposition::Final(summary) => {
                 let kind = if summary.outcome == CallOutcome::Answered {
                     EventKind::Ended
@@ -197,7 +231,7 @@ impl Worker {
                 state.next_attempt_at = None;
                 state.error.clone_from(&summary.error);
                 state.updated_at = Timestamp::now();
-                let mut event = CallEvent::new(&req.call_id, kind, summary.attempt);
+                let mut event = job.event(kind, summary.attempt);
                 event.summary = Some(*summary);
                 self.publish_until_done(&event).await;
                 self.put_state_until_done(&state).await;
@@ -214,6 +248,7 @@ impl Worker {
                     at,
                     attempt,
                     infra_retries,
+                    generation: job.generation,
                 };
                 let scheduled = backon_retry(|| self.bus.schedule_job(req, when)).await;
                 if let Err(e) = scheduled {
@@ -230,12 +265,8 @@ impl Worker {
                 state.worker_id = None;
                 state.updated_at = Timestamp::now();
                 self.put_state_until_done(&state).await;
-                let mut event =
-                    CallEvent::new(&req.call_id, EventKind::RetryScheduled, record.attempt);
-                event.event_id = format!(
-                    "{}.retry_scheduled.{}.{}",
-                    req.call_id, record.attempt, infra_retries
-                );
+                let mut event = job.event(EventKind::RetryScheduled, record.attempt);
+                event.event_id = format!("{}.{}", event.event_id, infra_retries);
                 event.detail = Some(serde_json::json!({
                     "next_attempt": attempt, "next_attempt_at": at, "outcome": record.outcome,
                     "sip": record.sip, "reason": reason, "infra_retries": infra_retries,
@@ -311,6 +342,11 @@ impl Worker {
         }
         if let Some(req) = req {
             let mut dead = CallEvent::new(&req.call_id, EventKind::Dead, 0);
+            dead.event_id = format!(
+                "{}.{}",
+                dead.event_id,
+                msg.info().map(|i| i.stream_sequence).unwrap_or(0)
+            );
             dead.detail = Some(serde_json::json!({ "reason": reason }));
             self.publish_until_done(&dead).await;
             let summary = summary::never_dialed(
@@ -327,6 +363,7 @@ impl Worker {
                     attempt: summary.attempt,
                     infra_retries: 0,
                     delivered: 0,
+                    generation: Job::header(msg, s::GENERATION_HEADER).unwrap_or(0),
                 },
                 Disposition::Final(Box::new(summary)),
             )

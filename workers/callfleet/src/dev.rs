@@ -167,7 +167,7 @@ async fn start_telephony(config: &mut Config, children: &mut Children) -> anyhow
     std::fs::write(
         &sip_yaml,
         format!(
-            "api_key: {DEV_KEY}\napi_secret: {DEV_SECRET}\nws_url: ws://127.0.0.1:{LIVEKIT_PORT}\nredis:\n  address: 127.0.0.1:{REDIS_PORT}\nsip_port: {SIP_PORT}\nrtp_port: 10000-10199\nhealth_port: {SIP_HEALTH_PORT}\nuse_external_ip: false\nlisten_ip: 127.0.0.1\nnat_1_to_1_ip: 127.0.0.1\nmax_cpu_utilization: 1.0\nlogging:\n  level: info\n"
+            "api_key: {DEV_KEY}\napi_secret: {DEV_SECRET}\nws_url: ws://127.0.0.1:{LIVEKIT_PORT}\nredis:\n  address: 127.0.0.1:{REDIS_PORT}\nsip_port: {SIP_PORT}\nrtp_port: 31000-31999\nhealth_port: {SIP_HEALTH_PORT}\nuse_external_ip: false\nlisten_ip: 127.0.0.1\nnat_1_to_1_ip: 127.0.0.1\nmax_cpu_utilization: 1.0\nlogging:\n  level: info\n"
         ),
     )?;
     let mut sip = Command::new(tool("livekit-sip")?);

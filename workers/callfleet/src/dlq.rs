@@ -61,6 +61,8 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
             }
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("replay.{seq}").as_str());
+            // A new generation: the replay's events are not deduplicated against the first run's.
+            headers.insert(s::GENERATION_HEADER, seq.to_string().as_str());
             bus.js
                 .publish_with_headers(original.clone(), headers, msg.payload.clone())
                 .await?

@@ -121,6 +121,7 @@ pub async fn dispatch(
                 at,
                 attempt: 1,
                 infra_retries: 0,
+                generation: 0,
             };
             state
                 .bus

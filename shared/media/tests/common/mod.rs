@@ -2,9 +2,10 @@
 //! generation and analysis. Shared by the integration tests.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callfleet_media::{AudioFrame, Event};
@@ -38,9 +39,25 @@ fn free_udp_port() -> u16 {
     s.local_addr().expect("addr").port()
 }
 
+fn spawn(bin: &std::path::Path, dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    Command::new(bin)
+        .arg("--config")
+        .arg(dir.join("livekit.yaml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log clone"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn livekit-server")
+}
+
 impl Server {
     /// Starts a server and waits (bounded) until its HTTP port accepts connections.
-    pub fn start() -> Self {
+    pub async fn start() -> Self {
         let bin = binary();
         assert!(
             bin.is_file(),
@@ -48,7 +65,8 @@ impl Server {
             bin.display()
         );
         let (port, tcp, udp) = (free_tcp_port(), free_tcp_port(), free_udp_port());
-        let dir = std::env::temp_dir().join(format!("callfleet-media-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("callfleet-media-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = format!(
             "port: {port}\nbind_addresses: [\"127.0.0.1\"]\n\
@@ -59,30 +77,36 @@ impl Server {
         );
         let cfg_path = dir.join("livekit.yaml");
         std::fs::write(&cfg_path, config).expect("write config");
-        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-        let child = Command::new(&bin)
-            .arg("--config")
-            .arg(&cfg_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log clone"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn livekit-server");
+        let child = spawn(&bin, &dir);
         let mut server = Self { child, port, dir };
-        server.wait_ready();
+        server.wait_ready().await;
         server
     }
 
-    fn wait_ready(&mut self) {
+    /// Kills the server and starts a fresh one (no rooms) on the same ports.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&binary(), &self.dir);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("livekit-server exited early ({status}); log:\n{}", self.log());
+                panic!(
+                    "livekit-server exited early ({status}); log:\n{}",
+                    self.log()
+                );
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50)); // poll interval, not a wait for a condition
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
         }
         panic!("livekit-server not ready in 20 s; log:\n{}", self.log());
     }
@@ -101,7 +125,8 @@ impl Server {
 
     /// CPU seconds (user + system) the server process has used.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = rest.split_whitespace().collect();
         let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -123,7 +148,11 @@ impl Server {
     pub fn token(&self, room: &str, identity: &str) -> String {
         AccessToken::with_api_key(API_KEY, API_SECRET)
             .with_identity(identity)
-            .with_grants(VideoGrants { room_join: true, room: room.into(), ..Default::default() })
+            .with_grants(VideoGrants {
+                room_join: true,
+                room: room.into(),
+                ..Default::default()
+            })
             .to_jwt()
             .expect("token")
     }
@@ -208,10 +237,11 @@ pub async fn wait_event(
     }
 }
 
-/// Collects `want` samples of `identity`'s audio after skipping `skip` frames (bounded).
+/// Collects `want` samples of audio from `from` (an identity or a track sid)
+/// after skipping `skip` frames (bounded).
 pub async fn collect_audio(
     rx: &mut broadcast::Receiver<AudioFrame>,
-    identity: &str,
+    from: &str,
     skip: usize,
     want: usize,
     within: Duration,
@@ -220,10 +250,13 @@ pub async fn collect_audio(
     let (mut skipped, mut out) = (0, Vec::with_capacity(want));
     while out.len() < want {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => panic!("only {} of {want} samples from {identity} within {within:?}", out.len()),
+            Err(_) => panic!(
+                "only {} of {want} samples from {from} within {within:?}",
+                out.len()
+            ),
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(e)) => panic!("audio stream ended: {e}"),
-            Ok(Ok(f)) if f.identity == identity => {
+            Ok(Ok(f)) if f.identity == from || f.track_sid == from => {
                 assert_eq!(f.sample_rate, 48_000);
                 if skipped < skip {
                     skipped += 1;
@@ -260,4 +293,61 @@ pub fn spawn_tone(
             pos += per as u64;
         }
     })
+}
+
+/// A loopback TCP proxy in front of the server's signal port, whose open
+/// connections can be cut (the server and the media path stay up).
+pub struct Proxy {
+    pub port: u16,
+    accept: tokio::task::JoinHandle<()>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(target_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy bind");
+        let port = listener.local_addr().expect("addr").port();
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let list = conns.clone();
+        let accept = tokio::spawn(async move {
+            // Ends when the proxy is dropped (the task is aborted).
+            while let Ok((mut client, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                if let Ok(mut l) = list.lock() {
+                    l.push(task);
+                }
+            }
+        });
+        Self {
+            port,
+            accept,
+            conns,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection open through the proxy.
+    pub fn sever(&self) {
+        if let Ok(mut l) = self.conns.lock() {
+            l.drain(..).for_each(|t| t.abort());
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.sever();
+    }
 }

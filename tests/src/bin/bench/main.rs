@@ -3,6 +3,8 @@
 //!
 //! Load generator and system under test share the machine's cores; numbers are conservative.
 
+mod dial;
+
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -252,6 +254,13 @@ async fn main() {
     let (ingress, raw) = bench_ingress().await;
     eprintln!("bench: notifier ({WEBHOOKS} webhooks)");
     let (wh_rate, wh_p50, wh_p99, wh_n) = bench_notifier().await;
+    eprintln!(
+        "bench: dispatch to dial ({} idle calls, then a burst of {} with {} slots)",
+        dial::IDLE_CALLS,
+        dial::BURST_CALLS,
+        dial::SLOTS
+    );
+    let (idle, burst) = dial::bench_dispatch_to_dial().await;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -275,7 +284,19 @@ Throughput: {WEBHOOKS} `ended` events published back to back. Latency: then {PAC
 | {wr:.0} | {wp50:.1} ms | {wp99:.1} ms | {wn} |\n\n\
 Target (DESIGN.md §9): ≥ 1,000 webhooks/s, p99 ≤ 50 ms. Each delivery crosses two consumers (event → delivery\n\
 message → POST), which keeps retries durable and out of ack-pending.\n\n\
-Not measured yet: dispatch-to-dial (needs the SIP rig, issue 3) and worker density (needs the media path).\n",
+## Dispatch to dial\n\n\
+A job published on JetStream → the worker's first LiveKit call (its `dialing` event, stamped just before\n\
+`CreateRoom` and `CreateSIPParticipant`) → the INVITE received by the SIPp callee, through the real\n\
+livekit-server v1.13.5 and livekit-sip v1.8.0 on loopback. Every callee declines (603), so slots free at once.\n\
+Idle: {idle_n} calls one at a time. Burst: {burst_n} calls published back to back onto one worker with {slots} slots.\n\n\
+| load | publish → first LiveKit call p50 | p99 | publish → INVITE at callee p50 | p99 | calls/s |\n|---|---|---|---|---|---|\n\
+| idle | {i_d50:.1} ms | {i_d99:.1} ms | {i_i50:.1} ms | {i_i99:.1} ms | {i_t:.1} (one at a time) |\n\
+| burst of {burst_n}, {slots} slots | {b_d50:.1} ms | {b_d99:.1} ms | {b_i50:.1} ms | {b_i99:.1} ms | {b_t:.1} |\n\n\
+Target (DESIGN.md §9): publish to the worker's first LiveKit call p50 ≤ 5 ms, p99 ≤ 25 ms with free capacity\n\
+(the idle row). In the burst row, calls queue for a slot by design (pull only as many jobs as free slots),\n\
+so its latency is mostly waiting for earlier calls to finish. The INVITE columns add room creation and\n\
+livekit-server → livekit-sip (psrpc over Redis) → SIP. SIPp logs with microsecond wall-clock stamps.\n\n\
+Not measured yet: worker density (needs the media path and the voice session).\n",
         date = jiff::Timestamp::now().strftime("%Y-%m-%d"),
         nats = "v2.12.15",
         ir = ingress.rate,
@@ -291,6 +312,19 @@ Not measured yet: dispatch-to-dial (needs the SIP rig, issue 3) and worker densi
         wp50 = wh_p50,
         wp99 = wh_p99,
         wn = wh_n,
+        idle_n = idle.calls,
+        burst_n = burst.calls,
+        slots = dial::SLOTS,
+        i_d50 = idle.to_dialing.0,
+        i_d99 = idle.to_dialing.1,
+        i_i50 = idle.to_invite.0,
+        i_i99 = idle.to_invite.1,
+        b_d50 = burst.to_dialing.0,
+        b_d99 = burst.to_dialing.1,
+        b_i50 = burst.to_invite.0,
+        b_i99 = burst.to_invite.1,
+        i_t = idle.throughput,
+        b_t = burst.throughput,
     );
     if let Some(parent) = std::path::Path::new(&out).parent() {
         let _ = std::fs::create_dir_all(parent);
