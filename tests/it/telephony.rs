@@ -5,7 +5,7 @@ use std::time::Duration;
 use callfleet_tests::{Behaviour, Role, wait_for};
 use serde_json::{Value, json};
 
-use crate::rig::{Peers, Rig, seed_payload};
+use crate::rig::{FROM_NUMBER, Peers, Rig, seed_payload};
 
 async fn telephony_rig() -> Rig {
     let mut rig = Rig::with(Peers::Telephony).await;
@@ -82,6 +82,9 @@ async fn tel_answered_call_headers_and_timings() {
         .await
         .into_iter()
         .map(|(k, _)| k)
+        // `ringing` shows only if the 180 lasted long enough to be seen (this callee answers
+        // at once).
+        .filter(|k| k != "ringing")
         .collect();
     assert_eq!(kinds, ["queued", "dialing", "answered", "ended"]);
 }
@@ -151,6 +154,10 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
             .map(|(_, v)| v)
             .collect();
         assert_eq!(retries.len(), attempts - 1, "{behaviour:?}: {events:?}");
+        if behaviour == Behaviour::Ring {
+            let ringing = events.iter().filter(|(k, _)| k == "ringing").count();
+            assert_eq!(ringing, attempts, "a ringing event per attempt: {events:?}");
+        }
         for r in retries {
             assert!(
                 r["detail"]["next_attempt_at"].is_string(),
@@ -345,6 +352,7 @@ async fn tel_max_call_duration_enforced_by_the_worker() {
     let mut rig = Rig::with(Peers::Telephony).await;
     rig.fleet
         .set("CALLFLEET_AGENT__MAX_CALL_DURATION_SECS", "2");
+    rig.fleet.set("SIP_DISPLAY_NAME", "Callfleet Support");
     rig.start_ingress().await;
     rig.fleet.start(Role::Agent);
     rig.fleet.start(Role::Notifier);
@@ -357,6 +365,19 @@ async fn tel_max_call_duration_enforced_by_the_worker() {
     assert_eq!(s["end_reason"], "max_duration", "{s}");
     let duration = seconds(&s["call_duration_seconds"]);
     assert!((1.5..6.0).contains(&duration), "about 2 s: {duration}");
+    // No caller fields on the request: the configured defaults, never the destination.
+    let invite = &rig.callee().invites_to(&to)[0];
+    let from = invite.header("From").unwrap_or_default();
+    assert!(
+        from.contains("\"Callfleet Support\""),
+        "SIP_DISPLAY_NAME: {from}"
+    );
+    assert!(
+        from.contains(&format!("sip:{FROM_NUMBER}@")),
+        "SIP_FROM_NUMBER: {from}"
+    );
+    assert!(!from.contains(&to), "never the destination: {from}");
+    assert_eq!(invite.header("X-Account-Code"), Some("acct-max"));
     callfleet_tests::wait_for("the callee's BYE", Duration::from_secs(10), || async {
         (rig.callee().received("BYE").len() == 1).then_some(())
     })
