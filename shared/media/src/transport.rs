@@ -118,7 +118,8 @@ impl Transport {
     }
 
     /// Decoded remote audio, every subscribed track interleaved (tell them
-    /// apart by `track_sid`). First call as for [`Self::events`].
+    /// apart by `track_sid`). First call as for [`Self::events`]: until it is
+    /// made, up to `audio_capacity` frames are kept for it.
     pub fn remote_audio(&self) -> broadcast::Receiver<AudioFrame> {
         take_or_subscribe(&self.first_audio, &self.audio)
     }
