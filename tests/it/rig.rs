@@ -25,8 +25,7 @@ pub enum Peers {
 pub struct Rig {
     pub nats: NatsServer,
     pub _livekit: Option<LiveKitServer>,
-    /// Kept alive for the test's duration (dropped with the rig).
-    pub _telephony: Option<Telephony>,
+    pub telephony: Option<Telephony>,
     pub callee: Option<Callee>,
     pub sink: WebhookSink,
     pub fleet: Fleet,
@@ -90,7 +89,7 @@ impl Rig {
         Self {
             nats,
             _livekit: livekit,
-            _telephony: telephony,
+            telephony,
             callee,
             sink,
             fleet,

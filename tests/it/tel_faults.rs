@@ -206,3 +206,53 @@ async fn fault_duplicate_publish_dials_once() {
     assert_eq!(rig.callee().invites_to(&to).len(), 1);
     assert_eq!(rig.stream_messages("CALL_JOBS").await, 0);
 }
+
+/// The SIP service is down (livekit-sip killed): dials fail as `infrastructure` and are retried
+/// without spending an attempt, so with `max_attempts = 1` the call still goes through once
+/// livekit-sip is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_sip_service_down_retries_without_spending_attempts() {
+    let mut rig = Rig::with(Peers::Telephony).await;
+    for (k, v) in [
+        ("CALLFLEET_RETRY__MAX_ATTEMPTS", "1"),
+        ("CALLFLEET_RETRY__MAX_INFRA_RETRIES", "20"),
+        ("CALLFLEET_RETRY__INFRA_DELAY_SECS", "1"),
+        ("CALLFLEET_LIVEKIT__REQUEST_TIMEOUT_SECS", "3"),
+    ] {
+        rig.fleet.set(k, v);
+    }
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Agent);
+    rig.fleet.start(Role::Notifier);
+    rig.telephony.as_mut().expect("telephony").stop_sip();
+
+    let to = Behaviour::AnswerThenHangUp(1).number(26);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-sip-down"}))
+        .await;
+    let retry = rig.wait_event(&call_id, "retry_scheduled", 60).await;
+    assert_eq!(retry["detail"]["outcome"], "infrastructure", "{retry}");
+    assert_eq!(retry["detail"]["next_attempt"], 1, "same attempt: {retry}");
+    assert!(
+        rig.callee().requests().is_empty(),
+        "nothing reached the callee"
+    );
+
+    rig.telephony.as_mut().expect("telephony").start_sip().await;
+    let hook = rig.summary_of(&call_id, 90).await;
+    let s = &hook["data"];
+    assert_eq!(s["outcome"], "answered", "{s}");
+    assert_eq!(
+        s["attempt"], 1,
+        "infrastructure retries spend no attempt: {s}"
+    );
+    let attempts = s["attempts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        attempts.len() >= 2
+            && attempts[..attempts.len() - 1]
+                .iter()
+                .all(|a| a["outcome"] == "infrastructure" && a["attempt"] == 1),
+        "the infrastructure failures are listed under attempt 1: {s}"
+    );
+    assert_eq!(rig.callee().invites_to(&to).len(), 1);
+}

@@ -125,6 +125,14 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
         let body = json!({"destination": to, "account_code": "acct-outcomes"});
         calls.push((rig.dispatch(&body).await, to));
     }
+    // The request's own policy beats the configured one (2 attempts): 3 attempts here.
+    let override_to = Behaviour::Reject(486).number(99);
+    let override_id = rig
+        .dispatch(&json!({
+            "destination": override_to, "account_code": "acct-outcomes",
+            "retry": {"max_attempts": 3, "delay_seconds": {"busy": 1}},
+        }))
+        .await;
     for ((call_id, to), (behaviour, outcome, code, attempts)) in calls.iter().zip(cases) {
         let hook = rig.summary_of(call_id, 90).await;
         let s = &hook["data"];
@@ -168,6 +176,14 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
         assert_eq!(state["status"], "failed");
         assert_eq!(state["attempts"], attempts);
     }
+    let hook = rig.summary_of(&override_id, 90).await;
+    assert_eq!(
+        hook["data"]["attempts"].as_array().map(Vec::len),
+        Some(3),
+        "{hook}"
+    );
+    assert_eq!(rig.callee().invites_to(&override_to).len(), 3);
+
     // Exactly one webhook per call: the final one.
     for (call_id, _) in &calls {
         let n = rig

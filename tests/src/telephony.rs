@@ -48,8 +48,9 @@ fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
 pub struct Telephony {
     pub livekit: LiveKitServer,
     pub sip_port: u16,
+    health_port: u16,
     dir: TempDir,
-    _sip: Owned,
+    sip: Option<Owned>,
     _redis: Owned,
 }
 
@@ -90,9 +91,28 @@ impl Telephony {
         );
         let path = dir.0.join("sip.yaml");
         std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write sip config: {e}"));
+        let mut tel = Self {
+            livekit,
+            sip_port,
+            health_port,
+            dir,
+            sip: None,
+            _redis: redis,
+        };
+        tel.start_sip().await;
+        tel
+    }
+
+    /// Start livekit-sip (again) with the rig's config, and wait until it is healthy.
+    pub async fn start_sip(&mut self) {
         let mut sip = Command::new(tool("livekit-sip"));
-        sip.arg("--config").arg(&path);
-        let sip = spawn(sip, "livekit-sip", Some(dir.0.join("livekit-sip.log")));
+        sip.arg("--config").arg(self.dir.0.join("sip.yaml"));
+        let log = self
+            .dir
+            .0
+            .join(format!("livekit-sip-{}.log", uuid::Uuid::new_v4().simple()));
+        self.sip = Some(spawn(sip, "livekit-sip", Some(log)));
+        let health_port = self.health_port;
         wait_port(health_port, "livekit-sip health").await;
         wait_for(
             "livekit-sip healthy",
@@ -106,18 +126,11 @@ impl Telephony {
             },
         )
         .await;
-        Self {
-            livekit,
-            sip_port,
-            dir,
-            _sip: sip,
-            _redis: redis,
-        }
     }
 
-    /// livekit-sip's log, for failure messages.
-    pub fn sip_log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("livekit-sip.log")).unwrap_or_default()
+    /// Kill livekit-sip: LiveKit then has no SIP service to dial with.
+    pub fn stop_sip(&mut self) {
+        self.sip = None;
     }
 
     pub fn sip_client(&self) -> SIPClient {

@@ -1,0 +1,105 @@
+//! The resolved session configuration: which provider, model, voice and endpoint each stage
+//! uses. Serialises without secrets (for the call summary).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An API key. Never printed, never serialised.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    OpenAi,
+    Groq,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LlmConfig {
+    pub provider: LlmProvider,
+    pub model: String,
+    /// OpenAI-compatible base URL, up to and including `/v1`.
+    pub base_url: String,
+    #[serde(skip)]
+    pub api_key: Secret,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SttProvider {
+    Deepgram,
+    AssemblyAi,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SttConfig {
+    pub provider: SttProvider,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// `wss://…` endpoint (the full listen URL, without query).
+    pub base_url: String,
+    #[serde(skip)]
+    pub api_key: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsProvider {
+    Cartesia,
+    ElevenLabs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TtsConfig {
+    pub provider: TtsProvider,
+    pub model: String,
+    pub voice: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// `wss://…` endpoint (Cartesia: the websocket URL; ElevenLabs: the API root).
+    pub base_url: String,
+    /// Output PCM rate requested from the provider.
+    pub sample_rate: u32,
+    #[serde(skip)]
+    pub api_key: Secret,
+}
+
+/// Everything a session needs to know about its providers and prompt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionConfig {
+    pub llm: LlmConfig,
+    pub stt: SttConfig,
+    pub tts: TtsConfig,
+    pub preemptive_generation: bool,
+    /// System instructions.
+    pub prompt: String,
+    /// Instructions for the opening line; `None` waits for the callee to speak first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Where `transfer_call` sends the callee (`tel:+E164` or `sip:`); `None` disables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_target: Option<String>,
+}
