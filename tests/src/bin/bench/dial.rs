@@ -50,7 +50,7 @@ pub async fn bench_dispatch_to_dial() -> (DialRun, DialRun) {
                 "account_code": "bench",
             });
             let sent = jiff::Timestamp::now();
-            js.publish(format!("calls.dispatch.bench"), body.to_string().into())
+            js.publish("calls.dispatch.bench", body.to_string().into())
                 .await
                 .expect("publish")
                 .await
