@@ -7,6 +7,7 @@
 mod contracts;
 mod e2e;
 mod ingress;
+mod media;
 mod notifier;
 mod rig;
 mod tel_faults;
