@@ -8,6 +8,7 @@
 //! - [`subjects`]: NATS subject names, the single place they are spelled.
 
 pub mod boolish;
+pub mod campaign;
 pub mod control;
 pub mod event;
 pub mod outcome;
