@@ -4,6 +4,7 @@
 //! Every role calls [`Bus::connect`], which creates or updates the topology idempotently, so any
 //! role can start first. The definitions are mirrored under `nats/` (see [`topology::export`]).
 
+mod campaign;
 mod connect;
 mod control;
 mod error;
@@ -12,6 +13,7 @@ mod state;
 pub mod topology;
 
 pub use async_nats;
+pub use campaign::number_key;
 pub use connect::connect;
 pub use control::{ControlError, WaitingJob};
 pub use error::BusError;
@@ -28,6 +30,9 @@ pub struct Bus {
     pub js: jetstream::Context,
     pub calls: kv::Store,
     pub leases: kv::Store,
+    pub campaigns: kv::Store,
+    pub numbers: kv::Store,
+    pub dnc: kv::Store,
     publish_timeout: std::time::Duration,
 }
 
@@ -44,12 +49,15 @@ impl Bus {
         config: &Config,
     ) -> Result<Self, BusError> {
         let js = jetstream::new(client.clone());
-        let (calls, leases) = topology::ensure(&js, config).await?;
+        let b = topology::ensure(&js, config).await?;
         Ok(Self {
             client,
             js,
-            calls,
-            leases,
+            calls: b.calls,
+            leases: b.leases,
+            campaigns: b.campaigns,
+            numbers: b.numbers,
+            dnc: b.dnc,
             publish_timeout: std::time::Duration::from_millis(config.nats.publish_timeout_ms),
         })
     }

@@ -2,8 +2,10 @@
 //!
 //! | name | kind | subjects | why |
 //! |---|---|---|---|
-//! | `CALL_JOBS` | stream, work queue, schedules allowed | `calls.dispatch.>`, `calls.schedule.>` | jobs; retries and `not_before` wait as scheduled messages |
-//! | `CALL_EVENTS` | stream, limits | `calls.events.>` | every state change, summaries on `ended`/`failed` |
+//! | `CALL_JOBS` | stream, work queue, schedules allowed | `calls.dispatch.>`, `calls.schedule.>`, `calls.campaign.>` | jobs; retries and `not_before` wait as scheduled messages; campaign jobs once released |
+//! | `CALL_EVENTS` | stream, limits | `calls.events.>`, `campaigns.events.>` | every state change, summaries on `ended`/`failed`; campaign events |
+//! | `CAMPAIGN_CONTACTS` | stream, work queue, schedules allowed | `campaigns.contacts.>`, `campaigns.schedule.>` | contacts waiting for the campaigner (pace, window, retry) |
+//! | `CAMPAIGN_TALLY` | stream, limits | `campaigns.tally.<campaign>.<outcome>` | one message per finished contact; the server counts them per subject |
 //! | `CALL_DLQ` | stream, limits | `calls.dlq.>`, `webhooks.dlq.>` | poison jobs and undeliverable webhooks, with reasons |
 //! | `WEBHOOKS` | stream, work queue, schedules allowed | `webhooks.deliver.>`, `webhooks.schedule.>` | webhook deliveries and their scheduled retries |
 //! | `agents` | pull consumer on `CALL_JOBS` | `calls.dispatch.>` | the agent workers |
@@ -11,6 +13,10 @@
 //! | `notifier-deliveries` | pull consumer on `WEBHOOKS` | `webhooks.deliver.>` | one POST per message |
 //! | `calls` | KV | | call state for `GET /calls/{id}` and the worker's checks |
 //! | `call_leases` | KV, max_age = lease TTL | | at most one live dial per call |
+//! | `number_locks` | KV, max_age = lease TTL | | at most one live call per phone number, across campaigns |
+//! | `campaigns` | KV | | campaign settings and status |
+//! | `dnc` | KV | | the do-not-call list |
+//! | `campaign-<id>`, `feeder-<id>` | pull consumers, made per campaign | `calls.campaign.<id>`, `campaigns.contacts.<id>` | the campaign's concurrency cap (`max_ack_pending`) and its feeder |
 //!
 //! The same definitions are exported to `nats/` by `callfleet topology export` (and a test
 //! fails when the files drift from the code).
@@ -34,7 +40,11 @@ pub fn jobs_stream(cfg: &Config) -> stream::Config {
             "Call jobs (calls.dispatch.<campaign>) and scheduled jobs (calls.schedule.<call_id>)"
                 .into(),
         ),
-        subjects: vec![s::DISPATCH_ALL.into(), s::SCHEDULE_ALL.into()],
+        subjects: vec![
+            s::DISPATCH_ALL.into(),
+            s::SCHEDULE_ALL.into(),
+            s::CAMPAIGN_JOBS_ALL.into(),
+        ],
         retention: RetentionPolicy::WorkQueue,
         storage: StorageType::File,
         num_replicas: cfg.nats.replicas,
@@ -48,8 +58,11 @@ pub fn jobs_stream(cfg: &Config) -> stream::Config {
 pub fn events_stream(cfg: &Config) -> stream::Config {
     stream::Config {
         name: s::EVENTS_STREAM.into(),
-        description: Some("Call events: calls.events.<call_id>.<kind>".into()),
-        subjects: vec![s::EVENTS_ALL.into()],
+        description: Some(
+            "Call events: calls.events.<call_id>.<kind>; campaign events: campaigns.events.<id>.<kind>"
+                .into(),
+        ),
+        subjects: vec![s::EVENTS_ALL.into(), s::CAMPAIGN_EVENTS_ALL.into()],
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
         num_replicas: cfg.nats.replicas,
@@ -90,6 +103,74 @@ pub fn webhooks_stream(cfg: &Config) -> stream::Config {
     }
 }
 
+pub fn contacts_stream(cfg: &Config) -> stream::Config {
+    stream::Config {
+        name: s::CONTACTS_STREAM.into(),
+        description: Some(
+            "Campaign contacts waiting for the campaigner: campaigns.contacts.<id>, and for a window or retry: campaigns.schedule.<id>.<call_id>"
+                .into(),
+        ),
+        subjects: vec![s::CONTACTS_ALL.into(), s::CONTACT_SCHEDULE_ALL.into()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
+        allow_message_schedules: true,
+        max_message_size: 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+pub fn tally_stream(cfg: &Config) -> stream::Config {
+    stream::Config {
+        name: s::TALLY_STREAM.into(),
+        description: Some(
+            "One message per finished campaign contact (and per dial): campaigns.tally.<id>.<outcome>; counted per subject"
+                .into(),
+        ),
+        subjects: vec![s::TALLY_ALL.into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
+        max_age: Duration::from_secs(90 * 24 * 3600),
+        max_message_size: 1024,
+        ..Default::default()
+    }
+}
+
+/// A campaign's released jobs: `max_ack_pending` is its fleet-wide live-call cap.
+pub fn campaign_consumer(cfg: &Config, campaign: &str, cap: u32) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::campaign_consumer(campaign)),
+        description: Some(format!(
+            "Agent workers: released jobs of campaign {campaign}"
+        )),
+        filter_subject: s::campaign_jobs(campaign),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: cfg.agent.ack_wait(),
+        max_deliver: -1,
+        max_ack_pending: i64::from(cap),
+        ..Default::default()
+    }
+}
+
+/// The campaigner's view of a campaign's waiting contacts.
+pub fn feeder_consumer(campaign: &str) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::feeder_consumer(campaign)),
+        description: Some(format!(
+            "Campaigner: waiting contacts of campaign {campaign}"
+        )),
+        filter_subject: s::contacts(campaign),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_deliver: -1,
+        max_ack_pending: 1_000,
+        ..Default::default()
+    }
+}
+
 pub fn agent_consumer(cfg: &Config) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(s::AGENT_CONSUMER.into()),
@@ -108,11 +189,12 @@ pub fn agent_consumer(cfg: &Config) -> consumer::pull::Config {
 
 pub fn notifier_consumer(cfg: &Config) -> consumer::pull::Config {
     let filter_subjects = if cfg.notifier.include_progress_events {
-        vec![s::EVENTS_ALL.into()]
+        vec![s::EVENTS_ALL.into(), "campaigns.events.*.completed".into()]
     } else {
         vec![
             "calls.events.*.ended".into(),
             "calls.events.*.failed".into(),
+            "campaigns.events.*.completed".into(),
         ]
     };
     consumer::pull::Config {
@@ -164,6 +246,49 @@ pub fn leases_kv(cfg: &Config) -> kv::Config {
     }
 }
 
+pub fn campaigns_kv(cfg: &Config) -> kv::Config {
+    kv::Config {
+        bucket: s::CAMPAIGNS_BUCKET.into(),
+        description: "Campaign settings and status".into(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        ..Default::default()
+    }
+}
+
+pub fn numbers_kv(cfg: &Config) -> kv::Config {
+    kv::Config {
+        bucket: s::NUMBERS_BUCKET.into(),
+        description: "Number locks: at most one live call per phone number".into(),
+        history: 1,
+        max_age: cfg.agent.lease_ttl(),
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        ..Default::default()
+    }
+}
+
+pub fn dnc_kv(cfg: &Config) -> kv::Config {
+    kv::Config {
+        bucket: s::DNC_BUCKET.into(),
+        description: "Do-not-call list: E.164 digits".into(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        ..Default::default()
+    }
+}
+
+/// The KV buckets every role opens.
+pub struct Buckets {
+    pub calls: kv::Store,
+    pub leases: kv::Store,
+    pub campaigns: kv::Store,
+    pub numbers: kv::Store,
+    pub dnc: kv::Store,
+}
+
 fn topo(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> BusError {
     BusError::Topology {
         what: what.into(),
@@ -172,15 +297,14 @@ fn topo(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'stat
 }
 
 /// Create or update everything. Safe to run from every process at every start.
-pub async fn ensure(
-    js: &jetstream::Context,
-    cfg: &Config,
-) -> Result<(kv::Store, kv::Store), BusError> {
+pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, BusError> {
     for stream in [
         jobs_stream(cfg),
         events_stream(cfg),
         dlq_stream(cfg),
         webhooks_stream(cfg),
+        contacts_stream(cfg),
+        tally_stream(cfg),
     ] {
         let name = stream.name.clone();
         js.create_or_update_stream(stream)
@@ -212,7 +336,25 @@ pub async fn ensure(
         .create_or_update_key_value(leases_kv(cfg))
         .await
         .map_err(|e| topo("kv call_leases", e))?;
-    Ok((calls, leases))
+    let campaigns = js
+        .create_or_update_key_value(campaigns_kv(cfg))
+        .await
+        .map_err(|e| topo("kv campaigns", e))?;
+    let numbers = js
+        .create_or_update_key_value(numbers_kv(cfg))
+        .await
+        .map_err(|e| topo("kv number_locks", e))?;
+    let dnc = js
+        .create_or_update_key_value(dnc_kv(cfg))
+        .await
+        .map_err(|e| topo("kv dnc", e))?;
+    Ok(Buckets {
+        calls,
+        leases,
+        campaigns,
+        numbers,
+        dnc,
+    })
 }
 
 /// The definitions as the `nats` CLI reads them, keyed by their path under `nats/`.
@@ -243,6 +385,14 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
         ("streams/CALL_DLQ.json".into(), json(&dlq_stream(cfg))),
         ("streams/WEBHOOKS.json".into(), json(&webhooks_stream(cfg))),
         (
+            "streams/CAMPAIGN_CONTACTS.json".into(),
+            json(&contacts_stream(cfg)),
+        ),
+        (
+            "streams/CAMPAIGN_TALLY.json".into(),
+            json(&tally_stream(cfg)),
+        ),
+        (
             "consumers/CALL_JOBS.agents.json".into(),
             consumer(s::JOBS_STREAM, agent_consumer(cfg)),
         ),
@@ -256,5 +406,16 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
         ),
         ("kv/calls.json".into(), kv_as_stream(calls_kv(cfg))),
         ("kv/call_leases.json".into(), kv_as_stream(leases_kv(cfg))),
+        ("kv/campaigns.json".into(), kv_as_stream(campaigns_kv(cfg))),
+        ("kv/number_locks.json".into(), kv_as_stream(numbers_kv(cfg))),
+        ("kv/dnc.json".into(), kv_as_stream(dnc_kv(cfg))),
+        (
+            "consumers/CALL_JOBS.campaign-EXAMPLE.json".into(),
+            consumer(s::JOBS_STREAM, campaign_consumer(cfg, "EXAMPLE", 5)),
+        ),
+        (
+            "consumers/CAMPAIGN_CONTACTS.feeder-EXAMPLE.json".into(),
+            consumer(s::CONTACTS_STREAM, feeder_consumer("EXAMPLE")),
+        ),
     ]
 }

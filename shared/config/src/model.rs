@@ -98,6 +98,10 @@ pub struct IngressConfig {
     pub api_keys: Vec<String>,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
+    /// Largest campaign-contacts or do-not-call upload.
+    pub upload_limit_bytes: usize,
+    /// Uploads taking longer are answered 503.
+    pub upload_timeout_secs: u64,
     /// Base URL used for `status_url` in answers; derived from `bind` when empty.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub public_url: Option<String>,

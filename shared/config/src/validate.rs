@@ -66,6 +66,12 @@ impl Config {
             .bind
             .parse::<std::net::SocketAddr>()
             .map_err(|e| invalid("ingress.bind", format!("is not host:port ({e})")))?;
+        if self.ingress.upload_limit_bytes < self.ingress.body_limit_bytes {
+            return Err(invalid(
+                "ingress.upload_limit_bytes",
+                "must be at least ingress.body_limit_bytes",
+            ));
+        }
         if self.ingress.body_limit_bytes < 1024 {
             return Err(invalid("ingress.body_limit_bytes", "must be at least 1024"));
         }

@@ -19,7 +19,9 @@ use crate::{
 
 /// Days and local hours when a campaign may dial. Times are `HH:MM`, end exclusive; a window
 /// whose end is not after its start is invalid (split overnight windows in two campaigns).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct CallingWindow {
     /// `mon` … `sun`; empty means every day.
     #[serde(default)]
@@ -49,15 +51,24 @@ impl CallingWindow {
     fn check(&self, field: &str, errors: &mut Vec<FieldError>) {
         let (start, end) = (Self::parse_time(&self.start), Self::parse_time(&self.end));
         if start.is_none() {
-            errors.push(FieldError::new(&format!("{field}.start"), "must be HH:MM (24 h)"));
+            errors.push(FieldError::new(
+                &format!("{field}.start"),
+                "must be HH:MM (24 h)",
+            ));
         }
         if end.is_none() {
-            errors.push(FieldError::new(&format!("{field}.end"), "must be HH:MM (24 h)"));
+            errors.push(FieldError::new(
+                &format!("{field}.end"),
+                "must be HH:MM (24 h)",
+            ));
         }
         if let (Some(s), Some(e)) = (start, end)
             && e <= s
         {
-            errors.push(FieldError::new(&format!("{field}.end"), "must be after start"));
+            errors.push(FieldError::new(
+                &format!("{field}.end"),
+                "must be after start",
+            ));
         }
         const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
         for d in &self.days {
@@ -84,7 +95,11 @@ impl CallingWindow {
             if !self.day_allowed(day.weekday()) {
                 continue;
             }
-            let open = day.to_datetime(start).to_zoned(tz.clone()).ok()?.timestamp();
+            let open = day
+                .to_datetime(start)
+                .to_zoned(tz.clone())
+                .ok()?
+                .timestamp();
             if open > now {
                 return Some(open);
             }
@@ -94,7 +109,9 @@ impl CallingWindow {
 }
 
 /// A campaign's settings as created. Contacts travel separately.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct CampaignSpec {
     pub id: String,
     pub name: String,
@@ -134,10 +151,15 @@ impl CampaignSpec {
         let mut errors = Vec::new();
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim);
         let id = match body.get("id") {
-            None | Some(Value::Null) => format!("cmp{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            None | Some(Value::Null) => {
+                format!("cmp{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+            }
             Some(Value::String(s)) if subjects::is_token(s) && s.len() <= 40 => s.clone(),
             Some(_) => {
-                errors.push(FieldError::new("id", "must be 1-40 ASCII letters, digits, - or _"));
+                errors.push(FieldError::new(
+                    "id",
+                    "must be 1-40 ASCII letters, digits, - or _",
+                ));
                 String::new()
             }
         };
@@ -155,7 +177,10 @@ impl CampaignSpec {
             }
         }
         if !matches!(defaults.get("account_code"), Some(Value::String(s)) if !s.trim().is_empty()) {
-            errors.push(FieldError::new("account_code", "is required: the default for every contact"));
+            errors.push(FieldError::new(
+                "account_code",
+                "is required: the default for every contact",
+            ));
         }
         let retry = match body.get("retry") {
             None | Some(Value::Null) => None,
@@ -189,21 +214,30 @@ impl CampaignSpec {
                     Some(w)
                 }
                 Err(e) => {
-                    errors.push(FieldError::new("window", format!("{e}: expected {{days, start, end}}")));
+                    errors.push(FieldError::new(
+                        "window",
+                        format!("{e}: expected {{days, start, end}}"),
+                    ));
                     None
                 }
             },
         };
         let timezone = text("timezone").unwrap_or("UTC").to_owned();
         if TimeZone::get(&timezone).is_err() {
-            errors.push(FieldError::new("timezone", format!("{timezone:?} is not an IANA time zone")));
+            errors.push(FieldError::new(
+                "timezone",
+                format!("{timezone:?} is not an IANA time zone"),
+            ));
         }
         let max_concurrent_calls = match body.get("max_concurrent_calls") {
             None | Some(Value::Null) => 5,
             Some(v) => match v.as_u64() {
                 Some(n @ 1..=1000) => n as u32,
                 _ => {
-                    errors.push(FieldError::new("max_concurrent_calls", "must be an integer from 1 to 1000"));
+                    errors.push(FieldError::new(
+                        "max_concurrent_calls",
+                        "must be an integer from 1 to 1000",
+                    ));
                     0
                 }
             },
@@ -213,7 +247,10 @@ impl CampaignSpec {
             Some(v) => match v.as_f64() {
                 Some(n) if n > 0.0 && n <= 100.0 => n,
                 _ => {
-                    errors.push(FieldError::new("calls_per_second", "must be a number above 0 and at most 100"));
+                    errors.push(FieldError::new(
+                        "calls_per_second",
+                        "must be a number above 0 and at most 100",
+                    ));
                     0.0
                 }
             },
@@ -251,7 +288,9 @@ pub struct Contact {
 }
 
 /// A rejected contact: where it was and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
 pub struct RowError {
     /// 1-based: the CSV line (the header is line 1), or the index in `contacts` plus one.
     pub line: u64,
@@ -307,9 +346,15 @@ pub fn contact_request(
         }
     }
     payload.insert("campaign".into(), Value::String(spec.id.clone()));
-    payload.insert("call_id".into(), Value::String(format!("{}-{index}", spec.id)));
+    payload.insert(
+        "call_id".into(),
+        Value::String(format!("{}-{index}", spec.id)),
+    );
     if let Some(retry) = &spec.retry {
-        payload.insert("retry".into(), serde_json::to_value(retry).unwrap_or(Value::Null));
+        payload.insert(
+            "retry".into(),
+            serde_json::to_value(retry).unwrap_or(Value::Null),
+        );
     }
     let timezone = match contact.get("timezone") {
         None | Some(Value::Null) => None,
@@ -345,7 +390,10 @@ pub fn parse_csv(data: &[u8]) -> Result<Parsed, String> {
         .headers()
         .map_err(|e| format!("cannot read the header row: {e}"))?
         .clone();
-    if !headers.iter().any(|h| h.eq_ignore_ascii_case("destination")) {
+    if !headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case("destination"))
+    {
         return Err("the header row must name a `destination` column".into());
     }
     const FIELDS: [&str; 7] = [
@@ -367,14 +415,21 @@ pub fn parse_csv(data: &[u8]) -> Result<Parsed, String> {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                parsed.rejected.push(RowError { line, reason: format!("unreadable row: {e}") });
+                parsed.rejected.push(RowError {
+                    line,
+                    reason: format!("unreadable row: {e}"),
+                });
                 continue;
             }
         };
         if record.len() != headers.len() {
             parsed.rejected.push(RowError {
                 line,
-                reason: format!("has {} fields, the header has {}", record.len(), headers.len()),
+                reason: format!(
+                    "has {} fields, the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
             });
             continue;
         }
@@ -400,14 +455,20 @@ pub fn parse_csv(data: &[u8]) -> Result<Parsed, String> {
 
 /// Drop contacts whose destination repeats an earlier one (by normalised number); returns the
 /// duplicates as row errors.
-pub fn collapse_duplicates(contacts: &mut Vec<(u64, Contact)>, seen: &mut HashSet<String>) -> Vec<RowError> {
+pub fn collapse_duplicates(
+    contacts: &mut Vec<(u64, Contact)>,
+    seen: &mut HashSet<String>,
+) -> Vec<RowError> {
     let mut dups = Vec::new();
     contacts.retain(|(line, c)| {
         let number = c.request.destination.to_string();
         if seen.insert(number.clone()) {
             true
         } else {
-            dups.push(RowError { line: *line, reason: format!("duplicate of {number} earlier in the campaign; collapsed") });
+            dups.push(RowError {
+                line: *line,
+                reason: format!("duplicate of {number} earlier in the campaign; collapsed"),
+            });
             false
         }
     });
@@ -416,3 +477,49 @@ pub fn collapse_duplicates(contacts: &mut Vec<(u64, Contact)>, seen: &mut HashSe
 
 #[cfg(test)]
 mod tests;
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Active,
+    Paused,
+    Cancelled,
+    Completed,
+}
+
+/// What the `campaigns` KV bucket holds per campaign.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
+)]
+pub struct CampaignRecord {
+    #[serde(flatten)]
+    pub spec: CampaignSpec,
+    pub status: CampaignStatus,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String)]
+    pub updated_at: Timestamp,
+    /// Rows received so far, accepted or not: contact call ids are `<campaign>-<row number>`.
+    pub rows: u64,
+    /// Contacts enqueued so far.
+    pub accepted: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    /// Skipped at enqueue: on the do-not-call list.
+    pub dnc_skipped: u64,
+    /// No more contacts will be uploaded: the campaign completes once every contact is done.
+    pub sealed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub completed_at: Option<Timestamp>,
+}

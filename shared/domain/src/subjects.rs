@@ -14,10 +14,21 @@ pub const AGENT_CONSUMER: &str = "agents";
 pub const NOTIFIER_CONSUMER: &str = "notifier";
 pub const DELIVERY_CONSUMER: &str = "notifier-deliveries";
 
+pub const CONTACTS_STREAM: &str = "CAMPAIGN_CONTACTS";
+pub const TALLY_STREAM: &str = "CAMPAIGN_TALLY";
+
 pub const CALLS_BUCKET: &str = "calls";
+pub const CAMPAIGNS_BUCKET: &str = "campaigns";
+pub const NUMBERS_BUCKET: &str = "number_locks";
+pub const DNC_BUCKET: &str = "dnc";
 pub const LEASES_BUCKET: &str = "call_leases";
 
 pub const DISPATCH_ALL: &str = "calls.dispatch.>";
+pub const CAMPAIGN_JOBS_ALL: &str = "calls.campaign.>";
+pub const CONTACTS_ALL: &str = "campaigns.contacts.>";
+pub const CONTACT_SCHEDULE_ALL: &str = "campaigns.schedule.>";
+pub const TALLY_ALL: &str = "campaigns.tally.>";
+pub const CAMPAIGN_EVENTS_ALL: &str = "campaigns.events.>";
 pub const SCHEDULE_ALL: &str = "calls.schedule.>";
 pub const EVENTS_ALL: &str = "calls.events.>";
 pub const DLQ_ALL: &str = "calls.dlq.>";
@@ -34,6 +45,8 @@ pub const INFRA_RETRIES_HEADER: &str = "Callfleet-Infra-Retries";
 /// Header set by `callfleet dlq replay`: the replay's generation (the dead letter's sequence).
 /// Event ids of a replayed job carry it, so they are not deduplicated against the first run's.
 pub const GENERATION_HEADER: &str = "Callfleet-Generation";
+/// Header carrying a campaign contact's own IANA time zone (for its calling window).
+pub const TIMEZONE_HEADER: &str = "Callfleet-Timezone";
 /// Header carrying the dead-letter reason.
 pub const DLQ_REASON_HEADER: &str = "Callfleet-Dlq-Reason";
 /// Header carrying the subject a dead-lettered message was first published on.
@@ -41,6 +54,40 @@ pub const DLQ_SUBJECT_HEADER: &str = "Callfleet-Original-Subject";
 
 pub fn dispatch(campaign: &str) -> String {
     format!("calls.dispatch.{campaign}")
+}
+
+/// A campaign's released jobs (its consumer's `max_ack_pending` caps its live calls).
+pub fn campaign_jobs(campaign: &str) -> String {
+    format!("calls.campaign.{campaign}")
+}
+
+/// A campaign's contacts waiting to be released by the campaigner.
+pub fn contacts(campaign: &str) -> String {
+    format!("campaigns.contacts.{campaign}")
+}
+
+/// A contact waiting for its calling window or its retry.
+pub fn contact_schedule(campaign: &str, call_id: &str) -> String {
+    format!("campaigns.schedule.{campaign}.{call_id}")
+}
+
+/// One message per finished contact (or dial), counted per subject by the server.
+pub fn tally(campaign: &str, what: &str) -> String {
+    format!("campaigns.tally.{campaign}.{what}")
+}
+
+pub fn campaign_event(campaign: &str, kind: &str) -> String {
+    format!("campaigns.events.{campaign}.{kind}")
+}
+
+/// The per-campaign consumer of released jobs on `CALL_JOBS`.
+pub fn campaign_consumer(campaign: &str) -> String {
+    format!("campaign-{campaign}")
+}
+
+/// The campaigner's consumer of a campaign's waiting contacts.
+pub fn feeder_consumer(campaign: &str) -> String {
+    format!("feeder-{campaign}")
 }
 
 pub fn schedule(call_id: &str) -> String {

@@ -1,1 +1,35 @@
 #![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+pub mod audio;
+mod chunker;
+pub mod config;
+mod engine;
+pub mod metrics;
+mod playout;
+pub mod providers;
+mod reply;
+mod resample;
+pub mod resolve;
+mod session;
+pub mod tools;
+pub mod turn;
+pub mod vad;
+
+pub use audio::{AudioError, AudioFrame, AudioIo};
+pub use config::SessionConfig;
+pub use metrics::{EndReason, SessionReport, TranscriptEntry, TurnMetrics, Usage};
+pub use resolve::{FieldError, ResolveError, resolve};
+pub use session::{EngineOptions, Session, SessionError, SessionEvent};
+
+/// An error and its sources, `: `-joined, for logging once where it is handled.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -22,10 +22,6 @@ impl ToRate {
         }
     }
 
-    pub fn target(&self) -> u32 {
-        self.target
-    }
-
     /// Convert one frame, appending the output to `out`.
     pub fn push(&mut self, input: &[i16], rate: u32, out: &mut Vec<i16>) {
         if rate == self.target || rate == 0 || self.target == 0 {

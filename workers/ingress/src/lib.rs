@@ -6,8 +6,10 @@
 
 mod auth;
 mod calls;
+mod campaigns;
 mod control;
 mod dispatch;
+mod dnc;
 mod error;
 mod metrics;
 mod openapi;
@@ -98,6 +100,23 @@ pub async fn serve(
 pub fn router(state: AppState) -> Router {
     let limit = state.config.ingress.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.ingress.request_timeout_secs);
+    let upload_timeout = Duration::from_secs(state.config.ingress.upload_timeout_secs);
+    // Uploads get their own body limit and timeout.
+    let uploads = Router::new()
+        .route("/campaigns", post(campaigns::create))
+        .route("/campaigns/{id}/contacts", post(campaigns::add_contacts))
+        .route("/dnc", post(dnc::import))
+        .layer(DefaultBodyLimit::max(
+            state.config.ingress.upload_limit_bytes,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            upload_timeout,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     let guarded = Router::new()
         .route("/dispatch", post(dispatch::dispatch))
         .route(
@@ -105,12 +124,26 @@ pub fn router(state: AppState) -> Router {
             get(calls::get_call).delete(control::cancel_call),
         )
         .route("/calls/{id}/transfer", post(control::transfer_call))
+        .route("/campaigns/{id}", get(campaigns::get))
+        .route("/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/campaigns/{id}/resume", post(campaigns::resume))
+        .route("/campaigns/{id}/cancel", post(campaigns::cancel))
+        .route(
+            "/dnc/{number}",
+            get(dnc::check).post(dnc::add).delete(dnc::remove),
+        )
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ));
     Router::new()
         .merge(guarded)
+        .merge(uploads)
         .route("/healthz", get(calls::healthz))
         .route("/readyz", get(calls::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -119,11 +152,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
-        ))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
         ))
         .with_state(state)
 }

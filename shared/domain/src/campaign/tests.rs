@@ -22,26 +22,46 @@ fn spec_defaults_and_field_errors() {
     }))
     .expect_err("invalid");
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-    for f in ["name", "timezone", "max_concurrent_calls", "calls_per_second", "window.start", "window.days", "id", "start_at"] {
+    for f in [
+        "name",
+        "timezone",
+        "max_concurrent_calls",
+        "calls_per_second",
+        "window.start",
+        "window.days",
+        "id",
+        "start_at",
+    ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
-    let errors = CampaignSpec::validate(json!({"name": "x"}).as_object().expect("o")).expect_err("no account");
+    let errors = CampaignSpec::validate(json!({"name": "x"}).as_object().expect("o"))
+        .expect_err("no account");
     assert_eq!(errors[0].field, "account_code");
 }
 
 #[test]
 fn window_opens_in_the_contacts_zone() {
-    let w = CallingWindow { days: vec!["mon".into(), "tue".into()], start: "09:00".into(), end: "17:00".into() };
+    let w = CallingWindow {
+        days: vec!["mon".into(), "tue".into()],
+        start: "09:00".into(),
+        end: "17:00".into(),
+    };
     let tz = TimeZone::get("Australia/Brisbane").expect("tz");
     // Monday 2026-11-23 10:00 in Brisbane (UTC+10) = 00:00 UTC: open.
     let monday_10 = "2026-11-23T00:00:00Z".parse::<Timestamp>().expect("ts");
     assert_eq!(w.next_open(&tz, monday_10), None);
     // Monday 18:00 Brisbane: closed until Tuesday 09:00 Brisbane = Monday 23:00 UTC.
     let monday_18 = "2026-11-23T08:00:00Z".parse::<Timestamp>().expect("ts");
-    assert_eq!(w.next_open(&tz, monday_18), Some("2026-11-23T23:00:00Z".parse().expect("ts")));
+    assert_eq!(
+        w.next_open(&tz, monday_18),
+        Some("2026-11-23T23:00:00Z".parse().expect("ts"))
+    );
     // Tuesday 18:00: closed until the next Monday 09:00.
     let tuesday_18 = "2026-11-24T08:00:00Z".parse::<Timestamp>().expect("ts");
-    assert_eq!(w.next_open(&tz, tuesday_18), Some("2026-11-29T23:00:00Z".parse().expect("ts")));
+    assert_eq!(
+        w.next_open(&tz, tuesday_18),
+        Some("2026-11-29T23:00:00Z".parse().expect("ts"))
+    );
 }
 
 #[test]
@@ -59,12 +79,18 @@ fn contact_merges_over_defaults_and_fills_variables() {
     assert_eq!(c.request.call_id, format!("{}-3", s.id));
     assert_eq!(c.request.campaign, s.id);
     assert_eq!(c.request.destination.to_string(), "+61402012298");
-    assert_eq!(c.request.session_options.prompt.as_deref(), Some("Call Ada about gold."));
+    assert_eq!(
+        c.request.session_options.prompt.as_deref(),
+        Some("Call Ada about gold.")
+    );
     assert_eq!(c.request.metadata["source"], "crm");
     assert_eq!(c.request.metadata["first_name"], "Ada");
     assert_eq!(c.request.metadata["row"], 7);
     assert_eq!(c.timezone.as_deref(), Some("Europe/Paris"));
-    assert_eq!(c.request.retry.as_ref().and_then(|r| r.max_attempts), Some(2));
+    assert_eq!(
+        c.request.retry.as_ref().and_then(|r| r.max_attempts),
+        Some(2)
+    );
 
     let bad = json!({"destination": "12", "timezone": "Nowhere/Else"});
     let err = contact_request(&s, bad.as_object().expect("o"), 4, None).expect_err("bad tz");
@@ -85,6 +111,14 @@ fn csv_rows_are_judged_one_by_one() {
     assert_eq!(parsed.contacts[0].0, 2);
     assert_eq!(parsed.contacts[0].1["variables"]["first_name"], "Ada");
     assert_eq!(parsed.rejected[0].line, 3, "{:?}", parsed.rejected);
-    assert!(parsed.rejected[0].reason.contains("2 fields"), "{:?}", parsed.rejected);
-    assert!(parse_csv(b"phone\n+61402012298\n").expect_err("no destination").contains("destination"));
+    assert!(
+        parsed.rejected[0].reason.contains("2 fields"),
+        "{:?}",
+        parsed.rejected
+    );
+    assert!(
+        parse_csv(b"phone\n+61402012298\n")
+            .expect_err("no destination")
+            .contains("destination")
+    );
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
+    MaybeTlsStream, WebSocketStream, connect_async_with_config,
     tungstenite::{client::IntoClientRequest, http::HeaderValue},
 };
 
@@ -16,7 +16,7 @@ pub enum ConnectError {
     Request {
         url: String,
         #[source]
-        source: tokio_tungstenite::tungstenite::Error,
+        source: Box<tokio_tungstenite::tungstenite::Error>,
     },
     #[error("invalid header {name}")]
     Header { name: &'static str },
@@ -41,13 +41,14 @@ pub async fn connect(
         .into_client_request()
         .map_err(|source| ConnectError::Request {
             url: shown.clone(),
-            source,
+            source: Box::new(source),
         })?;
     for (name, value) in headers {
         let value = HeaderValue::from_str(value).map_err(|_| ConnectError::Header { name })?;
         request.headers_mut().insert(*name, value);
     }
-    match tokio::time::timeout(timeout, connect_async(request)).await {
+    // Nagle off: audio frames and text chunks are small and latency-bound.
+    match tokio::time::timeout(timeout, connect_async_with_config(request, None, true)).await {
         Err(_) => Err(ConnectError::Timeout { url: shown, timeout }),
         Ok(Err(source)) => Err(ConnectError::Handshake {
             url: shown,

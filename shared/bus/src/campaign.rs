@@ -1,0 +1,222 @@
+//! Campaign storage on NATS: records in KV, per-campaign consumers, contacts enqueued in
+//! pipelined batches, tallies counted by the server per subject, the do-not-call list, and
+//! number locks.
+
+use std::collections::BTreeMap;
+
+use async_nats::{HeaderMap, jetstream::kv};
+use callfleet_domain::{
+    campaign::{CampaignRecord, Contact},
+    subjects as s,
+};
+
+use crate::{Bus, BusError, topology};
+
+/// How many contact publishes are in flight before their acks are awaited.
+const PIPELINE: usize = 512;
+
+/// The key of a number in `dnc` and `number_locks`: its E.164 digits.
+pub fn number_key(e164: &str) -> String {
+    e164.trim_start_matches('+').to_owned()
+}
+
+impl Bus {
+    pub async fn campaign(&self, id: &str) -> Result<Option<(CampaignRecord, u64)>, BusError> {
+        match self
+            .campaigns
+            .entry(id)
+            .await
+            .map_err(|e| BusError::js("kv get campaign", e))?
+        {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let record =
+                    serde_json::from_slice(&e.value).map_err(|source| BusError::Corrupt {
+                        key: id.to_owned(),
+                        source,
+                    })?;
+                Ok(Some((record, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Create a campaign: its record (fails if the id exists) and its two consumers.
+    pub async fn create_campaign(
+        &self,
+        record: &CampaignRecord,
+        cfg: &callfleet_config::Config,
+    ) -> Result<bool, BusError> {
+        let body = serde_json::to_vec(record).map_err(|e| BusError::js("encode campaign", e))?;
+        match self.campaigns.create(&record.spec.id, body.into()).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(BusError::js("kv create campaign", e)),
+        }
+        let id = &record.spec.id;
+        for (stream, consumer) in [
+            (
+                s::JOBS_STREAM,
+                topology::campaign_consumer(cfg, id, record.spec.max_concurrent_calls),
+            ),
+            (s::CONTACTS_STREAM, topology::feeder_consumer(id)),
+        ] {
+            self.js
+                .get_stream(stream)
+                .await
+                .map_err(|e| BusError::js("get stream", e))?
+                .create_consumer(consumer)
+                .await
+                .map_err(|e| BusError::js("create campaign consumer", e))?;
+        }
+        Ok(true)
+    }
+
+    /// Write a campaign record at `revision` (optimistic concurrency).
+    pub async fn update_campaign(
+        &self,
+        record: &CampaignRecord,
+        revision: u64,
+    ) -> Result<u64, BusError> {
+        let body = serde_json::to_vec(record).map_err(|e| BusError::js("encode campaign", e))?;
+        self.campaigns
+            .update(&record.spec.id, body.into(), revision)
+            .await
+            .map_err(|e| BusError::js("kv update campaign", e))
+    }
+
+    /// Enqueue contacts for the campaigner, pipelined. Returns how many JetStream saw as
+    /// duplicates (the same number already enqueued within the dedup window).
+    pub async fn enqueue_contacts(
+        &self,
+        campaign: &str,
+        contacts: &[Contact],
+    ) -> Result<u64, BusError> {
+        let mut duplicates = 0;
+        for chunk in contacts.chunks(PIPELINE) {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for c in chunk {
+                let mut headers = HeaderMap::new();
+                let key = number_key(&c.request.destination.to_string());
+                headers.insert("Nats-Msg-Id", format!("{campaign}.n{key}").as_str());
+                if let Some(tz) = &c.timezone {
+                    headers.insert(s::TIMEZONE_HEADER, tz.as_str());
+                }
+                let body = serde_json::to_vec(&c.request)
+                    .map_err(|e| BusError::js("encode contact", e))?;
+                let ack = self
+                    .js
+                    .publish_with_headers(s::contacts(campaign), headers, body.into())
+                    .await
+                    .map_err(|e| BusError::js("publish contact", e))?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                if ack
+                    .await
+                    .map_err(|e| BusError::js("contact ack", e))?
+                    .duplicate
+                {
+                    duplicates += 1;
+                }
+            }
+        }
+        Ok(duplicates)
+    }
+
+    /// Count one finished contact (or one dial) of a campaign, once per `msg_id`.
+    pub async fn tally(&self, campaign: &str, what: &str, msg_id: &str) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        self.publish_raw(s::tally(campaign, what), headers, bytes::Bytes::new())
+            .await?;
+        Ok(())
+    }
+
+    /// Messages per subject under `filter` in `stream` (the server counts them).
+    pub async fn subject_counts(
+        &self,
+        stream: &str,
+        filter: &str,
+    ) -> Result<BTreeMap<String, u64>, BusError> {
+        use futures::TryStreamExt;
+        let handle = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| BusError::js("get stream", e))?;
+        let info = handle
+            .info_with_subjects(filter)
+            .await
+            .map_err(|e| BusError::js("stream subjects", e))?;
+        let counts: Vec<(String, usize)> = info
+            .try_collect()
+            .await
+            .map_err(|e| BusError::js("stream subjects", e))?;
+        Ok(counts.into_iter().map(|(k, v)| (k, v as u64)).collect())
+    }
+
+    pub async fn is_dnc(&self, e164: &str) -> Result<bool, BusError> {
+        self.dnc
+            .get(number_key(e164))
+            .await
+            .map(|v| v.is_some())
+            .map_err(|e| BusError::js("kv get dnc", e))
+    }
+
+    pub async fn add_dnc(&self, e164: &str) -> Result<(), BusError> {
+        let at = jiff::Timestamp::now().to_string();
+        self.dnc
+            .put(number_key(e164), at.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::js("kv put dnc", e))
+    }
+
+    pub async fn remove_dnc(&self, e164: &str) -> Result<(), BusError> {
+        self.dnc
+            .purge(number_key(e164))
+            .await
+            .map_err(|e| BusError::js("kv purge dnc", e))
+    }
+
+    /// Lock a number for `call_id`: `Ok(None)` if locked, `Ok(Some(holder))` if another call
+    /// holds it.
+    pub async fn lock_number(&self, e164: &str, call_id: &str) -> Result<Option<String>, BusError> {
+        let key = number_key(e164);
+        match self.numbers.create(&key, call_id.to_owned().into()).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let holder = self
+                    .numbers
+                    .get(&key)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                if holder == call_id {
+                    Ok(None)
+                } else {
+                    Ok(Some(holder))
+                }
+            }
+            Err(e) => Err(BusError::js("kv create number lock", e)),
+        }
+    }
+
+    /// Refresh a number lock (its bucket's max_age is the lease TTL).
+    pub async fn renew_number(&self, e164: &str, call_id: &str) -> Result<(), BusError> {
+        self.numbers
+            .put(number_key(e164), call_id.to_owned().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::js("kv put number lock", e))
+    }
+
+    pub async fn unlock_number(&self, e164: &str) -> Result<(), BusError> {
+        self.numbers
+            .purge(number_key(e164))
+            .await
+            .map_err(|e| BusError::js("kv purge number lock", e))
+    }
+}

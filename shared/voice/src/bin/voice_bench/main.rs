@@ -1,0 +1,147 @@
+//! Turn overhead: from the end-of-turn decision to the first agent audio frame handed to the
+//! transport, over local zero-latency providers (so what is measured is the engine plus
+//! loopback provider I/O); and the share of LLM TTFT that preemptive generation hides.
+//!
+//! `cargo run --release --bin voice_bench -- [sessions] [turns]`; writes nothing, prints
+//! Markdown (copied into BENCH.md).
+
+mod fakes;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use callfleet_voice::{AudioError, AudioFrame, AudioIo, EngineOptions, Session, resolve};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const SPEECH_MS: usize = 400;
+const CYCLE_MS: usize = 2000;
+
+/// A callee that says something every `CYCLE_MS`, paced in real time.
+struct Callee {
+    rx: mpsc::Receiver<AudioFrame>,
+}
+
+impl AudioIo for Callee {
+    async fn recv(&mut self) -> Option<AudioFrame> {
+        self.rx.recv().await
+    }
+    async fn send(&mut self, _frame: AudioFrame) -> Result<(), AudioError> {
+        Ok(())
+    }
+    fn clear(&mut self) {}
+}
+
+fn callee(turns: usize) -> Callee {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let frames = turns * CYCLE_MS / 20 + 50;
+        for i in 0..frames {
+            tick.tick().await;
+            let ms = (i * 20) % CYCLE_MS;
+            let speaking = (200..200 + SPEECH_MS).contains(&ms);
+            let samples = (0..320)
+                .map(|n| if speaking { ((n as f64 * 0.15).sin() * 6000.0) as i16 } else { 0 })
+                .collect();
+            if tx.send(AudioFrame::new(samples, 16_000)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Callee { rx }
+}
+
+async fn env(ttft: Duration) -> std::io::Result<HashMap<String, String>> {
+    let first = Duration::from_millis(200 + SPEECH_MS as u64 + 50);
+    let every = Duration::from_millis(CYCLE_MS as u64);
+    Ok([
+        ("OPENAI_API_KEY", "bench".to_owned()),
+        ("DEEPGRAM_API_KEY", "bench".to_owned()),
+        ("CARTESIA_API_KEY", "bench".to_owned()),
+        ("CARTESIA_VOICE_ID", "bench".to_owned()),
+        ("OPENAI_BASE_URL", fakes::llm(ttft, "Sure.").await?),
+        ("DEEPGRAM_BASE_URL", fakes::stt(first, every, "Hello there.").await?),
+        ("CARTESIA_BASE_URL", fakes::tts(100).await?),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect())
+}
+
+/// Response latencies (ms) of every turn of `sessions` concurrent sessions.
+async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool) -> Vec<f64> {
+    let env = match env(ttft).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("could not start the local providers: {e}");
+            return Vec::new();
+        }
+    };
+    let cfg = match resolve(&json!({"preemptive_generation": preemptive, "tts": "cartesia"}), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Vec::new();
+        }
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let Ok(s) = Session::new(cfg.clone(), EngineOptions::default()) else { continue };
+        let s = Arc::new(s);
+        tasks.push(tokio::spawn(async move {
+            s.run(callee(turns), CancellationToken::new(), None).await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        if let Ok(report) = t.await {
+            out.extend(report.turns.iter().filter_map(|m| m.response_latency_ms));
+        }
+    }
+    out
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sessions = args.first().copied().unwrap_or(10);
+    let turns = args.get(1).copied().unwrap_or(10);
+
+    println!("## Turn overhead (end of turn -> first agent frame sent), zero provider latency\n");
+    println!("{sessions} concurrent sessions x {turns} turns, preemptive generation off.\n");
+    let mut v = measure(sessions, turns, Duration::ZERO, false).await;
+    println!("| turns | p50 ms | p99 ms | max ms |\n|---|---|---|---|");
+    println!(
+        "| {} | {:.2} | {:.2} | {:.2} |\n",
+        v.len(),
+        pct(&mut v, 0.5),
+        pct(&mut v, 0.99),
+        pct(&mut v, 1.0)
+    );
+
+    println!("## Share of LLM TTFT hidden by preemptive generation (unchanged transcript)\n");
+    println!("hidden = (p50 off - p50 on) / TTFT. Same sessions and turns as above.\n");
+    println!("| TTFT ms | p50 off ms | p50 on ms | p99 on ms | hidden |\n|---|---|---|---|---|");
+    for ttft_ms in [200u64, 400] {
+        let ttft = Duration::from_millis(ttft_ms);
+        let mut off = measure(sessions, turns, ttft, false).await;
+        let mut on = measure(sessions, turns, ttft, true).await;
+        let (p_off, p_on) = (pct(&mut off, 0.5), pct(&mut on, 0.5));
+        let hidden = ((p_off - p_on) / ttft_ms as f64).clamp(0.0, 1.0);
+        println!(
+            "| {ttft_ms} | {p_off:.1} | {p_on:.1} | {:.1} | {:.0} % |",
+            pct(&mut on, 0.99),
+            hidden * 100.0
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The session loop. One task owns the audio, the STT stream, the committed reply (`speech`)
+//! and at most one speculative reply, and reacts to whichever is ready first. All state changes
+//! happen here, so there are no locks; provider I/O runs in the reply and STT tasks.
+//!
+//! A turn: callee audio -> VAD + STT -> [`UserTurn`] -> end of turn -> commit (reuse the
+//! speculative reply or start one) -> playout paced by [`Playout`] -> finalize (transcript,
+//! metrics, tools).
+
+mod input;
+mod report;
+mod speech;
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    audio::{AudioFrame, AudioIo},
+    metrics::{EndReason, SessionReport},
+    providers::{
+        llm::{ChatContext, ToolSpec},
+        stt::{STT_SAMPLE_RATE, SttEvent, SttStream},
+    },
+    reply::ReplyEvent,
+    resample::ToRate,
+    session::{Session, SessionEvent},
+    tools,
+    turn::UserTurn,
+    vad::Vad,
+};
+
+use report::Recorder;
+use speech::{Speculative, Speech};
+
+pub(crate) struct Engine<'s, A: AudioIo> {
+    s: &'s Session,
+    io: A,
+    stt: SttStream,
+    stt_open: bool,
+    resampler: ToRate,
+    vad: Vad,
+    user: UserTurn,
+    ctx: ChatContext,
+    tools: Vec<ToolSpec>,
+    speech: Option<Speech>,
+    speculative: Option<Speculative>,
+    rec: Recorder,
+    events: Option<mpsc::UnboundedSender<SessionEvent>>,
+    started: Instant,
+    last_activity: Instant,
+    end: Option<EndReason>,
+    tool_rounds: u32,
+}
+
+enum Wake {
+    Cancelled,
+    Audio(Option<AudioFrame>),
+    Stt(Option<SttEvent>),
+    Speech(Option<ReplyEvent>),
+    Speculative(Option<ReplyEvent>),
+    Timer,
+}
+
+impl<'s, A: AudioIo> Engine<'s, A> {
+    pub fn new(s: &'s Session, io: A, events: Option<mpsc::UnboundedSender<SessionEvent>>) -> Self {
+        let now = Instant::now();
+        Self {
+            s,
+            io,
+            stt: s.stt.start(),
+            stt_open: true,
+            resampler: ToRate::new(STT_SAMPLE_RATE),
+            vad: Vad::new(s.opts.vad.clone()),
+            user: UserTurn::default(),
+            ctx: ChatContext::new(&s.cfg.prompt),
+            tools: tools::specs(s.cfg.transfer_target.is_some()),
+            speech: None,
+            speculative: None,
+            rec: Recorder::new(now, Timestamp::now()),
+            events,
+            started: now,
+            last_activity: now,
+            end: None,
+            tool_rounds: 0,
+        }
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) -> SessionReport {
+        self.s.tts.prewarm();
+        if let Some(greeting) = self.s.cfg.greeting.clone() {
+            self.start_greeting(&greeting);
+        }
+        loop {
+            if let Some(reason) = self.end.take() {
+                return self.finish(reason);
+            }
+            let deadline = self.next_deadline();
+            let wake = tokio::select! {
+                biased;
+                () = cancel.cancelled() => Wake::Cancelled,
+                f = self.io.recv() => Wake::Audio(f),
+                e = self.stt.next(), if self.stt_open => Wake::Stt(e),
+                e = speech::next_event(self.speech.as_mut()) => Wake::Speech(e),
+                e = speech::next_event(self.speculative.as_mut().map(|s| &mut s.speech)) => Wake::Speculative(e),
+                () = sleep_until(deadline) => Wake::Timer,
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Cancelled => self.end = Some(EndReason::Cancelled),
+                Wake::Audio(None) => self.end = Some(EndReason::CalleeHungUp),
+                Wake::Audio(Some(frame)) => self.on_audio(&frame, now),
+                Wake::Stt(ev) => self.on_stt(ev, now),
+                Wake::Speech(ev) => self.on_speech_event(ev, now),
+                Wake::Speculative(ev) => self.on_speculative_event(ev),
+                Wake::Timer => {}
+            }
+            if self.end.is_none() {
+                self.tick(Instant::now()).await;
+            }
+        }
+    }
+
+    /// Time-driven decisions, then send whatever audio is due.
+    async fn tick(&mut self, now: Instant) {
+        self.check_interruption(now);
+        self.check_false_interruption(now);
+        if let Some(at) = self.user.deadline(&self.s.opts.endpointing)
+            && at <= now
+        {
+            self.commit_turn(now);
+        }
+        if let Err(e) = self.pump_audio().await {
+            self.end = Some(EndReason::Error {
+                message: format!("audio: {e}"),
+            });
+            return;
+        }
+        self.check_speech_done(Instant::now());
+        let quiet = self.speech.is_none() && !self.user.speaking && !self.user.heard_words();
+        if quiet && now.duration_since(self.last_activity) >= self.s.opts.silence_timeout {
+            self.end = Some(EndReason::SilenceTimeout);
+        }
+        if now.duration_since(self.started) >= self.s.opts.max_duration {
+            self.end = Some(EndReason::MaxDuration);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let o = &self.s.opts;
+        let mut d = vec![
+            self.user.deadline(&o.endpointing),
+            Some(self.started + o.max_duration),
+        ];
+        if self.speech.is_none() && !self.user.speaking {
+            d.push(Some(self.last_activity + o.silence_timeout));
+        }
+        if let Some(sp) = &self.speech {
+            match &sp.paused {
+                None => {
+                    d.push(sp.playout.wake_at(o.playout_lead));
+                    if sp.done {
+                        d.push(sp.playout.drained_at());
+                    }
+                    if self.user.speaking {
+                        d.push(self.user.current_speech.map(|t| t + o.min_interruption));
+                    }
+                }
+                Some(_) if !self.user.speaking => {
+                    d.push(self.user.last_speech_end.map(|t| t + o.false_interruption_timeout));
+                }
+                Some(_) => {}
+            }
+        }
+        d.into_iter().flatten().min()
+    }
+
+    fn emit(&self, ev: SessionEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn finish(mut self, reason: EndReason) -> SessionReport {
+        let now = Instant::now();
+        if let Some(sp) = self.speech.take() {
+            self.record_cut_speech(sp, now);
+        }
+        if self.speculative.take().is_some() {
+            self.rec.preemptive.discarded += 1;
+        }
+        self.stt.finish();
+        self.rec.report(&self.s.cfg, reason, now)
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,190 @@
+//! ElevenLabs `stream-input` websocket: one connection per utterance. The first message carries
+//! a single space and the voice settings, each text chunk is flushed, an empty text ends the
+//! input; audio arrives base64 with a per-chunk character alignment, then `isFinal`.
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{TtsError, TtsEvent, WordTiming, pcm_from_bytes};
+use crate::{config::TtsConfig, providers::ws};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Give up if the server sends nothing for this long while audio is owed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Spawn the connection; returns the text input (`None` = end of input).
+pub fn spawn(
+    cfg: Arc<TtsConfig>,
+    events: mpsc::UnboundedSender<TtsEvent>,
+) -> mpsc::UnboundedSender<Option<String>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let closed = events.clone();
+        tokio::select! {
+            () = closed.closed() => {}
+            r = run(&cfg, rx, &events) => {
+                if let Err(e) = r {
+                    let _ = events.send(TtsEvent::Error(crate::error_chain(&e)));
+                }
+            }
+        }
+    });
+    tx
+}
+
+fn url(cfg: &TtsConfig) -> Result<url::Url, TtsError> {
+    let root = cfg.base_url.trim_end_matches('/');
+    let mut u = url::Url::parse(&format!(
+        "{root}/v1/text-to-speech/{}/stream-input",
+        cfg.voice
+    ))
+    .map_err(|_| TtsError::Url(cfg.base_url.clone()))?;
+    {
+        let mut q = u.query_pairs_mut();
+        q.append_pair("model_id", &cfg.model)
+            .append_pair("output_format", &format!("pcm_{}", cfg.sample_rate))
+            .append_pair("sync_alignment", "true");
+        if let Some(lang) = &cfg.language {
+            q.append_pair("language_code", lang);
+        }
+    }
+    Ok(u)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Incoming {
+    #[serde(default)]
+    audio: Option<String>,
+    #[serde(default)]
+    is_final: Option<bool>,
+    #[serde(default)]
+    alignment: Option<Alignment>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Alignment {
+    #[serde(default)]
+    chars: Vec<String>,
+    #[serde(default)]
+    char_start_times_ms: Vec<f64>,
+}
+
+async fn run(
+    cfg: &TtsConfig,
+    mut input: mpsc::UnboundedReceiver<Option<String>>,
+    events: &mpsc::UnboundedSender<TtsEvent>,
+) -> Result<(), TtsError> {
+    let headers = [("xi-api-key", cfg.api_key.expose().to_owned())];
+    let mut socket = ws::connect(&url(cfg)?, &headers, CONNECT_TIMEOUT).await?;
+    let sock = |e| TtsError::Socket(Box::new(e));
+    let init = json!({"text": " ", "voice_settings": {"stability": 0.5, "similarity_boost": 0.8}});
+    socket.send(Message::text(init.to_string())).await.map_err(sock)?;
+    let mut input_open = true;
+    let mut samples_so_far: u64 = 0;
+    loop {
+        tokio::select! {
+            text = input.recv(), if input_open => {
+                let msg = match text.flatten() {
+                    Some(t) => json!({"text": ensure_trailing_space(&t), "flush": true}),
+                    None => { input_open = false; json!({"text": ""}) }
+                };
+                socket.send(Message::text(msg.to_string())).await.map_err(sock)?;
+            }
+            msg = async {
+                if input_open { Ok(socket.next().await) }
+                else { tokio::time::timeout(IDLE_TIMEOUT, socket.next()).await }
+            } => {
+                let Ok(msg) = msg else { return Err(TtsError::Closed("idle timeout".into())) };
+                if handle(msg, cfg, &mut samples_so_far, events)? { return Ok(()) }
+            }
+        }
+    }
+}
+
+/// Returns `true` when the utterance is complete.
+fn handle(
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    cfg: &TtsConfig,
+    samples_so_far: &mut u64,
+    events: &mpsc::UnboundedSender<TtsEvent>,
+) -> Result<bool, TtsError> {
+    let text = match msg {
+        None => return Err(TtsError::Closed("eof".into())),
+        Some(Err(e)) => return Err(TtsError::Socket(Box::new(e))),
+        Some(Ok(Message::Close(f))) => {
+            return Err(TtsError::Closed(
+                f.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default(),
+            ));
+        }
+        Some(Ok(Message::Text(t))) => t,
+        Some(Ok(_)) => return Ok(false),
+    };
+    let m: Incoming =
+        serde_json::from_str(text.as_str()).map_err(|e| TtsError::Malformed(e.to_string()))?;
+    if let Some(e) = m.error.or(m.message.filter(|_| m.audio.is_none() && m.is_final.is_none())) {
+        return Err(TtsError::Provider(e));
+    }
+    let offset = *samples_so_far as f64 / f64::from(cfg.sample_rate.max(1));
+    if let Some(audio) = m.audio.filter(|a| !a.is_empty()) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(audio)
+            .map_err(|e| TtsError::Malformed(format!("bad base64 audio: {e}")))?;
+        let pcm = pcm_from_bytes(&bytes);
+        *samples_so_far += pcm.len() as u64;
+        let _ = events.send(TtsEvent::Audio(pcm));
+    }
+    if let Some(a) = m.alignment {
+        let words = words_from_chars(&a.chars, &a.char_start_times_ms, offset);
+        if !words.is_empty() {
+            let _ = events.send(TtsEvent::Words(words));
+        }
+    }
+    if m.is_final == Some(true) {
+        let _ = events.send(TtsEvent::Done);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn ensure_trailing_space(t: &str) -> String {
+    if t.ends_with(' ') {
+        t.to_owned()
+    } else {
+        format!("{t} ")
+    }
+}
+
+/// Group per-character timings into words.
+fn words_from_chars(chars: &[String], starts_ms: &[f64], offset_s: f64) -> Vec<WordTiming> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 0.0;
+    for (c, ms) in chars.iter().zip(starts_ms) {
+        if c.trim().is_empty() {
+            if !cur.is_empty() {
+                out.push(WordTiming { word: std::mem::take(&mut cur), start });
+            }
+            continue;
+        }
+        if cur.is_empty() {
+            start = offset_s + ms / 1000.0;
+        }
+        cur.push_str(c);
+    }
+    if !cur.is_empty() {
+        out.push(WordTiming { word: cur, start });
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! Streaming TTS: Cartesia (one websocket per session, one context per reply) and ElevenLabs
+//! (`stream-input`, one websocket per reply). Text goes in as the LLM produces it; raw s16le
+//! PCM and word timings come out.
+
+mod cartesia;
+mod elevenlabs;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::{TtsConfig, TtsProvider};
+
+/// Why a TTS stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TtsError {
+    #[error("invalid TTS endpoint {0}")]
+    Url(String),
+    #[error("could not connect to the TTS")]
+    Connect(#[from] crate::providers::ws::ConnectError),
+    #[error("TTS websocket failed")]
+    Socket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
+    #[error("TTS closed the stream: {0}")]
+    Closed(String),
+    #[error("TTS reported an error: {0}")]
+    Provider(String),
+    #[error("unreadable TTS message: {0}")]
+    Malformed(String),
+}
+
+/// A word and when its audio starts, in seconds from the start of the stream's audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordTiming {
+    pub word: String,
+    pub start: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TtsEvent {
+    /// PCM s16le mono at the configured sample rate.
+    Audio(Vec<i16>),
+    Words(Vec<WordTiming>),
+    Done,
+    Error(String),
+}
+
+/// Where a stream's text goes.
+#[derive(Debug)]
+enum Sink {
+    Cartesia(cartesia::ContextSink),
+    Channel(mpsc::UnboundedSender<Option<String>>),
+}
+
+/// One utterance being synthesised. Dropping it cancels the generation.
+#[derive(Debug)]
+pub struct TtsStream {
+    sink: Sink,
+    events: mpsc::UnboundedReceiver<TtsEvent>,
+    ended: bool,
+}
+
+impl TtsStream {
+    /// Send more text (concatenated verbatim; include spaces).
+    pub fn push_text(&mut self, text: &str) {
+        if self.ended || text.is_empty() {
+            return;
+        }
+        match &mut self.sink {
+            Sink::Cartesia(s) => s.push(text, true),
+            Sink::Channel(tx) => {
+                let _ = tx.send(Some(text.to_owned()));
+            }
+        }
+    }
+
+    /// No more text will come; the provider finishes the audio and sends `Done`.
+    pub fn end_input(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        match &mut self.sink {
+            Sink::Cartesia(s) => s.push("", false),
+            Sink::Channel(tx) => {
+                let _ = tx.send(None);
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<TtsEvent> {
+        self.events.recv().await
+    }
+}
+
+/// A configured TTS. Cheap to clone; clones share Cartesia's websocket.
+#[derive(Debug, Clone)]
+pub struct TtsClient {
+    cfg: Arc<TtsConfig>,
+    cartesia: Option<cartesia::Connection>,
+}
+
+impl TtsClient {
+    pub fn new(cfg: TtsConfig) -> Self {
+        let cfg = Arc::new(cfg);
+        let cartesia = (cfg.provider == TtsProvider::Cartesia)
+            .then(|| cartesia::Connection::new(cfg.clone()));
+        Self { cfg, cartesia }
+    }
+
+    pub fn config(&self) -> &TtsConfig {
+        &self.cfg
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.cfg.sample_rate
+    }
+
+    /// Open the provider connection ahead of the first utterance (Cartesia only).
+    pub fn prewarm(&self) {
+        if let Some(c) = &self.cartesia {
+            c.prewarm();
+        }
+    }
+
+    /// Start an utterance.
+    pub fn start(&self) -> TtsStream {
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let sink = match &self.cartesia {
+            Some(c) => Sink::Cartesia(c.open(ev_tx)),
+            None => Sink::Channel(elevenlabs::spawn(self.cfg.clone(), ev_tx)),
+        };
+        TtsStream {
+            sink,
+            events,
+            ended: false,
+        }
+    }
+}
+
+pub(crate) fn pcm_from_bytes(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! A local OpenAI-compatible `/v1/chat/completions` server streaming SSE, scripted per request.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Json, Router, body::Body, extract::State, http::HeaderMap, response::Response, routing::post};
+use serde_json::{Value, json};
+use tokio::{sync::mpsc, time::Instant};
+
+use super::callee::lock;
+
+#[derive(Debug, Clone)]
+pub struct LlmScript {
+    /// Delay before the first token.
+    pub ttft: Duration,
+    pub chunks: Vec<String>,
+    pub chunk_delay: Duration,
+    /// `(name, arguments JSON)` tool calls, streamed after the text.
+    pub tool_calls: Vec<(String, String)>,
+}
+
+impl LlmScript {
+    pub fn text(ttft_ms: u64, chunks: &[&str]) -> Self {
+        Self {
+            ttft: Duration::from_millis(ttft_ms),
+            chunks: chunks.iter().map(|s| (*s).to_owned()).collect(),
+            chunk_delay: Duration::ZERO,
+            tool_calls: Vec::new(),
+        }
+    }
+
+    pub fn with_tool(mut self, name: &str, args: &str) -> Self {
+        self.tool_calls.push((name.into(), args.into()));
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    pub at: Instant,
+    pub body: Value,
+    pub auth: Option<String>,
+    /// The client went away before the stream finished.
+    pub cancelled: bool,
+    pub completed: bool,
+}
+
+impl LlmRequest {
+    /// The content of the last user message.
+    pub fn last_user(&self) -> String {
+        self.body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    scripts: VecDeque<LlmScript>,
+    fallback: Option<LlmScript>,
+    requests: Vec<LlmRequest>,
+}
+
+#[derive(Clone)]
+pub struct FakeLlm {
+    pub base_url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeLlm {
+    /// Start on 127.0.0.1; `scripts` answer requests in order, the last one repeats.
+    pub async fn start(scripts: Vec<LlmScript>) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            fallback: scripts.last().cloned(),
+            scripts: scripts.into(),
+            requests: Vec::new(),
+        }));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(handle))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { base_url: format!("http://{addr}/v1"), inner }
+    }
+
+    pub fn requests(&self) -> Vec<LlmRequest> {
+        lock(&self.inner).requests.clone()
+    }
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let (idx, script) = {
+        let mut g = lock(&inner);
+        let script = g.scripts.pop_front().or_else(|| g.fallback.clone()).unwrap_or_else(|| LlmScript::text(0, &["OK."]));
+        g.requests.push(LlmRequest {
+            at: Instant::now(),
+            body,
+            auth: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            cancelled: false,
+            completed: false,
+        });
+        (g.requests.len() - 1, script)
+    };
+    let (tx, rx) = mpsc::channel::<Result<String, Infallible>>(1);
+    tokio::spawn(async move {
+        let ok = stream(&script, &tx).await;
+        let mut g = lock(&inner);
+        if ok { g.requests[idx].completed = true } else { g.requests[idx].cancelled = true }
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(body)
+        .unwrap_or_default()
+}
+
+/// Write the script; `false` if the client went away first.
+async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, Infallible>>) -> bool {
+    // SSE comments while "thinking" let the server notice a client that left.
+    let start = Instant::now();
+    while start.elapsed() < s.ttft {
+        let left = s.ttft.saturating_sub(start.elapsed()).min(Duration::from_millis(10));
+        tokio::time::sleep(left).await;
+        if tx.send(Ok(": thinking\n\n".into())).await.is_err() {
+            return false;
+        }
+    }
+    let chunk = |delta: Value, usage: Value| {
+        let mut c = json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
+            "model": "test", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+        if !usage.is_null() {
+            c["choices"] = json!([]);
+            c["usage"] = usage;
+        }
+        Ok(format!("data: {c}\n\n"))
+    };
+    for (i, text) in s.chunks.iter().enumerate() {
+        if i > 0 && !s.chunk_delay.is_zero() {
+            tokio::time::sleep(s.chunk_delay).await;
+        }
+        let delta = if i == 0 { json!({"role": "assistant", "content": text}) } else { json!({"content": text}) };
+        if tx.send(chunk(delta, Value::Null)).await.is_err() {
+            return false;
+        }
+    }
+    for (i, (name, args)) in s.tool_calls.iter().enumerate() {
+        let (a, b) = args.split_at(args.len() / 2);
+        let first = json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+            "function": {"name": name, "arguments": a}}]});
+        let second = json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]});
+        for d in [first, second] {
+            if tx.send(chunk(d, Value::Null)).await.is_err() {
+                return false;
+            }
+        }
+    }
+    let words: usize = s.chunks.iter().map(|c| c.split_whitespace().count()).sum();
+    let usage = json!({"prompt_tokens": 42, "completion_tokens": words + s.tool_calls.len(), "total_tokens": 0});
+    for item in [chunk(json!({}), usage), Ok("data: [DONE]\n\n".to_owned())] {
+        if tx.send(item).await.is_err() {
+            return false;
+        }
+    }
+    true
+}

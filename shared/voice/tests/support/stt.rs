@@ -1,0 +1,145 @@
+//! Local Deepgram (`/v1/listen`) and AssemblyAI (`/v3/ws`) websocket servers. Each connection
+//! counts the audio it receives (16 kHz s16le) and sends its scripted messages when the audio
+//! clock passes their time, so transcripts line up with what the callee "said".
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{
+    Message,
+    handshake::server::{Request, Response},
+};
+
+use super::callee::lock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Deepgram,
+    AssemblyAi,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct SttLog {
+    pub uri: String,
+    pub auth: Option<String>,
+    pub audio_bytes: usize,
+    pub text_messages: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeStt {
+    pub url: String,
+    pub log: Arc<Mutex<Vec<SttLog>>>,
+}
+
+/// One scripted message, sent once `at` of audio has arrived.
+#[derive(Debug, Clone)]
+pub struct At {
+    pub at: Duration,
+    pub json: String,
+}
+
+pub fn at(ms: u64, json: serde_json::Value) -> At {
+    At { at: Duration::from_millis(ms), json: json.to_string() }
+}
+
+/// Deepgram `Results`.
+pub fn dg_result(text: &str, is_final: bool, speech_final: bool) -> serde_json::Value {
+    json!({"type": "Results", "channel_index": [0, 1], "duration": 0.5, "start": 0.0,
+        "is_final": is_final, "speech_final": speech_final, "from_finalize": false,
+        "channel": {"alternatives": [{"transcript": text, "confidence": 0.98, "words": []}]}})
+}
+
+/// AssemblyAI v3 `Turn`.
+pub fn aai_turn(order: u32, transcript: &str, end_of_turn: bool, utterance: &str) -> serde_json::Value {
+    let words: Vec<_> = transcript
+        .split_whitespace()
+        .map(|w| json!({"text": w, "start": 0, "end": 0, "confidence": 0.9, "word_is_final": true}))
+        .collect();
+    json!({"type": "Turn", "turn_order": order, "turn_is_formatted": false, "end_of_turn": end_of_turn,
+        "transcript": transcript, "end_of_turn_confidence": if end_of_turn {0.9} else {0.1},
+        "words": words, "utterance": utterance})
+}
+
+impl FakeStt {
+    pub async fn start(flavor: Flavor, script: Vec<At>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let script = script.clone();
+                let log = l.clone();
+                tokio::spawn(serve(flavor, tcp, script, log));
+            }
+        });
+        let path = match flavor {
+            Flavor::Deepgram => "v1/listen",
+            Flavor::AssemblyAi => "v3/ws",
+        };
+        Self { url: format!("ws://{addr}/{path}"), log }
+    }
+
+    pub fn connections(&self) -> Vec<SttLog> {
+        lock(&self.log).clone()
+    }
+}
+
+async fn serve(flavor: Flavor, tcp: tokio::net::TcpStream, script: Vec<At>, log: Arc<Mutex<Vec<SttLog>>>) {
+    let mut entry = SttLog::default();
+    #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
+    let cb = |req: &Request, resp: Response| {
+        entry.uri = req.uri().to_string();
+        entry.auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else { return };
+    let idx = {
+        let mut g = lock(&log);
+        g.push(entry);
+        g.len() - 1
+    };
+    if flavor == Flavor::AssemblyAi {
+        let begin = json!({"type": "Begin", "id": "sess-1", "expires_at": 0});
+        let _ = ws.send(Message::text(begin.to_string())).await;
+    }
+    let mut next = 0;
+    let mut bytes = 0usize;
+    while let Some(Ok(msg)) = ws.next().await {
+        match msg {
+            Message::Binary(b) => {
+                bytes += b.len();
+                lock(&log)[idx].audio_bytes = bytes;
+                let audio = Duration::from_secs_f64(bytes as f64 / 32_000.0);
+                while next < script.len() && script[next].at <= audio {
+                    if ws.send(Message::text(script[next].json.clone())).await.is_err() {
+                        return;
+                    }
+                    next += 1;
+                }
+            }
+            Message::Text(t) => {
+                let t = t.to_string();
+                lock(&log)[idx].text_messages.push(t.clone());
+                let closing = t.contains("CloseStream") || t.contains("Terminate");
+                if closing {
+                    let last = match flavor {
+                        Flavor::Deepgram => json!({"type": "Metadata", "request_id": "r1"}),
+                        Flavor::AssemblyAi => json!({"type": "Termination", "audio_duration_seconds": 1,
+                            "session_duration_seconds": 1}),
+                    };
+                    let _ = ws.send(Message::text(last.to_string())).await;
+                    let _ = ws.close(None).await;
+                    return;
+                }
+            }
+            Message::Close(_) => return,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Local Cartesia (`/tts/websocket`, contexts) and ElevenLabs (`stream-input`) servers. Audio is
+//! a tone lasting `ms_per_char` per character of text, sent as base64 s16le with word timings.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{
+    Message,
+    handshake::server::{Request, Response},
+};
+
+use super::callee::lock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Cartesia,
+    ElevenLabs,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TtsScript {
+    /// Delay before the first audio of an utterance.
+    pub ttfb: Duration,
+    pub ms_per_char: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TtsLog {
+    pub uri: String,
+    pub headers: HashMap<String, String>,
+    /// Every text message received.
+    pub messages: Vec<Value>,
+    /// Contexts cancelled by the client (Cartesia).
+    pub cancelled: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeTts {
+    pub url: String,
+    pub log: Arc<Mutex<Vec<TtsLog>>>,
+}
+
+impl FakeTts {
+    pub async fn start(flavor: Flavor, script: TtsScript) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(serve(flavor, script, tcp, l.clone()));
+            }
+        });
+        let url = match flavor {
+            Flavor::Cartesia => format!("ws://{addr}/tts/websocket"),
+            Flavor::ElevenLabs => format!("ws://{addr}"),
+        };
+        Self { url, log }
+    }
+
+    pub fn connections(&self) -> Vec<TtsLog> {
+        lock(&self.log).clone()
+    }
+
+    /// Every transcript sent for synthesis, in order.
+    pub fn texts(&self) -> Vec<String> {
+        self.connections()
+            .iter()
+            .flat_map(|c| c.messages.iter())
+            .filter_map(|m| m.get("transcript").or_else(|| m.get("text")).and_then(Value::as_str))
+            .filter(|t| !t.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+pub const RATE: u32 = 24_000;
+
+/// One utterance's text input and the task synthesising it.
+type Generator = (mpsc::UnboundedSender<(String, bool)>, tokio::task::JoinHandle<()>);
+
+/// `(pcm, words with start seconds relative to `offset`)`.
+fn synth(text: &str, ms_per_char: u64, offset: f64) -> (Vec<i16>, Vec<(String, f64)>) {
+    let n = text.chars().count() as u64 * ms_per_char * u64::from(RATE) / 1000;
+    let pcm: Vec<i16> = (0..n).map(|i| ((i as f64 * 0.07).sin() * 8000.0) as i16).collect();
+    let mut words = Vec::new();
+    let mut pos = 0usize;
+    for w in text.split_whitespace() {
+        let idx = text[pos..].find(w).map_or(pos, |i| pos + i);
+        let chars_before = text[..idx].chars().count() as f64;
+        words.push((w.to_owned(), offset + chars_before * ms_per_char as f64 / 1000.0));
+        pos = idx + w.len();
+    }
+    (pcm, words)
+}
+
+fn b64(pcm: &[i16]) -> String {
+    let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn serve(flavor: Flavor, script: TtsScript, tcp: tokio::net::TcpStream, log: Arc<Mutex<Vec<TtsLog>>>) {
+    let mut entry = TtsLog::default();
+    #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
+    let cb = |req: &Request, resp: Response| {
+        entry.uri = req.uri().to_string();
+        for (k, v) in req.headers() {
+            entry.headers.insert(k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned());
+        }
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else { return };
+    let idx = {
+        let mut g = lock(&log);
+        g.push(entry);
+        g.len() - 1
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(Message::text(m)).await.is_err() {
+                return;
+            }
+        }
+    });
+    // Per context (Cartesia) or per connection (ElevenLabs): a generator task fed by a channel.
+    let mut gens: HashMap<String, Generator> = HashMap::new();
+    while let Some(Ok(msg)) = stream.next().await {
+        let Message::Text(t) = msg else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+        lock(&log)[idx].messages.push(v.clone());
+        let (ctx, text, more) = match flavor {
+            Flavor::Cartesia => {
+                let ctx = v["context_id"].as_str().unwrap_or("").to_owned();
+                if v["cancel"] == json!(true) {
+                    if let Some((_, h)) = gens.remove(&ctx) {
+                        h.abort();
+                    }
+                    lock(&log)[idx].cancelled.push(ctx);
+                    continue;
+                }
+                (ctx, v["transcript"].as_str().unwrap_or("").to_owned(), v["continue"] == json!(true))
+            }
+            Flavor::ElevenLabs => {
+                let text = v["text"].as_str().unwrap_or("").to_owned();
+                if text == " " {
+                    continue; // the opening message
+                }
+                let more = !text.is_empty();
+                ("el".to_owned(), text, more)
+            }
+        };
+        let entry = gens.entry(ctx.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let h = tokio::spawn(generate(flavor, script, ctx.clone(), rx, out_tx.clone()));
+            (tx, h)
+        });
+        let _ = entry.0.send((text, more));
+    }
+    for (_, (_, h)) in gens {
+        h.abort();
+    }
+}
+
+async fn generate(
+    flavor: Flavor,
+    script: TtsScript,
+    ctx: String,
+    mut rx: mpsc::UnboundedReceiver<(String, bool)>,
+    out: mpsc::UnboundedSender<String>,
+) {
+    let mut first = true;
+    let mut offset = 0.0;
+    while let Some((text, more)) = rx.recv().await {
+        if !text.is_empty() {
+            if first {
+                first = false;
+                tokio::time::sleep(script.ttfb).await;
+            }
+            let (pcm, words) = synth(&text, script.ms_per_char, offset);
+            let dur = pcm.len() as f64 / f64::from(RATE);
+            match flavor {
+                Flavor::Cartesia => {
+                    let (w, s): (Vec<_>, Vec<_>) = words.into_iter().unzip();
+                    let e: Vec<f64> = s.iter().map(|x| x + 0.1).collect();
+                    let _ = out.send(json!({"type": "timestamps", "done": false, "status_code": 206,
+                        "context_id": ctx, "word_timestamps": {"words": w, "start": s, "end": e}}).to_string());
+                    for c in pcm.chunks(2400) {
+                        let _ = out.send(json!({"type": "chunk", "data": b64(c), "done": false,
+                            "status_code": 206, "step_time": 1.0, "context_id": ctx}).to_string());
+                    }
+                }
+                Flavor::ElevenLabs => {
+                    let chars: Vec<String> = text.chars().map(String::from).collect();
+                    let starts: Vec<f64> = (0..chars.len()).map(|i| (i as u64 * script.ms_per_char) as f64).collect();
+                    let durs: Vec<f64> = vec![script.ms_per_char as f64; chars.len()];
+                    let _ = out.send(json!({"audio": b64(&pcm), "isFinal": null,
+                        "alignment": {"chars": chars, "charStartTimesMs": starts, "charDurationsMs": durs},
+                        "normalizedAlignment": null}).to_string());
+                }
+            }
+            offset += dur;
+        }
+        if !more {
+            let done = match flavor {
+                Flavor::Cartesia => json!({"type": "done", "done": true, "status_code": 200, "context_id": ctx}),
+                Flavor::ElevenLabs => json!({"isFinal": true}),
+            };
+            let _ = out.send(done.to_string());
+            return;
+        }
+    }
+}

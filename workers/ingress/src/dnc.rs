@@ -1,0 +1,142 @@
+//! The do-not-call list: `POST`/`DELETE`/`GET /dnc/{number}` and a bulk CSV import. Numbers
+//! are normalised like destinations. The list is checked when contacts are enqueued and again
+//! by the worker right before it dials, so a number added after enqueue is never dialed.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+};
+use callfleet_domain::{FieldError, PhoneNumber, campaign::RowError};
+use serde::Serialize;
+
+use crate::{AppState, error::ApiError};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DncEntry {
+    pub number: String,
+    pub listed: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DncImport {
+    pub added: u64,
+    pub rejected: Vec<RowError>,
+}
+
+fn parse(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw, state.config.phone.default_country_code.as_deref())
+        .map_err(|e| ApiError::invalid(vec![FieldError::new("number", e.to_string())]))
+}
+
+fn bus_error(e: &callfleet_bus::BusError) -> ApiError {
+    ApiError::unavailable(format!("NATS is unavailable: {e}"))
+}
+
+#[utoipa::path(post, path = "/dnc/{number}", params(("number" = String, Path)),
+    responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<DncEntry>, ApiError> {
+    let number = parse(&state, &raw)?;
+    state
+        .bus
+        .add_dnc(&number.to_string())
+        .await
+        .map_err(|e| bus_error(&e))?;
+    tracing::info!(number = %number.masked(), "added to the do-not-call list");
+    Ok(Json(DncEntry {
+        number: number.to_string(),
+        listed: true,
+    }))
+}
+
+#[utoipa::path(delete, path = "/dnc/{number}", params(("number" = String, Path)),
+    responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<DncEntry>, ApiError> {
+    let number = parse(&state, &raw)?;
+    state
+        .bus
+        .remove_dnc(&number.to_string())
+        .await
+        .map_err(|e| bus_error(&e))?;
+    Ok(Json(DncEntry {
+        number: number.to_string(),
+        listed: false,
+    }))
+}
+
+#[utoipa::path(get, path = "/dnc/{number}", params(("number" = String, Path)),
+    responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn check(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<DncEntry>, ApiError> {
+    let number = parse(&state, &raw)?;
+    let listed = state
+        .bus
+        .is_dnc(&number.to_string())
+        .await
+        .map_err(|e| bus_error(&e))?;
+    Ok(Json(DncEntry {
+        number: number.to_string(),
+        listed,
+    }))
+}
+
+#[utoipa::path(post, path = "/dnc",
+    request_body(content = String, description = "text/csv: a header row with a `number` (or `destination`) column, or one number per line"),
+    responses((status = 200, description = "Imported; bad rows listed with their line", body = DncImport)),
+    security(("bearer" = [])))]
+pub async fn import(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<DncImport>, ApiError> {
+    let text = String::from_utf8_lossy(&body);
+    let mut lines = text.lines().enumerate().peekable();
+    let mut column = 0;
+    if let Some((_, first)) = lines.peek() {
+        let cols: Vec<String> = first
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(i) = cols
+            .iter()
+            .position(|c| c == "number" || c == "destination")
+        {
+            column = i;
+            lines.next();
+        }
+    }
+    let mut added = 0;
+    let mut rejected = Vec::new();
+    for (i, line) in lines {
+        let raw = line.split(',').nth(column).unwrap_or_default().trim();
+        if raw.is_empty() {
+            continue;
+        }
+        match PhoneNumber::parse(raw, state.config.phone.default_country_code.as_deref()) {
+            Ok(n) => {
+                state
+                    .bus
+                    .add_dnc(&n.to_string())
+                    .await
+                    .map_err(|e| bus_error(&e))?;
+                added += 1;
+            }
+            Err(e) => rejected.push(RowError {
+                line: i as u64 + 1,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    tracing::info!(added, rejected = rejected.len(), "do-not-call import");
+    Ok(Json(DncImport { added, rejected }))
+}
