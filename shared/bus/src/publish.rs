@@ -10,13 +10,16 @@ use jiff::Timestamp;
 use crate::{Bus, BusError};
 
 /// Where a job waits when it is not due yet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Scheduled {
     pub at: Timestamp,
     pub attempt: u32,
     pub infra_retries: u32,
     /// Non-zero for a job replayed from the dead-letter stream (`Callfleet-Generation`).
     pub generation: u32,
+    /// A campaign contact: it waits in `CAMPAIGN_CONTACTS` and goes back through the
+    /// campaigner (pace, calling window), with its time zone.
+    pub campaign_contact: Option<Option<String>>,
 }
 
 /// Headers that make a message a JetStream scheduled message: moved onto `target` at `at`
@@ -72,7 +75,19 @@ impl Bus {
     /// `when.at` (nats-server ≥ 2.12 message scheduling). It holds no worker or ack slot meanwhile.
     pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
-        schedule_headers(&mut headers, when.at, &s::dispatch(&req.campaign));
+        let (subject, target) = match &when.campaign_contact {
+            Some(tz) => {
+                if let Some(tz) = tz {
+                    headers.insert(s::TIMEZONE_HEADER, tz.as_str());
+                }
+                (
+                    s::contact_schedule(&req.campaign, &req.call_id),
+                    s::contacts(&req.campaign),
+                )
+            }
+            None => (s::schedule(&req.call_id), s::dispatch(&req.campaign)),
+        };
+        schedule_headers(&mut headers, when.at, &target);
         let mut msg_id = format!(
             "{}.sched.{}.{}",
             req.call_id, when.attempt, when.infra_retries
@@ -88,8 +103,7 @@ impl Bus {
             when.infra_retries.to_string().as_str(),
         );
         let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
-        self.publish_raw(s::schedule(&req.call_id), headers, body.into())
-            .await?;
+        self.publish_raw(subject, headers, body.into()).await?;
         Ok(())
     }
 

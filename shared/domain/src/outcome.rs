@@ -37,8 +37,10 @@ pub enum CallOutcome {
     Infrastructure,
     /// The request itself is invalid; never dialed.
     InvalidRequest,
-    /// Cancelled before it was dialed.
+    /// Cancelled before it was dialed (or hung up by request while ringing).
     Cancelled,
+    /// The number is on the do-not-call list: never dialed.
+    DoNotCall,
     /// Any other SIP failure.
     Failed,
 }
@@ -65,6 +67,7 @@ impl CallOutcome {
             Self::Infrastructure => "infrastructure",
             Self::InvalidRequest => "invalid_request",
             Self::Cancelled => "cancelled",
+            Self::DoNotCall => "do_not_call",
             Self::Failed => "failed",
         }
     }

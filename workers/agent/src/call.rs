@@ -62,8 +62,20 @@ async fn dial(
     state.answered_at = None;
     state.updated_at = session_start;
     w.put_state_until_done(&state).await;
-    w.publish_until_done(&job.event(EventKind::Dialing, job.attempt))
-        .await;
+    let dialing = job.event(EventKind::Dialing, job.attempt);
+    w.publish_until_done(&dialing).await;
+    if job.campaign_job
+        && let Err(e) = w
+            .bus
+            .tally(
+                &req.campaign,
+                "dialed",
+                &format!("tally.{}", dialing.event_id),
+            )
+            .await
+    {
+        tracing::warn!(call.id = %req.call_id, error = %e, "dial not tallied");
+    }
 
     let fail = |outcome, sip, error: String, recording| {
         finish_failed(

@@ -24,6 +24,10 @@ pub struct Job {
     pub delivered: i64,
     /// Non-zero for a job replayed from the dead-letter stream.
     pub generation: u32,
+    /// Released by the campaigner (`calls.campaign.<id>`): tallied, retried through it.
+    pub campaign_job: bool,
+    /// A campaign contact's own time zone.
+    pub timezone: Option<String>,
 }
 
 /// What became of an attempt.
@@ -88,6 +92,12 @@ impl Job {
             infra_retries: Self::header(msg, s::INFRA_RETRIES_HEADER).unwrap_or(0),
             delivered,
             generation: Self::header(msg, s::GENERATION_HEADER).unwrap_or(0),
+            campaign_job: msg.subject.starts_with("calls.campaign."),
+            timezone: msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(s::TIMEZONE_HEADER))
+                .map(|v| v.as_str().to_owned()),
         })
     }
 
@@ -119,7 +129,12 @@ impl Worker {
         }
         let (disposition, keepalive) = self.attempt(&job, &msg).await;
         self.settle(&msg, &job, disposition).await;
-        // The lease is given back only once the outcome is recorded.
+        // The number and the lease are given back only once the outcome is recorded.
+        if let Some(number) = keepalive.as_ref().and_then(Keepalive::held_number)
+            && let Err(e) = self.bus.unlock_number(&number).await
+        {
+            tracing::warn!(call.id = %call_id, error = %e, "cannot unlock the number; it expires on its own");
+        }
         if let Some(keepalive) = keepalive
             && let Some(lease) = keepalive.stop().await
             && let Err(e) = self.bus.release_lease(&lease).await
@@ -181,13 +196,22 @@ impl Worker {
         }
         if state.cancel_requested_at.is_some() {
             tracing::info!(call.id = %req.call_id, "cancelled before dialing; closing");
-            let summary = summary::cancelled(self, req, &state);
+            let summary = summary::closed_before_dial(
+                self,
+                req,
+                &state,
+                CallOutcome::Cancelled,
+                "cancelled by request before it was dialed again",
+            );
             return (Disposition::Final(Box::new(summary)), Some(keepalive));
         }
         let in_flight = matches!(
             state.status,
             CallStatus::Dialing | CallStatus::Ringing | CallStatus::InCall
         ) && state.attempts >= job.attempt;
+        if !in_flight && let Some(early) = self.before_dial(job, &state, &keepalive).await {
+            return (early, Some(keepalive));
+        }
         let disposition =
             crate::call::run(self, job, state, in_flight, &keepalive, &mut control).await;
         (disposition, Some(keepalive))
@@ -232,8 +256,17 @@ impl Worker {
                 state.error.clone_from(&summary.error);
                 state.updated_at = Timestamp::now();
                 let mut event = job.event(kind, summary.attempt);
+                let outcome = summary.outcome;
                 event.summary = Some(*summary);
                 self.publish_until_done(&event).await;
+                let tally_id = format!("tally.{}", event.event_id);
+                if job.campaign_job
+                    && let Err(e) =
+                        backon_retry(|| self.bus.tally(&req.campaign, outcome.as_str(), &tally_id))
+                            .await
+                {
+                    tracing::error!(call.id = %req.call_id, error = %e, "campaign tally not recorded");
+                }
                 self.put_state_until_done(&state).await;
                 ack(msg, AckKind::Ack).await;
             }
@@ -249,8 +282,9 @@ impl Worker {
                     attempt,
                     infra_retries,
                     generation: job.generation,
+                    campaign_contact: job.campaign_job.then(|| job.timezone.clone()),
                 };
-                let scheduled = backon_retry(|| self.bus.schedule_job(req, when)).await;
+                let scheduled = backon_retry(|| self.bus.schedule_job(req, when.clone())).await;
                 if let Err(e) = scheduled {
                     tracing::error!(call.id = %req.call_id, error = %e, "cannot schedule the retry; redelivering");
                     ack(msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
@@ -364,6 +398,8 @@ impl Worker {
                     infra_retries: 0,
                     delivered: 0,
                     generation: Job::header(msg, s::GENERATION_HEADER).unwrap_or(0),
+                    campaign_job: msg.subject.starts_with("calls.campaign."),
+                    timezone: None,
                 },
                 Disposition::Final(Box::new(summary)),
             )

@@ -1,7 +1,7 @@
 //! While an attempt lives: `+WPI` every ack_wait/3 and a lease renewal every lease_ttl/3.
 //! A renewal that finds someone else's revision cancels `lost`: the call is no longer ours.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::{AckKind, Message};
 use callfleet_bus::{Lease, LeaseError, async_nats};
@@ -14,6 +14,8 @@ pub struct Keepalive {
     pub lost: CancellationToken,
     stop: CancellationToken,
     task: JoinHandle<Option<Lease>>,
+    /// The callee's number while this call holds its lock (renewed with the lease).
+    number: Arc<Mutex<Option<(String, String)>>>,
 }
 
 impl Keepalive {
@@ -24,6 +26,8 @@ impl Keepalive {
         let renew_every = worker.config.agent.lease_ttl() / 3;
         let bus = worker.bus.clone();
         let (lost2, stop2) = (lost.clone(), stop.clone());
+        let number: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+        let number2 = number.clone();
         let task = tokio::spawn(async move {
             let mut ack_tick =
                 tokio::time::interval_at(tokio::time::Instant::now() + ack_every, ack_every);
@@ -38,7 +42,14 @@ impl Keepalive {
                         }
                     }
                     _ = renew_tick.tick() => match bus.renew_lease(&mut lease).await {
-                        Ok(()) => {}
+                        Ok(()) => {
+                            let held = number2.lock().ok().and_then(|n| n.clone());
+                            if let Some((e164, call_id)) = held
+                                && let Err(e) = bus.renew_number(&e164, &call_id).await
+                            {
+                                tracing::warn!(call.id = %call_id, error = %e, "number lock renewal failed; will retry");
+                            }
+                        }
                         Err(LeaseError::Lost { .. }) => {
                             tracing::error!(call.id = %lease.call_id, "lease lost to another worker; letting go of the call");
                             lost2.cancel();
@@ -49,7 +60,27 @@ impl Keepalive {
                 }
             }
         });
-        Self { lost, stop, task }
+        Self {
+            lost,
+            stop,
+            task,
+            number,
+        }
+    }
+
+    /// Keep `e164` locked for `call_id` while the attempt lives.
+    pub fn hold_number(&self, e164: String, call_id: String) {
+        if let Ok(mut n) = self.number.lock() {
+            *n = Some((e164, call_id));
+        }
+    }
+
+    /// The number this attempt holds, if any.
+    pub fn held_number(&self) -> Option<String> {
+        self.number
+            .lock()
+            .ok()
+            .and_then(|n| n.as_ref().map(|(e, _)| e.clone()))
     }
 
     /// Stop and hand back the lease, or `None` if it was lost.

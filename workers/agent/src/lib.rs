@@ -21,6 +21,7 @@
 
 mod call;
 mod control;
+mod guard;
 mod job;
 mod keepalive;
 mod retry;
@@ -111,10 +112,104 @@ impl Worker {
     }
 }
 
+/// The consumers a worker pulls from: `agents` (single dispatches) first, then every live
+/// campaign's `campaign-<id>` consumer, whose `max_ack_pending` caps that campaign's calls.
+struct Sources {
+    agents: jetstream::consumer::PullConsumer,
+    campaigns: Vec<jetstream::consumer::PullConsumer>,
+    refreshed: Option<tokio::time::Instant>,
+    next: usize,
+}
+
+impl Sources {
+    /// Re-list the campaign consumers every two seconds.
+    async fn refresh(&mut self, worker: &Worker) {
+        if self
+            .refreshed
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
+        {
+            return;
+        }
+        self.refreshed = Some(tokio::time::Instant::now());
+        let Ok(stream) = worker.bus.js.get_stream(s::JOBS_STREAM).await else {
+            return;
+        };
+        let mut names = stream.consumer_names();
+        let mut found = Vec::new();
+        while let Some(Ok(name)) = names.next().await {
+            if name.starts_with("campaign-")
+                && let Ok(c) = stream.get_consumer(&name).await
+            {
+                found.push(c);
+            }
+        }
+        self.campaigns = found;
+    }
+
+    /// Fetch up to `max` jobs: `agents` first, then the campaigns in turn (fairness).
+    async fn fetch(&mut self, max: usize) -> Vec<jetstream::Message> {
+        let mut out = Vec::new();
+        // Without campaigns, long-poll the dispatch consumer; with them, keep rounds short.
+        let wait = if self.campaigns.is_empty() {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_millis(100)
+        };
+        Self::pull(&self.agents, max, wait, &mut out).await;
+        let n = self.campaigns.len();
+        for i in 0..n {
+            if out.len() >= max {
+                break;
+            }
+            let c = &self.campaigns[(self.next + i) % n];
+            Self::pull(c, max - out.len(), Duration::from_millis(50), &mut out).await;
+        }
+        if n > 0 {
+            self.next = (self.next + 1) % n;
+        }
+        out
+    }
+
+    async fn pull(
+        consumer: &jetstream::consumer::PullConsumer,
+        max: usize,
+        wait: Duration,
+        out: &mut Vec<jetstream::Message>,
+    ) {
+        let batch = consumer
+            .fetch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(error = %e, "fetch failed");
+                return;
+            }
+        };
+        while let Some(next) = batch.next().await {
+            match next {
+                Ok(msg) => out.push(msg),
+                Err(e) => {
+                    tracing::debug!(error = %e, "fetch ended");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Run a worker until `shutdown`, then drain.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(), AgentError> {
     let worker = Worker::new(config.clone()).await?;
-    let consumer = worker.consumer().await?;
+    let mut sources = Sources {
+        agents: worker.consumer().await?,
+        campaigns: Vec::new(),
+        refreshed: None,
+        next: 0,
+    };
     let slots = Arc::new(Semaphore::new(config.agent.max_concurrent_calls));
     let tracker = TaskTracker::new();
     tracing::info!(worker.id = %worker.worker_id, slots = config.agent.max_concurrent_calls, "agent started");
@@ -129,44 +224,16 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
         }
-        let batch = consumer
-            .fetch()
-            .max_messages(permits.len())
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "fetch failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                continue;
-            }
+        sources.refresh(&worker).await;
+        let messages = tokio::select! {
+            m = sources.fetch(permits.len()) => m,
+            () = shutdown.cancelled() => Vec::new(),
         };
-        loop {
-            let next = tokio::select! {
-                next = batch.next() => next,
-                () = shutdown.cancelled() => None,
-            };
-            let Some(next) = next else { break };
-            let msg = match next {
-                Ok(msg) => msg,
-                Err(e) => {
-                    tracing::debug!(error = %e, "fetch ended");
-                    break;
-                }
-            };
-            if shutdown.is_cancelled() {
-                // Hand it straight back to another worker.
+        for msg in messages {
+            let Some(permit) = permits.pop().filter(|_| !shutdown.is_cancelled()) else {
+                // Shutting down (or, never, more messages than slots): hand it back.
                 let _ = msg.ack_with(AckKind::Nak(None)).await;
-                break;
-            }
-            let Some(permit) = permits.pop() else {
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                break;
+                continue;
             };
             let worker = worker.clone();
             tracker.spawn(async move {

@@ -93,8 +93,15 @@ pub fn never_dialed(
     )
 }
 
-/// A call cancelled while it waited (queued or scheduled): its earlier attempts, no new one.
-pub fn cancelled(worker: &Worker, req: &CallRequest, state: &CallState) -> CallSummary {
+/// A call closed before a new dial (cancelled while it waited, on the do-not-call list, its
+/// campaign cancelled): its earlier attempts, no new one.
+pub fn closed_before_dial(
+    worker: &Worker,
+    req: &CallRequest,
+    state: &CallState,
+    outcome: CallOutcome,
+    reason: &str,
+) -> CallSummary {
     let now = Timestamp::now();
     build(
         worker,
@@ -102,14 +109,14 @@ pub fn cancelled(worker: &Worker, req: &CallRequest, state: &CallState) -> CallS
         Parts {
             attempt: state.attempts,
             attempts: state.history.clone(),
-            outcome: CallOutcome::Cancelled,
+            outcome,
             end_reason: EndReason::Cancelled,
             sip: None,
             session_start: now,
             call_start: None,
             call_end: None,
             recording: Recording::default(),
-            error: Some("cancelled by request before it was dialed again".into()),
+            error: Some(reason.to_owned()),
         },
     )
 }

@@ -122,6 +122,7 @@ pub async fn dispatch(
                 attempt: 1,
                 infra_retries: 0,
                 generation: 0,
+                campaign_contact: None,
             };
             state
                 .bus

@@ -57,7 +57,9 @@ async fn serve_llm(mut tcp: TcpStream, ttft: Duration, reply: &str) {
     if tcp.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    tokio::time::sleep(ttft).await;
+    if !ttft.is_zero() {
+        tokio::time::sleep(ttft).await;
+    }
     let data = |v: Value| format!("data: {v}\n\n");
     let mut body = data(json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": reply}}]}));
     body.push_str(&data(json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2}})));

@@ -170,6 +170,15 @@ struct Chunk {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<Value>,
+    /// Groq also reports usage here, on the last chunk.
+    #[serde(default)]
+    x_groq: Option<XGroq>,
+}
+
+#[derive(Deserialize)]
+struct XGroq {
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
@@ -231,7 +240,8 @@ fn parse_chunk(data: &str, calls: &mut ToolCalls) -> Result<Vec<LlmEvent>, LlmEr
             calls.apply(d);
         }
     }
-    if let Some(u) = chunk.usage {
+    let groq = chunk.x_groq.and_then(|x| x.usage);
+    if let Some(u) = chunk.usage.or(groq) {
         out.push(LlmEvent::Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
@@ -302,6 +312,14 @@ mod tests {
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].name, "end_call");
         assert_eq!(done[0].arguments, r#"{"reason":"bye"}"#);
+    }
+
+    #[test]
+    fn groq_usage_is_read_once() {
+        let mut calls = ToolCalls::default();
+        let c = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"r","usage":{"prompt_tokens":5,"completion_tokens":2}},"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        let ev = parse_chunk(c, &mut calls).unwrap_or_default();
+        assert_eq!(ev.len(), 1);
     }
 
     #[test]
