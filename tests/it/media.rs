@@ -1,1 +1,322 @@
-//! The media transport against the real telephony rig (filled in by the media integration).
+//! The media transport (`callfleet-media`) against the real telephony rig: a call placed through
+//! livekit-sip to a SIPp callee, and a transport in the call's room. The callee's RTP reaches
+//! the transport as PCM, and what the transport publishes reaches the callee as RTP.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use callfleet_media::{AudioFrame, Event, LocalAudioTrack, Options, Transport};
+use callfleet_tests::{Behaviour, Callee, Telephony, summarize, wait_for};
+use livekit_api::{
+    access_token::{AccessToken, VideoGrants},
+    services::{
+        room::{CreateRoomOptions, RoomClient},
+        sip::CreateSIPParticipantOptions,
+    },
+};
+use tokio::sync::broadcast;
+
+const FROM: &str = "+61123456789";
+/// The SIP participant's identity in the room.
+const CALLEE: &str = "callee";
+
+/// A transport that joined `room`, with its receivers taken before anyone else is in it.
+struct Joined {
+    transport: Transport,
+    events: broadcast::Receiver<Event>,
+    audio: broadcast::Receiver<AudioFrame>,
+}
+
+fn room_client(tel: &Telephony) -> RoomClient {
+    RoomClient::with_api_key(
+        &tel.livekit.http_url(),
+        &tel.livekit.key,
+        &tel.livekit.secret,
+    )
+}
+
+/// Create `room` and join it with a loopback-only transport as `identity`.
+async fn join(tel: &Telephony, room: &str, identity: &str) -> Joined {
+    room_client(tel)
+        .create_room(
+            room,
+            CreateRoomOptions {
+                empty_timeout: 120,
+                departure_timeout: 30,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("CreateRoom {room}: {e}"));
+    let token = AccessToken::with_api_key(&tel.livekit.key, &tel.livekit.secret)
+        .with_identity(identity)
+        .with_grants(VideoGrants {
+            room_join: true,
+            room: room.to_owned(),
+            ..Default::default()
+        })
+        .to_jwt()
+        .unwrap_or_else(|e| panic!("token: {e}"));
+    let transport = Transport::connect(&tel.livekit.url(), &token, Options::loopback())
+        .await
+        .unwrap_or_else(|e| panic!("{identity} joins {room}: {e}"));
+    let (events, audio) = (transport.events(), transport.remote_audio());
+    Joined {
+        transport,
+        events,
+        audio,
+    }
+}
+
+/// Dial `number` on the callee's trunk into `room` as [`CALLEE`]; returns once answered.
+async fn dial(tel: &Telephony, callee: &Callee, number: &str, room: &str) {
+    let opts = CreateSIPParticipantOptions {
+        participant_identity: CALLEE.to_owned(),
+        sip_number: Some(FROM.to_owned()),
+        wait_until_answered: Some(true),
+        ringing_timeout: Some(Duration::from_secs(10)),
+        timeout: Some(Duration::from_secs(25)),
+        ..Default::default()
+    };
+    tel.sip_client()
+        .create_sip_participant(
+            callee.trunk_id.clone(),
+            number.to_owned(),
+            room.to_owned(),
+            opts,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "CreateSIPParticipant {number}: {e}\ncallee log:\n{}",
+                callee.log()
+            )
+        });
+}
+
+/// Wait (bounded) for an event matching `pred`.
+async fn wait_event(
+    rx: &mut broadcast::Receiver<Event>,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => panic!("no {what} within {within:?}"),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended waiting for {what}: {e}"),
+            Ok(Ok(e)) if pred(&e) => return,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// `want` samples of `identity`'s audio after skipping its first `skip` frames (bounded).
+async fn collect_audio(
+    rx: &mut broadcast::Receiver<AudioFrame>,
+    identity: &str,
+    skip: usize,
+    want: usize,
+    within: Duration,
+) -> Vec<i16> {
+    let deadline = tokio::time::Instant::now() + within;
+    let (mut skipped, mut out) = (0, Vec::with_capacity(want));
+    while out.len() < want {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => panic!(
+                "only {} of {want} samples from {identity} within {within:?}",
+                out.len()
+            ),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("audio stream ended: {e}"),
+            Ok(Ok(f)) if f.identity == identity => {
+                assert_eq!(f.sample_rate, 48_000);
+                if skipped < skip {
+                    skipped += 1;
+                } else {
+                    out.extend_from_slice(&f.samples);
+                }
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    out
+}
+
+fn sine(rate: u32, hz: f64, amp: f64, start: u64, n: usize) -> Vec<i16> {
+    (0..n as u64)
+        .map(|i| {
+            let t = (start + i) as f64 / f64::from(rate);
+            ((t * hz * std::f64::consts::TAU).sin() * amp * 32767.0) as i16
+        })
+        .collect()
+}
+
+fn rms_dbfs(s: &[i16]) -> f64 {
+    let ms = s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64;
+    20.0 * (ms.sqrt() / 32768.0).max(1e-9).log10()
+}
+
+/// Goertzel power of `hz` in `s`.
+fn goertzel(s: &[i16], rate: f64, hz: f64) -> f64 {
+    let w = std::f64::consts::TAU * hz / rate;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in s {
+        let s0 = f64::from(x) + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - c * s1 * s2
+}
+
+/// The frequency with the most power between 50 Hz and 4 kHz (10 Hz scan, 0.5 Hz refinement),
+/// and that power's share of the scan's total (how pure the tone is).
+fn dominant_hz(s: &[i16], rate: u32) -> (f64, f64) {
+    let rate = f64::from(rate);
+    let scan = |lo: f64, hi: f64, step: f64| -> Vec<(f64, f64)> {
+        let n = ((hi - lo) / step) as usize;
+        (0..=n)
+            .map(|i| lo + i as f64 * step)
+            .map(|f| (f, goertzel(s, rate, f)))
+            .collect()
+    };
+    let best = |v: &[(f64, f64)]| {
+        v.iter()
+            .copied()
+            .fold((0.0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a })
+    };
+    let coarse = scan(50.0, 4000.0, 10.0);
+    let total: f64 = coarse.iter().map(|(_, p)| p).sum();
+    let (c, cp) = best(&coarse);
+    let (f, _) = best(&scan(c - 10.0, c + 10.0, 0.5));
+    (f, cp / total.max(f64::MIN_POSITIVE))
+}
+
+/// Push a sine into `track` in real time (20 ms every 20 ms) until `stop` or `max`.
+fn spawn_tone(
+    track: LocalAudioTrack,
+    hz: f64,
+    amp: f64,
+    max: Duration,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let rate = track.sample_rate();
+        let per = (rate / 50) as usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let started = tokio::time::Instant::now();
+        let mut pos = 0u64;
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < max {
+            tick.tick().await;
+            if track.push(&sine(rate, hz, amp, pos, per)).await.is_err() {
+                return;
+            }
+            pos += per as u64;
+        }
+    })
+}
+
+/// Analyse one second of the callee's audio (after 0.5 s of warm-up) and check it is `hz`.
+async fn hear_callee(audio: &mut broadcast::Receiver<AudioFrame>, hz: f64, what: &str) {
+    let pcm = collect_audio(audio, CALLEE, 25, 48_000, Duration::from_secs(20)).await;
+    let (f, purity) = dominant_hz(&pcm, 48_000);
+    let level = rms_dbfs(&pcm);
+    eprintln!(
+        "{what}: {f:.1} Hz at {level:.1} dBFS, {:.0} % of the power",
+        purity * 100.0
+    );
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "{what}: dominant {f} Hz, wanted {hz} Hz"
+    );
+    // Silence (or comfort noise) is below -60 dBFS; the tones here are sent at -9 / -13 dBFS.
+    assert!(level > -30.0, "{what}: {level:.1} dBFS is no tone");
+    assert!(
+        purity > 0.5,
+        "{what}: {hz} Hz holds only {:.0} % of the power",
+        purity * 100.0
+    );
+}
+
+/// Hang up: remove the SIP participant, then wait for the BYE to reach the callee.
+async fn hang_up(tel: &Telephony, callee: &Callee, room: &str) {
+    room_client(tel)
+        .remove_participant(room, CALLEE)
+        .await
+        .unwrap_or_else(|e| panic!("RemoveParticipant {CALLEE}: {e}"));
+    wait_for("the callee gets BYE", Duration::from_secs(15), || {
+        let bye = !callee.received("BYE").is_empty();
+        async move { bye.then_some(()) }
+    })
+    .await;
+}
+
+/// SIPp streams a 1 kHz PCMU tone (RTP); the transport in the room receives the SIP
+/// participant's track as 48 kHz PCM carrying that tone at speech level.
+#[tokio::test(flavor = "multi_thread")]
+async fn media_sip_callee_audio_reaches_transport() {
+    let tel = Telephony::start().await;
+    let callee = tel.callee(&[FROM]).await;
+    let room = format!("media-in-{}", uuid::Uuid::new_v4().simple());
+    let mut me = join(&tel, &room, "listener").await;
+
+    let number = Behaviour::PlayTone.number(1);
+    dial(&tel, &callee, &number, &room).await;
+    wait_event(
+        &mut me.events,
+        Duration::from_secs(15),
+        "the callee's track",
+        |e| matches!(e, Event::TrackSubscribed { identity, .. } if identity == CALLEE),
+    )
+    .await;
+    hear_callee(&mut me.audio, Behaviour::TONE_HZ, "callee -> transport").await;
+
+    hang_up(&tel, &callee, &room).await;
+    let invites = callee.invites_to(&number);
+    assert_eq!(invites.len(), 1, "{:?}", summarize(&callee.requests()));
+    me.transport.leave().await.expect("the transport leaves");
+}
+
+/// The transport publishes 440 Hz; the callee (SIPp with `-rtp_echo`) sends every RTP packet
+/// it receives back. The SIP participant's track then carries 440 Hz, which it can only do if
+/// the transport's audio reached the callee as RTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn media_transport_audio_reaches_callee() {
+    const HZ: f64 = 440.0;
+    let tel = Telephony::start().await;
+    let callee = tel.echo_callee(&[FROM]).await;
+    let room = format!("media-out-{}", uuid::Uuid::new_v4().simple());
+    let mut me = join(&tel, &room, "agent").await;
+    let track = me
+        .transport
+        .publish_audio("agent", 48_000)
+        .await
+        .expect("the transport publishes");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tone = spawn_tone(track, HZ, 0.3, Duration::from_secs(90), stop.clone());
+
+    let number = Behaviour::AnswerAndStay.number(2);
+    dial(&tel, &callee, &number, &room).await;
+    wait_event(
+        &mut me.events,
+        Duration::from_secs(15),
+        "the callee's track",
+        |e| matches!(e, Event::TrackSubscribed { identity, .. } if identity == CALLEE),
+    )
+    .await;
+    hear_callee(&mut me.audio, HZ, "transport -> callee -> transport").await;
+
+    stop.store(true, Ordering::Relaxed);
+    tone.await.expect("the tone task ends");
+    hang_up(&tel, &callee, &room).await;
+    me.transport.leave().await.expect("the transport leaves");
+}

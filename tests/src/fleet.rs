@@ -13,6 +13,7 @@ pub enum Role {
     Ingress,
     Agent,
     Notifier,
+    Campaigner,
 }
 
 impl Role {
@@ -21,6 +22,7 @@ impl Role {
             Self::Ingress => "ingress",
             Self::Agent => "agent",
             Self::Notifier => "notifier",
+            Self::Campaigner => "campaigner",
         }
     }
 }

@@ -80,7 +80,9 @@ pub struct LiveKitServer {
 }
 
 impl LiveKitServer {
-    /// `livekit-server` in dev-like mode on free loopback ports, with its own keys.
+    /// `livekit-server` in dev-like mode on free loopback ports, with its own keys. It offers
+    /// only 127.0.0.1 ICE candidates, so a participant limited to loopback (callfleet-media's
+    /// `Options::loopback()`) can reach it.
     pub async fn start() -> Self {
         Self::start_with_redis(None).await
     }
@@ -92,7 +94,7 @@ impl LiveKitServer {
         let key = "devkey".to_owned();
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
         let mut config = format!(
-            "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
+            "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\n  ips:\n    includes: [127.0.0.1/8]\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
         );
         if let Some(addr) = redis {
             config.push_str(&format!("redis:\n  address: {addr}\n"));

@@ -143,7 +143,13 @@ impl Telephony {
 
     /// A SIPp callee and an outbound trunk (created through the API) pointing at it.
     pub async fn callee(&self, from_numbers: &[&str]) -> Callee {
-        Callee::start(self, from_numbers).await
+        Callee::start(self, from_numbers, false).await
+    }
+
+    /// The same, run with SIPp's `-rtp_echo`: every RTP packet reaching its media port is sent
+    /// back to its sender (so a call's audio toward the callee comes back from it).
+    pub async fn echo_callee(&self, from_numbers: &[&str]) -> Callee {
+        Callee::start(self, from_numbers, true).await
     }
 }
 
@@ -168,6 +174,8 @@ pub enum Behaviour {
     AnswerAndStay,
     /// Answer, accept a REFER (202, then NOTIFY 200), wait for the caller's BYE.
     AcceptRefer,
+    /// Answer, stream a [`Self::TONE_HZ`] tone as PCMU RTP in a loop, wait for the caller's BYE.
+    PlayTone,
     /// Ring until the caller cancels.
     Ring,
     /// Reject with this final status: 486 600 480 408 503 603 404 484 403.
@@ -175,6 +183,9 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
+    /// The tone [`Behaviour::PlayTone`] streams: a sine at half of full scale.
+    pub const TONE_HZ: f64 = 1000.0;
+
     /// A destination number (E.164) that makes the callee behave so. `tag` (0-999) keeps
     /// numbers of one test apart.
     pub fn number(self, tag: u16) -> String {
@@ -182,6 +193,7 @@ impl Behaviour {
             Self::AnswerThenHangUp(s) => (s, 200),
             Self::AnswerAndStay => (0, 201),
             Self::AcceptRefer => (0, 202),
+            Self::PlayTone => (0, 203),
             Self::Ring => (0, 180),
             Self::Reject(code) => (0, code),
         };
@@ -215,6 +227,36 @@ impl SipRequest {
     }
 }
 
+/// The file `callee.xml` streams with `rtp_stream`, relative to SIPp's working directory (the
+/// callee's temp dir). SIPp 3.6 sends the file's bytes as they are, 160 per 20 ms packet
+/// (no WAV header parsing: a header would go out as audio), and reads it when it loads the
+/// scenario, so every callee needs it.
+const TONE_FILE: &str = "tone-1khz.ulaw";
+
+/// One second of [`Behaviour::TONE_HZ`] at 8 kHz, G.711 mu-law (raw, headerless).
+fn tone_ulaw() -> Vec<u8> {
+    (0..8000)
+        .map(|i| {
+            let t = f64::from(i) / 8000.0;
+            let x = (t * Behaviour::TONE_HZ * std::f64::consts::TAU).sin() * 0.5 * 32767.0;
+            ulaw(x as i16)
+        })
+        .collect()
+}
+
+/// G.711 mu-law encoding of one sample.
+fn ulaw(sample: i16) -> u8 {
+    let mut s = i32::from(sample);
+    let sign = if s < 0 { 0x80 } else { 0 };
+    s = s.abs().min(32_635) + 0x84;
+    let mut exponent = 7;
+    while exponent > 0 && s & (0x80 << exponent) == 0 {
+        exponent -= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0F;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
 /// SIPp as the PSTN callee on a free loopback port, with a trunk pointing at it.
 pub struct Callee {
     pub port: u16,
@@ -224,11 +266,17 @@ pub struct Callee {
 }
 
 impl Callee {
-    async fn start(tel: &Telephony, from_numbers: &[&str]) -> Self {
+    async fn start(tel: &Telephony, from_numbers: &[&str], rtp_echo: bool) -> Self {
         let dir = TempDir::new("callee");
         let (port, media) = (free_port(), free_port());
         let scenario = workspace_root().join("tests/sipp/callee.xml");
+        std::fs::write(dir.0.join(TONE_FILE), tone_ulaw())
+            .unwrap_or_else(|e| panic!("cannot write the callee's tone: {e}"));
         let mut cmd = Command::new(tool("sipp"));
+        cmd.current_dir(&dir.0);
+        if rtp_echo {
+            cmd.arg("-rtp_echo");
+        }
         cmd.arg("-sf")
             .arg(&scenario)
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])

@@ -88,9 +88,14 @@ impl Bus {
             None => (s::schedule(&req.call_id), s::dispatch(&req.campaign)),
         };
         schedule_headers(&mut headers, when.at, &target);
+        // The due time is part of the id: a contact rescheduled for its window after a retry
+        // of the same attempt must not be deduplicated away.
         let mut msg_id = format!(
-            "{}.sched.{}.{}",
-            req.call_id, when.attempt, when.infra_retries
+            "{}.sched.{}.{}.{}",
+            req.call_id,
+            when.attempt,
+            when.infra_retries,
+            when.at.as_second()
         );
         if when.generation > 0 {
             msg_id = format!("{msg_id}.g{}", when.generation);

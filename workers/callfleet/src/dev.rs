@@ -5,7 +5,7 @@
 //! redis-server, livekit-server backed by Redis, livekit-sip, and a SIPp callee standing in for
 //! the PSTN, with an outbound trunk to it created through the LiveKit API. Calls then really
 //! ring, answer and hang up on loopback. Binaries come from `.tools/bin` (`make setup`) or PATH.
-//! Then it runs ingress, agent and notifier in-process.
+//! Then it runs ingress, agent, notifier and campaigner in-process.
 
 use std::{
     path::{Path, PathBuf},
@@ -133,11 +133,13 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
     let ingress = tokio::spawn(callfleet_ingress::run(config.clone(), shutdown.clone()));
     let agent = tokio::spawn(callfleet_agent::run(config.clone(), shutdown.clone()));
     let notifier = tokio::spawn(callfleet_notifier::run(config.clone(), shutdown.clone()));
-    let (i, a, n) = tokio::join!(ingress, agent, notifier);
+    let campaigner = tokio::spawn(callfleet_campaigner::run(config.clone(), shutdown.clone()));
+    let (i, a, n, c) = tokio::join!(ingress, agent, notifier, campaigner);
     shutdown.cancel();
     i??;
     a??;
     n??;
+    c??;
     drop(children);
     Ok(())
 }

@@ -37,6 +37,8 @@ enum Command {
     Agent,
     /// Notifier: relays call summaries to webhooks, signed and retried.
     Notifier,
+    /// Campaigner: releases campaign contacts at their pace, inside calling windows.
+    Campaigner,
     /// Everything locally: starts nats-server (and livekit-server --dev) when not configured.
     Dev,
     /// Dead letters: list and replay.
@@ -119,6 +121,7 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Ingress => callfleet_ingress::run(config, shutdown).await?,
         Command::Agent => callfleet_agent::run(config, shutdown).await?,
         Command::Notifier => callfleet_notifier::run(config, shutdown).await?,
+        Command::Campaigner => callfleet_campaigner::run(config, shutdown).await?,
         Command::Dev => dev::run(config, shutdown).await?,
         Command::Dlq { command } => dlq::run(&config, command).await?,
         Command::Config => println!("{}", redacted(&config)?),

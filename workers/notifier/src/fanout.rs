@@ -36,7 +36,12 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
         while let Some(Ok(msg)) =
             tokio::select! { m = batch.next() => m, () = shutdown.cancelled() => None }
         {
-            let ack = match fan_out(&ctx, &msg.payload).await {
+            let fanned = if msg.subject.starts_with("campaigns.events.") {
+                fan_out_campaign(&ctx, &msg.payload).await
+            } else {
+                fan_out(&ctx, &msg.payload).await
+            };
+            let ack = match fanned {
                 Ok(()) => AckKind::Ack,
                 Err(FanOutError::Poison(reason)) => {
                     tracing::error!(subject = %msg.subject, reason, "unreadable event; dead-lettering");
@@ -87,6 +92,45 @@ pub fn webhook_id(event_id: &str, target_index: usize) -> String {
         })
         .collect();
     format!("msg_{clean}_{target_index}")
+}
+
+/// A campaign event (`completed`): `{"type": "campaign.completed", "data": <totals>}` to
+/// `notifier.webhook_url` and the campaign's `callback_url`.
+async fn fan_out_campaign(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> {
+    let event: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| FanOutError::Poison(format!("not a campaign event: {e}")))?;
+    let (Some(event_id), Some(kind), Some(campaign)) = (
+        event["event_id"].as_str(),
+        event["kind"].as_str(),
+        event["campaign_id"].as_str(),
+    ) else {
+        return Err(FanOutError::Poison(
+            "a campaign event needs event_id, kind and campaign_id".into(),
+        ));
+    };
+    let mut targets: Vec<String> = ctx.config.notifier.webhook_url.iter().cloned().collect();
+    if let Some(url) = event["callback_url"].as_str()
+        && !targets.iter().any(|t| t == url)
+    {
+        targets.push(url.to_owned());
+    }
+    let event_type = format!("campaign.{kind}");
+    let body = json!({ "type": event_type, "timestamp": event["at"], "data": event }).to_string();
+    for (i, url) in targets.into_iter().enumerate() {
+        let delivery = Delivery {
+            webhook_id: webhook_id(event_id, i),
+            url,
+            event_type: event_type.clone(),
+            call_id: campaign.to_owned(),
+            body: body.clone(),
+            attempt: 1,
+            last_error: None,
+        };
+        crate::deliver::enqueue(ctx, &delivery, None)
+            .await
+            .map_err(FanOutError::Bus)?;
+    }
+    Ok(())
 }
 
 async fn fan_out(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> {
