@@ -4,6 +4,7 @@
 //! Prefixes: `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `fault_` kills and restarts.
 
+mod campaigns;
 mod contracts;
 mod e2e;
 mod ingress;
