@@ -17,7 +17,7 @@ use crate::{
     subjects,
 };
 
-/// Days and local hours when a campaign may dial. Times are `HH:MM`, end exclusive; a window
+/// Days and local hours when a campaign may dial. Times are `HH:MM` or `HH:MM:SS`, end exclusive; a window
 /// whose end is not after its start is invalid (split overnight windows in two campaigns).
 #[derive(
     Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
@@ -32,7 +32,9 @@ pub struct CallingWindow {
 
 impl CallingWindow {
     fn parse_time(t: &str) -> Option<civil::Time> {
-        civil::Time::strptime("%H:%M", t).ok()
+        civil::Time::strptime("%H:%M:%S", t)
+            .or_else(|_| civil::Time::strptime("%H:%M", t))
+            .ok()
     }
 
     fn day_allowed(&self, day: civil::Weekday) -> bool {
@@ -53,13 +55,13 @@ impl CallingWindow {
         if start.is_none() {
             errors.push(FieldError::new(
                 &format!("{field}.start"),
-                "must be HH:MM (24 h)",
+                "must be HH:MM or HH:MM:SS (24 h)",
             ));
         }
         if end.is_none() {
             errors.push(FieldError::new(
                 &format!("{field}.end"),
-                "must be HH:MM (24 h)",
+                "must be HH:MM or HH:MM:SS (24 h)",
             ));
         }
         if let (Some(s), Some(e)) = (start, end)
