@@ -481,3 +481,59 @@ async fn campaign_csv_upload_reports_rows() {
     assert_eq!(view["rejected"], 3);
     assert_eq!(view["waiting"], 2, "{view}");
 }
+
+/// The operator CLI: create from a CSV (refused rows printed with their file line), status,
+/// and cancel, through the ingress.
+#[tokio::test(flavor = "multi_thread")]
+async fn campaign_cli_create_status_cancel() {
+    let rig = campaign_rig(&[]).await;
+    let dir = callfleet_tests::TempDir::new("cli");
+    let csv = dir.0.join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "destination,first_name\n+61400100300,Ada\nnope,Bob\n+61400100301,Cy\n",
+    )
+    .expect("write csv");
+    let csv = csv.to_string_lossy().into_owned();
+    let (code, out, err) = rig.fleet.run(
+        &[
+            "campaign",
+            "create",
+            "--csv",
+            &csv,
+            "--name",
+            "From the CLI",
+            "--account-code",
+            "acct-cli",
+            "--id",
+            "cli",
+            "--window",
+            "mon-sun 00:00-00:01",
+            "--timezone",
+            "UTC",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("campaign cli: 2 contacts enqueued, 1 refused"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: "),
+        "the refused row's file line: {out}"
+    );
+
+    let (code, out, err) = rig.fleet.run(&["campaign", "status", "cli"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let view: Value = serde_json::from_str(&out).expect("status prints JSON");
+    assert_eq!(view["accepted"], 2);
+    assert_eq!(view["sealed"], true);
+
+    let (code, out, err) = rig.fleet.run(&["campaign", "cancel", "cli"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("cancelled"), "{out}");
+    let (code, _, err) = rig.fleet.run(&["campaign", "pause", "no-such"], &[]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("404"), "{err}");
+}

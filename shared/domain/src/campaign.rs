@@ -54,13 +54,13 @@ impl CallingWindow {
         let (start, end) = (Self::parse_time(&self.start), Self::parse_time(&self.end));
         if start.is_none() {
             errors.push(FieldError::new(
-                &format!("{field}.start"),
+                format!("{field}.start"),
                 "must be HH:MM or HH:MM:SS (24 h)",
             ));
         }
         if end.is_none() {
             errors.push(FieldError::new(
-                &format!("{field}.end"),
+                format!("{field}.end"),
                 "must be HH:MM or HH:MM:SS (24 h)",
             ));
         }
@@ -68,7 +68,7 @@ impl CallingWindow {
             && e <= s
         {
             errors.push(FieldError::new(
-                &format!("{field}.end"),
+                format!("{field}.end"),
                 "must be after start",
             ));
         }
@@ -76,7 +76,7 @@ impl CallingWindow {
         for d in &self.days {
             if !DAYS.iter().any(|x| x.eq_ignore_ascii_case(d)) {
                 errors.push(FieldError::new(
-                    &format!("{field}.days"),
+                    format!("{field}.days"),
                     format!("{d:?} is not one of mon, tue, wed, thu, fri, sat, sun"),
                 ));
             }

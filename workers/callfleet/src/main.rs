@@ -1,5 +1,6 @@
 //! `callfleet`: one binary, every role. main only wires: config → telemetry → role → signals.
 
+mod campaign;
 mod dev;
 mod dlq;
 mod export;
@@ -41,6 +42,11 @@ enum Command {
     Campaigner,
     /// Everything locally: starts nats-server (and livekit-server --dev) when not configured.
     Dev,
+    /// Campaigns: create from a CSV (with a progress bar), status (--watch), pause, resume, cancel.
+    Campaign {
+        #[command(subcommand)]
+        command: campaign::CampaignCommand,
+    },
     /// Dead letters: list and replay.
     Dlq {
         #[command(subcommand)]
@@ -124,6 +130,7 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Campaigner => callfleet_campaigner::run(config, shutdown).await?,
         Command::Dev => dev::run(config, shutdown).await?,
         Command::Dlq { command } => dlq::run(&config, command).await?,
+        Command::Campaign { command } => campaign::run(&config, command).await?,
         Command::Config => println!("{}", redacted(&config)?),
         Command::Export { .. } => {}
     }

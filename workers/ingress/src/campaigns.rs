@@ -92,8 +92,11 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
+/// Contacts with their line (or 1-based index), as uploaded.
+type Rows = Vec<(u64, Map<String, Value>)>;
+
 /// Contacts from a JSON array: (1-based index, object), non-objects rejected.
-fn json_contacts(list: &[Value]) -> (Vec<(u64, Map<String, Value>)>, Vec<RowError>) {
+fn json_contacts(list: &[Value]) -> (Rows, Vec<RowError>) {
     let mut contacts = Vec::new();
     let mut rejected = Vec::new();
     for (i, v) in list.iter().enumerate() {
@@ -228,7 +231,7 @@ pub async fn add_contacts(
 async fn upload(
     state: &AppState,
     id: &str,
-    rows: Vec<(u64, Map<String, Value>)>,
+    rows: Rows,
     mut rejected: Vec<RowError>,
     seal: bool,
 ) -> Result<UploadResult, ApiError> {
