@@ -127,14 +127,12 @@ impl Feeder {
             let wait = start.duration_since(now).unsigned_abs();
             return Step::Wait(wait.min(Duration::from_secs(1)));
         }
-        // Capacity: nothing released still waiting for a worker, live calls under the cap.
+        // Full, or the token bucket empty: don't even fetch.
         let (pending, live) = self.released().await;
-        if pending > 0 || live >= u64::from(self.record.spec.max_concurrent_calls) {
-            return Step::Wait(IDLE / 2);
-        }
+        let full = pending > 0 || live >= u64::from(self.record.spec.max_concurrent_calls);
         let until = self.next_release.saturating_duration_since(Instant::now());
-        if !until.is_zero() {
-            return Step::Wait(until);
+        if full || !until.is_zero() {
+            return Step::Wait(until.max(IDLE / 2));
         }
         let Some(msg) = self.next_contact().await else {
             return self.maybe_complete().await;
@@ -145,7 +143,11 @@ impl Feeder {
                 self.next_release = Instant::now() + gap;
                 Step::Again
             }
-            Ok(false) => Step::Again,
+            Ok(false) => {
+                // Its window is closed: likely many more are; move them in bulk.
+                self.sweep().await;
+                Step::Again
+            }
             Err(e) => {
                 tracing::warn!(campaign = %self.id, error = %e, "cannot release a contact; it will come back");
                 let _ = msg
@@ -255,6 +257,77 @@ impl Feeder {
             })?;
         let _ = msg.ack_with(AckKind::Ack).await;
         Ok(true)
+    }
+
+    /// Reschedule up to 500 waiting contacts whose window is closed; returns how many were
+    /// handled. Contacts whose own zone is inside the window go back (after 2 s) for release.
+    async fn sweep(&mut self) -> usize {
+        let Some(consumer) = self.consumer().await else {
+            return 0;
+        };
+        let Ok(mut batch) = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_millis(200))
+            .messages()
+            .await
+        else {
+            return 0;
+        };
+        let mut rescheduled = 0;
+        let now = jiff::Timestamp::now();
+        let mut pending = Vec::new();
+        while let Some(Ok(msg)) = batch.next().await {
+            let tz = header(&msg, s::TIMEZONE_HEADER);
+            let zone = self.record.spec.zone_for(tz.as_deref());
+            let open = self
+                .record
+                .spec
+                .window
+                .as_ref()
+                .and_then(|w| w.next_open(&zone, now));
+            let (Some(open), Ok(req)) = (open, serde_json::from_slice::<CallRequest>(&msg.payload))
+            else {
+                // Its window is open: back to the queue for the paced release path.
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                continue;
+            };
+            let when = Scheduled {
+                at: open,
+                attempt: header(&msg, s::ATTEMPT_HEADER)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1),
+                infra_retries: header(&msg, s::INFRA_RETRIES_HEADER)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                generation: header(&msg, s::GENERATION_HEADER)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                campaign_contact: Some(tz),
+            };
+            pending.push((msg, req, when));
+        }
+        // Pipelined: each schedule is acknowledged by JetStream before its contact is acked.
+        let results = futures::future::join_all(
+            pending
+                .iter()
+                .map(|(_, req, when)| self.bus.schedule_job(req, when.clone())),
+        )
+        .await;
+        for ((msg, _, _), result) in pending.iter().zip(results) {
+            if result.is_ok() {
+                let _ = msg.ack_with(AckKind::Ack).await;
+                rescheduled += 1;
+            } else {
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await;
+            }
+        }
+        if rescheduled > 0 {
+            tracing::debug!(campaign = %self.id, rescheduled, "window closed; contacts wait for it");
+        }
+        rescheduled
     }
 
     /// Cancelled: every contact still waiting (not released) is tallied as `cancelled`.
