@@ -127,6 +127,11 @@ impl Fleet {
         codes
     }
 
+    /// The pid of a role's first running process.
+    pub fn pid(&self, role: Role) -> Option<u32> {
+        self.pids(role).first().copied()
+    }
+
     /// Whether a role's process is still running.
     pub fn running(&mut self, role: Role) -> bool {
         self.procs

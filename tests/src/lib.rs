@@ -8,7 +8,7 @@ mod telephony;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
-pub use fleet::{Fleet, Role};
+pub use fleet::{Fleet, Role, binary};
 pub use servers::{LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};

@@ -44,6 +44,10 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kill the server (its store survives for `restart`).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

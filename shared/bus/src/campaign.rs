@@ -59,6 +59,7 @@ impl Bus {
                 topology::campaign_consumer(cfg, id, record.spec.max_concurrent_calls),
             ),
             (s::CONTACTS_STREAM, topology::feeder_consumer(id)),
+            (s::CONTACTS_STREAM, topology::waiting_consumer(id)),
         ] {
             self.js
                 .get_stream(stream)
@@ -121,6 +122,36 @@ impl Bus {
             }
         }
         Ok(duplicates)
+    }
+
+    /// Contacts of a campaign waiting: (not yet released, waiting for a window or a retry).
+    /// Read from consumer counters, so it costs the same for ten contacts or a million.
+    pub async fn waiting(&self, campaign: &str) -> Result<(u64, u64), BusError> {
+        let stream = self
+            .js
+            .get_stream(s::CONTACTS_STREAM)
+            .await
+            .map_err(|e| BusError::js("get contacts stream", e))?;
+        let count = |name: String| {
+            let stream = stream.clone();
+            async move {
+                let mut c = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+                    .await
+                    .map_err(|e| BusError::Topology {
+                        what: format!("consumer {name}"),
+                        source: e,
+                    })?;
+                let info = c
+                    .info()
+                    .await
+                    .map_err(|e| BusError::js("consumer info", e))?;
+                Ok::<u64, BusError>(info.num_pending + info.num_ack_pending as u64)
+            }
+        };
+        let queued = count(s::feeder_consumer(campaign)).await?;
+        let scheduled = count(s::waiting_consumer(campaign)).await?;
+        Ok((queued, scheduled))
     }
 
     /// Count one finished contact (or one dial) of a campaign, once per `msg_id`.

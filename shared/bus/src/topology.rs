@@ -171,6 +171,19 @@ pub fn feeder_consumer(campaign: &str) -> consumer::pull::Config {
     }
 }
 
+/// Counts a campaign's scheduled contacts (never pulled).
+pub fn waiting_consumer(campaign: &str) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::waiting_consumer(campaign)),
+        description: Some(format!(
+            "Counter: contacts of campaign {campaign} waiting for a window or a retry (never pulled)"
+        )),
+        filter_subject: format!("campaigns.schedule.{campaign}.>"),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ..Default::default()
+    }
+}
+
 pub fn agent_consumer(cfg: &Config) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(s::AGENT_CONSUMER.into()),
@@ -416,6 +429,10 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
         (
             "consumers/CAMPAIGN_CONTACTS.feeder-EXAMPLE.json".into(),
             consumer(s::CONTACTS_STREAM, feeder_consumer("EXAMPLE")),
+        ),
+        (
+            "consumers/CAMPAIGN_CONTACTS.waiting-EXAMPLE.json".into(),
+            consumer(s::CONTACTS_STREAM, waiting_consumer("EXAMPLE")),
         ),
     ]
 }

@@ -85,6 +85,12 @@ pub fn campaign_consumer(campaign: &str) -> String {
     format!("campaign-{campaign}")
 }
 
+/// A consumer nobody pulls: its `num_pending` counts the campaign's contacts waiting for a
+/// window or a retry, without listing their subjects.
+pub fn waiting_consumer(campaign: &str) -> String {
+    format!("waiting-{campaign}")
+}
+
 /// The campaigner's consumer of a campaign's waiting contacts.
 pub fn feeder_consumer(campaign: &str) -> String {
     format!("feeder-{campaign}")

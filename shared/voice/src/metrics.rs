@@ -94,16 +94,22 @@ pub enum EndReason {
     /// The callee hung up (the audio ended).
     CalleeHungUp,
     /// The agent called `end_call`.
-    AgentEnded { reason: String },
+    AgentEnded {
+        reason: String,
+    },
     /// The agent called `transfer_call`; the worker transfers to `target`.
-    Transferred { target: String },
+    Transferred {
+        target: String,
+    },
     /// Nobody spoke for the silence timeout.
     SilenceTimeout,
     MaxDuration,
     /// The worker cancelled the session (shutdown).
     Cancelled,
     /// A provider failed for good.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl EndReason {

@@ -97,7 +97,9 @@ impl Playout {
         if available == 0 || (available < self.frame && !self.input_done) {
             return None;
         }
-        let ahead = self.sent.saturating_sub(duration_to_samples(lead, self.rate));
+        let ahead = self
+            .sent
+            .saturating_sub(duration_to_samples(lead, self.rate));
         Some(t + samples_to_duration(ahead.saturating_sub(base), self.rate))
     }
 
@@ -201,11 +203,17 @@ mod tests {
             ["One", "two", "three"]
                 .iter()
                 .enumerate()
-                .map(|(i, w)| WordTiming { word: (*w).into(), start: i as f64 })
+                .map(|(i, w)| WordTiming {
+                    word: (*w).into(),
+                    start: i as f64,
+                })
                 .collect(),
         );
         while p.next_frame(t0, Duration::from_secs(10)).is_some() {}
-        assert_eq!(p.heard_text(t0 + Duration::from_millis(1500), "One two, three."), "One two,");
+        assert_eq!(
+            p.heard_text(t0 + Duration::from_millis(1500), "One two, three."),
+            "One two,"
+        );
         assert_eq!(take_words("a b", 5), "a b");
     }
 }

@@ -20,7 +20,10 @@ pub enum ReplyEvent {
     /// Characters sent to the TTS.
     TtsChars(usize),
     /// First audio back from the TTS, and when its first text was sent.
-    TtsFirstAudio { sent_at: Instant, at: Instant },
+    TtsFirstAudio {
+        sent_at: Instant,
+        at: Instant,
+    },
     Audio(Vec<i16>),
     Words(Vec<WordTiming>),
     ToolCall(ToolCall),

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::config::{
-    LlmConfig, LlmProvider, Secret, SessionConfig, SttConfig, SttProvider, TtsConfig,
-    TtsProvider,
+    LlmConfig, LlmProvider, Secret, SessionConfig, SttConfig, SttProvider, TtsConfig, TtsProvider,
 };
 
 pub const DEFAULT_PROMPT: &str = "You are a helpful voice AI assistant on a phone call. \
@@ -60,7 +59,9 @@ pub fn resolve(
     let stt = r.stt(opts.get("stt"), language.as_deref());
     let tts = r.tts(opts, language.as_deref());
     let preemptive = r.preemptive(opts.get("preemptive_generation"));
-    let prompt = r.text(opts, "prompt").unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
+    let prompt = r
+        .text(opts, "prompt")
+        .unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
     let greeting = r.text(opts, "greeting");
     let transfer_target = r.text(opts, "transfer_target");
     match (llm, stt, tts) {
@@ -202,8 +203,7 @@ impl Resolver<'_> {
     fn stt(&mut self, v: Option<&Value>, language: Option<&str>) -> Option<SttConfig> {
         const F: &str = "session_options.stt";
         let given = self.string_descriptor(F, v).unwrap_or_else(|| {
-            if self.env("DEEPGRAM_API_KEY").is_some() || self.env("ASSEMBLYAI_API_KEY").is_none()
-            {
+            if self.env("DEEPGRAM_API_KEY").is_some() || self.env("ASSEMBLYAI_API_KEY").is_none() {
                 "deepgram/nova-3".into()
             } else {
                 "assemblyai/universal-streaming".into()
@@ -227,7 +227,10 @@ impl Resolver<'_> {
                 "universal-streaming",
             ),
             "sarvam" => {
-                self.err(F, "sarvam STT is not supported by this engine yet (use deepgram or assemblyai)");
+                self.err(
+                    F,
+                    "sarvam STT is not supported by this engine yet (use deepgram or assemblyai)",
+                );
                 return None;
             }
             other => {
@@ -238,7 +241,11 @@ impl Resolver<'_> {
                 return None;
             }
         };
-        let model = if model.is_empty() { default_model.to_owned() } else { model };
+        let model = if model.is_empty() {
+            default_model.to_owned()
+        } else {
+            model
+        };
         let api_key = self.key(F, key_var, &given);
         Some(SttConfig {
             provider,
@@ -283,7 +290,10 @@ impl Resolver<'_> {
                 }
             }
             Some(_) => {
-                self.err(F, "must be a string like provider/model[:voice] or {provider, model, voice}");
+                self.err(
+                    F,
+                    "must be a string like provider/model[:voice] or {provider, model, voice}",
+                );
                 return None;
             }
         };
@@ -299,7 +309,10 @@ impl Resolver<'_> {
             }
             "elevenlabs" => TtsProvider::ElevenLabs,
             "sarvam" => {
-                self.err(F, "sarvam TTS is not supported by this engine yet (use cartesia or elevenlabs)");
+                self.err(
+                    F,
+                    "sarvam TTS is not supported by this engine yet (use cartesia or elevenlabs)",
+                );
                 return None;
             }
             other => {
@@ -333,7 +346,10 @@ impl Resolver<'_> {
         let name = format!("{provider:?}").to_ascii_lowercase();
         let api_key = self.key(F, key_var, &format!("{name}/{model}"));
         let Some(voice) = voice else {
-            self.err(F, format!("no voice for {name}: give provider/model:voice or set {voice_var}"));
+            self.err(
+                F,
+                format!("no voice for {name}: give provider/model:voice or set {voice_var}"),
+            );
             return None;
         };
         Some(TtsConfig {

@@ -62,7 +62,10 @@ impl Default for EngineOptions {
 /// Things the worker may want as they happen (the report has them all at the end).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
-    UserTranscript { text: String, is_final: bool },
+    UserTranscript {
+        text: String,
+        is_final: bool,
+    },
     /// The agent started playing a reply.
     AgentSpeaking,
     /// Barge-in: playback was stopped.
@@ -70,9 +73,14 @@ pub enum SessionEvent {
     /// A false interruption: the reply resumed.
     Resumed,
     /// The agent asked for a transfer; the worker should perform it (the session then ends).
-    Transfer { target: String, reason: String },
+    Transfer {
+        target: String,
+        reason: String,
+    },
     /// The agent ended the call (the session ends after its last words).
-    EndCall { reason: String },
+    EndCall {
+        reason: String,
+    },
     TurnMetrics(TurnMetrics),
 }
 

@@ -35,10 +35,17 @@ pub fn specs(transfer_enabled: bool) -> Vec<ToolSpec> {
 /// What a committed tool call asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolAction {
-    EndCall { reason: String },
-    Transfer { reason: String },
+    EndCall {
+        reason: String,
+    },
+    Transfer {
+        reason: String,
+    },
     /// Unknown tool or bad arguments: the text goes back to the LLM as the tool result.
-    Invalid { call_id: String, message: String },
+    Invalid {
+        call_id: String,
+        message: String,
+    },
 }
 
 pub fn parse(call: &ToolCall) -> ToolAction {

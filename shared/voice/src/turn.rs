@@ -97,7 +97,10 @@ impl UserTurn {
             return None;
         }
         // A transcript the VAD never heard (a quiet speaker) still ends a turn.
-        let end = self.last_speech_end.or(self.current_speech).or(self.last_final_at)?;
+        let end = self
+            .last_speech_end
+            .or(self.current_speech)
+            .or(self.last_final_at)?;
         if self.finals.is_empty() {
             // No final yet: an interim alone is used only after the longest wait.
             return (!self.interim.is_empty()).then_some(end + ep.max_delay);
@@ -107,7 +110,13 @@ impl UserTurn {
             // The STT says the turn ended although the VAD still hears something (noise).
             return Some(end + ep.max_delay);
         }
-        Some(end + if confident { ep.min_delay } else { ep.max_delay })
+        Some(
+            end + if confident {
+                ep.min_delay
+            } else {
+                ep.max_delay
+            },
+        )
     }
 
     /// The text to commit: the finals, or the interim if nothing was finalised.

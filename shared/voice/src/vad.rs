@@ -72,8 +72,8 @@ impl Vad {
         let dur = crate::audio::samples_to_duration(samples.len(), rate);
         let db = level_dbfs(samples);
         let slack = if self.speaking { 6.0 } else { 0.0 };
-        let gate = (self.floor_db + self.opts.threshold_db - slack)
-            .max(self.opts.min_level_dbfs - slack);
+        let gate =
+            (self.floor_db + self.opts.threshold_db - slack).max(self.opts.min_level_dbfs - slack);
         let is_speech = db > gate;
         if !self.speaking {
             // Track the floor: fast down, slow up, frozen during speech.

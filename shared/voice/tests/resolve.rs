@@ -9,7 +9,10 @@ use callfleet_voice::{
 use serde_json::json;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn full_env() -> HashMap<String, String> {
@@ -30,7 +33,10 @@ fn seed_payload_resolves() {
         "stt": "assemblyai/universal-streaming:en", "tts": "cartesia",
         "cartesia_voice": "043cfc81-d69f-4bee-ae1e-7862cb358650"});
     let c = resolve(&opts, &full_env()).expect("resolves");
-    assert_eq!((c.llm.provider, c.llm.model.as_str()), (LlmProvider::OpenAi, "gpt-4o-mini"));
+    assert_eq!(
+        (c.llm.provider, c.llm.model.as_str()),
+        (LlmProvider::OpenAi, "gpt-4o-mini")
+    );
     assert_eq!(c.llm.base_url, "https://api.openai.com/v1");
     assert_eq!(c.stt.provider, SttProvider::AssemblyAi);
     assert_eq!(c.stt.model, "universal-streaming");
@@ -50,59 +56,129 @@ fn descriptors_and_env_defaults() {
     let mut e = full_env();
     e.insert("LLM_PROVIDER".into(), "groq".into());
     e.insert("GROQ_BASE_URL".into(), "http://127.0.0.1:1/v1".into());
-    let c = resolve(&json!({"tts": "cartesia/sonic-2:voice-x", "preemptive_generation": "off"}), &e).expect("ok");
-    assert_eq!((c.llm.provider, c.llm.model.as_str()), (LlmProvider::Groq, "llama-3.3-70b-versatile"));
+    let c = resolve(
+        &json!({"tts": "cartesia/sonic-2:voice-x", "preemptive_generation": "off"}),
+        &e,
+    )
+    .expect("ok");
+    assert_eq!(
+        (c.llm.provider, c.llm.model.as_str()),
+        (LlmProvider::Groq, "llama-3.3-70b-versatile")
+    );
     assert_eq!(c.llm.base_url, "http://127.0.0.1:1/v1");
-    assert_eq!((c.tts.model.as_str(), c.tts.voice.as_str()), ("sonic-2", "voice-x"));
+    assert_eq!(
+        (c.tts.model.as_str(), c.tts.voice.as_str()),
+        ("sonic-2", "voice-x")
+    );
     assert_eq!(c.stt.provider, SttProvider::Deepgram);
     assert!(!c.preemptive_generation);
 
-    let c = resolve(&json!({"tts": {"provider": "elevenlabs", "voice": "v9"}, "preemptive_generation": 1,
-        "language": "en-AU", "prompt": "Hi", "greeting": "Say hello"}), &full_env()).expect("ok");
-    assert_eq!((c.tts.provider, c.tts.model.as_str(), c.tts.voice.as_str()), (TtsProvider::ElevenLabs, "eleven_flash_v2_5", "v9"));
+    let c = resolve(
+        &json!({"tts": {"provider": "elevenlabs", "voice": "v9"}, "preemptive_generation": 1,
+        "language": "en-AU", "prompt": "Hi", "greeting": "Say hello"}),
+        &full_env(),
+    )
+    .expect("ok");
+    assert_eq!(
+        (c.tts.provider, c.tts.model.as_str(), c.tts.voice.as_str()),
+        (TtsProvider::ElevenLabs, "eleven_flash_v2_5", "v9")
+    );
     assert!(c.preemptive_generation);
     assert_eq!(c.stt.language.as_deref(), Some("en-AU"));
     assert_eq!(c.tts.language.as_deref(), Some("en"));
     assert_eq!(c.greeting.as_deref(), Some("Say hello"));
 
-    let c = resolve(&json!({"tts": "cartesia", "cartesia_model": "sonic-turbo"}), &full_env()).expect("ok");
-    assert_eq!((c.tts.model.as_str(), c.tts.voice.as_str()), ("sonic-turbo", "voice-env"));
+    let c = resolve(
+        &json!({"tts": "cartesia", "cartesia_model": "sonic-turbo"}),
+        &full_env(),
+    )
+    .expect("ok");
+    assert_eq!(
+        (c.tts.model.as_str(), c.tts.voice.as_str()),
+        ("sonic-turbo", "voice-env")
+    );
 }
 
 #[test]
 fn unknown_provider_is_a_field_error() {
-    let err = resolve(&json!({"llm": "mistral/large", "stt": "whisper/x", "tts": "polly"}), &full_env())
-        .expect_err("must fail");
+    let err = resolve(
+        &json!({"llm": "mistral/large", "stt": "whisper/x", "tts": "polly"}),
+        &full_env(),
+    )
+    .expect_err("must fail");
     let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, vec!["session_options.llm", "session_options.stt", "session_options.tts"]);
-    assert!(err.errors[0].message.contains("unknown LLM provider `mistral`"), "{}", err.errors[0].message);
-    assert!(err.errors[1].message.contains("unknown STT provider `whisper`"));
-    assert!(err.errors[2].message.contains("unknown TTS provider `polly`"));
-    assert!(err.to_string().contains("session_options.llm: unknown LLM provider"));
+    assert_eq!(
+        fields,
+        vec![
+            "session_options.llm",
+            "session_options.stt",
+            "session_options.tts"
+        ]
+    );
+    assert!(
+        err.errors[0]
+            .message
+            .contains("unknown LLM provider `mistral`"),
+        "{}",
+        err.errors[0].message
+    );
+    assert!(
+        err.errors[1]
+            .message
+            .contains("unknown STT provider `whisper`")
+    );
+    assert!(
+        err.errors[2]
+            .message
+            .contains("unknown TTS provider `polly`")
+    );
+    assert!(
+        err.to_string()
+            .contains("session_options.llm: unknown LLM provider")
+    );
 }
 
 #[test]
 fn missing_keys_are_field_errors_naming_the_variable() {
     let err = resolve(&json!({"llm": "groq/llama-3.3-70b-versatile", "stt": "deepgram", "tts": "cartesia/sonic-3:v"}), &env(&[]))
         .expect_err("must fail");
-    let got: Vec<_> = err.errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+    let got: Vec<_> = err
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .collect();
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[0].0, "session_options.llm");
-    assert!(got[0].1.starts_with("GROQ_API_KEY is not set"), "{}", got[0].1);
+    assert!(
+        got[0].1.starts_with("GROQ_API_KEY is not set"),
+        "{}",
+        got[0].1
+    );
     assert!(got[1].1.starts_with("DEEPGRAM_API_KEY is not set"));
     assert!(got[2].1.starts_with("CARTESIA_API_KEY is not set"));
 }
 
 #[test]
 fn bad_values_are_field_errors() {
-    let err = resolve(&json!({"llm": 5, "preemptive_generation": "maybe", "tts": "elevenlabs", "prompt": []}), &env(&[("OPENAI_API_KEY", "k"), ("DEEPGRAM_API_KEY", "d"), ("ELEVENLABS_API_KEY", "x")]))
-        .expect_err("must fail");
+    let err = resolve(
+        &json!({"llm": 5, "preemptive_generation": "maybe", "tts": "elevenlabs", "prompt": []}),
+        &env(&[
+            ("OPENAI_API_KEY", "k"),
+            ("DEEPGRAM_API_KEY", "d"),
+            ("ELEVENLABS_API_KEY", "x"),
+        ]),
+    )
+    .expect_err("must fail");
     let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
     assert!(fields.contains(&"session_options.llm"));
     assert!(fields.contains(&"session_options.preemptive_generation"));
     assert!(fields.contains(&"session_options.prompt"));
     // ElevenLabs without a voice anywhere.
-    assert!(err.errors.iter().any(|e| e.field == "session_options.tts" && e.message.contains("ELEVENLABS_VOICE_ID")));
+    assert!(
+        err.errors
+            .iter()
+            .any(|e| e.field == "session_options.tts" && e.message.contains("ELEVENLABS_VOICE_ID"))
+    );
     assert!(resolve(&json!([1]), &full_env()).is_err());
     assert!(resolve(&json!(null), &full_env()).is_ok());
     let sarvam = resolve(&json!({"stt": "sarvam/saaras:v3"}), &full_env()).expect_err("sarvam");

@@ -16,7 +16,11 @@ use support::{
 };
 
 async fn rig(reply: LlmScript) -> Rig {
-    rig_with(reply, vec![at(1350, dg_result("That's all, thanks. Bye!", true, true))]).await
+    rig_with(
+        reply,
+        vec![at(1350, dg_result("That's all, thanks. Bye!", true, true))],
+    )
+    .await
 }
 
 async fn rig_with(reply: LlmScript, stt_script: Vec<stt::At>) -> Rig {
@@ -25,25 +29,51 @@ async fn rig_with(reply: LlmScript, stt_script: Vec<stt::At>) -> Rig {
         stt::Flavor::Deepgram,
         stt_script,
         tts::Flavor::Cartesia,
-        TtsScript { ttfb: Duration::from_millis(10), ms_per_char: 10 },
+        TtsScript {
+            ttfb: Duration::from_millis(10),
+            ms_per_char: 10,
+        },
     )
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_call_ends_the_session_after_the_goodbye() {
-    let rig = rig(LlmScript::text(30, &["Goodbye, have a nice day!"]).with_tool("end_call", r#"{"reason":"caller said goodbye"}"#)).await;
-    let session = rig.session(json!({"tts": "cartesia", "preemptive_generation": false}), EngineOptions::default());
-    let (callee, io) = Callee::start(vec![Seg::Silence(300), Seg::Speech(1000)], Duration::from_secs(10));
+    let rig = rig(LlmScript::text(30, &["Goodbye, have a nice day!"])
+        .with_tool("end_call", r#"{"reason":"caller said goodbye"}"#))
+    .await;
+    let session = rig.session(
+        json!({"tts": "cartesia", "preemptive_generation": false}),
+        EngineOptions::default(),
+    );
+    let (callee, io) = Callee::start(
+        vec![Seg::Silence(300), Seg::Speech(1000)],
+        Duration::from_secs(10),
+    );
     let mut run = support::run(session, io);
-    run.wait_event("end_call", Duration::from_secs(8), |e| matches!(e, SessionEvent::EndCall { .. })).await;
+    run.wait_event("end_call", Duration::from_secs(8), |e| {
+        matches!(e, SessionEvent::EndCall { .. })
+    })
+    .await;
     let report = run.report(Duration::from_secs(5)).await;
 
-    assert_eq!(report.end_reason, EndReason::AgentEnded { reason: "caller said goodbye".into() });
+    assert_eq!(
+        report.end_reason,
+        EndReason::AgentEnded {
+            reason: "caller said goodbye".into()
+        }
+    );
     assert_eq!(report.end_reason.label(), "agent_ended");
     // The goodbye was played in full before the session ended.
-    assert_eq!(report.transcript.last().map(|t| t.text.as_str()), Some("Goodbye, have a nice day!"));
-    let sent: usize = lock(&callee.log).sent.iter().map(|(_, f)| f.samples.len()).sum();
+    assert_eq!(
+        report.transcript.last().map(|t| t.text.as_str()),
+        Some("Goodbye, have a nice day!")
+    );
+    let sent: usize = lock(&callee.log)
+        .sent
+        .iter()
+        .map(|(_, f)| f.samples.len())
+        .sum();
     assert!(sent >= "Goodbye, have a nice day!".len() * 240);
     // No transfer tool without a transfer target.
     let tools = rig.llm.requests()[0].body["tools"].clone();
@@ -52,18 +82,38 @@ async fn end_call_ends_the_session_after_the_goodbye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_call_emits_the_transfer_with_its_target() {
-    let rig = rig(LlmScript::text(30, &["Let me put you through."]).with_tool("transfer_call", r#"{"reason":"wants a human"}"#)).await;
+    let rig = rig(LlmScript::text(30, &["Let me put you through."])
+        .with_tool("transfer_call", r#"{"reason":"wants a human"}"#))
+    .await;
     let session = rig.session(
         json!({"tts": "cartesia", "preemptive_generation": false, "transfer_target": "tel:+61731071901"}),
         EngineOptions::default(),
     );
-    let (_callee, io) = Callee::start(vec![Seg::Silence(300), Seg::Speech(1000)], Duration::from_secs(10));
+    let (_callee, io) = Callee::start(
+        vec![Seg::Silence(300), Seg::Speech(1000)],
+        Duration::from_secs(10),
+    );
     let mut run = support::run(session, io);
-    let ev = run.wait_event("transfer", Duration::from_secs(8), |e| matches!(e, SessionEvent::Transfer { .. })).await;
+    let ev = run
+        .wait_event("transfer", Duration::from_secs(8), |e| {
+            matches!(e, SessionEvent::Transfer { .. })
+        })
+        .await;
     let report = run.report(Duration::from_secs(5)).await;
 
-    assert_eq!(ev, SessionEvent::Transfer { target: "tel:+61731071901".into(), reason: "wants a human".into() });
-    assert_eq!(report.end_reason, EndReason::Transferred { target: "tel:+61731071901".into() });
+    assert_eq!(
+        ev,
+        SessionEvent::Transfer {
+            target: "tel:+61731071901".into(),
+            reason: "wants a human".into()
+        }
+    );
+    assert_eq!(
+        report.end_reason,
+        EndReason::Transferred {
+            target: "tel:+61731071901".into()
+        }
+    );
     let names: Vec<_> = rig.llm.requests()[0].body["tools"]
         .as_array()
         .map(|t| t.iter().map(|t| t["function"]["name"].clone()).collect())
@@ -73,9 +123,19 @@ async fn transfer_call_emits_the_transfer_with_its_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greeting_plays_first_and_silence_ends_the_call() {
-    let rig = rig_with(LlmScript::text(20, &["Hi, I'm Maya. How can I help?"]), vec![]).await;
-    let opts = EngineOptions { silence_timeout: Duration::from_millis(1500), ..EngineOptions::default() };
-    let session = rig.session(json!({"greeting": "Say hi as Maya.", "tts": "cartesia"}), opts);
+    let rig = rig_with(
+        LlmScript::text(20, &["Hi, I'm Maya. How can I help?"]),
+        vec![],
+    )
+    .await;
+    let opts = EngineOptions {
+        silence_timeout: Duration::from_millis(1500),
+        ..EngineOptions::default()
+    };
+    let session = rig.session(
+        json!({"greeting": "Say hi as Maya.", "tts": "cartesia"}),
+        opts,
+    );
     let (callee, io) = Callee::start(vec![], Duration::from_secs(10));
     let run = support::run(session, io);
     let report = run.report(Duration::from_secs(8)).await;
@@ -84,8 +144,15 @@ async fn greeting_plays_first_and_silence_ends_the_call() {
     assert_eq!(report.transcript.len(), 1);
     assert_eq!(report.transcript[0].text, "Hi, I'm Maya. How can I help?");
     let req = &rig.llm.requests()[0];
-    let last = req.body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
-    assert_eq!(last, json!({"role": "system", "content": "Say hi as Maya."}));
+    let last = req.body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        last,
+        json!({"role": "system", "content": "Say hi as Maya."})
+    );
     assert!(!lock(&callee.log).sent.is_empty());
     assert!(report.turns.is_empty(), "a greeting is not a user turn");
 }

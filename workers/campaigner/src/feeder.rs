@@ -393,18 +393,7 @@ impl Feeder {
         if !self.record.sealed {
             return Step::Wait(Duration::from_millis(250));
         }
-        let waiting = self
-            .bus
-            .subject_counts(s::CONTACTS_STREAM, &format!("campaigns.*.{}.>", self.id))
-            .await
-            .map(|c| c.values().sum::<u64>())
-            .unwrap_or(1)
-            + self
-                .bus
-                .subject_counts(s::CONTACTS_STREAM, &s::contacts(&self.id))
-                .await
-                .map(|c| c.values().sum::<u64>())
-                .unwrap_or(1);
+        let waiting = self.bus.waiting(&self.id).await.map_or(1, |(q, w)| q + w);
         let (pending, live) = self.released().await;
         let tallies = self
             .bus
@@ -476,6 +465,7 @@ impl Feeder {
         }
         if let Ok(stream) = self.bus.js.get_stream(s::CONTACTS_STREAM).await {
             let _ = stream.delete_consumer(&s::feeder_consumer(&self.id)).await;
+            let _ = stream.delete_consumer(&s::waiting_consumer(&self.id)).await;
         }
         tracing::info!(campaign = %self.id, finished, dials, "campaign completed");
         Step::Done

@@ -374,15 +374,12 @@ pub(crate) async fn view(
 ) -> Result<CampaignView, ApiError> {
     let id = record.spec.id.clone();
     let bus = &state.bus;
-    let contacts = bus
-        .subject_counts(s::CONTACTS_STREAM, &format!("campaigns.*.{id}.>"))
-        .await
-        .map_err(|e| bus_error(&e))?;
-    let waiting_now = bus
-        .subject_counts(s::CONTACTS_STREAM, &s::contacts(&id))
-        .await
-        .map_err(|e| bus_error(&e))?;
-    let waiting: u64 = contacts.values().sum::<u64>() + waiting_now.values().sum::<u64>();
+    // After completion the counting consumers are gone: nothing waits then.
+    let waiting = match bus.waiting(&id).await {
+        Ok((queued, scheduled)) => queued + scheduled,
+        Err(_) if record.completed_at.is_some() => 0,
+        Err(e) => return Err(bus_error(&e)),
+    };
     let tallies = bus
         .subject_counts(s::TALLY_STREAM, &format!("campaigns.tally.{id}.*"))
         .await

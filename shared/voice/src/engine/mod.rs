@@ -168,7 +168,11 @@ impl<'s, A: AudioIo> Engine<'s, A> {
                     }
                 }
                 Some(_) if !self.user.speaking => {
-                    d.push(self.user.last_speech_end.map(|t| t + o.false_interruption_timeout));
+                    d.push(
+                        self.user
+                            .last_speech_end
+                            .map(|t| t + o.false_interruption_timeout),
+                    );
                 }
                 Some(_) => {}
             }

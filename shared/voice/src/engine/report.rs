@@ -48,12 +48,17 @@ impl Recorder {
     pub fn wall(&self, at: Instant) -> Timestamp {
         let offset = SignedDuration::try_from(at.saturating_duration_since(self.base))
             .unwrap_or(SignedDuration::ZERO);
-        self.base_wall
-            .checked_add(offset)
-            .unwrap_or(self.base_wall)
+        self.base_wall.checked_add(offset).unwrap_or(self.base_wall)
     }
 
-    pub fn entry(&mut self, role: SpeakerRole, text: &str, start: Instant, end: Instant, interrupted: bool) {
+    pub fn entry(
+        &mut self,
+        role: SpeakerRole,
+        text: &str,
+        start: Instant,
+        end: Instant,
+        interrupted: bool,
+    ) {
         self.transcript.push(TranscriptEntry {
             role,
             text: text.to_owned(),

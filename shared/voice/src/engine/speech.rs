@@ -116,7 +116,9 @@ impl<A: AudioIo> Engine<'_, A> {
     }
 
     pub(super) fn on_speech_event(&mut self, ev: Option<ReplyEvent>, now: Instant) {
-        let Some(sp) = self.speech.as_mut() else { return };
+        let Some(sp) = self.speech.as_mut() else {
+            return;
+        };
         let acc = sp.apply(ev);
         self.account(acc);
         let failed = self.speech.as_ref().and_then(|s| s.failed.clone());
@@ -130,7 +132,9 @@ impl<A: AudioIo> Engine<'_, A> {
     }
 
     pub(super) fn on_speculative_event(&mut self, ev: Option<ReplyEvent>) {
-        let Some(spec) = self.speculative.as_mut() else { return };
+        let Some(spec) = self.speculative.as_mut() else {
+            return;
+        };
         let acc = spec.speech.apply(ev);
         let failed = spec.speech.failed.is_some();
         self.account(acc);
@@ -144,7 +148,10 @@ impl<A: AudioIo> Engine<'_, A> {
     /// end of speech only after its minimum silence), start the reply on a copy of the context.
     pub(super) fn maybe_preempt(&mut self, now: Instant) {
         let pausing = !self.vad.silence_run().is_zero();
-        if !self.s.cfg.preemptive_generation || (self.user.speaking && !pausing) || self.speech.is_some() {
+        if !self.s.cfg.preemptive_generation
+            || (self.user.speaking && !pausing)
+            || self.speech.is_some()
+        {
             return;
         }
         let text = self.user.transcript().to_owned();
@@ -194,8 +201,13 @@ impl<A: AudioIo> Engine<'_, A> {
             ..TurnMetrics::default()
         };
         let start = first_speech.unwrap_or(now);
-        self.rec
-            .entry(SpeakerRole::User, &text, start, speech_end.unwrap_or(now), false);
+        self.rec.entry(
+            SpeakerRole::User,
+            &text,
+            start,
+            speech_end.unwrap_or(now),
+            false,
+        );
         let adopted = match self.speculative.take() {
             Some(spec) if spec.transcript == text && spec.ctx_version == self.ctx.version() => {
                 let until = spec.speech.first_audio_at.map_or(now, |a| a.min(now));
@@ -229,7 +241,9 @@ impl<A: AudioIo> Engine<'_, A> {
     pub(super) async fn pump_audio(&mut self) -> Result<(), AudioError> {
         let lead = self.s.opts.playout_lead;
         loop {
-            let Some(sp) = self.speech.as_mut() else { return Ok(()) };
+            let Some(sp) = self.speech.as_mut() else {
+                return Ok(());
+            };
             if sp.paused.is_some() {
                 return Ok(());
             }
@@ -251,7 +265,9 @@ impl<A: AudioIo> Engine<'_, A> {
 
     /// Barge-in: stop playback now, keep the reply until we know whether it was real.
     pub(super) fn pause(&mut self, now: Instant) {
-        let Some(sp) = self.speech.as_mut() else { return };
+        let Some(sp) = self.speech.as_mut() else {
+            return;
+        };
         if sp.paused.is_some() {
             return;
         }
@@ -263,7 +279,9 @@ impl<A: AudioIo> Engine<'_, A> {
 
     /// False interruption: carry on from where playback stopped.
     pub(super) fn resume(&mut self) {
-        let Some(sp) = self.speech.as_mut() else { return };
+        let Some(sp) = self.speech.as_mut() else {
+            return;
+        };
         sp.paused = None;
         self.rec.false_interruptions += 1;
         self.user.reset();
@@ -308,12 +326,15 @@ impl<A: AudioIo> Engine<'_, A> {
         if !finished {
             return;
         }
-        let Some(mut sp) = self.speech.take() else { return };
+        let Some(mut sp) = self.speech.take() else {
+            return;
+        };
         let calls = std::mem::take(&mut sp.tools);
         let text = sp.text.trim().to_owned();
         if !text.is_empty() && sp.playout.has_audio() {
             let start = sp.playout.first_sent_at.unwrap_or(now);
-            self.rec.entry(SpeakerRole::Assistant, &text, start, now, false);
+            self.rec
+                .entry(SpeakerRole::Assistant, &text, start, now, false);
         }
         let mut msg = ChatMessage::new(Role::Assistant, text);
         msg.tool_calls = calls.clone();

@@ -36,20 +36,23 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<WsStream, ConnectError> {
     let shown = redact(url);
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|source| ConnectError::Request {
-            url: shown.clone(),
-            source: Box::new(source),
-        })?;
+    let mut request =
+        url.as_str()
+            .into_client_request()
+            .map_err(|source| ConnectError::Request {
+                url: shown.clone(),
+                source: Box::new(source),
+            })?;
     for (name, value) in headers {
         let value = HeaderValue::from_str(value).map_err(|_| ConnectError::Header { name })?;
         request.headers_mut().insert(*name, value);
     }
     // Nagle off: audio frames and text chunks are small and latency-bound.
     match tokio::time::timeout(timeout, connect_async_with_config(request, None, true)).await {
-        Err(_) => Err(ConnectError::Timeout { url: shown, timeout }),
+        Err(_) => Err(ConnectError::Timeout {
+            url: shown,
+            timeout,
+        }),
         Ok(Err(source)) => Err(ConnectError::Handshake {
             url: shown,
             source: Box::new(source),

@@ -97,7 +97,11 @@ impl Callee {
             }
         });
         (
-            Self { log: log.clone(), hangup: Some(hangup_tx), t0 },
+            Self {
+                log: log.clone(),
+                hangup: Some(hangup_tx),
+                t0,
+            },
             MemoryIo { rx, log },
         )
     }

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use axum::{Json, Router, body::Body, extract::State, http::HeaderMap, response::Response, routing::post};
+use axum::{
+    Json, Router, body::Body, extract::State, http::HeaderMap, response::Response, routing::post,
+};
 use serde_json::{Value, json};
 use tokio::{sync::mpsc, time::Instant};
 
@@ -85,12 +87,17 @@ impl FakeLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { base_url: format!("http://{addr}/v1"), inner }
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            inner,
+        }
     }
 
     pub fn requests(&self) -> Vec<LlmRequest> {
@@ -98,14 +105,25 @@ impl FakeLlm {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let (idx, script) = {
         let mut g = lock(&inner);
-        let script = g.scripts.pop_front().or_else(|| g.fallback.clone()).unwrap_or_else(|| LlmScript::text(0, &["OK."]));
+        let script = g
+            .scripts
+            .pop_front()
+            .or_else(|| g.fallback.clone())
+            .unwrap_or_else(|| LlmScript::text(0, &["OK."]));
         g.requests.push(LlmRequest {
             at: Instant::now(),
             body,
-            auth: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            auth: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             cancelled: false,
             completed: false,
         });
@@ -115,7 +133,11 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, Json
     tokio::spawn(async move {
         let ok = stream(&script, &tx).await;
         let mut g = lock(&inner);
-        if ok { g.requests[idx].completed = true } else { g.requests[idx].cancelled = true }
+        if ok {
+            g.requests[idx].completed = true
+        } else {
+            g.requests[idx].cancelled = true
+        }
     });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -131,7 +153,10 @@ async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, Infallible>>) ->
     // SSE comments while "thinking" let the server notice a client that left.
     let start = Instant::now();
     while start.elapsed() < s.ttft {
-        let left = s.ttft.saturating_sub(start.elapsed()).min(Duration::from_millis(10));
+        let left = s
+            .ttft
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_millis(10));
         tokio::time::sleep(left).await;
         if tx.send(Ok(": thinking\n\n".into())).await.is_err() {
             return false;
@@ -150,7 +175,11 @@ async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, Infallible>>) ->
         if i > 0 && !s.chunk_delay.is_zero() {
             tokio::time::sleep(s.chunk_delay).await;
         }
-        let delta = if i == 0 { json!({"role": "assistant", "content": text}) } else { json!({"content": text}) };
+        let delta = if i == 0 {
+            json!({"role": "assistant", "content": text})
+        } else {
+            json!({"content": text})
+        };
         if tx.send(chunk(delta, Value::Null)).await.is_err() {
             return false;
         }

@@ -18,7 +18,10 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() 
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -32,7 +35,13 @@ pub async fn within<T>(what: &str, timeout: Duration, fut: impl Future<Output = 
 }
 
 /// Env for `resolve()` with every key set and every base URL pointing at the given servers.
-pub fn env(llm: &str, deepgram: &str, assemblyai: &str, cartesia: &str, elevenlabs: &str) -> HashMap<String, String> {
+pub fn env(
+    llm: &str,
+    deepgram: &str,
+    assemblyai: &str,
+    cartesia: &str,
+    elevenlabs: &str,
+) -> HashMap<String, String> {
     [
         ("OPENAI_API_KEY", "sk-test-openai"),
         ("GROQ_API_KEY", "gsk-test"),
@@ -129,12 +138,22 @@ pub fn run(session: Arc<Session>, io: MemoryIo) -> Running {
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     let handle = tokio::spawn(async move { session.run(io, c, Some(tx)).await });
-    Running { handle, events, seen: Vec::new(), cancel }
+    Running {
+        handle,
+        events,
+        seen: Vec::new(),
+        cancel,
+    }
 }
 
 impl Running {
     /// Wait for an event matching `pred` (all events are kept in `seen`).
-    pub async fn wait_event(&mut self, what: &str, timeout: Duration, pred: impl Fn(&SessionEvent) -> bool) -> SessionEvent {
+    pub async fn wait_event(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&SessionEvent) -> bool,
+    ) -> SessionEvent {
         if let Some(e) = self.seen.iter().find(|e| pred(e)) {
             return e.clone();
         }
@@ -148,13 +167,21 @@ impl Running {
                         return e;
                     }
                 }
-                Ok(None) => panic!("session ended while waiting for {what}; saw {:?}", self.seen),
-                Err(_) => panic!("timed out after {timeout:?} waiting for {what}; saw {:?}", self.seen),
+                Ok(None) => panic!(
+                    "session ended while waiting for {what}; saw {:?}",
+                    self.seen
+                ),
+                Err(_) => panic!(
+                    "timed out after {timeout:?} waiting for {what}; saw {:?}",
+                    self.seen
+                ),
             }
         }
     }
 
     pub async fn report(self, timeout: Duration) -> SessionReport {
-        within("the session report", timeout, self.handle).await.expect("session task")
+        within("the session report", timeout, self.handle)
+            .await
+            .expect("session task")
     }
 }

@@ -44,7 +44,10 @@ pub struct At {
 }
 
 pub fn at(ms: u64, json: serde_json::Value) -> At {
-    At { at: Duration::from_millis(ms), json: json.to_string() }
+    At {
+        at: Duration::from_millis(ms),
+        json: json.to_string(),
+    }
 }
 
 /// Deepgram `Results`.
@@ -55,7 +58,12 @@ pub fn dg_result(text: &str, is_final: bool, speech_final: bool) -> serde_json::
 }
 
 /// AssemblyAI v3 `Turn`.
-pub fn aai_turn(order: u32, transcript: &str, end_of_turn: bool, utterance: &str) -> serde_json::Value {
+pub fn aai_turn(
+    order: u32,
+    transcript: &str,
+    end_of_turn: bool,
+    utterance: &str,
+) -> serde_json::Value {
     let words: Vec<_> = transcript
         .split_whitespace()
         .map(|w| json!({"text": w, "start": 0, "end": 0, "confidence": 0.9, "word_is_final": true}))
@@ -67,7 +75,9 @@ pub fn aai_turn(order: u32, transcript: &str, end_of_turn: bool, utterance: &str
 
 impl FakeStt {
     pub async fn start(flavor: Flavor, script: Vec<At>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
@@ -82,7 +92,10 @@ impl FakeStt {
             Flavor::Deepgram => "v1/listen",
             Flavor::AssemblyAi => "v3/ws",
         };
-        Self { url: format!("ws://{addr}/{path}"), log }
+        Self {
+            url: format!("ws://{addr}/{path}"),
+            log,
+        }
     }
 
     pub fn connections(&self) -> Vec<SttLog> {
@@ -90,15 +103,26 @@ impl FakeStt {
     }
 }
 
-async fn serve(flavor: Flavor, tcp: tokio::net::TcpStream, script: Vec<At>, log: Arc<Mutex<Vec<SttLog>>>) {
+async fn serve(
+    flavor: Flavor,
+    tcp: tokio::net::TcpStream,
+    script: Vec<At>,
+    log: Arc<Mutex<Vec<SttLog>>>,
+) {
     let mut entry = SttLog::default();
     #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
     let cb = |req: &Request, resp: Response| {
         entry.uri = req.uri().to_string();
-        entry.auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        entry.auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(resp)
     };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else { return };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
+        return;
+    };
     let idx = {
         let mut g = lock(&log);
         g.push(entry);
@@ -117,7 +141,11 @@ async fn serve(flavor: Flavor, tcp: tokio::net::TcpStream, script: Vec<At>, log:
                 lock(&log)[idx].audio_bytes = bytes;
                 let audio = Duration::from_secs_f64(bytes as f64 / 32_000.0);
                 while next < script.len() && script[next].at <= audio {
-                    if ws.send(Message::text(script[next].json.clone())).await.is_err() {
+                    if ws
+                        .send(Message::text(script[next].json.clone()))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     next += 1;
@@ -130,8 +158,10 @@ async fn serve(flavor: Flavor, tcp: tokio::net::TcpStream, script: Vec<At>, log:
                 if closing {
                     let last = match flavor {
                         Flavor::Deepgram => json!({"type": "Metadata", "request_id": "r1"}),
-                        Flavor::AssemblyAi => json!({"type": "Termination", "audio_duration_seconds": 1,
-                            "session_duration_seconds": 1}),
+                        Flavor::AssemblyAi => {
+                            json!({"type": "Termination", "audio_duration_seconds": 1,
+                            "session_duration_seconds": 1})
+                        }
                     };
                     let _ = ws.send(Message::text(last.to_string())).await;
                     let _ = ws.close(None).await;

@@ -49,7 +49,9 @@ pub struct FakeTts {
 
 impl FakeTts {
     pub async fn start(flavor: Flavor, script: TtsScript) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
@@ -74,7 +76,11 @@ impl FakeTts {
         self.connections()
             .iter()
             .flat_map(|c| c.messages.iter())
-            .filter_map(|m| m.get("transcript").or_else(|| m.get("text")).and_then(Value::as_str))
+            .filter_map(|m| {
+                m.get("transcript")
+                    .or_else(|| m.get("text"))
+                    .and_then(Value::as_str)
+            })
             .filter(|t| !t.trim().is_empty())
             .map(str::to_owned)
             .collect()
@@ -84,18 +90,26 @@ impl FakeTts {
 pub const RATE: u32 = 24_000;
 
 /// One utterance's text input and the task synthesising it.
-type Generator = (mpsc::UnboundedSender<(String, bool)>, tokio::task::JoinHandle<()>);
+type Generator = (
+    mpsc::UnboundedSender<(String, bool)>,
+    tokio::task::JoinHandle<()>,
+);
 
 /// `(pcm, words with start seconds relative to `offset`)`.
 fn synth(text: &str, ms_per_char: u64, offset: f64) -> (Vec<i16>, Vec<(String, f64)>) {
     let n = text.chars().count() as u64 * ms_per_char * u64::from(RATE) / 1000;
-    let pcm: Vec<i16> = (0..n).map(|i| ((i as f64 * 0.07).sin() * 8000.0) as i16).collect();
+    let pcm: Vec<i16> = (0..n)
+        .map(|i| ((i as f64 * 0.07).sin() * 8000.0) as i16)
+        .collect();
     let mut words = Vec::new();
     let mut pos = 0usize;
     for w in text.split_whitespace() {
         let idx = text[pos..].find(w).map_or(pos, |i| pos + i);
         let chars_before = text[..idx].chars().count() as f64;
-        words.push((w.to_owned(), offset + chars_before * ms_per_char as f64 / 1000.0));
+        words.push((
+            w.to_owned(),
+            offset + chars_before * ms_per_char as f64 / 1000.0,
+        ));
         pos = idx + w.len();
     }
     (pcm, words)
@@ -106,17 +120,26 @@ fn b64(pcm: &[i16]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-async fn serve(flavor: Flavor, script: TtsScript, tcp: tokio::net::TcpStream, log: Arc<Mutex<Vec<TtsLog>>>) {
+async fn serve(
+    flavor: Flavor,
+    script: TtsScript,
+    tcp: tokio::net::TcpStream,
+    log: Arc<Mutex<Vec<TtsLog>>>,
+) {
     let mut entry = TtsLog::default();
     #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
     let cb = |req: &Request, resp: Response| {
         entry.uri = req.uri().to_string();
         for (k, v) in req.headers() {
-            entry.headers.insert(k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned());
+            entry
+                .headers
+                .insert(k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned());
         }
         Ok(resp)
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else { return };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
+        return;
+    };
     let idx = {
         let mut g = lock(&log);
         g.push(entry);
@@ -135,7 +158,9 @@ async fn serve(flavor: Flavor, script: TtsScript, tcp: tokio::net::TcpStream, lo
     let mut gens: HashMap<String, Generator> = HashMap::new();
     while let Some(Ok(msg)) = stream.next().await {
         let Message::Text(t) = msg else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+            continue;
+        };
         lock(&log)[idx].messages.push(v.clone());
         let (ctx, text, more) = match flavor {
             Flavor::Cartesia => {
@@ -147,7 +172,11 @@ async fn serve(flavor: Flavor, script: TtsScript, tcp: tokio::net::TcpStream, lo
                     lock(&log)[idx].cancelled.push(ctx);
                     continue;
                 }
-                (ctx, v["transcript"].as_str().unwrap_or("").to_owned(), v["continue"] == json!(true))
+                (
+                    ctx,
+                    v["transcript"].as_str().unwrap_or("").to_owned(),
+                    v["continue"] == json!(true),
+                )
             }
             Flavor::ElevenLabs => {
                 let text = v["text"].as_str().unwrap_or("").to_owned();
@@ -191,16 +220,24 @@ async fn generate(
                 Flavor::Cartesia => {
                     let (w, s): (Vec<_>, Vec<_>) = words.into_iter().unzip();
                     let e: Vec<f64> = s.iter().map(|x| x + 0.1).collect();
-                    let _ = out.send(json!({"type": "timestamps", "done": false, "status_code": 206,
-                        "context_id": ctx, "word_timestamps": {"words": w, "start": s, "end": e}}).to_string());
+                    let _ = out.send(
+                        json!({"type": "timestamps", "done": false, "status_code": 206,
+                        "context_id": ctx, "word_timestamps": {"words": w, "start": s, "end": e}})
+                        .to_string(),
+                    );
                     for c in pcm.chunks(2400) {
-                        let _ = out.send(json!({"type": "chunk", "data": b64(c), "done": false,
-                            "status_code": 206, "step_time": 1.0, "context_id": ctx}).to_string());
+                        let _ = out.send(
+                            json!({"type": "chunk", "data": b64(c), "done": false,
+                            "status_code": 206, "step_time": 1.0, "context_id": ctx})
+                            .to_string(),
+                        );
                     }
                 }
                 Flavor::ElevenLabs => {
                     let chars: Vec<String> = text.chars().map(String::from).collect();
-                    let starts: Vec<f64> = (0..chars.len()).map(|i| (i as u64 * script.ms_per_char) as f64).collect();
+                    let starts: Vec<f64> = (0..chars.len())
+                        .map(|i| (i as u64 * script.ms_per_char) as f64)
+                        .collect();
                     let durs: Vec<f64> = vec![script.ms_per_char as f64; chars.len()];
                     let _ = out.send(json!({"audio": b64(&pcm), "isFinal": null,
                         "alignment": {"chars": chars, "charStartTimesMs": starts, "charDurationsMs": durs},
@@ -211,7 +248,9 @@ async fn generate(
         }
         if !more {
             let done = match flavor {
-                Flavor::Cartesia => json!({"type": "done", "done": true, "status_code": 200, "context_id": ctx}),
+                Flavor::Cartesia => {
+                    json!({"type": "done", "done": true, "status_code": 200, "context_id": ctx})
+                }
                 Flavor::ElevenLabs => json!({"isFinal": true}),
             };
             let _ = out.send(done.to_string());

@@ -3,6 +3,7 @@
 //!
 //! Load generator and system under test share the machine's cores; numbers are conservative.
 
+mod campaign;
 mod dial;
 
 use std::{
@@ -261,6 +262,8 @@ async fn main() {
         dial::SLOTS
     );
     let (idle, burst) = dial::bench_dispatch_to_dial().await;
+    eprintln!("bench: campaign of {} contacts", campaign::CONTACTS);
+    let cmp = campaign::bench_campaign().await;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -296,7 +299,20 @@ Target (DESIGN.md §9): publish to the worker's first LiveKit call p50 ≤ 5 ms,
 (the idle row). In the burst row, calls queue for a slot by design (pull only as many jobs as free slots),\n\
 so its latency is mostly waiting for earlier calls to finish. The INVITE columns add room creation and\n\
 livekit-server → livekit-sip (psrpc over Redis) → SIP. SIPp logs with microsecond wall-clock stamps.\n\n\
-Not measured yet: worker density (needs the media path and the voice session).\n",
+## Campaigns: 100,000 contacts\n\n\
+`callfleet campaign create --csv` (release build) uploads a {contacts}-row CSV through the ingress in chunks of\n\
+5,000 rows (each row validated like a dispatch, checked against the do-not-call list, enqueued with a pipelined\n\
+JetStream publish). The campaign's window is closed all day, so the campaigner then moves every contact to the\n\
+window's opening as a scheduled message; then it idles for {idle} s while they wait.\n\n\
+| step | result |\n|---|---|\n\
+| upload and enqueue ({accepted} accepted) | {up:.1} s ({up_rate:.0} contacts/s) |\n\
+| peak RSS: CLI / ingress | {cli_rss:.0} MB / {ing_rss:.0} MB |\n\
+| all contacts moved to their window (after the upload) | {sweep:.1} s |\n\
+| idle CPU while {contacts} contacts wait: campaigner / nats-server | {c_cpu:.2} % / {n_cpu:.2} % of one core |\n\
+| campaigner RSS while they wait | {c_rss:.0} MB |\n\n\
+Targets (issue 6): at least 100,000 contacts per campaign; waiting contacts hold no worker or ack-pending slot\n\
+(they are JetStream scheduled messages) and cost the fleet nothing while they wait.\n\n\
+Not measured yet: worker density (needs the voice session wired into the worker).\n",
         date = jiff::Timestamp::now().strftime("%Y-%m-%d"),
         nats = "v2.12.15",
         ir = ingress.rate,
@@ -325,6 +341,17 @@ Not measured yet: worker density (needs the media path and the voice session).\n
         b_i99 = burst.to_invite.1,
         i_t = idle.throughput,
         b_t = burst.throughput,
+        contacts = campaign::CONTACTS,
+        idle = 10,
+        accepted = cmp.accepted,
+        up = cmp.upload_secs,
+        up_rate = cmp.accepted as f64 / cmp.upload_secs.max(0.001),
+        cli_rss = cmp.cli_peak_rss_mb,
+        ing_rss = cmp.ingress_peak_rss_mb,
+        sweep = cmp.sweep_secs,
+        c_cpu = cmp.idle_campaigner_cpu_pct,
+        n_cpu = cmp.idle_nats_cpu_pct,
+        c_rss = cmp.campaigner_rss_mb,
     );
     if let Some(parent) = std::path::Path::new(&out).parent() {
         let _ = std::fs::create_dir_all(parent);

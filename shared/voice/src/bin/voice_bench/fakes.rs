@@ -34,38 +34,50 @@ async fn serve_llm(mut tcp: TcpStream, ttft: Duration, reply: &str) {
     let _ = tcp.set_nodelay(true);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
-    // Read headers and the body (Content-Length), bounded.
+    // Keep-alive: one request after another on the same connection, as a real API allows.
     loop {
-        let Ok(n) = tcp.read(&mut chunk).await else { return };
-        if n == 0 || buf.len() > 1 << 20 {
+        // Read headers and the body (Content-Length), bounded.
+        let consumed = loop {
+            if let Some(end) = find(&buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break end + 4 + len;
+                }
+            }
+            let Ok(n) = tcp.read(&mut chunk).await else {
+                return;
+            };
+            if n == 0 || buf.len() > 1 << 20 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        buf.drain(..consumed);
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        if tcp.write_all(head.as_bytes()).await.is_err() {
             return;
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                break;
-            }
+        if !ttft.is_zero() {
+            tokio::time::sleep(ttft).await;
+        }
+        let data = |v: Value| format!("data: {v}\n\n");
+        let mut body = data(
+            json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": reply}}]}),
+        );
+        body.push_str(&data(
+            json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}),
+        ));
+        body.push_str("data: [DONE]\n\n");
+        let framed = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+        if tcp.write_all(framed.as_bytes()).await.is_err() {
+            return;
         }
     }
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
-    if tcp.write_all(head.as_bytes()).await.is_err() {
-        return;
-    }
-    if !ttft.is_zero() {
-        tokio::time::sleep(ttft).await;
-    }
-    let data = |v: Value| format!("data: {v}\n\n");
-    let mut body = data(json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": reply}}]}));
-    body.push_str(&data(json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2}})));
-    body.push_str("data: [DONE]\n\n");
-    let _ = tcp.write_all(body.as_bytes()).await;
-    let _ = tcp.shutdown().await;
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -79,7 +91,9 @@ pub async fn stt(first: Duration, every: Duration, text: &'static str) -> std::i
         while let Ok((tcp, _)) = l.accept().await {
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
                 let mut bytes = 0usize;
                 let mut next = first;
                 let msg = json!({"type": "Results", "is_final": true, "speech_final": true,
@@ -109,11 +123,15 @@ pub async fn tts(audio_ms: u64) -> std::io::Result<String> {
         while let Ok((tcp, _)) = l.accept().await {
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
                 let pcm = vec![0u8; (audio_ms * 48) as usize];
                 let data = base64::engine::general_purpose::STANDARD.encode(pcm);
                 while let Some(Ok(Message::Text(t))) = ws.next().await {
-                    let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                    let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                        continue;
+                    };
                     let ctx = v["context_id"].clone();
                     let mut out = Vec::new();
                     if v["transcript"].as_str().is_some_and(|s| !s.is_empty()) {

@@ -32,9 +32,11 @@ impl AudioIo for Callee {
     fn clear(&mut self) {}
 }
 
-fn callee(turns: usize) -> Callee {
+/// `offset` staggers sessions so their turns do not all end in the same millisecond.
+fn callee(turns: usize, offset: Duration) -> Callee {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
+        tokio::time::sleep(offset).await;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let frames = turns * CYCLE_MS / 20 + 50;
         for i in 0..frames {
@@ -42,7 +44,13 @@ fn callee(turns: usize) -> Callee {
             let ms = (i * 20) % CYCLE_MS;
             let speaking = (200..200 + SPEECH_MS).contains(&ms);
             let samples = (0..320)
-                .map(|n| if speaking { ((n as f64 * 0.15).sin() * 6000.0) as i16 } else { 0 })
+                .map(|n| {
+                    if speaking {
+                        ((n as f64 * 0.15).sin() * 6000.0) as i16
+                    } else {
+                        0
+                    }
+                })
                 .collect();
             if tx.send(AudioFrame::new(samples, 16_000)).await.is_err() {
                 return;
@@ -61,7 +69,10 @@ async fn env(ttft: Duration) -> std::io::Result<HashMap<String, String>> {
         ("CARTESIA_API_KEY", "bench".to_owned()),
         ("CARTESIA_VOICE_ID", "bench".to_owned()),
         ("OPENAI_BASE_URL", fakes::llm(ttft, "Sure.").await?),
-        ("DEEPGRAM_BASE_URL", fakes::stt(first, every, "Hello there.").await?),
+        (
+            "DEEPGRAM_BASE_URL",
+            fakes::stt(first, every, "Hello there.").await?,
+        ),
         ("CARTESIA_BASE_URL", fakes::tts(100).await?),
     ]
     .into_iter()
@@ -78,7 +89,10 @@ async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool
             return Vec::new();
         }
     };
-    let cfg = match resolve(&json!({"preemptive_generation": preemptive, "tts": "cartesia"}), &env) {
+    let cfg = match resolve(
+        &json!({"preemptive_generation": preemptive, "tts": "cartesia"}),
+        &env,
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -86,11 +100,15 @@ async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool
         }
     };
     let mut tasks = Vec::new();
-    for _ in 0..sessions {
-        let Ok(s) = Session::new(cfg.clone(), EngineOptions::default()) else { continue };
+    for i in 0..sessions {
+        let Ok(s) = Session::new(cfg.clone(), EngineOptions::default()) else {
+            continue;
+        };
         let s = Arc::new(s);
+        let offset = Duration::from_millis((i * CYCLE_MS / sessions.max(1)) as u64);
         tasks.push(tokio::spawn(async move {
-            s.run(callee(turns), CancellationToken::new(), None).await
+            s.run(callee(turns, offset), CancellationToken::new(), None)
+                .await
         }));
     }
     let mut out = Vec::new();
@@ -113,7 +131,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let sessions = args.first().copied().unwrap_or(10);
     let turns = args.get(1).copied().unwrap_or(10);
 

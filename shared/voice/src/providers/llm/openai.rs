@@ -83,7 +83,10 @@ impl LlmClient {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let http = self.http.clone();
-        let url = format!("{}/chat/completions", self.cfg.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            self.cfg.base_url.trim_end_matches('/')
+        );
         let key = self.cfg.api_key.clone();
         tokio::spawn(async move {
             tokio::select! {

@@ -81,9 +81,7 @@ impl SttClient {
     pub fn start(&self) -> SttStream {
         match self.cfg.provider {
             SttProvider::Deepgram => driver::spawn(deepgram::Deepgram::new(self.cfg.clone())),
-            SttProvider::AssemblyAi => {
-                driver::spawn(assemblyai::AssemblyAi::new(self.cfg.clone()))
-            }
+            SttProvider::AssemblyAi => driver::spawn(assemblyai::AssemblyAi::new(self.cfg.clone())),
         }
     }
 }

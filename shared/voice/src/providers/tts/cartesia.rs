@@ -295,7 +295,10 @@ fn dispatch(text: &str, contexts: &mut Contexts) {
             }
         }
         "error" => {
-            let why = msg.error.or(msg.message).unwrap_or_else(|| "unknown".into());
+            let why = msg
+                .error
+                .or(msg.message)
+                .unwrap_or_else(|| "unknown".into());
             let _ = tx.send(TtsEvent::Error(why));
             contexts.remove(&ctx);
             return;

@@ -90,7 +90,10 @@ async fn run(
     let mut socket = ws::connect(&url(cfg)?, &headers, CONNECT_TIMEOUT).await?;
     let sock = |e| TtsError::Socket(Box::new(e));
     let init = json!({"text": " ", "voice_settings": {"stability": 0.5, "similarity_boost": 0.8}});
-    socket.send(Message::text(init.to_string())).await.map_err(sock)?;
+    socket
+        .send(Message::text(init.to_string()))
+        .await
+        .map_err(sock)?;
     let mut input_open = true;
     let mut samples_so_far: u64 = 0;
     loop {
@@ -125,7 +128,8 @@ fn handle(
         Some(Err(e)) => return Err(TtsError::Socket(Box::new(e))),
         Some(Ok(Message::Close(f))) => {
             return Err(TtsError::Closed(
-                f.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default(),
+                f.map(|f| format!("{} {}", f.code, f.reason))
+                    .unwrap_or_default(),
             ));
         }
         Some(Ok(Message::Text(t))) => t,
@@ -133,7 +137,10 @@ fn handle(
     };
     let m: Incoming =
         serde_json::from_str(text.as_str()).map_err(|e| TtsError::Malformed(e.to_string()))?;
-    if let Some(e) = m.error.or(m.message.filter(|_| m.audio.is_none() && m.is_final.is_none())) {
+    if let Some(e) = m.error.or(m
+        .message
+        .filter(|_| m.audio.is_none() && m.is_final.is_none()))
+    {
         return Err(TtsError::Provider(e));
     }
     let offset = *samples_so_far as f64 / f64::from(cfg.sample_rate.max(1));
@@ -174,7 +181,10 @@ fn words_from_chars(chars: &[String], starts_ms: &[f64], offset_s: f64) -> Vec<W
     for (c, ms) in chars.iter().zip(starts_ms) {
         if c.trim().is_empty() {
             if !cur.is_empty() {
-                out.push(WordTiming { word: std::mem::take(&mut cur), start });
+                out.push(WordTiming {
+                    word: std::mem::take(&mut cur),
+                    start,
+                });
             }
             continue;
         }

@@ -102,8 +102,8 @@ pub struct TtsClient {
 impl TtsClient {
     pub fn new(cfg: TtsConfig) -> Self {
         let cfg = Arc::new(cfg);
-        let cartesia = (cfg.provider == TtsProvider::Cartesia)
-            .then(|| cartesia::Connection::new(cfg.clone()));
+        let cartesia =
+            (cfg.provider == TtsProvider::Cartesia).then(|| cartesia::Connection::new(cfg.clone()));
         Self { cfg, cartesia }
     }
 
