@@ -380,20 +380,8 @@ impl Resolver<'_> {
     }
 }
 
-/// The bridge's boolean-ish values: `true`, `"yes"`, `"1"`, `1`, `"off"`, ...
+/// The bridge's boolean-ish values (`true`, `"yes"`, `"1"`, `1`, `"off"`, ...): the domain's
+/// reading, so the engine and the dispatch validation agree.
 pub fn boolish(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(1) => Some(true),
-            Some(0) => Some(false),
-            _ => None,
-        },
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "y" | "on" | "1" | "enabled" => Some(true),
-            "false" | "no" | "n" | "off" | "0" | "disabled" | "" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
+    callfleet_domain::boolish::parse(v)
 }

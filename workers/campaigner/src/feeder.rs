@@ -211,19 +211,7 @@ impl Feeder {
                     e.to_string(),
                 )])
             })?;
-            let when = Scheduled {
-                at: open,
-                attempt: header(msg, s::ATTEMPT_HEADER)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1),
-                infra_retries: header(msg, s::INFRA_RETRIES_HEADER)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                generation: header(msg, s::GENERATION_HEADER)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                campaign_contact: Some(tz),
-            };
+            let when = waiting_until(msg, open, tz);
             self.bus.schedule_job(&req, when).await?;
             tracing::debug!(campaign = %self.id, call.id = %req.call_id, %open, "window closed; waiting for it");
             let _ = msg.ack_with(AckKind::Ack).await;
@@ -292,19 +280,7 @@ impl Feeder {
                 let _ = msg.ack_with(AckKind::Nak(None)).await;
                 continue;
             };
-            let when = Scheduled {
-                at: open,
-                attempt: header(&msg, s::ATTEMPT_HEADER)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1),
-                infra_retries: header(&msg, s::INFRA_RETRIES_HEADER)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                generation: header(&msg, s::GENERATION_HEADER)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                campaign_contact: Some(tz),
-            };
+            let when = waiting_until(&msg, open, tz);
             pending.push((msg, req, when));
         }
         // Pipelined: each schedule is acknowledged by JetStream before its contact is acked.
@@ -469,6 +445,22 @@ impl Feeder {
         }
         tracing::info!(campaign = %self.id, finished, dials, "campaign completed");
         Step::Done
+    }
+}
+
+/// A contact put back to wait until `at`, keeping its attempt, retries, generation and zone.
+fn waiting_until(msg: &jetstream::Message, at: jiff::Timestamp, tz: Option<String>) -> Scheduled {
+    let num = |name: &str, default: u32| {
+        header(msg, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Scheduled {
+        at,
+        attempt: num(s::ATTEMPT_HEADER, 1),
+        infra_retries: num(s::INFRA_RETRIES_HEADER, 0),
+        generation: num(s::GENERATION_HEADER, 0),
+        campaign_contact: Some(tz),
     }
 }
 
