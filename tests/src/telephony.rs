@@ -176,6 +176,9 @@ pub enum Behaviour {
     AcceptRefer,
     /// Answer, stream a [`Self::TONE_HZ`] tone as PCMU RTP in a loop, wait for the caller's BYE.
     PlayTone,
+    /// Answer, stream 2 s of the tone (the callee speaks), then 20 s of silence as RTP (it
+    /// listens), then wait for the caller's BYE.
+    SpeakOnce,
     /// Ring until the caller cancels.
     Ring,
     /// Reject with this final status: 486 600 480 408 503 603 404 484 403.
@@ -194,6 +197,7 @@ impl Behaviour {
             Self::AnswerAndStay => (0, 201),
             Self::AcceptRefer => (0, 202),
             Self::PlayTone => (0, 203),
+            Self::SpeakOnce => (0, 204),
             Self::Ring => (0, 180),
             Self::Reject(code) => (0, code),
         };
@@ -232,6 +236,16 @@ impl SipRequest {
 /// (no WAV header parsing: a header would go out as audio), and reads it when it loads the
 /// scenario, so every callee needs it.
 const TONE_FILE: &str = "tone-1khz.ulaw";
+/// [`Behaviour::SpeakOnce`]'s audio: 2 s of the tone (the callee "speaks"), then 20 s of
+/// mu-law silence, as a phone keeps sending RTP while its user listens.
+const SPEAK_FILE: &str = "speak-then-listen.ulaw";
+
+fn speak_then_listen_ulaw() -> Vec<u8> {
+    let mut audio = tone_ulaw();
+    audio.extend(tone_ulaw());
+    audio.extend(std::iter::repeat_n(ulaw(0), 8000 * 20));
+    audio
+}
 
 /// One second of [`Behaviour::TONE_HZ`] at 8 kHz, G.711 mu-law (raw, headerless).
 fn tone_ulaw() -> Vec<u8> {
@@ -271,7 +285,8 @@ impl Callee {
         let (port, media) = (free_port(), free_port());
         let scenario = workspace_root().join("tests/sipp/callee.xml");
         std::fs::write(dir.0.join(TONE_FILE), tone_ulaw())
-            .unwrap_or_else(|e| panic!("cannot write the callee's tone: {e}"));
+            .and_then(|()| std::fs::write(dir.0.join(SPEAK_FILE), speak_then_listen_ulaw()))
+            .unwrap_or_else(|e| panic!("cannot write the callee's audio: {e}"));
         let mut cmd = Command::new(tool("sipp"));
         cmd.current_dir(&dir.0);
         if rtp_echo {

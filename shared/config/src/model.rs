@@ -125,6 +125,11 @@ pub struct AgentConfig {
     pub lease_ttl_secs: u64,
     /// How often a held call checks that the callee is still in the room.
     pub hold_poll_ms: u64,
+    /// Run the voice session (STT → LLM → TTS) on answered calls. Off: the call is held
+    /// silently until the callee hangs up, an operator hangs up, or max_call_duration.
+    pub voice_session: bool,
+    /// Gather only loopback ICE candidates when joining rooms (LiveKit on this machine).
+    pub media_loopback: bool,
     /// A message delivered this many times is dead-lettered (poison or crash loop).
     pub max_deliveries: i64,
     /// Worker id; a random one is generated when empty.

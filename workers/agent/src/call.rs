@@ -20,12 +20,12 @@ use crate::{
 };
 
 /// How a held call ended, or that it is no longer ours.
-enum Held {
+pub(crate) enum Held {
     Ended(EndReason),
     Lost,
 }
 
-pub fn identity(call_id: &str) -> String {
+pub(crate) fn identity(call_id: &str) -> String {
     format!("sip-{call_id}")
 }
 
@@ -99,6 +99,18 @@ async fn dial(
         );
     };
 
+    // Providers are resolved before anything rings.
+    let voice = match crate::voice::prepare(w, req) {
+        Ok(v) => v,
+        Err(reason) => {
+            return fail(
+                CallOutcome::InvalidRequest,
+                None,
+                reason,
+                Recording::default(),
+            );
+        }
+    };
     let room_meta = serde_json::json!({
         "call_id": req.call_id, "campaign": req.campaign, "attempt": job.attempt,
         "account_code": req.account_code, "metadata": req.metadata,
@@ -185,7 +197,14 @@ async fn dial(
     w.publish_until_done(&job.event(EventKind::Answered, job.attempt))
         .await;
 
-    let end_reason = match hold(w, job, answered, keep, control).await {
+    let (held, session) = match voice {
+        Some(cfg) => {
+            let (held, report) = crate::voice::converse(w, job, cfg, answered, keep, control).await;
+            (held, Some(report))
+        }
+        None => (hold(w, job, answered, keep, control).await, None),
+    };
+    let end_reason = match held {
         Held::Ended(reason) => reason,
         Held::Lost => return Disposition::Abandon,
     };
@@ -217,9 +236,15 @@ async fn dial(
         call_start: Some(answered),
         call_end: Some(call_end),
         recording,
-        error: None,
+        error: session.as_ref().and_then(|r| r.error.clone()),
     };
-    Disposition::Final(Box::new(summary::build(w, req, parts)))
+    let mut summary = summary::build(w, req, parts);
+    if let Some(report) = session {
+        summary.usage = report.usage;
+        summary.turns = report.turns;
+        summary.transcript = report.transcript;
+    }
+    Disposition::Final(Box::new(summary))
 }
 
 /// While `CreateSIPParticipant` waits for the answer, watch the SIP leg's `sip.callStatus`;
@@ -482,7 +507,7 @@ async fn hold(
 
 /// `TransferSIPParticipant` (SIP REFER): the callee is handed to `to`; LiveKit then drops the
 /// SIP leg. Publishes `transferred` on success. The voice session's transfer tool calls this too.
-pub async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
+pub(crate) async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
     let req = &job.req;
     let ring = Duration::from_secs(w.config.sip.ringing_timeout_secs);
     tracing::info!(call.id = %req.call_id, "transferring");

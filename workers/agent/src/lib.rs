@@ -26,6 +26,7 @@ mod job;
 mod keepalive;
 mod retry;
 mod summary;
+mod voice;
 
 use std::{sync::Arc, time::Duration};
 
@@ -59,6 +60,8 @@ pub struct Worker {
     pub(crate) worker_id: Arc<str>,
     /// Cancelled when live calls must hang up (shutdown grace period over).
     pub(crate) hangup: CancellationToken,
+    /// Provider keys and base URLs for voice sessions, read once at start.
+    pub(crate) provider_env: Arc<std::collections::HashMap<String, String>>,
 }
 
 impl Worker {
@@ -80,6 +83,7 @@ impl Worker {
             config,
             worker_id: worker_id.into(),
             hangup: CancellationToken::new(),
+            provider_env: Arc::new(voice::provider_env()),
         })
     }
 

@@ -1,0 +1,256 @@
+//! The voice session on an answered call (when `agent.voice_session` is on): the worker joins
+//! the call's room as `agent-<call_id>` with the pure-Rust media transport, and the voice
+//! engine talks with the SIP participant through it. Providers are resolved before dialing, so
+//! an unknown provider or a missing key fails the call before anyone's phone rings.
+
+use std::{collections::HashMap, time::Duration};
+
+use callfleet_domain::{
+    CallRequest, EndReason,
+    control::ControlReply,
+    summary::{TranscriptEntry, TurnMetrics, Usage},
+};
+use callfleet_media::{Event, Options, Transport};
+use callfleet_voice::{
+    AudioError, AudioFrame, AudioIo, EngineOptions, Session, SessionConfig, SessionEvent,
+    SessionReport,
+};
+use jiff::Timestamp;
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Worker,
+    call::{Held, identity, transfer},
+    control::Control,
+    job::Job,
+    keepalive::Keepalive,
+};
+
+/// The agent's audio rate handed to the transport.
+const OUTPUT_RATE: u32 = 24_000;
+
+/// Resolve the request's providers, or `None` when voice sessions are off.
+pub fn prepare(w: &Worker, req: &CallRequest) -> Result<Option<SessionConfig>, String> {
+    if !w.config.agent.voice_session {
+        return Ok(None);
+    }
+    let mut options = serde_json::to_value(&req.session_options).map_err(|e| e.to_string())?;
+    if let (Some(t), Some(o)) = (&req.transfer_target, options.as_object_mut()) {
+        o.insert("transfer_target".into(), t.clone().into());
+    }
+    callfleet_voice::resolve(&options, &w.provider_env)
+        .map(Some)
+        .map_err(|e| format!("voice session: {e}"))
+}
+
+/// What the session adds to the summary.
+#[derive(Default)]
+pub struct Report {
+    pub usage: Usage,
+    pub turns: Vec<TurnMetrics>,
+    pub transcript: Vec<TranscriptEntry>,
+    pub error: Option<String>,
+}
+
+/// Convert one value into the summary's type of the same shape; skip what does not fit.
+fn reshape<T: serde::de::DeserializeOwned>(v: impl serde::Serialize) -> Option<T> {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+impl From<&SessionReport> for Report {
+    fn from(r: &SessionReport) -> Self {
+        Self {
+            usage: reshape(&r.usage).unwrap_or_default(),
+            turns: r.turns.iter().filter_map(reshape).collect(),
+            transcript: r.transcript.iter().filter_map(reshape).collect(),
+            error: match &r.end_reason {
+                callfleet_voice::EndReason::Error { message } => Some(message.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The call's room seen from the agent's side.
+struct RoomIo {
+    callee: String,
+    audio: broadcast::Receiver<callfleet_media::AudioFrame>,
+    events: broadcast::Receiver<Event>,
+    track: callfleet_media::LocalAudioTrack,
+}
+
+impl AudioIo for RoomIo {
+    async fn recv(&mut self) -> Option<AudioFrame> {
+        loop {
+            tokio::select! {
+                f = self.audio.recv() => match f {
+                    Ok(f) if f.identity == self.callee => return Some(AudioFrame::new(f.samples, f.sample_rate)),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                e = self.events.recv() => match e {
+                    Ok(Event::ParticipantLeft { identity }) if identity == self.callee => return None,
+                    Ok(Event::Disconnected { .. }) | Err(broadcast::error::RecvError::Closed) => return None,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: AudioFrame) -> Result<(), AudioError> {
+        // The engine paces its output (at most its playout lead ahead of real time).
+        self.track
+            .push(&frame.samples)
+            .await
+            .map_err(|e| AudioError::Transport(e.to_string()))
+    }
+
+    fn clear(&mut self) {
+        // Frames already pushed are on the wire; the engine's lead bounds what is lost.
+    }
+}
+
+fn token(w: &Worker, room: &str, who: &str) -> Result<String, String> {
+    let (_, key, secret) = w
+        .config
+        .livekit
+        .credentials()
+        .ok_or("LiveKit credentials are not configured")?;
+    AccessToken::with_api_key(key, secret)
+        .with_identity(who)
+        .with_name("callfleet agent")
+        .with_grants(VideoGrants {
+            room_join: true,
+            room: room.to_owned(),
+            can_publish: Some(true),
+            can_subscribe: Some(true),
+            ..Default::default()
+        })
+        .to_jwt()
+        .map_err(|e| e.to_string())
+}
+
+/// Run the session until it ends or the call is taken away; returns how the call ended.
+pub async fn converse(
+    w: &Worker,
+    job: &Job,
+    cfg: SessionConfig,
+    answered: Timestamp,
+    keep: &Keepalive,
+    control: &mut Control,
+) -> (Held, Report) {
+    let req = &job.req;
+    let failed = |error: String| {
+        tracing::warn!(call.id = %req.call_id, %error, "voice session could not start; hanging up");
+        (
+            Held::Ended(EndReason::AgentHangup),
+            Report {
+                error: Some(error),
+                ..Report::default()
+            },
+        )
+    };
+    let url = w.config.livekit.url.clone().unwrap_or_default();
+    let token = match token(w, &req.room, &format!("agent-{}", req.call_id)) {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
+    let options = if w.config.agent.media_loopback {
+        Options::loopback()
+    } else {
+        Options::default()
+    };
+    let transport = match Transport::connect(&url, &token, options).await {
+        Ok(t) => t,
+        Err(e) => return failed(format!("cannot join the call's room: {e}")),
+    };
+    let track = match transport.publish_audio("agent", OUTPUT_RATE).await {
+        Ok(t) => t,
+        Err(e) => return failed(format!("cannot publish the agent's audio: {e}")),
+    };
+    let io = RoomIo {
+        callee: identity(&req.call_id),
+        audio: transport.remote_audio(),
+        events: transport.events(),
+        track,
+    };
+    let max = Duration::from_secs(w.config.agent.max_call_duration_secs);
+    let elapsed = Timestamp::now().duration_since(answered).unsigned_abs();
+    let opts = EngineOptions {
+        max_duration: max.saturating_sub(elapsed),
+        ..EngineOptions::default()
+    };
+    let session = match Session::new(cfg, opts) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("voice session: {e}")),
+    };
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let run = session.run(io, cancel.clone(), Some(tx));
+    tokio::pin!(run);
+    let operator_hangup = control.hangup.clone();
+    let mut stopped: Option<Held> = None;
+    let mut transferred = false;
+    let report = loop {
+        tokio::select! {
+            report = &mut run => break report,
+            Some(event) = rx.recv() => {
+                if let SessionEvent::Transfer { target, .. } = event {
+                    transferred |= transfer(w, job, &target).await.ok;
+                }
+            }
+            t = control.next_transfer() => {
+                let reply: ControlReply = transfer(w, job, &t.to).await;
+                transferred |= reply.ok;
+                t.answer(reply);
+            }
+            () = operator_hangup.cancelled(), if stopped.is_none() => {
+                stopped = Some(Held::Ended(EndReason::Cancelled));
+                cancel.cancel();
+            }
+            () = w.hangup.cancelled(), if stopped.is_none() => {
+                stopped = Some(Held::Ended(EndReason::Shutdown));
+                cancel.cancel();
+            }
+            () = keep.lost.cancelled(), if stopped.is_none() => {
+                stopped = Some(Held::Lost);
+                cancel.cancel();
+            }
+        }
+    };
+    if let Err(e) = transport.leave().await {
+        tracing::debug!(call.id = %req.call_id, error = %e, "leaving the room");
+    }
+    use callfleet_voice::EndReason as V;
+    let held = stopped.unwrap_or(match &report.end_reason {
+        _ if transferred => Held::Ended(EndReason::Transferred),
+        V::CalleeHungUp => Held::Ended(EndReason::CalleeHangup),
+        V::Transferred { .. } => Held::Ended(EndReason::Transferred),
+        V::MaxDuration => Held::Ended(EndReason::MaxDuration),
+        V::Cancelled => Held::Ended(EndReason::Shutdown),
+        V::AgentEnded { .. } | V::SilenceTimeout | V::Error { .. } => {
+            Held::Ended(EndReason::AgentHangup)
+        }
+    });
+    tracing::info!(call.id = %req.call_id, end = ?report.end_reason, turns = report.turns.len(), "voice session ended");
+    (held, Report::from(&report))
+}
+
+/// The provider keys and base URLs the engine may read, from the process environment.
+pub fn provider_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.ends_with("_API_KEY")
+                || k.ends_with("_BASE_URL")
+                || k.ends_with("_VOICE_ID")
+                || matches!(
+                    k.as_str(),
+                    "LLM_PROVIDER" | "LLM_MODEL" | "PREEMPTIVE_GENERATION"
+                )
+        })
+        .collect()
+}
