@@ -32,6 +32,16 @@ pub enum LlmProvider {
     Groq,
 }
 
+impl LlmProvider {
+    /// The provider's name, as in the session options (`openai`, `groq`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Groq => "groq",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LlmConfig {
     pub provider: LlmProvider,
@@ -51,6 +61,16 @@ pub enum SttProvider {
     AssemblyAi,
 }
 
+impl SttProvider {
+    /// The provider's name, as in the session options (`deepgram`, `assemblyai`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Deepgram => "deepgram",
+            Self::AssemblyAi => "assemblyai",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SttConfig {
     pub provider: SttProvider,
@@ -68,6 +88,16 @@ pub struct SttConfig {
 pub enum TtsProvider {
     Cartesia,
     ElevenLabs,
+}
+
+impl TtsProvider {
+    /// The provider's name, as in the session options (`cartesia`, `elevenlabs`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cartesia => "cartesia",
+            Self::ElevenLabs => "elevenlabs",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -55,11 +55,12 @@ impl Reply {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let llm_stream = llm.stream(&messages, tools);
+        let names = (llm.config().provider.name(), tts.config().provider.name());
         let tts = tts.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = token.cancelled() => {}
-                () = run(llm_stream, tts, &tx) => {}
+                () = run(llm_stream, tts, names, &tx) => {}
             }
         });
         Self {
@@ -74,9 +75,11 @@ impl Reply {
     }
 }
 
+/// `names`: the LLM and TTS provider names, for failure messages.
 async fn run(
     mut llm: crate::providers::llm::LlmStream,
     tts_client: TtsClient,
+    (llm_name, tts_name): (&str, &str),
     tx: &mpsc::UnboundedSender<ReplyEvent>,
 ) {
     let mut tts: Option<TtsStream> = None;
@@ -126,7 +129,7 @@ async fn run(
                     }
                 }
                 Some(Err(e)) => {
-                    send(ReplyEvent::Failed(format!("llm: {}", crate::error_chain(&e))));
+                    send(ReplyEvent::Failed(format!("llm ({llm_name}): {}", crate::error_chain(&e))));
                     return;
                 }
             },
@@ -142,11 +145,11 @@ async fn run(
                 Some(TtsEvent::Words(w)) => send(ReplyEvent::Words(w)),
                 Some(TtsEvent::Done) => tts_done = true,
                 Some(TtsEvent::Error(e)) => {
-                    send(ReplyEvent::Failed(format!("tts: {e}")));
+                    send(ReplyEvent::Failed(format!("tts ({tts_name}): {e}")));
                     return;
                 }
                 None => {
-                    send(ReplyEvent::Failed("tts: stream ended without done".into()));
+                    send(ReplyEvent::Failed(format!("tts ({tts_name}): stream ended without done")));
                     return;
                 }
             },

@@ -37,10 +37,11 @@ impl<A: AudioIo> Engine<'_, A> {
     }
 
     pub(super) fn on_stt(&mut self, ev: Option<SttEvent>, now: Instant) {
+        let stt = self.s.stt.config().provider.name();
         let Some(ev) = ev else {
             self.stt_open = false;
             self.end = Some(EndReason::Error {
-                message: "stt: stream ended".into(),
+                message: format!("stt ({stt}): stream ended"),
             });
             return;
         };
@@ -76,7 +77,7 @@ impl<A: AudioIo> Engine<'_, A> {
             SttEvent::Error(message) => {
                 self.stt_open = false;
                 self.end = Some(EndReason::Error {
-                    message: format!("stt: {message}"),
+                    message: format!("stt ({stt}): {message}"),
                 });
             }
         }

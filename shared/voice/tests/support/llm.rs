@@ -2,7 +2,6 @@
 
 use std::{
     collections::VecDeque,
-    convert::Infallible,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -23,6 +22,19 @@ pub struct LlmScript {
     pub chunk_delay: Duration,
     /// `(name, arguments JSON)` tool calls, streamed after the text.
     pub tool_calls: Vec<(String, String)>,
+    /// Misbehave instead of (or part-way through) streaming the script.
+    pub fail: Option<LlmFail>,
+}
+
+/// How the server fails a request.
+#[derive(Debug, Clone)]
+pub enum LlmFail {
+    /// Answer with this status and an OpenAI-style JSON error body.
+    Status(u16),
+    /// Answer 200 `text/event-stream` with this body verbatim, then end the response cleanly.
+    Raw(String),
+    /// Stream the first chunk, then drop the connection mid-response (no terminating chunk).
+    DisconnectAfterFirst,
 }
 
 impl LlmScript {
@@ -32,6 +44,15 @@ impl LlmScript {
             chunks: chunks.iter().map(|s| (*s).to_owned()).collect(),
             chunk_delay: Duration::ZERO,
             tool_calls: Vec::new(),
+            fail: None,
+        }
+    }
+
+    /// A request that fails as `fail` says.
+    pub fn failing(fail: LlmFail) -> Self {
+        Self {
+            fail: Some(fail),
+            ..Self::text(0, &["We are open ", "nine to five. ", "See you soon."])
         }
     }
 
@@ -129,7 +150,26 @@ async fn handle(
         });
         (g.requests.len() - 1, script)
     };
-    let (tx, rx) = mpsc::channel::<Result<String, Infallible>>(1);
+    match &script.fail {
+        Some(LlmFail::Status(code)) => {
+            let body = json!({"error": {"message": "Incorrect API key provided: sk-te***nai.",
+                "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+            return Response::builder()
+                .status(*code)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap_or_default();
+        }
+        Some(LlmFail::Raw(raw)) => {
+            lock(&inner).requests[idx].completed = true;
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from(raw.clone()))
+                .unwrap_or_default();
+        }
+        Some(LlmFail::DisconnectAfterFirst) | None => {}
+    }
+    let (tx, rx) = mpsc::channel::<Result<String, std::io::Error>>(1);
     tokio::spawn(async move {
         let ok = stream(&script, &tx).await;
         let mut g = lock(&inner);
@@ -149,7 +189,7 @@ async fn handle(
 }
 
 /// Write the script; `false` if the client went away first.
-async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, Infallible>>) -> bool {
+async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, std::io::Error>>) -> bool {
     // SSE comments while "thinking" let the server notice a client that left.
     let start = Instant::now();
     while start.elapsed() < s.ttft {
@@ -181,6 +221,13 @@ async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, Infallible>>) ->
             json!({"content": text})
         };
         if tx.send(chunk(delta, Value::Null)).await.is_err() {
+            return false;
+        }
+        if matches!(s.fail, Some(LlmFail::DisconnectAfterFirst)) {
+            // An error in the body stream makes hyper abort the connection.
+            let _ = tx
+                .send(Err(std::io::Error::other("server went away")))
+                .await;
             return false;
         }
     }

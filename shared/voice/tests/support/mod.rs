@@ -185,3 +185,9 @@ impl Running {
             .expect("session task")
     }
 }
+
+/// A 127.0.0.1 port nothing listens on: bound, then released, so connecting is refused.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}

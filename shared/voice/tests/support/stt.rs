@@ -3,7 +3,10 @@
 //! clock passes their time, so transcripts line up with what the callee "said".
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -11,7 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{
     Message,
-    handshake::server::{Request, Response},
+    handshake::server::{ErrorResponse, Request, Response},
+    http::StatusCode,
 };
 
 use super::callee::lock;
@@ -34,6 +38,20 @@ pub struct SttLog {
 pub struct FakeStt {
     pub url: String,
     pub log: Arc<Mutex<Vec<SttLog>>>,
+    /// TCP connections accepted (including refused upgrades).
+    pub attempts: Arc<AtomicUsize>,
+}
+
+/// How a connection fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SttFail {
+    /// Refuse the websocket upgrade with this HTTP status.
+    Reject(u16),
+    /// Answer the first audio with a text message that is not JSON.
+    Garbage,
+    /// Send the first scripted message (or, with an empty script, read the first audio), then
+    /// drop the TCP connection without a close frame.
+    DropAfterFirst,
 }
 
 /// One scripted message, sent once `at` of audio has arrived.
@@ -75,6 +93,19 @@ pub fn aai_turn(
 
 impl FakeStt {
     pub async fn start(flavor: Flavor, script: Vec<At>) -> Self {
+        Self::failing(flavor, script, None, 0).await
+    }
+
+    /// The first `connections` connections fail as `fail` says (`usize::MAX`: all of them);
+    /// later ones follow the script.
+    pub async fn failing(
+        flavor: Flavor,
+        script: Vec<At>,
+        fail: Option<SttFail>,
+        connections: usize,
+    ) -> Self {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let a = attempts.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -85,7 +116,9 @@ impl FakeStt {
             while let Ok((tcp, _)) = listener.accept().await {
                 let script = script.clone();
                 let log = l.clone();
-                tokio::spawn(serve(flavor, tcp, script, log));
+                let n = a.fetch_add(1, Ordering::SeqCst);
+                let fail = fail.filter(|_| n < connections);
+                tokio::spawn(serve(flavor, tcp, script, log, fail));
             }
         });
         let path = match flavor {
@@ -95,6 +128,7 @@ impl FakeStt {
         Self {
             url: format!("ws://{addr}/{path}"),
             log,
+            attempts,
         }
     }
 
@@ -108,10 +142,16 @@ async fn serve(
     tcp: tokio::net::TcpStream,
     script: Vec<At>,
     log: Arc<Mutex<Vec<SttLog>>>,
+    fail: Option<SttFail>,
 ) {
     let mut entry = SttLog::default();
     #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
     let cb = |req: &Request, resp: Response| {
+        if let Some(SttFail::Reject(code)) = fail {
+            let mut refused = ErrorResponse::new(Some("Invalid credentials".to_owned()));
+            *refused.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::UNAUTHORIZED);
+            return Err(refused);
+        }
         entry.uri = req.uri().to_string();
         entry.auth = req
             .headers()
@@ -137,6 +177,15 @@ async fn serve(
     while let Some(Ok(msg)) = ws.next().await {
         match msg {
             Message::Binary(b) => {
+                if fail == Some(SttFail::Garbage) && bytes == 0 {
+                    let garbage = "<html><body>502 Bad Gateway</body></html>";
+                    if ws.send(Message::text(garbage)).await.is_err() {
+                        return;
+                    }
+                }
+                if fail == Some(SttFail::DropAfterFirst) && script.is_empty() {
+                    return;
+                }
                 bytes += b.len();
                 lock(&log)[idx].audio_bytes = bytes;
                 let audio = Duration::from_secs_f64(bytes as f64 / 32_000.0);
@@ -149,6 +198,9 @@ async fn serve(
                         return;
                     }
                     next += 1;
+                    if fail == Some(SttFail::DropAfterFirst) {
+                        return; // drops the socket: no close frame
+                    }
                 }
             }
             Message::Text(t) => {

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{
     Message,
-    handshake::server::{Request, Response},
+    handshake::server::{ErrorResponse, Request, Response},
+    http::StatusCode,
 };
 
 use super::callee::lock;
@@ -47,8 +48,32 @@ pub struct FakeTts {
     pub log: Arc<Mutex<Vec<TtsLog>>>,
 }
 
+/// How every connection fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtsFail {
+    /// Refuse the websocket upgrade with this HTTP status.
+    Reject(u16),
+    /// Answer the first text with a message that is not JSON.
+    Garbage,
+    /// Answer the first text with one audio chunk, then drop the TCP connection without a
+    /// close frame.
+    DropAfterFirst,
+}
+
 impl FakeTts {
     pub async fn start(flavor: Flavor, script: TtsScript) -> Self {
+        Self::start_with(flavor, script, None).await
+    }
+
+    pub async fn failing(flavor: Flavor, fail: TtsFail) -> Self {
+        let script = TtsScript {
+            ttfb: Duration::ZERO,
+            ms_per_char: 10,
+        };
+        Self::start_with(flavor, script, Some(fail)).await
+    }
+
+    async fn start_with(flavor: Flavor, script: TtsScript, fail: Option<TtsFail>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -57,7 +82,7 @@ impl FakeTts {
         let l = log.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(flavor, script, tcp, l.clone()));
+                tokio::spawn(serve(flavor, script, tcp, l.clone(), fail));
             }
         });
         let url = match flavor {
@@ -125,10 +150,16 @@ async fn serve(
     script: TtsScript,
     tcp: tokio::net::TcpStream,
     log: Arc<Mutex<Vec<TtsLog>>>,
+    fail: Option<TtsFail>,
 ) {
     let mut entry = TtsLog::default();
     #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
     let cb = |req: &Request, resp: Response| {
+        if let Some(TtsFail::Reject(code)) = fail {
+            let mut refused = ErrorResponse::new(Some("Invalid API key".to_owned()));
+            *refused.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::UNAUTHORIZED);
+            return Err(refused);
+        }
         entry.uri = req.uri().to_string();
         for (k, v) in req.headers() {
             entry
@@ -187,6 +218,33 @@ async fn serve(
                 ("el".to_owned(), text, more)
             }
         };
+        if !text.trim().is_empty() {
+            match fail {
+                Some(TtsFail::Garbage) => {
+                    let _ = out_tx.send("<html><body>502 Bad Gateway</body></html>".to_owned());
+                    continue;
+                }
+                Some(TtsFail::DropAfterFirst) => {
+                    let (pcm, _) = synth(&text, script.ms_per_char, 0.0);
+                    let first = &pcm[..pcm.len().min(2400)];
+                    let chunk = match flavor {
+                        Flavor::Cartesia => json!({"type": "chunk", "data": b64(first),
+                            "done": false, "status_code": 206, "step_time": 1.0, "context_id": ctx}),
+                        Flavor::ElevenLabs => json!({"audio": b64(first), "isFinal": null,
+                            "alignment": null, "normalizedAlignment": null}),
+                    };
+                    let _ = out_tx.send(chunk.to_string());
+                    // The writer flushes the chunk and ends once every sender is gone; both
+                    // halves dropped close the TCP connection without a close frame.
+                    drop(out_tx);
+                    for (_, (_, h)) in gens {
+                        h.abort();
+                    }
+                    return;
+                }
+                Some(TtsFail::Reject(_)) | None => {}
+            }
+        }
         let entry = gens.entry(ctx.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let h = tokio::spawn(generate(flavor, script, ctx.clone(), rx, out_tx.clone()));

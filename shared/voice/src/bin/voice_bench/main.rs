@@ -4,8 +4,12 @@
 //!
 //! `cargo run --release --bin voice_bench -- [sessions] [turns]`; writes nothing, prints
 //! Markdown (copied into BENCH.md).
+//!
+//! `cargo run --release --bin voice_bench -- load [seconds]`: CPU and RSS per concurrent
+//! session at 10, 50 and 100 sessions (see `load.rs`).
 
 mod fakes;
+mod load;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -34,25 +38,32 @@ impl AudioIo for Callee {
 
 /// `offset` staggers sessions so their turns do not all end in the same millisecond.
 fn callee(turns: usize, offset: Duration) -> Callee {
+    callee_at(turns * CYCLE_MS / 20 + 50, offset, 16_000)
+}
+
+/// `frames` 20 ms frames at `rate`: `SPEECH_MS` of a ~380 Hz tone every `CYCLE_MS`, silence
+/// otherwise.
+fn callee_at(frames: usize, offset: Duration, rate: u32) -> Callee {
     let (tx, rx) = mpsc::channel(16);
+    let per_frame = rate as usize / 50;
+    let step = 0.15 * 16_000.0 / f64::from(rate);
     tokio::spawn(async move {
         tokio::time::sleep(offset).await;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let frames = turns * CYCLE_MS / 20 + 50;
         for i in 0..frames {
             tick.tick().await;
             let ms = (i * 20) % CYCLE_MS;
             let speaking = (200..200 + SPEECH_MS).contains(&ms);
-            let samples = (0..320)
+            let samples = (0..per_frame)
                 .map(|n| {
                     if speaking {
-                        ((n as f64 * 0.15).sin() * 6000.0) as i16
+                        ((n as f64 * step).sin() * 6000.0) as i16
                     } else {
                         0
                     }
                 })
                 .collect();
-            if tx.send(AudioFrame::new(samples, 16_000)).await.is_err() {
+            if tx.send(AudioFrame::new(samples, rate)).await.is_err() {
                 return;
             }
         }
@@ -131,6 +142,12 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    match raw.first().map(String::as_str) {
+        Some("load") => return load::all(&raw[1..]),
+        Some("load-one") => return load::one(&raw[1..]).await,
+        _ => {}
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -28,11 +28,11 @@ pub enum LlmError {
     },
     #[error("no response from {url} within {timeout:?}")]
     Timeout { url: String, timeout: Duration },
-    #[error("the response stream broke")]
+    #[error("the response stream broke off (connection lost mid-response)")]
     Stream(#[source] reqwest::Error),
     #[error("no data for {0:?} mid-stream")]
     Idle(Duration),
-    #[error("malformed chunk: {0}")]
+    #[error("malformed stream: {0}")]
     Malformed(String),
     #[error("the provider reported an error: {0}")]
     Provider(String),

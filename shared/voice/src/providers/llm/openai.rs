@@ -133,13 +133,19 @@ async fn run(
     let mut bytes = response.bytes_stream();
     let mut parser = SseParser::default();
     let mut calls = ToolCalls::default();
+    let mut events = 0usize;
+    let mut preview_of_body = String::new();
     loop {
         let chunk = match tokio::time::timeout(IDLE_TIMEOUT, bytes.next()).await {
             Err(_) => return Err(LlmError::Idle(IDLE_TIMEOUT)),
             Ok(None) => break,
             Ok(Some(c)) => c.map_err(LlmError::Stream)?,
         };
+        if events == 0 && preview_of_body.len() < 120 {
+            preview_of_body.push_str(&String::from_utf8_lossy(&chunk));
+        }
         for data in parser.push(&chunk) {
+            events += 1;
             if data.trim() == "[DONE]" {
                 return finish(calls, tx).await;
             }
@@ -149,6 +155,13 @@ async fn run(
                 }
             }
         }
+    }
+    if events == 0 {
+        // Not an event stream at all (an HTML error page, a proxy's reply...).
+        return Err(LlmError::Malformed(format!(
+            "the stream ended without a data event: {}",
+            preview(&preview_of_body)
+        )));
     }
     // Some servers close without [DONE]; treat a clean close as the end.
     finish(calls, tx).await

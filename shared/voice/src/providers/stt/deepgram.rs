@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol};
+use super::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol, preview};
 use crate::config::SttConfig;
 
 /// Silence (ms) after which Deepgram marks a result `speech_final`.
@@ -85,7 +85,7 @@ impl SttProtocol for Deepgram {
 
     fn parse(&mut self, text: &str) -> Result<Vec<SttEvent>, SttError> {
         let msg: Msg = serde_json::from_str(text)
-            .map_err(|e| SttError::Provider(format!("unreadable message: {e}")))?;
+            .map_err(|e| SttError::Malformed(format!("{e} in {:?}", preview(text))))?;
         let mut out = Vec::new();
         match msg.kind.as_str() {
             "Results" => {

@@ -39,12 +39,19 @@ pub enum SttError {
     Url(String),
     #[error("could not connect to the STT")]
     Connect(#[from] crate::providers::ws::ConnectError),
-    #[error("STT websocket failed")]
+    #[error("STT websocket connection lost")]
     Socket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
     #[error("STT closed the stream: {0}")]
     Closed(String),
     #[error("STT reported an error: {0}")]
     Provider(String),
+    #[error("malformed STT message: {0}")]
+    Malformed(String),
+}
+
+/// The start of a message, for error messages.
+pub(crate) fn preview(s: &str) -> String {
+    s.chars().take(80).collect()
 }
 
 /// One provider's wire format.

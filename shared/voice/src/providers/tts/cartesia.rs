@@ -176,7 +176,14 @@ async fn run(cfg: Arc<TtsConfig>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                 }
             }
             msg = next(&mut socket) => match msg {
-                Some(Ok(Message::Text(t))) => dispatch(t.as_str(), &mut contexts),
+                Some(Ok(Message::Text(t))) => {
+                    if let Err(e) = dispatch(t.as_str(), &mut contexts) {
+                        // Not the protocol we speak: nothing more on this socket can be trusted.
+                        tracing::warn!(error = %e, "tts.cartesia.unreadable_message");
+                        fail_all(&mut contexts, &e);
+                        socket = None;
+                    }
+                }
                 Some(Ok(Message::Close(_))) | None => {
                     fail_all(&mut contexts, &TtsError::Closed("connection closed".into()));
                     socket = None;
@@ -254,22 +261,22 @@ async fn ensure<'a>(
         .ok_or_else(|| TtsError::Closed("not connected".into()))
 }
 
-fn dispatch(text: &str, contexts: &mut Contexts) {
-    let msg: Incoming = match serde_json::from_str(text) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "tts.cartesia.unreadable_message");
-            return;
-        }
-    };
+/// Route one message to its context; `Err` if it is not a Cartesia message at all.
+fn dispatch(text: &str, contexts: &mut Contexts) -> Result<(), TtsError> {
+    let msg: Incoming = serde_json::from_str(text).map_err(|e| {
+        let preview: String = text.chars().take(80).collect();
+        TtsError::Malformed(format!("{e} in {preview:?}"))
+    })?;
     let Some(ctx) = msg.context_id.clone() else {
         if msg.kind == "error" {
             let e = TtsError::Provider(msg.error.or(msg.message).unwrap_or_default());
             fail_all(contexts, &e);
         }
-        return;
+        return Ok(());
     };
-    let Some(tx) = contexts.get(&ctx) else { return };
+    let Some(tx) = contexts.get(&ctx) else {
+        return Ok(());
+    };
     match msg.kind.as_str() {
         "chunk" => {
             if let Some(data) = msg.data {
@@ -301,7 +308,7 @@ fn dispatch(text: &str, contexts: &mut Contexts) {
                 .unwrap_or_else(|| "unknown".into());
             let _ = tx.send(TtsEvent::Error(why));
             contexts.remove(&ctx);
-            return;
+            return Ok(());
         }
         _ => {}
     }
@@ -309,6 +316,7 @@ fn dispatch(text: &str, contexts: &mut Contexts) {
         let _ = tx.send(TtsEvent::Done);
         contexts.remove(&ctx);
     }
+    Ok(())
 }
 
 fn fail_all(contexts: &mut Contexts, e: &TtsError) {

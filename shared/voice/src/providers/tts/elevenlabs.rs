@@ -135,8 +135,10 @@ fn handle(
         Some(Ok(Message::Text(t))) => t,
         Some(Ok(_)) => return Ok(false),
     };
-    let m: Incoming =
-        serde_json::from_str(text.as_str()).map_err(|e| TtsError::Malformed(e.to_string()))?;
+    let m: Incoming = serde_json::from_str(text.as_str()).map_err(|e| {
+        let preview: String = text.chars().take(80).collect();
+        TtsError::Malformed(format!("{e} in {preview:?}"))
+    })?;
     if let Some(e) = m.error.or(m
         .message
         .filter(|_| m.audio.is_none() && m.is_final.is_none()))

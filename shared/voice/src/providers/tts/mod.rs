@@ -18,13 +18,13 @@ pub enum TtsError {
     Url(String),
     #[error("could not connect to the TTS")]
     Connect(#[from] crate::providers::ws::ConnectError),
-    #[error("TTS websocket failed")]
+    #[error("TTS websocket connection lost")]
     Socket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
     #[error("TTS closed the stream: {0}")]
     Closed(String),
     #[error("TTS reported an error: {0}")]
     Provider(String),
-    #[error("unreadable TTS message: {0}")]
+    #[error("malformed TTS message: {0}")]
     Malformed(String),
 }
 
