@@ -59,14 +59,16 @@ pub struct LlmConfig {
 pub enum SttProvider {
     Deepgram,
     AssemblyAi,
+    Sarvam,
 }
 
 impl SttProvider {
-    /// The provider's name, as in the session options (`deepgram`, `assemblyai`).
+    /// The provider's name, as in the session options (`deepgram`, `assemblyai`, `sarvam`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Deepgram => "deepgram",
             Self::AssemblyAi => "assemblyai",
+            Self::Sarvam => "sarvam",
         }
     }
 }
@@ -88,14 +90,16 @@ pub struct SttConfig {
 pub enum TtsProvider {
     Cartesia,
     ElevenLabs,
+    Sarvam,
 }
 
 impl TtsProvider {
-    /// The provider's name, as in the session options (`cartesia`, `elevenlabs`).
+    /// The provider's name, as in the session options (`cartesia`, `elevenlabs`, `sarvam`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Cartesia => "cartesia",
             Self::ElevenLabs => "elevenlabs",
+            Self::Sarvam => "sarvam",
         }
     }
 }
@@ -105,9 +109,11 @@ pub struct TtsConfig {
     pub provider: TtsProvider,
     pub model: String,
     pub voice: String,
+    /// Cartesia and ElevenLabs: ISO 639-1 (`en`); Sarvam: BCP-47 with region (`hi-IN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    /// `wss://…` endpoint (Cartesia: the websocket URL; ElevenLabs: the API root).
+    /// `wss://…` endpoint (Cartesia: the websocket URL; ElevenLabs: the API root; Sarvam: the
+    /// `/text-to-speech/ws` URL).
     pub base_url: String,
     /// Output PCM rate requested from the provider.
     pub sample_rate: u32,

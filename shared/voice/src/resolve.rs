@@ -12,6 +12,83 @@ use crate::config::{
 pub const DEFAULT_PROMPT: &str = "You are a helpful voice AI assistant on a phone call. \
 Keep answers short and conversational, with no markdown.";
 pub const DEFAULT_TTS_SAMPLE_RATE: u32 = 24_000;
+/// Sarvam's API root (STT and TTS websockets hang off it).
+pub const SARVAM_DEFAULT_BASE_URL: &str = "wss://api.sarvam.ai";
+
+/// Languages every Sarvam model takes (saarika:v2.5, bulbul:v2/v3): ten Indian languages and
+/// Indian English, BCP-47 with the `-IN` region.
+const SARVAM_LANGUAGES: &[&str] = &[
+    "hi-IN", "bn-IN", "ta-IN", "te-IN", "mr-IN", "gu-IN", "kn-IN", "ml-IN", "pa-IN", "od-IN",
+    "en-IN",
+];
+/// The further languages saaras:v3 transcribes.
+const SAARAS_V3_EXTRA_LANGUAGES: &[&str] = &[
+    "as-IN", "ur-IN", "ne-IN", "kok-IN", "ks-IN", "sd-IN", "sa-IN", "sat-IN", "mni-IN", "brx-IN",
+    "mai-IN", "doi-IN",
+];
+
+/// A Sarvam descriptor's rest (`saarika:v2.5:hi-IN`, `bulbul:v2:anushka`, `saaras`): Sarvam's
+/// model names carry a `:vN` version, so the variant is whatever follows it. A bare family name
+/// gets its current version.
+fn sarvam_model(rest: &str) -> (String, Option<String>) {
+    let mut parts = rest.splitn(3, ':').map(str::trim);
+    let family = parts.next().unwrap_or("").to_ascii_lowercase();
+    let second = parts.next();
+    let third = parts.next();
+    let is_version = |p: &str| {
+        let mut c = p.chars();
+        c.next().is_some_and(|v| v.eq_ignore_ascii_case(&'v'))
+            && c.next().is_some_and(|d| d.is_ascii_digit())
+    };
+    let (model, variant) = match second {
+        Some(v) if is_version(v) => (
+            format!("{family}:{}", v.to_ascii_lowercase()),
+            third.map(str::to_owned),
+        ),
+        Some(v) => {
+            let rest = match third {
+                Some(t) => format!("{v}:{t}"),
+                None => v.to_owned(),
+            };
+            (family, Some(rest))
+        }
+        None => (family, None),
+    };
+    let model = match model.as_str() {
+        "saarika" => "saarika:v2.5".to_owned(),
+        "saaras" => "saaras:v3".to_owned(),
+        "bulbul" => "bulbul:v2".to_owned(),
+        _ => model,
+    };
+    (model, variant.filter(|v| !v.is_empty()))
+}
+
+/// `hi`, `HI-in`, `hi-IN` -> `hi-IN`; `en`/`en-US` -> `en-IN` (Sarvam's only English);
+/// `or` (ISO 639-1 Odia) -> `od-IN` (Sarvam's code). `Err` names the accepted codes.
+fn sarvam_language(lang: &str, extra: &[&str]) -> Result<String, String> {
+    let primary = lang
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let primary = if primary == "or" {
+        "od".to_owned()
+    } else {
+        primary
+    };
+    let code = format!("{primary}-IN");
+    if SARVAM_LANGUAGES.contains(&code.as_str()) || extra.contains(&code.as_str()) {
+        Ok(code)
+    } else {
+        let mut all: Vec<&str> = SARVAM_LANGUAGES.to_vec();
+        all.extend_from_slice(extra);
+        Err(format!(
+            "language `{lang}` is not supported by sarvam (expected one of {})",
+            all.join(", ")
+        ))
+    }
+}
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -33,10 +110,12 @@ pub struct ResolveError {
 /// Keys read: `llm`, `stt`, `tts`, `cartesia_voice`, `cartesia_model`, `preemptive_generation`,
 /// `prompt`, `greeting`, `language`, `transfer_target`. Env: provider keys (`OPENAI_API_KEY`,
 /// `GROQ_API_KEY`, `DEEPGRAM_API_KEY`, `ASSEMBLYAI_API_KEY`, `CARTESIA_API_KEY`,
-/// `ELEVENLABS_API_KEY`), defaults (`LLM_PROVIDER`, `LLM_MODEL`, `CARTESIA_VOICE_ID`,
-/// `ELEVENLABS_VOICE_ID`, `PREEMPTIVE_GENERATION`) and base URLs (`OPENAI_BASE_URL`,
-/// `GROQ_BASE_URL`, `DEEPGRAM_BASE_URL`, `ASSEMBLYAI_BASE_URL`, `CARTESIA_BASE_URL`,
-/// `ELEVENLABS_BASE_URL`).
+/// `ELEVENLABS_API_KEY`, `SARVAM_API_KEY`), defaults (`LLM_PROVIDER`, `LLM_MODEL`,
+/// `CARTESIA_VOICE_ID`, `ELEVENLABS_VOICE_ID`, `SARVAM_SPEAKER`, `PREEMPTIVE_GENERATION`) and
+/// base URLs (`OPENAI_BASE_URL`, `GROQ_BASE_URL`, `DEEPGRAM_BASE_URL`, `ASSEMBLYAI_BASE_URL`,
+/// `CARTESIA_BASE_URL`, `ELEVENLABS_BASE_URL`, `SARVAM_BASE_URL`: the API root, from which
+/// `wss://…/speech-to-text/ws` and `wss://…/text-to-speech/ws` are derived, overridable per stage
+/// with `SARVAM_STT_BASE_URL` / `SARVAM_TTS_BASE_URL`).
 pub fn resolve(
     options: &Value,
     env: &HashMap<String, String>,
@@ -210,6 +289,9 @@ impl Resolver<'_> {
             }
         });
         let (provider, model, variant) = descriptor(&given);
+        if provider == "sarvam" {
+            return self.sarvam_stt(&given, language);
+        }
         let language = variant.or_else(|| language.map(str::to_owned));
         let (provider, key_var, url_var, url, default_model) = match provider.as_str() {
             "deepgram" => (
@@ -226,17 +308,12 @@ impl Resolver<'_> {
                 "wss://streaming.assemblyai.com/v3/ws",
                 "universal-streaming",
             ),
-            "sarvam" => {
-                self.err(
-                    F,
-                    "sarvam STT is not supported by this engine yet (use deepgram or assemblyai)",
-                );
-                return None;
-            }
             other => {
                 self.err(
                     F,
-                    format!("unknown STT provider `{other}` (expected deepgram or assemblyai)"),
+                    format!(
+                        "unknown STT provider `{other}` (expected deepgram, assemblyai or sarvam)"
+                    ),
                 );
                 return None;
             }
@@ -256,6 +333,98 @@ impl Resolver<'_> {
         })
     }
 
+    /// `sarvam/<model>[:<language>]`, e.g. `sarvam/saarika:v2.5:hi-IN` or `sarvam/saaras:v3`.
+    /// The language (variant, else `session_options.language`) is normalised to Sarvam's
+    /// BCP-47 codes; none leaves the choice to the client (auto-detect where the model can).
+    fn sarvam_stt(&mut self, given: &str, language: Option<&str>) -> Option<SttConfig> {
+        const F: &str = "session_options.stt";
+        let rest = given.split_once('/').map_or("", |(_, r)| r);
+        let (model, variant) = sarvam_model(rest);
+        let model = if model.is_empty() {
+            "saaras:v3".to_owned()
+        } else {
+            model
+        };
+        let extra: &[&str] = if model.starts_with("saaras") {
+            SAARAS_V3_EXTRA_LANGUAGES
+        } else {
+            &[]
+        };
+        let language = match variant.as_deref().or(language) {
+            None => None,
+            Some(l) if l.eq_ignore_ascii_case("unknown") => Some("unknown".to_owned()),
+            Some(l) => match sarvam_language(l, extra) {
+                Ok(code) => Some(code),
+                Err(e) => {
+                    self.err(F, e);
+                    None
+                }
+            },
+        };
+        let api_key = self.key(F, "SARVAM_API_KEY", &format!("sarvam/{model}"));
+        Some(SttConfig {
+            provider: SttProvider::Sarvam,
+            model,
+            language,
+            base_url: self.sarvam_base("SARVAM_STT_BASE_URL"),
+            api_key,
+        })
+    }
+
+    /// `specific` (`SARVAM_STT_BASE_URL` / `SARVAM_TTS_BASE_URL`), else `SARVAM_BASE_URL`, else
+    /// the real API root.
+    fn sarvam_base(&self, specific: &str) -> String {
+        self.env(specific)
+            .or_else(|| self.env("SARVAM_BASE_URL"))
+            .unwrap_or_else(|| SARVAM_DEFAULT_BASE_URL.to_owned())
+    }
+
+    /// Sarvam TTS: `sarvam/<model>[:<speaker>]` or `{provider: sarvam, model, voice}`. The
+    /// speaker defaults to `SARVAM_SPEAKER`, then (bulbul:v2 only) to `anushka`; the language
+    /// must be one Sarvam speaks and defaults to `en-IN`.
+    fn sarvam_tts(
+        &mut self,
+        model: String,
+        voice: Option<String>,
+        language: Option<&str>,
+    ) -> Option<TtsConfig> {
+        const F: &str = "session_options.tts";
+        let (model, voice_in_model) = sarvam_model(&model);
+        let model = if model.is_empty() {
+            "bulbul:v2".to_owned()
+        } else {
+            model
+        };
+        let voice = voice
+            .or(voice_in_model)
+            .or_else(|| self.env("SARVAM_SPEAKER"))
+            .or_else(|| (model == "bulbul:v2").then(|| "anushka".to_owned()));
+        let language = match sarvam_language(language.unwrap_or("en-IN"), &[]) {
+            Ok(code) => code,
+            Err(e) => {
+                self.err(F, e);
+                return None;
+            }
+        };
+        let api_key = self.key(F, "SARVAM_API_KEY", &format!("sarvam/{model}"));
+        let Some(voice) = voice else {
+            self.err(
+                F,
+                format!("no voice for sarvam/{model}: give sarvam/{model}:<speaker> or set SARVAM_SPEAKER"),
+            );
+            return None;
+        };
+        Some(TtsConfig {
+            provider: TtsProvider::Sarvam,
+            model,
+            voice: voice.to_ascii_lowercase(),
+            language: Some(language),
+            base_url: self.sarvam_base("SARVAM_TTS_BASE_URL"),
+            sample_rate: DEFAULT_TTS_SAMPLE_RATE,
+            api_key,
+        })
+    }
+
     fn tts(&mut self, opts: &Map<String, Value>, language: Option<&str>) -> Option<TtsConfig> {
         const F: &str = "session_options.tts";
         let (provider, mut model, mut voice) = match opts.get("tts") {
@@ -269,7 +438,14 @@ impl Resolver<'_> {
                 };
                 (p.to_owned(), String::new(), None)
             }
-            Some(Value::String(s)) => descriptor(s),
+            Some(Value::String(s)) => {
+                let (p, m, v) = descriptor(s);
+                if p == "sarvam" {
+                    let rest = s.split_once('/').map_or("", |(_, r)| r).trim().to_owned();
+                    return self.sarvam_tts(rest, None, language);
+                }
+                (p, m, v)
+            }
             Some(Value::Object(o)) => {
                 let get = |k: &str| {
                     o.get(k)
@@ -308,17 +484,13 @@ impl Resolver<'_> {
                 TtsProvider::Cartesia
             }
             "elevenlabs" => TtsProvider::ElevenLabs,
-            "sarvam" => {
-                self.err(
-                    F,
-                    "sarvam TTS is not supported by this engine yet (use cartesia or elevenlabs)",
-                );
-                return None;
-            }
+            "sarvam" => return self.sarvam_tts(model, voice, language),
             other => {
                 self.err(
                     F,
-                    format!("unknown TTS provider `{other}` (expected cartesia or elevenlabs)"),
+                    format!(
+                        "unknown TTS provider `{other}` (expected cartesia, elevenlabs or sarvam)"
+                    ),
                 );
                 return None;
             }
@@ -338,6 +510,7 @@ impl Resolver<'_> {
                 "eleven_flash_v2_5",
                 "ELEVENLABS_VOICE_ID",
             ),
+            TtsProvider::Sarvam => return self.sarvam_tts(model, voice, language),
         };
         if model.is_empty() {
             model = default_model.to_owned();

@@ -40,6 +40,9 @@ pub struct EngineOptions {
     pub vad: VadOptions,
     /// Follow-up LLM calls allowed after tool results, per turn.
     pub max_tool_rounds: u32,
+    /// A reply whose text is complete fails if the TTS then sends nothing for this long
+    /// (`tts (<provider>): no audio within …`) instead of waiting for `max_duration`.
+    pub tts_idle_timeout: Duration,
 }
 
 impl Default for EngineOptions {
@@ -55,6 +58,7 @@ impl Default for EngineOptions {
             output_frame: Duration::from_millis(20),
             vad: VadOptions::default(),
             max_tool_rounds: 3,
+            tts_idle_timeout: crate::providers::tts::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -106,7 +110,7 @@ impl Session {
         Ok(Self {
             llm: LlmClient::new(cfg.llm.clone())?,
             stt: SttClient::new(cfg.stt.clone()),
-            tts: TtsClient::new(cfg.tts.clone()),
+            tts: TtsClient::new(cfg.tts.clone()).with_idle_timeout(opts.tts_idle_timeout),
             cfg,
             opts,
         })

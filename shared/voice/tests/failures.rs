@@ -323,6 +323,7 @@ async fn rig_with_tts(flavor: tts::Flavor, url: String) -> Rig {
     let key = match flavor {
         tts::Flavor::Cartesia => "CARTESIA_BASE_URL",
         tts::Flavor::ElevenLabs => "ELEVENLABS_BASE_URL",
+        tts::Flavor::Sarvam => "SARVAM_TTS_BASE_URL",
     };
     rig.env.insert(key.into(), url);
     rig
@@ -408,5 +409,119 @@ async fn elevenlabs_failures_end_the_call() {
         let msg = error_with(&report, &words);
         mentions_any(&msg, any);
         user_turn_recorded(&report);
+    }
+}
+
+// --- Sarvam ----------------------------------------------------------------------------------
+
+fn sarvam_script() -> Vec<stt::At> {
+    vec![
+        at(400, stt::sarvam_event("START_SPEECH")),
+        at(1300, stt::sarvam_event("END_SPEECH")),
+        at(1350, stt::sarvam_data("What are your opening hours?")),
+    ]
+}
+
+/// A rig whose Sarvam STT endpoint is the given failing server.
+async fn rig_with_sarvam_stt(bad: &FakeStt) -> Rig {
+    let mut rig = rig(llm_ok(), tts::Flavor::Cartesia).await;
+    rig.env
+        .insert("SARVAM_STT_BASE_URL".into(), bad.url.clone());
+    rig
+}
+
+fn sarvam_cartesia() -> Value {
+    options("sarvam/saarika:v2.5:en-IN", "cartesia/sonic-3:voice-abc")
+}
+
+fn deepgram_sarvam() -> Value {
+    options("deepgram/nova-3:en", "sarvam/bulbul:v2:anushka")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sarvam_stt_upgrade_refused_with_401_ends_the_call() {
+    let bad = FakeStt::failing(
+        stt::Flavor::Sarvam,
+        sarvam_script(),
+        Some(SttFail::Reject(401)),
+        usize::MAX,
+    )
+    .await;
+    let rig = rig_with_sarvam_stt(&bad).await;
+    let report = call(&rig, sarvam_cartesia()).await;
+    let msg = error_with(&report, &["stt (sarvam)", "could not connect", "401"]);
+    assert!(!msg.contains("sarvam-test"), "key leaked: {msg}");
+    assert!(rig.llm.requests().is_empty());
+    let attempts = bad.attempts.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&attempts),
+        "{attempts} connection attempts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sarvam_stt_malformed_message_ends_the_call() {
+    let bad = FakeStt::failing(
+        stt::Flavor::Sarvam,
+        sarvam_script(),
+        Some(SttFail::Garbage),
+        usize::MAX,
+    )
+    .await;
+    let rig = rig_with_sarvam_stt(&bad).await;
+    let report = call(&rig, sarvam_cartesia()).await;
+    error_with(&report, &["stt (sarvam)", "malformed", "502 Bad Gateway"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sarvam_tts_upgrade_refused_with_401_ends_the_call() {
+    let bad = FakeTts::failing(tts::Flavor::Sarvam, TtsFail::Reject(401)).await;
+    let rig = rig_with_tts(tts::Flavor::Sarvam, bad.url.clone()).await;
+    let report = call(&rig, deepgram_sarvam()).await;
+    error_with(&report, &["tts (sarvam)", "could not connect", "401"]);
+    user_turn_recorded(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sarvam_tts_malformed_message_ends_the_call() {
+    let bad = FakeTts::failing(tts::Flavor::Sarvam, TtsFail::Garbage).await;
+    let rig = rig_with_tts(tts::Flavor::Sarvam, bad.url.clone()).await;
+    let report = call(&rig, deepgram_sarvam()).await;
+    error_with(&report, &["tts (sarvam)", "malformed", "502 Bad Gateway"]);
+    user_turn_recorded(&report);
+}
+
+// --- A TTS that never answers ----------------------------------------------------------------
+
+/// A TTS that accepts the text and then sends nothing ends the reply (and the call) once the
+/// idle timeout passes after the text is complete, not at `max_duration`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tts_ends_the_call_after_the_idle_timeout() {
+    let opts = EngineOptions {
+        tts_idle_timeout: Duration::from_millis(1000),
+        ..EngineOptions::default()
+    };
+    for (flavor, options, name) in [
+        (tts::Flavor::Cartesia, deepgram_cartesia(), "tts (cartesia)"),
+        (tts::Flavor::Sarvam, deepgram_sarvam(), "tts (sarvam)"),
+    ] {
+        let bad = FakeTts::failing(flavor, TtsFail::Silent).await;
+        let rig = rig_with_tts(flavor, bad.url.clone()).await;
+        let session = rig.session(options, opts.clone());
+        let (_callee, io) = Callee::start(
+            vec![Seg::Silence(300), Seg::Speech(1000)],
+            Duration::from_secs(20),
+        );
+        let report = support::run(session, io).report(ENDS_WITHIN).await;
+        error_with(
+            &report,
+            &[name, "no audio within 1s after the text was complete"],
+        );
+        user_turn_recorded(&report);
+        // The text did reach the provider.
+        assert_eq!(
+            bad.texts().concat(),
+            "We are open nine to five. See you soon."
+        );
     }
 }

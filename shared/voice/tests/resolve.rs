@@ -181,6 +181,100 @@ fn bad_values_are_field_errors() {
     );
     assert!(resolve(&json!([1]), &full_env()).is_err());
     assert!(resolve(&json!(null), &full_env()).is_ok());
-    let sarvam = resolve(&json!({"stt": "sarvam/saaras:v3"}), &full_env()).expect_err("sarvam");
-    assert!(sarvam.errors[0].message.contains("not supported"));
+    // Sarvam without its key: a field error per stage, naming the variable.
+    let sarvam = resolve(
+        &json!({"stt": "sarvam/saaras:v3", "tts": "sarvam/bulbul:v2:anushka"}),
+        &full_env(),
+    )
+    .expect_err("sarvam without a key");
+    let got: Vec<_> = sarvam
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "session_options.stt");
+    assert!(got[0].1.starts_with("SARVAM_API_KEY is not set"), "{got:?}");
+    assert_eq!(got[1].0, "session_options.tts");
+    assert!(got[1].1.starts_with("SARVAM_API_KEY is not set"), "{got:?}");
+}
+
+#[test]
+fn sarvam_descriptors_resolve() {
+    let mut e = full_env();
+    e.insert("SARVAM_API_KEY".into(), "sv-1".into());
+    // Model names carry a `:vN` version; the variant follows it.
+    let c = resolve(
+        &json!({"stt": "sarvam/saarika:v2.5:ta-IN", "tts": "sarvam/bulbul:v2:Arya",
+                "language": "hi"}),
+        &e,
+    )
+    .expect("resolves");
+    assert_eq!(c.stt.provider, SttProvider::Sarvam);
+    assert_eq!(c.stt.model, "saarika:v2.5");
+    assert_eq!(c.stt.language.as_deref(), Some("ta-IN"));
+    assert_eq!(c.stt.base_url, "wss://api.sarvam.ai");
+    assert_eq!(c.tts.provider, TtsProvider::Sarvam);
+    assert_eq!(c.tts.model, "bulbul:v2");
+    assert_eq!(c.tts.voice, "arya");
+    assert_eq!(c.tts.language.as_deref(), Some("hi-IN"));
+    assert_eq!(c.tts.sample_rate, 24_000);
+    let s = serde_json::to_string(&c).expect("serialise");
+    assert!(!s.contains("sv-1"));
+
+    // Object form, bare families (current versions), the session language, one base URL.
+    e.insert("SARVAM_BASE_URL".into(), "ws://127.0.0.1:9".into());
+    let c = resolve(
+        &json!({"stt": "sarvam/saaras", "language": "or",
+                "tts": {"provider": "sarvam", "model": "bulbul:v2", "voice": "karun"}}),
+        &e,
+    )
+    .expect("resolves");
+    assert_eq!(
+        (c.stt.model.as_str(), c.stt.language.as_deref()),
+        ("saaras:v3", Some("od-IN"))
+    );
+    assert_eq!(
+        (c.tts.voice.as_str(), c.tts.language.as_deref()),
+        ("karun", Some("od-IN"))
+    );
+    assert_eq!(c.stt.base_url, "ws://127.0.0.1:9");
+    assert_eq!(c.tts.base_url, "ws://127.0.0.1:9");
+
+    // Defaults: bulbul:v2 speaks as anushka in en-IN; no STT language leaves it to the model.
+    let c = resolve(&json!({"stt": "sarvam", "tts": "sarvam"}), &e).expect("resolves");
+    assert_eq!(
+        (c.stt.model.as_str(), c.stt.language.as_deref()),
+        ("saaras:v3", None)
+    );
+    assert_eq!(
+        (
+            c.tts.model.as_str(),
+            c.tts.voice.as_str(),
+            c.tts.language.as_deref()
+        ),
+        ("bulbul:v2", "anushka", Some("en-IN"))
+    );
+
+    // A language Sarvam does not speak, and a bulbul:v3 without a speaker, are field errors.
+    let err = resolve(
+        &json!({"stt": "sarvam/saarika:v2.5", "tts": "sarvam/bulbul:v3", "language": "fr-FR"}),
+        &e,
+    )
+    .expect_err("french");
+    let got: Vec<_> = err
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].1.contains("`fr-FR` is not supported by sarvam"),
+        "{got:?}"
+    );
+    assert!(got[0].1.contains("hi-IN"), "{got:?}");
+    assert_eq!(got[1].0, "session_options.tts");
+    let err =
+        resolve(&json!({"stt": "sarvam", "tts": "sarvam/bulbul:v3"}), &e).expect_err("no speaker");
+    assert!(err.errors[0].message.contains("SARVAM_SPEAKER"), "{err}");
 }

@@ -57,6 +57,7 @@ pub fn env(
         ("ASSEMBLYAI_BASE_URL", assemblyai),
         ("CARTESIA_BASE_URL", cartesia),
         ("ELEVENLABS_BASE_URL", elevenlabs),
+        ("SARVAM_API_KEY", "sarvam-test"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -107,15 +108,20 @@ impl Rig {
         let stt = FakeStt::start(stt_flavor, stt_script).await;
         let tts = FakeTts::start(tts_flavor, tts_script).await;
         let unused = "ws://127.0.0.1:9/unused";
-        let (dg, aai) = match stt_flavor {
-            stt::Flavor::Deepgram => (stt.url.as_str(), unused),
-            stt::Flavor::AssemblyAi => (unused, stt.url.as_str()),
+        let (dg, aai, sv_stt) = match stt_flavor {
+            stt::Flavor::Deepgram => (stt.url.as_str(), unused, unused),
+            stt::Flavor::AssemblyAi => (unused, stt.url.as_str(), unused),
+            stt::Flavor::Sarvam => (unused, unused, stt.url.as_str()),
         };
-        let (car, el) = match tts_flavor {
-            tts::Flavor::Cartesia => (tts.url.as_str(), unused),
-            tts::Flavor::ElevenLabs => (unused, tts.url.as_str()),
+        let (car, el, sv_tts) = match tts_flavor {
+            tts::Flavor::Cartesia => (tts.url.as_str(), unused, unused),
+            tts::Flavor::ElevenLabs => (unused, tts.url.as_str(), unused),
+            tts::Flavor::Sarvam => (unused, unused, tts.url.as_str()),
         };
-        let env = env(&llm.base_url, dg, aai, car, el);
+        let mut env = env(&llm.base_url, dg, aai, car, el);
+        // Sarvam's STT and TTS share one API root in production; here they are two servers.
+        env.insert("SARVAM_STT_BASE_URL".into(), sv_stt.into());
+        env.insert("SARVAM_TTS_BASE_URL".into(), sv_tts.into());
         Self { llm, stt, tts, env }
     }
 

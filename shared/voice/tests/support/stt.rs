@@ -1,6 +1,7 @@
-//! Local Deepgram (`/v1/listen`) and AssemblyAI (`/v3/ws`) websocket servers. Each connection
-//! counts the audio it receives (16 kHz s16le) and sends its scripted messages when the audio
-//! clock passes their time, so transcripts line up with what the callee "said".
+//! Local Deepgram (`/v1/listen`), AssemblyAI (`/v3/ws`) and Sarvam (`/speech-to-text/ws`, audio
+//! as base64 in JSON text messages) websocket servers. Each connection counts the audio it
+//! receives (16 kHz s16le) and sends its scripted messages when the audio clock passes their
+//! time, so transcripts line up with what the callee "said".
 
 use std::{
     sync::{
@@ -10,8 +11,9 @@ use std::{
     time::Duration,
 };
 
+use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{
     Message,
     handshake::server::{ErrorResponse, Request, Response},
@@ -24,12 +26,19 @@ use super::callee::lock;
 pub enum Flavor {
     Deepgram,
     AssemblyAi,
+    Sarvam,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct SttLog {
     pub uri: String,
     pub auth: Option<String>,
+    /// The `api-subscription-key` header (Sarvam).
+    pub api_key: Option<String>,
+    /// Audio messages received (Sarvam: the JSON envelope of the first one is kept in
+    /// `first_audio`).
+    pub audio_messages: usize,
+    pub first_audio: Option<Value>,
     pub audio_bytes: usize,
     pub text_messages: Vec<String>,
 }
@@ -73,6 +82,28 @@ pub fn dg_result(text: &str, is_final: bool, speech_final: bool) -> serde_json::
     json!({"type": "Results", "channel_index": [0, 1], "duration": 0.5, "start": 0.0,
         "is_final": is_final, "speech_final": speech_final, "from_finalize": false,
         "channel": {"alternatives": [{"transcript": text, "confidence": 0.98, "words": []}]}})
+}
+
+/// Sarvam `data`: the final transcript of one utterance.
+pub fn sarvam_data(transcript: &str) -> Value {
+    json!({"type": "data", "data": {"request_id": "req-1", "transcript": transcript,
+        "timestamps": null, "diarized_transcript": null, "language_code": "hi-IN",
+        "metrics": {"audio_duration": 1.2, "processing_latency": 0.05}}})
+}
+
+/// Sarvam `events` (VAD): `START_SPEECH` or `END_SPEECH`.
+pub fn sarvam_event(signal: &str) -> Value {
+    json!({"type": "events", "data": {"signal_type": signal, "occured_at": 1.0}})
+}
+
+/// The decoded audio of a Sarvam audio message (`{"audio": {"data": <base64>, …}}`).
+fn sarvam_audio(text: &str) -> Option<(usize, Value)> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let data = v.get("audio")?.get("data")?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    Some((bytes.len(), v))
 }
 
 /// AssemblyAI v3 `Turn`.
@@ -121,12 +152,14 @@ impl FakeStt {
                 tokio::spawn(serve(flavor, tcp, script, log, fail));
             }
         });
+        // Sarvam's base URL is the API root; the client adds `/speech-to-text/ws`.
         let path = match flavor {
-            Flavor::Deepgram => "v1/listen",
-            Flavor::AssemblyAi => "v3/ws",
+            Flavor::Deepgram => "/v1/listen",
+            Flavor::AssemblyAi => "/v3/ws",
+            Flavor::Sarvam => "",
         };
         Self {
-            url: format!("ws://{addr}/{path}"),
+            url: format!("ws://{addr}{path}"),
             log,
             attempts,
         }
@@ -158,6 +191,11 @@ async fn serve(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        entry.api_key = req
+            .headers()
+            .get("api-subscription-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(resp)
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
@@ -175,8 +213,21 @@ async fn serve(
     let mut next = 0;
     let mut bytes = 0usize;
     while let Some(Ok(msg)) = ws.next().await {
-        match msg {
-            Message::Binary(b) => {
+        // Audio: binary (Deepgram, AssemblyAI) or a JSON text envelope (Sarvam).
+        let audio_len = match &msg {
+            Message::Binary(b) => Some(b.len()),
+            Message::Text(t) if flavor == Flavor::Sarvam => {
+                sarvam_audio(t.as_str()).map(|(n, envelope)| {
+                    let mut g = lock(&log);
+                    g[idx].audio_messages += 1;
+                    g[idx].first_audio.get_or_insert(envelope);
+                    n
+                })
+            }
+            _ => None,
+        };
+        match (msg, audio_len) {
+            (_, Some(len)) => {
                 if fail == Some(SttFail::Garbage) && bytes == 0 {
                     let garbage = "<html><body>502 Bad Gateway</body></html>";
                     if ws.send(Message::text(garbage)).await.is_err() {
@@ -186,7 +237,7 @@ async fn serve(
                 if fail == Some(SttFail::DropAfterFirst) && script.is_empty() {
                     return;
                 }
-                bytes += b.len();
+                bytes += len;
                 lock(&log)[idx].audio_bytes = bytes;
                 let audio = Duration::from_secs_f64(bytes as f64 / 32_000.0);
                 while next < script.len() && script[next].at <= audio {
@@ -203,24 +254,29 @@ async fn serve(
                     }
                 }
             }
-            Message::Text(t) => {
+            (Message::Text(t), None) => {
                 let t = t.to_string();
                 lock(&log)[idx].text_messages.push(t.clone());
-                let closing = t.contains("CloseStream") || t.contains("Terminate");
+                let closing = t.contains("CloseStream")
+                    || t.contains("Terminate")
+                    || (flavor == Flavor::Sarvam && t.contains("flush"));
                 if closing {
                     let last = match flavor {
-                        Flavor::Deepgram => json!({"type": "Metadata", "request_id": "r1"}),
+                        Flavor::Deepgram => Some(json!({"type": "Metadata", "request_id": "r1"})),
                         Flavor::AssemblyAi => {
-                            json!({"type": "Termination", "audio_duration_seconds": 1,
-                            "session_duration_seconds": 1})
+                            Some(json!({"type": "Termination", "audio_duration_seconds": 1,
+                            "session_duration_seconds": 1}))
                         }
+                        Flavor::Sarvam => None,
                     };
-                    let _ = ws.send(Message::text(last.to_string())).await;
+                    if let Some(last) = last {
+                        let _ = ws.send(Message::text(last.to_string())).await;
+                    }
                     let _ = ws.close(None).await;
                     return;
                 }
             }
-            Message::Close(_) => return,
+            (Message::Close(_), None) => return,
             _ => {}
         }
     }

@@ -1,5 +1,7 @@
-//! Local Cartesia (`/tts/websocket`, contexts) and ElevenLabs (`stream-input`) servers. Audio is
-//! a tone lasting `ms_per_char` per character of text, sent as base64 s16le with word timings.
+//! Local Cartesia (`/tts/websocket`, contexts), ElevenLabs (`stream-input`) and Sarvam
+//! (`/text-to-speech/ws`: config, text, flush; audio and a `final` event) servers. Audio is a
+//! tone lasting `ms_per_char` per character of text, sent as base64 s16le (with word timings
+//! where the provider has them).
 
 use std::{
     collections::HashMap,
@@ -23,7 +25,11 @@ use super::callee::lock;
 pub enum Flavor {
     Cartesia,
     ElevenLabs,
+    Sarvam,
 }
+
+/// Characters the Sarvam fake buffers before synthesising (Sarvam's `min_buffer_size`).
+pub const SARVAM_MIN_BUFFER: usize = 30;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TtsScript {
@@ -58,6 +64,8 @@ pub enum TtsFail {
     /// Answer the first text with one audio chunk, then drop the TCP connection without a
     /// close frame.
     DropAfterFirst,
+    /// Accept every message and never answer.
+    Silent,
 }
 
 impl FakeTts {
@@ -87,7 +95,8 @@ impl FakeTts {
         });
         let url = match flavor {
             Flavor::Cartesia => format!("ws://{addr}/tts/websocket"),
-            Flavor::ElevenLabs => format!("ws://{addr}"),
+            // Both take the API root; the client adds the path.
+            Flavor::ElevenLabs | Flavor::Sarvam => format!("ws://{addr}"),
         };
         Self { url, log }
     }
@@ -104,6 +113,7 @@ impl FakeTts {
             .filter_map(|m| {
                 m.get("transcript")
                     .or_else(|| m.get("text"))
+                    .or_else(|| m.pointer("/data/text"))
                     .and_then(Value::as_str)
             })
             .filter(|t| !t.trim().is_empty())
@@ -138,6 +148,12 @@ fn synth(text: &str, ms_per_char: u64, offset: f64) -> (Vec<i16>, Vec<(String, f
         pos = idx + w.len();
     }
     (pcm, words)
+}
+
+/// A Sarvam `audio` message (linear16).
+fn sarvam_audio(pcm: &[i16]) -> Value {
+    json!({"type": "audio", "data": {"audio": b64(pcm), "content_type": "audio/pcm",
+        "request_id": "req-1"}})
 }
 
 fn b64(pcm: &[i16]) -> String {
@@ -217,7 +233,19 @@ async fn serve(
                 let more = !text.is_empty();
                 ("el".to_owned(), text, more)
             }
+            Flavor::Sarvam => match v["type"].as_str() {
+                Some("text") => (
+                    "sv".to_owned(),
+                    v["data"]["text"].as_str().unwrap_or("").to_owned(),
+                    true,
+                ),
+                Some("flush") => ("sv".to_owned(), String::new(), false),
+                _ => continue, // config, ping
+            },
         };
+        if fail == Some(TtsFail::Silent) {
+            continue;
+        }
         if !text.trim().is_empty() {
             match fail {
                 Some(TtsFail::Garbage) => {
@@ -232,6 +260,7 @@ async fn serve(
                             "done": false, "status_code": 206, "step_time": 1.0, "context_id": ctx}),
                         Flavor::ElevenLabs => json!({"audio": b64(first), "isFinal": null,
                             "alignment": null, "normalizedAlignment": null}),
+                        Flavor::Sarvam => sarvam_audio(first),
                     };
                     let _ = out_tx.send(chunk.to_string());
                     // The writer flushes the chunk and ends once every sender is gone; both
@@ -242,7 +271,7 @@ async fn serve(
                     }
                     return;
                 }
-                Some(TtsFail::Reject(_)) | None => {}
+                Some(TtsFail::Reject(_) | TtsFail::Silent) | None => {}
             }
         }
         let entry = gens.entry(ctx.clone()).or_insert_with(|| {
@@ -266,7 +295,19 @@ async fn generate(
 ) {
     let mut first = true;
     let mut offset = 0.0;
+    // Sarvam synthesises once `SARVAM_MIN_BUFFER` characters are waiting, or on flush.
+    let mut buffered = String::new();
     while let Some((text, more)) = rx.recv().await {
+        let text = if flavor == Flavor::Sarvam {
+            buffered.push_str(&text);
+            if buffered.chars().count() >= SARVAM_MIN_BUFFER || !more {
+                std::mem::take(&mut buffered)
+            } else {
+                String::new()
+            }
+        } else {
+            text
+        };
         if !text.is_empty() {
             if first {
                 first = false;
@@ -301,6 +342,11 @@ async fn generate(
                         "alignment": {"chars": chars, "charStartTimesMs": starts, "charDurationsMs": durs},
                         "normalizedAlignment": null}).to_string());
                 }
+                Flavor::Sarvam => {
+                    for c in pcm.chunks(2400) {
+                        let _ = out.send(sarvam_audio(c).to_string());
+                    }
+                }
             }
             offset += dur;
         }
@@ -310,6 +356,9 @@ async fn generate(
                     json!({"type": "done", "done": true, "status_code": 200, "context_id": ctx})
                 }
                 Flavor::ElevenLabs => json!({"isFinal": true}),
+                Flavor::Sarvam => {
+                    json!({"type": "event", "data": {"event_type": "final", "request_id": "req-1"}})
+                }
             };
             let _ = out.send(done.to_string());
             return;

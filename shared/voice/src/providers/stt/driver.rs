@@ -108,15 +108,15 @@ async fn session<P: SttProtocol>(
                 Some(samples) => {
                     pending.extend_from_slice(&samples);
                     if pending.len() >= batch {
-                        let bytes = pcm_bytes(&pending);
+                        let msg = p.audio_message(&pending);
                         pending.clear();
-                        socket.send(Message::binary(bytes)).await.map_err(sock)?;
+                        socket.send(msg).await.map_err(sock)?;
                         keepalive.reset();
                     }
                 }
                 None => {
                     if !pending.is_empty() {
-                        socket.send(Message::binary(pcm_bytes(&pending))).await.map_err(sock)?;
+                        socket.send(p.audio_message(&pending)).await.map_err(sock)?;
                         pending.clear();
                     }
                     socket.send(Message::text(p.close_message())).await.map_err(sock)?;

@@ -1,14 +1,17 @@
-//! Streaming STT: Deepgram (`/v1/listen`) and AssemblyAI Universal Streaming v3.
-//! Both run over one websocket driven by [`driver`]; each provider module only knows its URL,
-//! headers and message formats.
+//! Streaming STT: Deepgram (`/v1/listen`), AssemblyAI Universal Streaming v3 and Sarvam
+//! (`/speech-to-text/ws`). All run over one websocket driven by [`driver`]; each provider module
+//! only knows its URL, headers and message formats.
 
 mod assemblyai;
 mod deepgram;
 mod driver;
+mod sarvam;
 
 use std::time::Duration;
 
 pub use driver::SttStream;
+
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::{SttConfig, SttProvider};
 
@@ -60,6 +63,10 @@ pub(crate) trait SttProtocol: Send + 'static {
     fn headers(&self) -> Vec<(&'static str, String)>;
     /// Minimum audio per websocket message.
     fn batch(&self) -> Duration;
+    /// One batch of 16 kHz mono audio as a websocket message (raw s16le binary by default).
+    fn audio_message(&self, samples: &[i16]) -> Message {
+        Message::binary(driver::pcm_bytes(samples))
+    }
     /// Parse one text message into events (errors are reported as `Err`).
     fn parse(&mut self, text: &str) -> Result<Vec<SttEvent>, SttError>;
     /// The message that asks the server to flush and close.
@@ -89,6 +96,7 @@ impl SttClient {
         match self.cfg.provider {
             SttProvider::Deepgram => driver::spawn(deepgram::Deepgram::new(self.cfg.clone())),
             SttProvider::AssemblyAi => driver::spawn(assemblyai::AssemblyAi::new(self.cfg.clone())),
+            SttProvider::Sarvam => driver::spawn(sarvam::Sarvam::new(self.cfg.clone())),
         }
     }
 }

@@ -1,13 +1,17 @@
-//! Streaming TTS: Cartesia (one websocket per session, one context per reply) and ElevenLabs
-//! (`stream-input`, one websocket per reply). Text goes in as the LLM produces it; raw s16le
-//! PCM and word timings come out.
+//! Streaming TTS: Cartesia (one websocket per session, one context per reply), ElevenLabs
+//! (`stream-input`, one websocket per reply) and Sarvam (`/text-to-speech/ws`, one websocket per
+//! reply). Text goes in as the LLM produces it; raw s16le PCM and word timings come out.
 
 mod cartesia;
 mod elevenlabs;
+mod sarvam;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
+
+/// Default for [`TtsClient::with_idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 use crate::config::{TtsConfig, TtsProvider};
 
@@ -57,6 +61,10 @@ pub struct TtsStream {
     sink: Sink,
     events: mpsc::UnboundedReceiver<TtsEvent>,
     ended: bool,
+    /// Longest wait for the provider's next event once the text is complete.
+    idle: Duration,
+    /// Set by `end_input`, pushed back by every event: past it, the provider is silent.
+    deadline: Option<Instant>,
 }
 
 impl TtsStream {
@@ -79,6 +87,7 @@ impl TtsStream {
             return;
         }
         self.ended = true;
+        self.deadline = Some(Instant::now() + self.idle);
         match &mut self.sink {
             Sink::Cartesia(s) => s.push("", false),
             Sink::Channel(tx) => {
@@ -87,8 +96,27 @@ impl TtsStream {
         }
     }
 
+    /// The next event. Once the text is complete, a provider that sends nothing for the idle
+    /// timeout yields an error (cancel-safe: the deadline lives in the stream, not the future).
     pub async fn next(&mut self) -> Option<TtsEvent> {
-        self.events.recv().await
+        let Some(deadline) = self.deadline else {
+            return self.events.recv().await;
+        };
+        match tokio::time::timeout_at(deadline, self.events.recv()).await {
+            Ok(ev) => {
+                if ev.is_some() {
+                    self.deadline = Some(Instant::now() + self.idle);
+                }
+                ev
+            }
+            Err(_) => {
+                self.deadline = None;
+                Some(TtsEvent::Error(format!(
+                    "no audio within {:?} after the text was complete",
+                    self.idle
+                )))
+            }
+        }
     }
 }
 
@@ -97,6 +125,7 @@ impl TtsStream {
 pub struct TtsClient {
     cfg: Arc<TtsConfig>,
     cartesia: Option<cartesia::Connection>,
+    idle_timeout: Duration,
 }
 
 impl TtsClient {
@@ -104,7 +133,19 @@ impl TtsClient {
         let cfg = Arc::new(cfg);
         let cartesia =
             (cfg.provider == TtsProvider::Cartesia).then(|| cartesia::Connection::new(cfg.clone()));
-        Self { cfg, cartesia }
+        Self {
+            cfg,
+            cartesia,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+
+    /// How long a stream waits for the provider's next event once its text is complete before
+    /// it fails with `no audio within …`.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
     }
 
     pub fn config(&self) -> &TtsConfig {
@@ -125,14 +166,17 @@ impl TtsClient {
     /// Start an utterance.
     pub fn start(&self) -> TtsStream {
         let (ev_tx, events) = mpsc::unbounded_channel();
-        let sink = match &self.cartesia {
-            Some(c) => Sink::Cartesia(c.open(ev_tx)),
-            None => Sink::Channel(elevenlabs::spawn(self.cfg.clone(), ev_tx)),
+        let sink = match (&self.cartesia, self.cfg.provider) {
+            (Some(c), _) => Sink::Cartesia(c.open(ev_tx)),
+            (None, TtsProvider::Sarvam) => Sink::Channel(sarvam::spawn(self.cfg.clone(), ev_tx)),
+            (None, _) => Sink::Channel(elevenlabs::spawn(self.cfg.clone(), ev_tx)),
         };
         TtsStream {
             sink,
             events,
             ended: false,
+            idle: self.idle_timeout,
+            deadline: None,
         }
     }
 }
