@@ -53,6 +53,10 @@ pub struct CallSummary {
     pub session_config: SessionOptions,
     /// The conversation. Empty until the voice engine runs in the worker.
     pub transcript: Vec<TranscriptEntry>,
+    /// How the voice session closed (`callee_hung_up`, `agent_ended`, `silence_timeout`,
+    /// `max_duration`, `error`, …), when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_close_reason: Option<serde_json::Value>,
     pub recording: Recording,
     /// A human-readable error when the call failed.
     pub error: Option<String>,
@@ -121,7 +125,17 @@ pub struct TurnMetrics {
     pub llm_ttft_ms: Option<f64>,
     pub tts_ttfb_ms: Option<f64>,
     pub e2e_latency_ms: Option<f64>,
+    /// `reused` or `discarded` when preemptive generation ran for this turn.
     pub preemptive: Option<String>,
+    /// End of the user's turn to the agent's first audio, as the caller heard it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_latency_ms: Option<f64>,
+    /// Latency preemptive generation saved on this turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemptive_saved_ms: Option<f64>,
+    /// The callee interrupted the agent's reply.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

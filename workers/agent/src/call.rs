@@ -243,6 +243,7 @@ async fn dial(
         summary.usage = report.usage;
         summary.turns = report.turns;
         summary.transcript = report.transcript;
+        summary.session_close_reason = report.close_reason;
     }
     Disposition::Final(Box::new(summary))
 }

@@ -59,6 +59,7 @@ pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
         turns: Vec::new(),
         session_config: req.session_options.clone(),
         transcript: Vec::new(),
+        session_close_reason: None,
         recording: parts.recording,
         error: parts.error,
         callback_url: req.callback_url.as_ref().map(ToString::to_string),
@@ -159,6 +160,7 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         turns: Vec::new(),
         session_config: SessionOptions::default(),
         transcript: Vec::new(),
+        session_close_reason: None,
         recording: Recording::default(),
         error: Some(reason.to_owned()),
         callback_url: raw

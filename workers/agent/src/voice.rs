@@ -52,6 +52,7 @@ pub struct Report {
     pub turns: Vec<TurnMetrics>,
     pub transcript: Vec<TranscriptEntry>,
     pub error: Option<String>,
+    pub close_reason: Option<serde_json::Value>,
 }
 
 /// Convert one value into the summary's type of the same shape; skip what does not fit.
@@ -71,6 +72,7 @@ impl From<&SessionReport> for Report {
                 callfleet_voice::EndReason::Error { message } => Some(message.clone()),
                 _ => None,
             },
+            close_reason: serde_json::to_value(&r.end_reason).ok(),
         }
     }
 }
