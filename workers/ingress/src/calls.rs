@@ -38,14 +38,7 @@ pub async fn get_call(
             "not_found",
             format!("no call {id}"),
         )),
-        Err(e) if e.is_unavailable() => {
-            Err(ApiError::unavailable(format!("NATS is unavailable: {e}")))
-        }
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )),
+        Err(e) => Err(ApiError::bus(&e)),
     }
 }
 

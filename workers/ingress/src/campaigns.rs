@@ -66,14 +66,6 @@ fn invalid(field: &str, problem: impl Into<String>) -> ApiError {
     ApiError::invalid(vec![FieldError::new(field, problem)])
 }
 
-fn bus_error(e: &callfleet_bus::BusError) -> ApiError {
-    if e.is_unavailable() {
-        ApiError::unavailable(format!("NATS is unavailable: {e}"))
-    } else {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-    }
-}
-
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -159,7 +151,7 @@ pub async fn create(
         .bus
         .create_campaign(&record, &state.config)
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -259,7 +251,7 @@ async fn upload(
             .collect();
         let checks = join_all(numbers.iter().map(|n| state.bus.is_dnc(n))).await;
         for ((_, c), listed) in chunk.iter().zip(checks) {
-            if listed.map_err(|e| bus_error(&e))? {
+            if listed.map_err(|e| ApiError::bus(&e))? {
                 dnc_skipped += 1;
             } else {
                 keep.push(c.clone());
@@ -270,7 +262,7 @@ async fn upload(
         .bus
         .enqueue_contacts(id, &keep)
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     let accepted = keep.len() as u64 - server_duplicates;
     rejected.sort_by_key(|r| r.line);
     let result = UploadResult {
@@ -327,7 +319,11 @@ pub(crate) async fn modify(
     mut change: impl FnMut(&mut CampaignRecord) -> Result<(), ApiError>,
 ) -> Result<CampaignRecord, ApiError> {
     for _ in 0..20 {
-        let Some((mut record, rev)) = state.bus.campaign(id).await.map_err(|e| bus_error(&e))?
+        let Some((mut record, rev)) = state
+            .bus
+            .campaign(id)
+            .await
+            .map_err(|e| ApiError::bus(&e))?
         else {
             return Err(not_found(id));
         };
@@ -335,7 +331,9 @@ pub(crate) async fn modify(
         record.updated_at = jiff::Timestamp::now();
         match state.bus.update_campaign(&record, rev).await {
             Ok(_) => return Ok(record),
-            Err(e) if e.is_unavailable() && !state.bus.is_connected() => return Err(bus_error(&e)),
+            Err(e) if e.is_unavailable() && !state.bus.is_connected() => {
+                return Err(ApiError::bus(&e));
+            }
             Err(_) => continue,
         }
     }
@@ -362,7 +360,12 @@ pub async fn get(
     if !s::is_token(&id) {
         return Err(not_found(&id));
     }
-    let Some((record, _)) = state.bus.campaign(&id).await.map_err(|e| bus_error(&e))? else {
+    let Some((record, _)) = state
+        .bus
+        .campaign(&id)
+        .await
+        .map_err(|e| ApiError::bus(&e))?
+    else {
         return Err(not_found(&id));
     };
     Ok(Json(view(&state, record).await?))
@@ -378,12 +381,12 @@ pub(crate) async fn view(
     let waiting = match bus.waiting(&id).await {
         Ok((queued, scheduled)) => queued + scheduled,
         Err(_) if record.completed_at.is_some() => 0,
-        Err(e) => return Err(bus_error(&e)),
+        Err(e) => return Err(ApiError::bus(&e)),
     };
     let tallies = bus
         .subject_counts(s::TALLY_STREAM, &format!("campaigns.tally.{id}.*"))
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     let mut outcomes = BTreeMap::new();
     let mut dials = 0;
     for (subject, n) in tallies {

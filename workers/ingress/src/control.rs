@@ -52,14 +52,6 @@ fn conflict(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "conflict", message)
 }
 
-fn bus_error(e: &callfleet_bus::BusError) -> ApiError {
-    if e.is_unavailable() {
-        ApiError::unavailable(format!("NATS is unavailable: {e}"))
-    } else {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-    }
-}
-
 async fn load(state: &AppState, id: &str) -> Result<CallState, ApiError> {
     if !subjects::is_token(id) {
         return Err(not_found(id));
@@ -67,7 +59,7 @@ async fn load(state: &AppState, id: &str) -> Result<CallState, ApiError> {
     match state.bus.call_state(id).await {
         Ok(Some((call, _))) => Ok(call),
         Ok(None) => Err(not_found(id)),
-        Err(e) => Err(bus_error(&e)),
+        Err(e) => Err(ApiError::bus(&e)),
     }
 }
 
@@ -80,7 +72,7 @@ fn control_error(e: ControlError, lease_ttl: Duration) -> ApiError {
         ControlError::Timeout(..) => {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string())
         }
-        ControlError::Bus(b) => bus_error(&b),
+        ControlError::Bus(b) => ApiError::bus(&b),
     }
 }
 
@@ -145,14 +137,19 @@ pub async fn cancel_call(
                 Err(conflict(reply.detail))
             }
         }
-        Err(LeaseError::Bus(e)) => Err(bus_error(&e)),
+        Err(LeaseError::Bus(e)) => Err(ApiError::bus(&e)),
         Err(e @ LeaseError::Lost { .. }) => Err(conflict(e.to_string())),
     }
 }
 
 /// Under the lease: record the cancel and wake a scheduled retry. `None` if the call ended.
 async fn cancel_waiting(state: &AppState, id: &str) -> Result<Option<String>, ApiError> {
-    let Some((mut call, _)) = state.bus.call_state(id).await.map_err(|e| bus_error(&e))? else {
+    let Some((mut call, _)) = state
+        .bus
+        .call_state(id)
+        .await
+        .map_err(|e| ApiError::bus(&e))?
+    else {
         return Err(not_found(id));
     };
     if call.status.is_terminal() {
@@ -164,21 +161,26 @@ async fn cancel_waiting(state: &AppState, id: &str) -> Result<Option<String>, Ap
         .bus
         .put_call_state(&call)
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     // A scheduled retry: put it on the dispatch subject now (a worker closes the call and sends
     // its summary), then drop the scheduled copy. If the purge failed, the copy would fire
     // later and find the call over.
-    if let Some(job) = state.bus.waiting_job(id).await.map_err(|e| bus_error(&e))? {
+    if let Some(job) = state
+        .bus
+        .waiting_job(id)
+        .await
+        .map_err(|e| ApiError::bus(&e))?
+    {
         state
             .bus
             .wake_job(&call.campaign, id, job)
             .await
-            .map_err(|e| bus_error(&e))?;
+            .map_err(|e| ApiError::bus(&e))?;
         state
             .bus
             .purge_schedule(id)
             .await
-            .map_err(|e| bus_error(&e))?;
+            .map_err(|e| ApiError::bus(&e))?;
     }
     tracing::info!(call.id = %id, "call cancelled before dialing");
     Ok(Some(

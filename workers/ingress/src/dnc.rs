@@ -29,10 +29,6 @@ fn parse(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
         .map_err(|e| ApiError::invalid(vec![FieldError::new("number", e.to_string())]))
 }
 
-fn bus_error(e: &callfleet_bus::BusError) -> ApiError {
-    ApiError::unavailable(format!("NATS is unavailable: {e}"))
-}
-
 #[utoipa::path(post, path = "/dnc/{number}", params(("number" = String, Path)),
     responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -45,7 +41,7 @@ pub async fn add(
         .bus
         .add_dnc(&number.to_string())
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     tracing::info!(number = %number.masked(), "added to the do-not-call list");
     Ok(Json(DncEntry {
         number: number.to_string(),
@@ -65,7 +61,7 @@ pub async fn remove(
         .bus
         .remove_dnc(&number.to_string())
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     Ok(Json(DncEntry {
         number: number.to_string(),
         listed: false,
@@ -84,7 +80,7 @@ pub async fn check(
         .bus
         .is_dnc(&number.to_string())
         .await
-        .map_err(|e| bus_error(&e))?;
+        .map_err(|e| ApiError::bus(&e))?;
     Ok(Json(DncEntry {
         number: number.to_string(),
         listed,
@@ -128,7 +124,7 @@ pub async fn import(
                     .bus
                     .add_dnc(&n.to_string())
                     .await
-                    .map_err(|e| bus_error(&e))?;
+                    .map_err(|e| ApiError::bus(&e))?;
                 added += 1;
             }
             Err(e) => rejected.push(RowError {

@@ -55,6 +55,15 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "nats_unavailable", message)
     }
+
+    /// A NATS failure: `503` when NATS is unavailable (retry later), else `500`.
+    pub fn bus(e: &callfleet_bus::BusError) -> Self {
+        if e.is_unavailable() {
+            Self::unavailable(format!("NATS is unavailable: {e}"))
+        } else {
+            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
