@@ -124,34 +124,85 @@ impl Bus {
         Ok(duplicates)
     }
 
+    /// (messages not yet delivered, delivered and not acknowledged) of a consumer, in one
+    /// request.
+    async fn consumer_load(&self, stream: &str, consumer: &str) -> Result<(u64, u64), BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::js("get stream", e))?;
+        let info = stream
+            .consumer_info(consumer)
+            .await
+            .map_err(|e| BusError::js("consumer info", e))?;
+        Ok((info.num_pending, info.num_ack_pending as u64))
+    }
+
     /// Contacts of a campaign waiting: (not yet released, waiting for a window or a retry).
     /// Read from consumer counters, so it costs the same for ten contacts or a million.
     pub async fn waiting(&self, campaign: &str) -> Result<(u64, u64), BusError> {
-        let stream = self
-            .js
-            .get_stream(s::CONTACTS_STREAM)
+        let (q, qa) = self
+            .consumer_load(s::CONTACTS_STREAM, &s::feeder_consumer(campaign))
+            .await?;
+        let (w, wa) = self
+            .consumer_load(s::CONTACTS_STREAM, &s::waiting_consumer(campaign))
+            .await?;
+        Ok((q + qa, w + wa))
+    }
+
+    /// A campaign's released jobs: (waiting for a worker, live calls).
+    pub async fn released(&self, campaign: &str) -> Result<(u64, u64), BusError> {
+        self.consumer_load(s::JOBS_STREAM, &s::campaign_consumer(campaign))
             .await
-            .map_err(|e| BusError::js("get contacts stream", e))?;
-        let count = |name: String| {
-            let stream = stream.clone();
-            async move {
-                let mut c = stream
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
-                    .await
-                    .map_err(|e| BusError::Topology {
-                        what: format!("consumer {name}"),
-                        source: e,
-                    })?;
-                let info = c
-                    .info()
-                    .await
-                    .map_err(|e| BusError::js("consumer info", e))?;
-                Ok::<u64, BusError>(info.num_pending + info.num_ack_pending as u64)
+    }
+
+    /// Release a waiting contact to the workers on `calls.campaign.<id>`, keeping its call
+    /// headers; deduplicated by the contact message's sequence.
+    pub async fn release_contact(
+        &self,
+        campaign: &str,
+        contact_headers: Option<&HeaderMap>,
+        payload: bytes::Bytes,
+        contact_seq: u64,
+    ) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        for name in [
+            s::ATTEMPT_HEADER,
+            s::INFRA_RETRIES_HEADER,
+            s::GENERATION_HEADER,
+            s::TIMEZONE_HEADER,
+        ] {
+            if let Some(v) = contact_headers.and_then(|h| h.get(name)) {
+                headers.insert(name, v.as_str());
             }
-        };
-        let queued = count(s::feeder_consumer(campaign)).await?;
-        let scheduled = count(s::waiting_consumer(campaign)).await?;
-        Ok((queued, scheduled))
+        }
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{campaign}.rel.{contact_seq}").as_str(),
+        );
+        self.publish_raw(s::campaign_jobs(campaign), headers, payload)
+            .await?;
+        Ok(())
+    }
+
+    /// Publish a campaign event (`campaigns.events.<id>.<kind>`), once per `event_id`.
+    pub async fn publish_campaign_event(
+        &self,
+        campaign: &str,
+        kind: &str,
+        event_id: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event_id);
+        self.publish_raw(
+            s::campaign_event(campaign, kind),
+            headers,
+            body.to_string().into(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Count one finished contact (or one dial) of a campaign, once per `msg_id`.

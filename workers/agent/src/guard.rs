@@ -22,8 +22,8 @@ impl Worker {
         keep: &Keepalive,
     ) -> Option<Disposition> {
         let req = &job.req;
-        let close = |outcome, reason: &str| {
-            tracing::info!(call.id = %req.call_id, outcome = outcome_str(outcome), reason, "not dialing");
+        let close = |outcome: CallOutcome, reason: &str| {
+            tracing::info!(call.id = %req.call_id, outcome = outcome.as_str(), reason, "not dialing");
             Some(Disposition::Final(Box::new(summary::closed_before_dial(
                 self, req, state, outcome, reason,
             ))))
@@ -72,8 +72,4 @@ impl Worker {
             }
         }
     }
-}
-
-fn outcome_str(o: CallOutcome) -> &'static str {
-    o.as_str()
 }

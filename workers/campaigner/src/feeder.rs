@@ -5,10 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_nats::{
-    HeaderMap,
-    jetstream::{self, AckKind, consumer::PullConsumer},
-};
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use callfleet_bus::{Bus, Scheduled, async_nats};
 use callfleet_config::Config;
 use callfleet_domain::{
@@ -158,21 +155,9 @@ impl Feeder {
         }
     }
 
-    /// (released jobs waiting for a worker, live calls) from the campaign's consumer.
+    /// (released jobs waiting for a worker, live calls); unknown counts as full.
     async fn released(&self) -> (u64, u64) {
-        let Ok(stream) = self.bus.js.get_stream(s::JOBS_STREAM).await else {
-            return (1, 0);
-        };
-        let Ok(mut c) = stream
-            .get_consumer::<jetstream::consumer::pull::Config>(&s::campaign_consumer(&self.id))
-            .await
-        else {
-            return (1, 0);
-        };
-        match c.info().await {
-            Ok(info) => (info.num_pending, info.num_ack_pending as u64),
-            Err(_) => (1, 0),
-        }
+        self.bus.released(&self.id).await.unwrap_or((1, 0))
     }
 
     async fn consumer(&mut self) -> Option<PullConsumer> {
@@ -217,32 +202,10 @@ impl Feeder {
             let _ = msg.ack_with(AckKind::Ack).await;
             return Ok(false);
         }
-        let mut headers = HeaderMap::new();
-        for name in [
-            s::ATTEMPT_HEADER,
-            s::INFRA_RETRIES_HEADER,
-            s::GENERATION_HEADER,
-            s::TIMEZONE_HEADER,
-        ] {
-            if let Some(v) = header(msg, name) {
-                headers.insert(name, v.as_str());
-            }
-        }
         let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
-        headers.insert("Nats-Msg-Id", format!("{}.rel.{seq}", self.id).as_str());
         self.bus
-            .js
-            .publish_with_headers(s::campaign_jobs(&self.id), headers, msg.payload.clone())
-            .await
-            .map_err(|e| callfleet_bus::BusError::Topology {
-                what: "release".into(),
-                source: Box::new(e),
-            })?
-            .await
-            .map_err(|e| callfleet_bus::BusError::Topology {
-                what: "release ack".into(),
-                source: Box::new(e),
-            })?;
+            .release_contact(&self.id, msg.headers.as_ref(), msg.payload.clone(), seq)
+            .await?;
         let _ = msg.ack_with(AckKind::Ack).await;
         Ok(true)
     }
@@ -419,19 +382,17 @@ impl Feeder {
             "created_at": record.created_at,
             "completed_at": now,
         });
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}.completed", self.id).as_str());
         let published = self
             .bus
-            .js
-            .publish_with_headers(
-                s::campaign_event(&self.id, "completed"),
-                headers,
-                event.to_string().into(),
+            .publish_campaign_event(
+                &self.id,
+                "completed",
+                &format!("{}.completed", self.id),
+                &event,
             )
             .await;
-        if let Ok(ack) = published {
-            let _ = ack.await;
+        if let Err(e) = published {
+            tracing::warn!(campaign = %self.id, error = %e, "campaign completion event not published");
         }
         // The campaign's consumers are no longer needed.
         if let Ok(stream) = self.bus.js.get_stream(s::JOBS_STREAM).await {

@@ -398,18 +398,9 @@ pub(crate) async fn view(
         }
     }
     let finished: u64 = outcomes.values().sum();
-    let (mut live, mut in_progress) = (0, 0);
-    if let Ok(stream) = bus.js.get_stream(s::JOBS_STREAM).await
-        && let Ok(mut c) = stream
-            .get_consumer::<callfleet_bus::async_nats::jetstream::consumer::pull::Config>(
-                &s::campaign_consumer(&id),
-            )
-            .await
-        && let Ok(info) = c.info().await
-    {
-        live = info.num_ack_pending as u64;
-        in_progress = live + info.num_pending;
-    }
+    // After completion the campaign's consumer is gone: nothing is in progress then.
+    let (pending, live) = bus.released(&id).await.unwrap_or((0, 0));
+    let in_progress = pending + live;
     let elapsed = jiff::Timestamp::now()
         .duration_since(record.created_at)
         .as_secs_f64()
