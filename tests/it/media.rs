@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
-use callfleet_media::{AudioFrame, Event, LocalAudioTrack, Options, Transport};
+use callfleet_media::{
+    AudioFrame, Event, LocalAudioTrack, Options, Transport,
+    tone::{dominant, rms_dbfs, sine},
+};
 use callfleet_tests::{Behaviour, Callee, Telephony, summarize, wait_for};
 use livekit_api::{
     access_token::{AccessToken, VideoGrants},
@@ -151,56 +154,6 @@ async fn collect_audio(
     out
 }
 
-fn sine(rate: u32, hz: f64, amp: f64, start: u64, n: usize) -> Vec<i16> {
-    (0..n as u64)
-        .map(|i| {
-            let t = (start + i) as f64 / f64::from(rate);
-            ((t * hz * std::f64::consts::TAU).sin() * amp * 32767.0) as i16
-        })
-        .collect()
-}
-
-fn rms_dbfs(s: &[i16]) -> f64 {
-    let ms = s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64;
-    20.0 * (ms.sqrt() / 32768.0).max(1e-9).log10()
-}
-
-/// Goertzel power of `hz` in `s`.
-fn goertzel(s: &[i16], rate: f64, hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / rate;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in s {
-        let s0 = f64::from(x) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - c * s1 * s2
-}
-
-/// The frequency with the most power between 50 Hz and 4 kHz (10 Hz scan, 0.5 Hz refinement),
-/// and that power's share of the scan's total (how pure the tone is).
-fn dominant_hz(s: &[i16], rate: u32) -> (f64, f64) {
-    let rate = f64::from(rate);
-    let scan = |lo: f64, hi: f64, step: f64| -> Vec<(f64, f64)> {
-        let n = ((hi - lo) / step) as usize;
-        (0..=n)
-            .map(|i| lo + i as f64 * step)
-            .map(|f| (f, goertzel(s, rate, f)))
-            .collect()
-    };
-    let best = |v: &[(f64, f64)]| {
-        v.iter()
-            .copied()
-            .fold((0.0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a })
-    };
-    let coarse = scan(50.0, 4000.0, 10.0);
-    let total: f64 = coarse.iter().map(|(_, p)| p).sum();
-    let (c, cp) = best(&coarse);
-    let (f, _) = best(&scan(c - 10.0, c + 10.0, 0.5));
-    (f, cp / total.max(f64::MIN_POSITIVE))
-}
-
 /// Push a sine into `track` in real time (20 ms every 20 ms) until `stop` or `max`.
 fn spawn_tone(
     track: LocalAudioTrack,
@@ -228,7 +181,7 @@ fn spawn_tone(
 /// Analyse one second of the callee's audio (after 0.5 s of warm-up) and check it is `hz`.
 async fn hear_callee(audio: &mut broadcast::Receiver<AudioFrame>, hz: f64, what: &str) {
     let pcm = collect_audio(audio, CALLEE, 25, 48_000, Duration::from_secs(20)).await;
-    let (f, purity) = dominant_hz(&pcm, 48_000);
+    let (f, purity) = dominant(&pcm, 48_000);
     let level = rms_dbfs(&pcm);
     eprintln!(
         "{what}: {f:.1} Hz at {level:.1} dBFS, {:.0} % of the power",

@@ -91,6 +91,7 @@ mod peer;
 mod roster;
 mod session;
 pub mod signal;
+pub mod tone;
 mod track;
 mod transport;
 

@@ -176,48 +176,9 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Mono sine at `amp` (0..1 of full scale) starting at sample `start`.
-pub fn sine(rate: u32, hz: f64, amp: f64, start: u64, n: usize) -> Vec<i16> {
-    (0..n as u64)
-        .map(|i| {
-            let t = (start + i) as f64 / f64::from(rate);
-            ((t * hz * std::f64::consts::TAU).sin() * amp * 32767.0) as i16
-        })
-        .collect()
-}
-
-pub fn rms_dbfs(s: &[i16]) -> f64 {
-    let ms = s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64;
-    10.0 * (ms.sqrt() / 32768.0).max(1e-9).log10() * 2.0
-}
-
-/// Goertzel power of `hz` in `s`.
-fn goertzel(s: &[i16], rate: f64, hz: f64) -> f64 {
-    let w = std::f64::consts::TAU * hz / rate;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &x in s {
-        let s0 = f64::from(x) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - c * s1 * s2
-}
-
-/// Frequency with the most power between 50 Hz and 4 kHz: 10 Hz scan, then 0.5 Hz refinement.
-pub fn dominant_hz(s: &[i16], rate: u32) -> f64 {
-    let rate = f64::from(rate);
-    let best = |lo: f64, hi: f64, step: f64| {
-        let n = ((hi - lo) / step) as usize;
-        (0..=n)
-            .map(|i| lo + i as f64 * step)
-            .map(|f| (f, goertzel(s, rate, f)))
-            .fold((lo, f64::MIN), |a, b| if b.1 > a.1 { b } else { a })
-            .0
-    };
-    let coarse = best(50.0, 4000.0, 10.0);
-    best(coarse - 10.0, coarse + 10.0, 0.5)
-}
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use callfleet_media::tone::{dominant_hz, rms_dbfs, sine};
 
 /// Waits (bounded) for an event matching `pred`, returning it.
 pub async fn wait_event(
