@@ -8,19 +8,22 @@ LIVEKIT_SERVER_VERSION := v1.13.5
 # livekit-sip is pinned by tests/tools/livekit-sip/go.mod and go.sum (every dependency too).
 LIVEKIT_SIP_VERSION := v1.8.0
 NATS_PY_VERSION := 2.11.0
-# Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, and livekit-sip's CGO deps.
+# Schemathesis fuzzes the ingress from its OpenAPI document in `make test` (tests/it/fuzz.rs).
+SCHEMATHESIS_VERSION := 4.32.5
+# Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps, and
+# stress-ng (make test-load).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
 LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
-VENV_STAMP := $(TOOLS)/stamps/nats-py-$(NATS_PY_VERSION)
+VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)
 SIP_STAMP := $(TOOLS)/stamps/livekit-sip-$(LIVEKIT_SIP_VERSION)
-APT_STAMP := $(TOOLS)/stamps/apt-packages
+APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" " -f1)
 
-.PHONY: help setup run test lint bench nats clean-tools
+.PHONY: help setup run test test-load lint bench nats clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +42,7 @@ $(APT_STAMP):
 	@redis-server --version | grep -Eq 'v=([6-9]|[1-9][0-9])\.' || { echo "redis-server >= 6 is required"; exit 1; }
 	touch $@
 
-$(SIP_STAMP): $(APT_STAMP) tests/tools/livekit-sip/go.mod tests/tools/livekit-sip/go.sum
+$(SIP_STAMP): tests/tools/livekit-sip/go.mod tests/tools/livekit-sip/go.sum | $(APT_STAMP)
 	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
 	mkdir -p $(BIN) $(TOOLS)/stamps
 	cd tests/tools/livekit-sip && CGO_ENABLED=1 go build -o $(BIN)/livekit-sip github.com/livekit/sip/cmd/livekit-sip
@@ -61,15 +64,23 @@ $(LIVEKIT_STAMP):
 $(VENV_STAMP):
 	mkdir -p $(TOOLS)/stamps
 	python3 -m venv $(TOOLS)/venv
-	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION) schemathesis==$(SCHEMATHESIS_VERSION)
 	touch $@
 
-run: setup ## Run the whole fleet locally (nats-server and livekit-server --dev when not configured)
+run: setup ## Run the whole fleet locally (nats-server, and the local telephony rig when LIVEKIT_URL is unset)
 	cargo run -p callfleet -- dev
 
-test: setup ## Build and run every test against the real servers
+test: setup ## Build and run every test against the real servers (every suite runs, even after a failure)
 	cargo build -p callfleet
-	cargo test --workspace
+	cargo test --workspace --no-fail-fast
+
+test-load: setup ## make test with stress-ng --cpu 2 loading both cores beside it (builds first, unloaded)
+	cargo build -p callfleet
+	cargo test --workspace --no-run
+	@command -v stress-ng >/dev/null || { echo "stress-ng is missing: run \`apt-get install stress-ng\` (make setup does)"; exit 1; }
+	stress-ng --cpu 2 --timeout 2h --quiet & load=$$!; trap 'kill $$load 2>/dev/null' EXIT; \
+	  start=$$(date +%s); cargo test --workspace --no-fail-fast; rc=$$?; \
+	  echo "make test-load: the suite took $$(( $$(date +%s) - start )) s under stress-ng --cpu 2 (exit $$rc)"; exit $$rc
 
 lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --all -- --check
