@@ -309,10 +309,17 @@ impl Callee {
         callee
     }
 
-    /// Every SIP request the callee has received so far, in order.
+    /// Every SIP request the callee has received so far, in order (the rig's own readiness
+    /// probes left out).
     pub fn requests(&self) -> Vec<SipRequest> {
         let log = std::fs::read_to_string(self.dir.0.join("messages.log")).unwrap_or_default();
         parse_received(&log)
+            .into_iter()
+            .filter(|r| {
+                !r.header("Call-ID")
+                    .is_some_and(|id| id.starts_with(callfleet_rig::callee::PROBE_CALL_ID_PREFIX))
+            })
+            .collect()
     }
 
     /// The INVITEs received for `number`.

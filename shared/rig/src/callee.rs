@@ -119,6 +119,10 @@ pub fn scenario(root: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// The Call-ID prefix of [`options_ping`]'s requests, so a reader of the callee's message log
+/// can leave the probes out.
+pub const PROBE_CALL_ID_PREFIX: &str = "callfleet-probe-";
+
 /// Send one `OPTIONS` to the callee and wait up to `timeout` for its `200 OK`. Blocking: call
 /// it from a blocking task.
 pub fn options_ping(port: u16, timeout: Duration) -> io::Result<()> {
@@ -129,7 +133,7 @@ pub fn options_ping(port: u16, timeout: Duration) -> io::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let call_id = format!("ping-{nonce}-{local}");
+    let call_id = format!("{PROBE_CALL_ID_PREFIX}{nonce}-{local}");
     let request = format!(
         "OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{nonce}\r\n\
