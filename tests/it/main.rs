@@ -7,6 +7,7 @@
 mod campaigns;
 mod contracts;
 mod e2e;
+mod fuzz;
 mod ingress;
 mod media;
 mod notifier;
