@@ -461,3 +461,181 @@ async fn ingress_auth_probes_openapi_metrics() {
     );
     assert!(metrics.contains("status=\"401\""), "{metrics}");
 }
+
+/// Ids that cannot exist (a space, non-ASCII, a dot, a wildcard, too long, not UTF-8) answer
+/// the same JSON `404 not_found` on every route with an id, never a NATS error (they used to
+/// answer `503 nats_unavailable` with `Retry-After` on pause/resume/cancel and contacts, which
+/// clients retry forever). A do-not-call number that does not parse is a `422` on `number`.
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_impossible_ids_answer_404_on_every_route() {
+    let mut rig = Rig::new(false).await;
+    rig.start_ingress().await;
+    let long_call = "x".repeat(65);
+    let long_campaign = "x".repeat(41);
+    let common = [
+        "a%20b", "%C3%A9", "a.b", "a*", "a%3E", "%FF", "a%00b", "a%2Fb",
+    ];
+    let calls: Vec<String> = common
+        .iter()
+        .map(|s| s.to_string())
+        .chain([long_call])
+        .collect();
+    let campaigns: Vec<String> = common
+        .iter()
+        .map(|s| s.to_string())
+        .chain([long_campaign])
+        .collect();
+    use reqwest::Method;
+    let mut routes: Vec<(Method, String)> = Vec::new();
+    for id in &calls {
+        routes.push((Method::GET, format!("/calls/{id}")));
+        routes.push((Method::DELETE, format!("/calls/{id}")));
+        routes.push((Method::POST, format!("/calls/{id}/transfer")));
+    }
+    for id in &campaigns {
+        routes.push((Method::GET, format!("/campaigns/{id}")));
+        routes.push((Method::POST, format!("/campaigns/{id}/contacts")));
+        for action in ["pause", "resume", "cancel"] {
+            routes.push((Method::POST, format!("/campaigns/{id}/{action}")));
+        }
+    }
+    // Ids that could exist but do not: the same 404.
+    routes.push((Method::DELETE, "/calls/nope".into()));
+    routes.push((Method::POST, "/calls/nope/transfer".into()));
+    for action in ["pause", "resume", "cancel"] {
+        routes.push((Method::POST, format!("/campaigns/nope/{action}")));
+    }
+    routes.push((Method::POST, "/campaigns/nope/contacts".into()));
+    let mut failures = Vec::new();
+    for (method, path) in &routes {
+        let mut req = rig.http.request(method.clone(), rig.url(path));
+        if path.ends_with("/contacts") {
+            req = req.json(&json!([{"destination": "+61402012298"}]));
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().contains_key("retry-after");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status != 404 || body["error"] != "not_found" || retry_after {
+            failures.push(format!("{method} {path} → {status} {body}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "not a clean 404:\n{}",
+        failures.join("\n")
+    );
+
+    for method in [Method::GET, Method::POST, Method::DELETE] {
+        for number in ["a%20b", "%C3%A9", "123", "%FF", "x"] {
+            let path = format!("/dnc/{number}");
+            let resp = rig
+                .http
+                .request(method.clone(), rig.url(&path))
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, 422, "{method} {path}: {body}");
+            assert_eq!(
+                body["fields"][0]["field"], "number",
+                "{method} {path}: {body}"
+            );
+        }
+    }
+    assert!(rig.fleet.running(Role::Ingress));
+}
+
+/// Every error answers the documented JSON body, axum's own rejections included (they used to
+/// answer in plain text): a bad query, a non-JSON transfer body, an oversize campaign, an
+/// unknown method, and campaigns created with a non-JSON content type.
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_every_error_is_json() {
+    let mut rig = Rig::new(false).await;
+    rig.fleet.set("CALLFLEET_INGRESS__BODY_LIMIT_BYTES", "2048");
+    rig.fleet
+        .set("CALLFLEET_INGRESS__UPLOAD_LIMIT_BYTES", "4096");
+    rig.start_ingress().await;
+    let (status, created) = rig
+        .call_api(
+            reqwest::Method::POST,
+            "/campaigns",
+            Some(json!({"id": "errs", "name": "Errors", "account_code": "em-tech-01"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let http = &rig.http;
+    let cases = [
+        (
+            "bad query",
+            http.post(rig.url("/campaigns/errs/contacts?last=maybe"))
+                .header("content-type", "text/csv")
+                .body("destination\n+61402012298\n"),
+            422,
+            "invalid_request",
+        ),
+        (
+            "transfer body not JSON",
+            http.post(rig.url("/calls/nope/transfer"))
+                .header("content-type", "text/plain")
+                .body("+61731071901"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "transfer body malformed",
+            http.post(rig.url("/calls/nope/transfer"))
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+            "malformed_json",
+        ),
+        (
+            "campaign not JSON",
+            http.post(rig.url("/campaigns"))
+                .header("content-type", "text/plain")
+                .body(r#"{"name": "x", "account_code": "y"}"#),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "campaign too large",
+            http.post(rig.url("/campaigns"))
+                .header("content-type", "application/json")
+                .body(format!(
+                    r#"{{"name": "x", "account_code": "y", "metadata": {{"pad": "{}"}}}}"#,
+                    "p".repeat(5000)
+                )),
+            413,
+            "body_too_large",
+        ),
+        (
+            "dnc import too large",
+            http.post(rig.url("/dnc"))
+                .header("content-type", "text/csv")
+                .body("6".repeat(5000)),
+            413,
+            "body_too_large",
+        ),
+        (
+            "unknown method",
+            http.patch(rig.url("/dispatch")),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (case, req, status, error) in cases {
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), status, "{case}");
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(ct, "application/json", "{case}");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(body["error"], error, "{case}: {body}");
+    }
+}

@@ -8,6 +8,7 @@
 mod campaigns;
 mod contracts;
 mod e2e;
+mod fuzz;
 mod ingress;
 mod media;
 mod newcomer;

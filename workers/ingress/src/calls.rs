@@ -1,55 +1,43 @@
 //! `GET /calls/{id}`, `GET /healthz`, `GET /readyz`.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
-use callfleet_domain::{CallState, subjects};
+use axum::{Json, extract::State, http::StatusCode};
+use callfleet_domain::CallState;
 use serde_json::{Value, json};
 
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    ids::{CallId, call_not_found},
+};
 
 #[utoipa::path(
     get, path = "/calls/{id}",
     params(("id" = String, Path, description = "call_id returned by POST /dispatch")),
     responses(
         (status = 200, description = "Current state, attempts and last outcome", body = CallState),
-        (status = 404, description = "Unknown call", body = crate::error::ErrorBody),
-        (status = 503, description = "NATS unavailable", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown call, or an id no call can have", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn get_call(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CallId(id): CallId,
 ) -> Result<Json<CallState>, ApiError> {
-    if !subjects::is_token(&id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such call",
-        ));
-    }
     match state.bus.call_state(&id).await {
         Ok(Some((call, _))) => Ok(Json(call)),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no call {id}"),
-        )),
+        Ok(None) => Err(call_not_found(&id)),
         Err(e) => Err(ApiError::bus(&e)),
     }
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up")))]
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = crate::openapi::bodies::Readiness)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 #[utoipa::path(get, path = "/readyz", responses(
-    (status = 200, description = "NATS and JetStream reachable"),
-    (status = 503, description = "Not ready, with the reason"),
+    (status = 200, description = "NATS and JetStream reachable", body = crate::openapi::bodies::Readiness),
+    (status = 503, description = "Not ready, with the reason", body = crate::openapi::bodies::Readiness),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if !state.bus.is_connected() {

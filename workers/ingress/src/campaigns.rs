@@ -10,8 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{
+        Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
+    http::{HeaderMap, StatusCode},
 };
 use callfleet_domain::{
     FieldError,
@@ -22,7 +25,11 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    ids::{CampaignId, campaign_not_found},
+};
 
 /// The answer to a create or an upload.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -66,24 +73,6 @@ fn invalid(field: &str, problem: impl Into<String>) -> ApiError {
     ApiError::invalid(vec![FieldError::new(field, problem)])
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no campaign {id}"),
-    )
-}
-
-fn json_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })
-}
-
 /// Contacts with their line (or 1-based index), as uploaded.
 type Rows = Vec<(u64, Map<String, Value>)>;
 
@@ -105,20 +94,24 @@ fn json_contacts(list: &[Value]) -> (Rows, Vec<RowError>) {
 }
 
 #[utoipa::path(
-    post, path = "/campaigns",
-    request_body(content = Object, description = "name, account_code and the other defaults, window, timezone, start_at, max_concurrent_calls, calls_per_second, retry; optional contacts[] (then sealed unless more_contacts is true)"),
+    post, path = "/campaigns", operation_id = "create_campaign",
+    request_body(content = crate::openapi::bodies::CampaignCreate, content_type = "application/json", description = "name, account_code and the other defaults, window, timezone, start_at, max_concurrent_calls, calls_per_second, retry; optional contacts[] (then sealed unless more_contacts is true)"),
     responses(
         (status = 201, description = "Created; contacts (if any) judged row by row", body = UploadResult),
+        (status = 400, description = "Malformed JSON or unreadable body", body = crate::error::ErrorBody),
         (status = 409, description = "A campaign with this id exists", body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid settings", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than ingress.upload_limit_bytes", body = crate::error::ErrorBody),
+        (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid settings, each with its problem", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn create(
     State(state): State<AppState>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UploadResult>), ApiError> {
-    let value = json_body(&body)?;
+    let value = crate::body::json(&headers, body, state.config.ingress.upload_limit_bytes)?;
     let Value::Object(obj) = value else {
         return Err(invalid("(body)", "must be a JSON object"));
     };
@@ -173,35 +166,40 @@ pub struct UploadQuery {
 }
 
 #[utoipa::path(
-    post, path = "/campaigns/{id}/contacts",
-    params(("id" = String, Path), ("last" = Option<bool>, Query, description = "No more uploads follow")),
-    request_body(content = String, description = "text/csv with a header row naming `destination` (other columns become variables), or a JSON array of contacts"),
+    post, path = "/campaigns/{id}/contacts", operation_id = "add_contacts",
+    params(("id" = String, Path, description = "campaign_id"), ("last" = Option<bool>, Query, description = "No more uploads follow: the campaign is sealed")),
+    request_body(
+        description = "text/csv with a header row naming `destination` (other columns become variables), or a JSON array of contacts (or `{contacts: [...]}`)",
+        content(
+            (String = "text/csv", example = "destination,first_name\n+61402012298,Ada\n"),
+            (Vec<crate::openapi::bodies::Contact> = "application/json"),
+        ),
+    ),
     responses(
         (status = 200, description = "Rows judged one by one", body = UploadResult),
-        (status = 404, description = "Unknown campaign", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or unreadable body", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown campaign, or an id no campaign can have", body = crate::error::ErrorBody),
         (status = 409, description = "The campaign is over or sealed", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than ingress.upload_limit_bytes", body = crate::error::ErrorBody),
         (status = 415, description = "Neither text/csv nor application/json", body = crate::error::ErrorBody),
-        (status = 422, description = "No header row with destination", body = crate::error::ErrorBody),
+        (status = 422, description = "No header row with destination, not an array of contacts, or a bad `last`", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn add_contacts(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<UploadQuery>,
+    CampaignId(id): CampaignId,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<UploadResult>, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let (rows, rejected) = if ct.starts_with("text/csv") {
+    let Query(q) = query.map_err(|_| invalid("last", "must be true or false"))?;
+    let body = crate::body::bytes(body, state.config.ingress.upload_limit_bytes)?;
+    let (rows, rejected) = if crate::body::media_type(&headers) == "text/csv" {
         let parsed = campaign::parse_csv(&body).map_err(|p| invalid("(body)", p))?;
         (parsed.contacts, parsed.rejected)
-    } else if ct.starts_with("application/json") {
-        match json_body(&body)? {
+    } else if crate::body::is_json(&headers) {
+        match crate::body::parse_json(&body)? {
             Value::Array(list) => json_contacts(&list),
             Value::Object(o) => match o.get("contacts") {
                 Some(Value::Array(list)) => json_contacts(list),
@@ -325,7 +323,7 @@ pub(crate) async fn modify(
             .await
             .map_err(|e| ApiError::bus(&e))?
         else {
-            return Err(not_found(id));
+            return Err(campaign_not_found(id));
         };
         change(&mut record)?;
         record.updated_at = jiff::Timestamp::now();
@@ -345,28 +343,25 @@ pub(crate) async fn modify(
 }
 
 #[utoipa::path(
-    get, path = "/campaigns/{id}",
-    params(("id" = String, Path)),
+    get, path = "/campaigns/{id}", operation_id = "get_campaign",
+    params(("id" = String, Path, description = "campaign_id")),
     responses(
         (status = 200, description = "Settings, status, counts per state and outcome, dial rate, ETA", body = CampaignView),
-        (status = 404, description = "Unknown campaign", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown campaign, or an id no campaign can have", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CampaignId(id): CampaignId,
 ) -> Result<Json<CampaignView>, ApiError> {
-    if !s::is_token(&id) {
-        return Err(not_found(&id));
-    }
     let Some((record, _)) = state
         .bus
         .campaign(&id)
         .await
         .map_err(|e| ApiError::bus(&e))?
     else {
-        return Err(not_found(&id));
+        return Err(campaign_not_found(&id));
     };
     Ok(Json(view(&state, record).await?))
 }
@@ -472,18 +467,18 @@ async fn set_status(
 }
 
 macro_rules! status_route {
-    ($name:ident, $path:literal, $to:expr, $doc:literal) => {
+    ($name:ident, $op:literal, $path:literal, $to:expr, $doc:literal) => {
         #[utoipa::path(
-            post, path = $path,
-            params(("id" = String, Path)),
+            post, path = $path, operation_id = $op,
+            params(("id" = String, Path, description = "campaign_id")),
             responses(
                 (status = 200, description = $doc, body = StatusChanged),
-                (status = 404, description = "Unknown campaign", body = crate::error::ErrorBody),
-                (status = 409, description = "Already cancelled or completed", body = crate::error::ErrorBody),
+                (status = 404, description = "Unknown campaign, or an id no campaign can have", body = crate::error::ErrorBody),
+                (status = 409, description = "Already cancelled or completed (or changed too often meanwhile: retry)", body = crate::error::ErrorBody),
             ),
             security(("bearer" = []))
         )]
-        pub async fn $name(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<StatusChanged>, ApiError> {
+        pub async fn $name(State(state): State<AppState>, CampaignId(id): CampaignId) -> Result<Json<StatusChanged>, ApiError> {
             set_status(&state, &id, $to).await
         }
     };
@@ -491,18 +486,21 @@ macro_rules! status_route {
 
 status_route!(
     pause,
+    "pause_campaign",
     "/campaigns/{id}/pause",
     CampaignStatus::Paused,
     "No new dials within seconds; live calls finish"
 );
 status_route!(
     resume,
+    "resume_campaign",
     "/campaigns/{id}/resume",
     CampaignStatus::Active,
     "Dialing resumes"
 );
 status_route!(
     cancel,
+    "cancel_campaign",
     "/campaigns/{id}/cancel",
     CampaignStatus::Cancelled,
     "Waiting contacts end as cancelled; live calls finish"

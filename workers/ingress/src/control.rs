@@ -11,20 +11,24 @@ use std::time::Duration;
 
 use axum::{
     Json,
-    extract::{Path, State},
-    http::StatusCode,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode},
 };
 use callfleet_bus::{ControlError, LeaseError};
 use callfleet_domain::{
     CallState, FieldError,
     control::{ControlReply, ControlRequest},
     request::normalise_transfer_target,
-    subjects,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::{AppState, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    ids::{CallId, call_not_found},
+};
 
 /// What happened to the call.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,30 +39,14 @@ pub struct ControlAccepted {
     pub detail: String,
 }
 
-/// The body of `POST /calls/{id}/transfer` (documented; parsed by hand for field-level errors).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct TransferBody {
-    /// `tel:+E164`, a phone number (normalised like `destination`), or a `sip:` URI. Absent:
-    /// the call's own `transfer_target`.
-    pub transfer_target: Option<String>,
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no call {id}"))
-}
-
 fn conflict(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "conflict", message)
 }
 
 async fn load(state: &AppState, id: &str) -> Result<CallState, ApiError> {
-    if !subjects::is_token(id) {
-        return Err(not_found(id));
-    }
     match state.bus.call_state(id).await {
         Ok(Some((call, _))) => Ok(call),
-        Ok(None) => Err(not_found(id)),
+        Ok(None) => Err(call_not_found(id)),
         Err(e) => Err(ApiError::bus(&e)),
     }
 }
@@ -81,15 +69,15 @@ fn control_error(e: ControlError, lease_ttl: Duration) -> ApiError {
     params(("id" = String, Path, description = "call_id returned by POST /dispatch")),
     responses(
         (status = 202, description = "Cancelled (never dialed again) or hanging up", body = ControlAccepted),
-        (status = 404, description = "Unknown call", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown call, or an id no call can have", body = crate::error::ErrorBody),
         (status = 409, description = "Already over, or its worker is not answering", body = crate::error::ErrorBody),
-        (status = 503, description = "NATS unavailable", body = crate::error::ErrorBody),
+        (status = 504, description = "The worker holding the call did not answer the hang-up in time", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn cancel_call(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    CallId(id): CallId,
 ) -> Result<(StatusCode, Json<ControlAccepted>), ApiError> {
     let call = load(&state, &id).await?;
     if call.status.is_terminal() {
@@ -150,7 +138,7 @@ async fn cancel_waiting(state: &AppState, id: &str) -> Result<Option<String>, Ap
         .await
         .map_err(|e| ApiError::bus(&e))?
     else {
-        return Err(not_found(id));
+        return Err(call_not_found(id));
     };
     if call.status.is_terminal() {
         return Ok(None);
@@ -191,22 +179,27 @@ async fn cancel_waiting(state: &AppState, id: &str) -> Result<Option<String>, Ap
 #[utoipa::path(
     post, path = "/calls/{id}/transfer",
     params(("id" = String, Path, description = "call_id returned by POST /dispatch")),
-    request_body(content = TransferBody, description = "Optional target; the call's transfer_target otherwise"),
+    request_body(content = Option<crate::openapi::bodies::TransferBody>, content_type = "application/json", description = "Optional (an empty body is fine): the target; the call's transfer_target otherwise"),
     responses(
         (status = 200, description = "Transferred (SIP REFER accepted)", body = ControlAccepted),
-        (status = 404, description = "Unknown call", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed JSON or unreadable body", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown call, or an id no call can have", body = crate::error::ErrorBody),
         (status = 409, description = "Not answered, already over, or the transfer failed", body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid transfer_target", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than ingress.body_limit_bytes", body = crate::error::ErrorBody),
+        (status = 415, description = "A non-empty body that is not application/json", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid transfer_target, or a body that is not an object", body = crate::error::ErrorBody),
         (status = 504, description = "The worker did not finish the transfer in time; watch for the transferred event", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn transfer_call(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Option<Json<Value>>,
+    CallId(id): CallId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ControlAccepted>, ApiError> {
-    let to = match body.as_ref().map(|Json(v)| v) {
+    let body = crate::body::optional_json(&headers, body, state.config.ingress.body_limit_bytes)?;
+    let to = match body.as_ref() {
         None | Some(Value::Null) => None,
         Some(Value::Object(o)) => match o.get("transfer_target") {
             None | Some(Value::Null) => None,

@@ -39,16 +39,15 @@ pub struct DispatchAccepted {
 
 #[utoipa::path(
     post, path = "/dispatch",
-    request_body(content = callfleet_domain::request::DispatchPayload, description = "Seed-000 compatible call request"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same key return the same call_id and enqueue nothing new")),
+    request_body(content = callfleet_domain::request::DispatchPayload, content_type = "application/json", description = "Seed-000 compatible call request"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. Repeats with the same key return the same call_id and enqueue nothing new", min_length = 1, max_length = 255, pattern = r"^[ -~]*[!-~][ -~]*$", example = "INC-1234")),
     responses(
-        (status = 202, description = "Enqueued (JetStream acknowledged)", body = DispatchAccepted),
-        (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+        (status = 202, description = "Enqueued (JetStream acknowledged)", body = DispatchAccepted,
+            headers(("Location" = String, description = "The call's status URL"))),
+        (status = 400, description = "Malformed JSON or unreadable body", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than ingress.body_limit_bytes", body = crate::error::ErrorBody),
         (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
-        (status = 422, description = "Invalid fields, each with its problem", body = crate::error::ErrorBody),
-        (status = 503, description = "NATS unavailable; retry with the same Idempotency-Key", body = crate::error::ErrorBody),
+        (status = 422, description = "Invalid fields, each with its problem (also a bad Idempotency-Key)", body = crate::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -57,32 +56,7 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the body is larger than {} bytes",
-                    state.config.ingress.body_limit_bytes
-                ),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                rejection.body_text(),
-            )
-        }
-    })?;
-    check_content_type(&headers)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
+    let value = crate::body::json(&headers, body, state.config.ingress.body_limit_bytes)?;
     let fallback_call_id = idempotency_call_id(&headers)?;
     let opts = ValidateOptions {
         default_country_code: state.config.phone.default_country_code.clone(),
@@ -174,33 +148,6 @@ async fn record_queued(
     event.detail = at.map(|t| serde_json::json!({ "not_before": t }));
     if let Err(e) = state.bus.publish_event(&event).await {
         tracing::warn!(call.id = %req.call_id, error = %e, "could not publish the queued event");
-    }
-}
-
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
-        Ok(())
-    } else {
-        let got = if ct.is_empty() {
-            "none".to_owned()
-        } else {
-            format!("{ct:?}")
-        };
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type must be application/json, got {got}"),
-        ))
     }
 }
 

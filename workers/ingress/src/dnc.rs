@@ -5,12 +5,12 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State},
+    extract::{State, rejection::BytesRejection},
 };
-use callfleet_domain::{FieldError, PhoneNumber, campaign::RowError};
+use callfleet_domain::{PhoneNumber, campaign::RowError};
 use serde::Serialize;
 
-use crate::{AppState, error::ApiError};
+use crate::{AppState, error::ApiError, ids::DncNumber};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DncEntry {
@@ -24,19 +24,16 @@ pub struct DncImport {
     pub rejected: Vec<RowError>,
 }
 
-fn parse(state: &AppState, raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw, state.config.phone.default_country_code.as_deref())
-        .map_err(|e| ApiError::invalid(vec![FieldError::new("number", e.to_string())]))
-}
-
-#[utoipa::path(post, path = "/dnc/{number}", params(("number" = String, Path)),
-    responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/dnc/{number}", operation_id = "dnc_add", params(("number" = String, Path, description = "A phone number, normalised like `destination`")),
+    responses(
+        (status = 200, description = "Added (idempotent); `number` is the E.164 form", body = DncEntry),
+        (status = 422, description = "Not a phone number (`fields[0].field` is `number`)", body = crate::error::ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn add(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    DncNumber(number): DncNumber,
 ) -> Result<Json<DncEntry>, ApiError> {
-    let number = parse(&state, &raw)?;
     state
         .bus
         .add_dnc(&number.to_string())
@@ -49,14 +46,16 @@ pub async fn add(
     }))
 }
 
-#[utoipa::path(delete, path = "/dnc/{number}", params(("number" = String, Path)),
-    responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(delete, path = "/dnc/{number}", operation_id = "dnc_remove", params(("number" = String, Path, description = "A phone number, normalised like `destination`")),
+    responses(
+        (status = 200, description = "Removed (idempotent); `number` is the E.164 form", body = DncEntry),
+        (status = 422, description = "Not a phone number (`fields[0].field` is `number`)", body = crate::error::ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    DncNumber(number): DncNumber,
 ) -> Result<Json<DncEntry>, ApiError> {
-    let number = parse(&state, &raw)?;
     state
         .bus
         .remove_dnc(&number.to_string())
@@ -68,14 +67,16 @@ pub async fn remove(
     }))
 }
 
-#[utoipa::path(get, path = "/dnc/{number}", params(("number" = String, Path)),
-    responses((status = 200, body = DncEntry), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(get, path = "/dnc/{number}", operation_id = "dnc_check", params(("number" = String, Path, description = "A phone number, normalised like `destination`")),
+    responses(
+        (status = 200, description = "Whether the number is listed; `number` is the E.164 form", body = DncEntry),
+        (status = 422, description = "Not a phone number (`fields[0].field` is `number`)", body = crate::error::ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn check(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    DncNumber(number): DncNumber,
 ) -> Result<Json<DncEntry>, ApiError> {
-    let number = parse(&state, &raw)?;
     let listed = state
         .bus
         .is_dnc(&number.to_string())
@@ -87,14 +88,22 @@ pub async fn check(
     }))
 }
 
-#[utoipa::path(post, path = "/dnc",
-    request_body(content = String, description = "text/csv: a header row with a `number` (or `destination`) column, or one number per line"),
-    responses((status = 200, description = "Imported; bad rows listed with their line", body = DncImport)),
+#[utoipa::path(post, path = "/dnc", operation_id = "dnc_import",
+    request_body(
+        description = "text/csv: a header row with a `number` (or `destination`) column, or one number per line",
+        content((String = "text/csv", example = "number\n+61402012298\n")),
+    ),
+    responses(
+        (status = 200, description = "Imported; bad rows listed with their line", body = DncImport),
+        (status = 400, description = "Unreadable body", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than ingress.upload_limit_bytes", body = crate::error::ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn import(
     State(state): State<AppState>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DncImport>, ApiError> {
+    let body = crate::body::bytes(body, state.config.ingress.upload_limit_bytes)?;
     let text = String::from_utf8_lossy(&body);
     let mut lines = text.lines().enumerate().peekable();
     let mut column = 0;

@@ -1,16 +1,21 @@
 //! The HTTP ingress. It owns no state: it validates a request, publishes it onto JetStream, and
 //! answers `202` only once JetStream acknowledged the publish (`503` when NATS is unavailable).
 //!
-//! Routes: `POST /dispatch`, `GET /calls/{id}`, `GET /healthz`, `GET /readyz`,
-//! `GET /openapi.json`, `GET /metrics`. Bearer API keys guard `/dispatch` and `/calls`.
+//! Routes: `POST /dispatch`, `GET`/`DELETE /calls/{id}`, `POST /calls/{id}/transfer`,
+//! `/campaigns…`, `/dnc…` (all behind bearer API keys), and `GET /healthz`, `GET /readyz`,
+//! `GET /openapi.json`, `GET /metrics`. Ids in paths are checked by the extractors in `ids.rs`
+//! (an id that cannot exist is a `404`, never a NATS error); bodies are read by `body.rs`, so
+//! every error, axum's rejections included, answers the JSON `ErrorBody` the document promises.
 
 mod auth;
+mod body;
 mod calls;
 mod campaigns;
 mod control;
 mod dispatch;
 mod dnc;
 mod error;
+mod ids;
 mod metrics;
 mod openapi;
 
@@ -26,7 +31,6 @@ use callfleet_bus::Bus;
 use callfleet_config::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
@@ -98,6 +102,7 @@ pub async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
+    let openapi = openapi::Served::new();
     let limit = state.config.ingress.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.ingress.request_timeout_secs);
     let upload_timeout = Duration::from_secs(state.config.ingress.upload_timeout_secs);
@@ -109,9 +114,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(
             state.config.ingress.upload_limit_bytes,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        .layer(middleware::from_fn_with_state(
             upload_timeout,
+            error::time_limit,
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -133,10 +138,7 @@ pub fn router(state: AppState) -> Router {
             get(dnc::check).post(dnc::add).delete(dnc::remove),
         )
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, error::time_limit))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
@@ -146,9 +148,13 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads)
         .route("/healthz", get(calls::healthz))
         .route("/readyz", get(calls::readyz))
-        .route("/openapi.json", get(openapi::openapi_json))
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(openapi.respond())),
+        )
         .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
