@@ -28,7 +28,7 @@ APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, nats-py
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis
 
 $(APT_STAMP):
 	mkdir -p $(TOOLS)/stamps

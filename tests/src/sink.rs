@@ -29,6 +29,18 @@ impl Received {
             .unwrap_or_default()
             .to_owned()
     }
+    /// Whether its Standard Webhooks signature verifies with `secret` (checked with this
+    /// crate's own HMAC, independently of the notifier's code).
+    pub fn signed_with(&self, secret: &str) -> bool {
+        crate::verify_signature(
+            secret,
+            &self.header("webhook-id"),
+            &self.header("webhook-timestamp"),
+            &self.body,
+            &self.header("webhook-signature"),
+        )
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
