@@ -6,6 +6,7 @@
 
 mod campaigns;
 mod contracts;
+mod defects;
 mod e2e;
 mod ingress;
 mod media;
