@@ -76,14 +76,14 @@ pub struct CallSummary {
 /// How an estimated call duration was reached (the worker holding the call was lost).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DurationEstimate {
-    /// Where `call_start` comes from: `answered_at` (recorded at the answer: exact),
-    /// `takeover` (the answer happened while no worker watched; the taking-over worker's first
-    /// look, a bound), or `sip_participant_joined_at` (the SIP participant joined the room at
-    /// the dial, before any ring: a bound).
+    /// Where `call_start` comes from: `answered_at` (recorded at the answer), or `takeover` (the
+    /// answer happened while no worker watched: the taking-over worker's first look, with the
+    /// lost worker's last write or the SIP participant's `joined_at`, at the dial, as the bounds).
     pub start_from: String,
-    /// Where `call_end` comes from: `callee_seen_at` (midway between the lost worker's last
-    /// sight of the callee and the next one it would have had), or `takeover` (when another
-    /// worker found the callee gone: an upper bound).
+    /// Where `call_end` comes from: `observed` (the worker holding the call saw it end),
+    /// `midpoint of callee_seen_at and takeover` (the lost worker last saw the callee at
+    /// `callee_seen_at`; another worker found it gone at the takeover), or `midpoint of
+    /// answered_at and takeover` (no sighting recorded after the answer).
     pub end_from: String,
     /// The real answer lies between these two.
     pub start_earliest: Option<Timestamp>,
