@@ -2,7 +2,8 @@
 //! (`make setup`), the real `callfleet` binary, and an in-test webhook receiver.
 //!
 //! Prefixes: `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
-//! `contract_` generated files and config, `fault_` kills and restarts.
+//! `contract_` generated files and config, `fault_` kills and restarts, `newcomer_` `make run`
+//! as a new user runs it.
 
 mod campaigns;
 mod contracts;
@@ -10,6 +11,7 @@ mod defects;
 mod e2e;
 mod ingress;
 mod media;
+mod newcomer;
 mod notifier;
 mod rig;
 mod tel_faults;

@@ -239,8 +239,8 @@ async fn media_sip_callee_audio_reaches_transport() {
     me.transport.leave().await.expect("the transport leaves");
 }
 
-/// The transport publishes 440 Hz; the callee (SIPp with `-rtp_echo`) sends every RTP packet
-/// it receives back. The SIP participant's track then carries 440 Hz, which it can only do if
+/// The transport publishes 440 Hz; the callee (SIPp with `-rtp_echo`, answering without audio
+/// of its own) sends every RTP packet it receives back. The SIP participant's track then carries 440 Hz, which it can only do if
 /// the transport's audio reached the callee as RTP.
 #[tokio::test(flavor = "multi_thread")]
 async fn media_transport_audio_reaches_callee() {
@@ -257,7 +257,7 @@ async fn media_transport_audio_reaches_callee() {
     let stop = Arc::new(AtomicBool::new(false));
     let tone = spawn_tone(track, HZ, 0.3, Duration::from_secs(90), stop.clone());
 
-    let number = Behaviour::AnswerAndStay.number(2);
+    let number = Behaviour::AnswerSilent.number(2);
     dial(&tel, &callee, &number, &room).await;
     wait_event(
         &mut me.events,

@@ -74,32 +74,95 @@ impl Drop for TempDir {
     }
 }
 
-/// Wait until `check` returns `Some`, polling every 50 ms, failing after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+/// How much longer than nominal a wait may take on this machine now. Test machines are busy (CI
+/// beside other jobs, `make test-load` beside `stress-ng`), so every wait's limit is multiplied
+/// by the load per core (1-min load average / cores, between 1 and 4) and by
+/// `TEST_TIMEOUT_SCALE` (default 1). A wait that succeeds returns as soon as its condition
+/// holds, so a generous limit costs nothing when all is well.
+pub fn load_factor() -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let scale = std::env::var("TEST_TIMEOUT_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .unwrap_or(1.0);
+    (load / cores).clamp(1.0, 4.0) * scale
+}
+
+/// `nominal` sized for the machine's current load (see [`load_factor`]).
+pub fn scaled(nominal: Duration) -> Duration {
+    nominal.mul_f64(load_factor())
+}
+
+/// Wait until `check` returns `Some`, polling every 50 ms, failing after `timeout` (sized for
+/// the machine's load, see [`scaled`]) with what was awaited.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
+    wait_for_logged(what, timeout, &[], check).await
+}
+
+/// [`wait_for`], and on timeout the last lines of each of `logs` (the servers involved) go into
+/// the failure message.
+pub async fn wait_for_logged<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    logs: &[&std::path::Path],
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let limit = scaled(timeout);
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return v;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            let tails: String = logs.iter().map(|p| log_tail(p, 30)).collect();
+            panic!(
+                "timed out after {limit:?} (nominal {timeout:?}, load factor {:.1}) waiting for {what}{tails}",
+                load_factor()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// The last `lines` lines of a log file, as a block for a failure message.
+pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
+    let all: Vec<&str> = text.lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    format!("\n--- last {lines} lines of {} ---\n{tail}", path.display())
+}
+
 /// Wait until a TCP port accepts connections.
 pub async fn wait_port(port: u16, what: &str) {
-    wait_for(what, Duration::from_secs(20), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
+    wait_port_logged(port, what, &[]).await;
+}
+
+/// [`wait_port`], with the server's logs in the failure message.
+pub async fn wait_port_logged(port: u16, what: &str, logs: &[&std::path::Path]) {
+    wait_for_logged(
+        &format!("{what} to accept connections on 127.0.0.1:{port}"),
+        Duration::from_secs(30),
+        logs,
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
     .await;
 }
 

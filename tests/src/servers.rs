@@ -2,7 +2,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use crate::{TempDir, free_port, tool, wait_port};
+use crate::{TempDir, free_port, tool, wait_port_logged};
 
 pub struct NatsServer {
     pub port: u16,
@@ -22,6 +22,15 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) {
+        let log = self.log_path();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
         let child = Command::new(tool("nats-server"))
             .args([
                 "-a",
@@ -31,13 +40,18 @@ impl NatsServer {
                 "-js",
                 "-sd",
             ])
-            .arg(&self.store.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .arg(self.store.0.join("js"))
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start nats-server: {e}"));
         self.child = Some(child);
-        wait_port(self.port, "nats-server").await;
+        wait_port_logged(self.port, "nats-server", &[&log]).await;
+    }
+
+    /// Its log (kept across restarts).
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.store.0.join("nats-server.log")
     }
 
     pub fn url(&self) -> String {
@@ -106,14 +120,20 @@ impl LiveKitServer {
         let path = dir.0.join("livekit.yaml");
         std::fs::write(&path, config)
             .unwrap_or_else(|e| panic!("cannot write livekit config: {e}"));
+        let log = dir.0.join("livekit-server.log");
+        let out = std::fs::File::create(&log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
         let child = Command::new(tool("livekit-server"))
             .arg("--config")
             .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start livekit-server: {e}"));
-        wait_port(port, "livekit-server").await;
+        wait_port_logged(port, "livekit-server", &[&log]).await;
         Self {
             port,
             key,

@@ -14,7 +14,9 @@ use std::{
 
 use livekit_api::services::sip::{CreateSIPOutboundTrunkOptions, SIPClient};
 
-use crate::{LiveKitServer, TempDir, free_port, tool, wait_for, wait_port, workspace_root};
+use crate::{
+    LiveKitServer, TempDir, free_port, tool, wait_for_logged, wait_port_logged, workspace_root,
+};
 
 /// A process killed on Drop.
 struct Owned(Child);
@@ -69,8 +71,9 @@ impl Telephony {
             "--appendonly",
             "no",
         ]);
-        let redis = spawn(redis, "redis-server", None);
-        wait_port(redis_port, "redis-server").await;
+        let redis_log = dir.0.join("redis.log");
+        let redis = spawn(redis, "redis-server", Some(redis_log.clone()));
+        wait_port_logged(redis_port, "redis-server", &[&redis_log]).await;
         let redis_addr = format!("127.0.0.1:{redis_port}");
 
         let livekit = LiveKitServer::start_with_redis(Some(&redis_addr)).await;
@@ -111,12 +114,12 @@ impl Telephony {
             .dir
             .0
             .join(format!("livekit-sip-{}.log", uuid::Uuid::new_v4().simple()));
-        self.sip = Some(spawn(sip, "livekit-sip", Some(log)));
+        self.sip = Some(spawn(sip, "livekit-sip", Some(log.clone())));
         let health_port = self.health_port;
-        wait_port(health_port, "livekit-sip health").await;
-        wait_for(
-            "livekit-sip healthy",
-            Duration::from_secs(20),
+        wait_for_logged(
+            &format!("livekit-sip healthy (GET http://127.0.0.1:{health_port}/ answering 200)"),
+            Duration::from_secs(30),
+            &[&log],
             || async move {
                 reqwest::get(format!("http://127.0.0.1:{health_port}/"))
                     .await
@@ -172,6 +175,9 @@ pub enum Behaviour {
     AnswerThenHangUp(u8),
     /// Answer and stay until the caller hangs up.
     AnswerAndStay,
+    /// Answer and stay, sending no RTP at all: a dead line, which livekit-sip's media timeout
+    /// ends (or, on an [`Telephony::echo_callee`], only the echoed audio).
+    AnswerSilent,
     /// Answer, accept a REFER (202, then NOTIFY 200), wait for the caller's BYE.
     AcceptRefer,
     /// Answer, stream a [`Self::TONE_HZ`] tone as PCMU RTP in a loop, wait for the caller's BYE.
@@ -187,7 +193,7 @@ pub enum Behaviour {
 
 impl Behaviour {
     /// The tone [`Behaviour::PlayTone`] streams: a sine at half of full scale.
-    pub const TONE_HZ: f64 = 1000.0;
+    pub const TONE_HZ: f64 = callfleet_rig::callee::TONE_HZ;
 
     /// A destination number (E.164) that makes the callee behave so. `tag` (0-999) keeps
     /// numbers of one test apart.
@@ -195,6 +201,7 @@ impl Behaviour {
         let (hold, code) = match self {
             Self::AnswerThenHangUp(s) => (s, 200),
             Self::AnswerAndStay => (0, 201),
+            Self::AnswerSilent => (0, 205),
             Self::AcceptRefer => (0, 202),
             Self::PlayTone => (0, 203),
             Self::SpeakOnce => (0, 204),
@@ -231,46 +238,6 @@ impl SipRequest {
     }
 }
 
-/// The file `callee.xml` streams with `rtp_stream`, relative to SIPp's working directory (the
-/// callee's temp dir). SIPp 3.6 sends the file's bytes as they are, 160 per 20 ms packet
-/// (no WAV header parsing: a header would go out as audio), and reads it when it loads the
-/// scenario, so every callee needs it.
-const TONE_FILE: &str = "tone-1khz.ulaw";
-/// [`Behaviour::SpeakOnce`]'s audio: 2 s of the tone (the callee "speaks"), then 20 s of
-/// mu-law silence, as a phone keeps sending RTP while its user listens.
-const SPEAK_FILE: &str = "speak-then-listen.ulaw";
-
-fn speak_then_listen_ulaw() -> Vec<u8> {
-    let mut audio = tone_ulaw();
-    audio.extend(tone_ulaw());
-    audio.extend(std::iter::repeat_n(ulaw(0), 8000 * 20));
-    audio
-}
-
-/// One second of [`Behaviour::TONE_HZ`] at 8 kHz, G.711 mu-law (raw, headerless).
-fn tone_ulaw() -> Vec<u8> {
-    (0..8000)
-        .map(|i| {
-            let t = f64::from(i) / 8000.0;
-            let x = (t * Behaviour::TONE_HZ * std::f64::consts::TAU).sin() * 0.5 * 32767.0;
-            ulaw(x as i16)
-        })
-        .collect()
-}
-
-/// G.711 mu-law encoding of one sample.
-fn ulaw(sample: i16) -> u8 {
-    let mut s = i32::from(sample);
-    let sign = if s < 0 { 0x80 } else { 0 };
-    s = s.abs().min(32_635) + 0x84;
-    let mut exponent = 7;
-    while exponent > 0 && s & (0x80 << exponent) == 0 {
-        exponent -= 1;
-    }
-    let mantissa = (s >> (exponent + 3)) & 0x0F;
-    !((sign | (exponent << 4) | mantissa) as u8)
-}
-
 /// SIPp as the PSTN callee on a free loopback port, with a trunk pointing at it.
 pub struct Callee {
     pub port: u16,
@@ -283,25 +250,20 @@ impl Callee {
     async fn start(tel: &Telephony, from_numbers: &[&str], rtp_echo: bool) -> Self {
         let dir = TempDir::new("callee");
         let (port, media) = (free_port(), free_port());
-        let scenario = workspace_root().join("tests/sipp/callee.xml");
-        std::fs::write(dir.0.join(TONE_FILE), tone_ulaw())
-            .and_then(|()| std::fs::write(dir.0.join(SPEAK_FILE), speak_then_listen_ulaw()))
+        let scenario = callfleet_rig::callee::scenario(&workspace_root())
+            .unwrap_or_else(|e| panic!("the callee's scenario: {e}"));
+        callfleet_rig::callee::write_audio(&dir.0)
             .unwrap_or_else(|e| panic!("cannot write the callee's audio: {e}"));
         let mut cmd = Command::new(tool("sipp"));
-        cmd.current_dir(&dir.0);
-        if rtp_echo {
-            cmd.arg("-rtp_echo");
-        }
-        cmd.arg("-sf")
-            .arg(&scenario)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
-            .args(["-nostdin", "-trace_msg", "-message_file"])
-            .arg(dir.0.join("messages.log"))
-            .args(["-trace_logs", "-log_file"])
-            .arg(dir.0.join("callee.log"))
-            .args(["-trace_err", "-error_file"])
-            .arg(dir.0.join("errors.log"));
+        cmd.current_dir(&dir.0).args(callfleet_rig::callee::args(
+            &callfleet_rig::callee::Options {
+                scenario: &scenario,
+                port,
+                media_port: media,
+                log_dir: &dir.0,
+                rtp_echo,
+            },
+        ));
         let child = spawn(cmd, "sipp", Some(dir.0.join("stdout.log")));
         let mut callee = Self {
             port,
@@ -309,10 +271,20 @@ impl Callee {
             dir,
             _child: child,
         };
-        wait_for("sipp callee listening", Duration::from_secs(10), || {
-            let listening = udp_bound(port);
-            async move { listening.then_some(()) }
-        })
+        let stdout = callee.dir.0.join("stdout.log");
+        wait_for_logged(
+            "the sipp callee to answer OPTIONS",
+            Duration::from_secs(10),
+            &[&stdout, &callee.dir.0.join("errors.log")],
+            || async move {
+                tokio::task::spawn_blocking(move || {
+                    callfleet_rig::callee::options_ping(port, Duration::from_millis(500))
+                })
+                .await
+                .ok()?
+                .ok()
+            },
+        )
         .await;
         let numbers = from_numbers.iter().map(|n| (*n).to_owned()).collect();
         let trunk = tel
@@ -364,11 +336,6 @@ impl Callee {
         let read = |f: &str| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default();
         format!("{}\n{}", read("callee.log"), read("errors.log"))
     }
-}
-
-/// Whether something listens on UDP `port` on 127.0.0.1 (a bind attempt fails).
-fn udp_bound(port: u16) -> bool {
-    std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
 }
 
 /// Parse SIPp's `-trace_msg` log: blocks introduced by "... message received ...".

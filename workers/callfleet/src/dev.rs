@@ -6,22 +6,28 @@
 //! the PSTN, with an outbound trunk to it created through the LiveKit API. Calls then really
 //! ring, answer and hang up on loopback. Binaries come from `.tools/bin` (`make setup`) or PATH.
 //! Then it runs ingress, agent, notifier and campaigner in-process.
+//!
+//! Every child is supervised ([`supervise`]): the banner names a child only once it answered
+//! its readiness probe (a port, a health endpoint, Redis' PING, the callee's SIP OPTIONS), and a
+//! child that exits at any time is reported at once with the last lines of its log. Dev then
+//! drains the roles and exits non-zero rather than run on half a rig.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::Arc,
-    time::Duration,
-};
+mod supervise;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use callfleet_config::Config;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use supervise::{Probe, Supervisor};
+
 const DEV_DIR: &str = ".tools/dev";
+const NATS_PORT: u16 = 4222;
 const REDIS_PORT: u16 = 6390;
 const LIVEKIT_PORT: u16 = 7880;
+const LIVEKIT_TCP_PORT: u16 = 7881;
 const SIP_PORT: u16 = 5070;
 const SIP_HEALTH_PORT: u16 = 8091;
 const CALLEE_PORT: u16 = 5080;
@@ -29,6 +35,8 @@ const CALLEE_MEDIA_PORT: u16 = 6080;
 const DEV_KEY: &str = "devkey";
 const DEV_SECRET: &str = "callfleet-dev-secret-change-me-0123456789";
 const DEV_FROM_NUMBER: &str = "+61299990000";
+/// The callee answers numbers ending in HH200 and hangs up after HH seconds.
+const DEMO_NUMBER: &str = "+614000005200";
 
 fn tool(name: &str) -> anyhow::Result<PathBuf> {
     let local = PathBuf::from(".tools/bin").join(name);
@@ -46,124 +54,119 @@ fn tool(name: &str) -> anyhow::Result<PathBuf> {
     bail!("{name} not found in .tools/bin or PATH: run `make setup`")
 }
 
-async fn wait_port(port: u16, what: &str) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{what} did not start listening on 127.0.0.1:{port} within 10 s")
-}
-
 fn unset(var: &str) -> bool {
     std::env::var_os(var).is_none()
 }
 
-/// Child processes, killed when dropped.
-#[derive(Default)]
-struct Children(Vec<Child>);
-
-impl Children {
-    fn spawn(&mut self, what: &str, mut cmd: Command, log: Option<&Path>) -> anyhow::Result<()> {
-        let (out, err) = match log {
-            Some(path) => {
-                let f = std::fs::File::create(path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                (Stdio::from(f.try_clone()?), Stdio::from(f))
-            }
-            None => (Stdio::null(), Stdio::null()),
-        };
-        // Its own process group: a terminal's Ctrl-C reaches callfleet only, which stops the
-        // roles first and the servers after, instead of NATS vanishing under a draining fleet.
-        let child = cmd
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {what}"))?;
-        self.0.push(child);
-        Ok(())
-    }
-}
-
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut config = (*config).clone();
-    let mut children = Children::default();
-    std::fs::create_dir_all(DEV_DIR).context("creating .tools/dev")?;
+    let dir = PathBuf::from(DEV_DIR);
+    std::fs::create_dir_all(&dir).context("creating .tools/dev")?;
+    let mut rig = Supervisor::new(dir.clone());
 
-    if unset("NATS_URL") && unset("CALLFLEET_NATS__URL") {
-        let store = PathBuf::from(DEV_DIR).join("nats");
-        let mut cmd = Command::new(tool("nats-server")?);
-        cmd.args(["-a", "127.0.0.1", "-p", "4222", "-js", "-sd"])
-            .arg(&store);
-        children.spawn("nats-server", cmd, None)?;
-        wait_port(4222, "nats-server").await?;
-        config.nats.url = "nats://127.0.0.1:4222".into();
-        println!("dev: started nats-server on nats://127.0.0.1:4222 (store in {DEV_DIR}/nats)");
-    }
-    let mut demo_number = "+61402012298".to_owned();
-    if config.livekit.credentials().is_none() {
-        start_telephony(&mut config, &mut children).await?;
-        // The callee answers numbers ending in HH200 and hangs up after HH seconds.
-        demo_number = "+614000005200".into();
-    }
+    // A rig that fails to start stops what it started (the supervisor's Drop) and says why.
+    let telephony = tokio::select! {
+        started = start_rig(&mut config, &mut rig) => started?,
+        () = shutdown.cancelled() => {
+            rig.stop().await;
+            return Ok(());
+        }
+    };
+    banner(&config, telephony);
 
     let config = Arc::new(config);
-    let bind = config.ingress.bind.clone();
-    let auth = config
-        .ingress
-        .api_keys
-        .first()
-        .map(|_| " -H 'Authorization: Bearer <api key>'")
-        .unwrap_or_default();
-    println!("dev: ingress on http://{bind}; enqueue a call with:");
-    println!(
-        "  curl -s -X POST http://{bind}/dispatch -H 'Content-Type: application/json'{auth} \\\n    -d '{{\"destination\":\"{demo_number}\",\"account_code\":\"em-tech-01\",\"session_options\":{{\"llm\":\"openai/gpt-4o-mini\",\"tts\":\"cartesia\"}}}}'"
-    );
-    match &config.notifier.webhook_url {
-        Some(url) => println!("dev: summaries go to {url}"),
-        None => println!("dev: set N8N_WEBHOOK_URL to receive summaries"),
-    }
+    let roles = async {
+        let ingress = tokio::spawn(callfleet_ingress::run(config.clone(), shutdown.clone()));
+        let agent = tokio::spawn(callfleet_agent::run(config.clone(), shutdown.clone()));
+        let notifier = tokio::spawn(callfleet_notifier::run(config.clone(), shutdown.clone()));
+        let campaigner = tokio::spawn(callfleet_campaigner::run(config.clone(), shutdown.clone()));
+        let (i, a, n, c) = tokio::join!(ingress, agent, notifier, campaigner);
+        shutdown.cancel();
+        i??;
+        a??;
+        n??;
+        c??;
+        anyhow::Ok(())
+    };
+    tokio::pin!(roles);
+    let outcome = tokio::select! {
+        done = &mut roles => done,
+        exit = rig.exited() => {
+            eprintln!("{}", exit.report());
+            eprintln!("dev: stopping the fleet: the rig is incomplete without {}", exit.name);
+            shutdown.cancel();
+            // The roles drain (live calls end with a summary), bounded by the drain grace.
+            let grace = Duration::from_secs(config.agent.drain_grace_secs + 10);
+            if tokio::time::timeout(grace, &mut roles).await.is_err() {
+                eprintln!("dev: the roles did not stop within {grace:?}");
+            }
+            Err(anyhow::anyhow!("{} exited unexpectedly ({})", exit.name, exit.status))
+        }
+    };
+    // Servers stop after the roles, so NATS never vanishes under a draining fleet.
+    rig.stop().await;
+    outcome
+}
 
-    let ingress = tokio::spawn(callfleet_ingress::run(config.clone(), shutdown.clone()));
-    let agent = tokio::spawn(callfleet_agent::run(config.clone(), shutdown.clone()));
-    let notifier = tokio::spawn(callfleet_notifier::run(config.clone(), shutdown.clone()));
-    let campaigner = tokio::spawn(callfleet_campaigner::run(config.clone(), shutdown.clone()));
-    let (i, a, n, c) = tokio::join!(ingress, agent, notifier, campaigner);
-    shutdown.cancel();
-    i??;
-    a??;
-    n??;
-    c??;
-    drop(children);
-    Ok(())
+/// Start what is not configured: nats-server, then the telephony rig (true when started).
+async fn start_rig(config: &mut Config, rig: &mut Supervisor) -> anyhow::Result<bool> {
+    if unset("NATS_URL") && unset("CALLFLEET_NATS__URL") {
+        let store = rig.dir().join("nats");
+        let mut cmd = Command::new(tool("nats-server")?);
+        cmd.args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &NATS_PORT.to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(&store);
+        rig.start("nats-server", cmd, &[NATS_PORT], Probe::Tcp(NATS_PORT))
+            .await?;
+        config.nats.url = format!("nats://127.0.0.1:{NATS_PORT}");
+        println!(
+            "dev: nats-server ready on {} (store in {DEV_DIR}/nats)",
+            config.nats.url
+        );
+    }
+    if config.livekit.credentials().is_some() {
+        return Ok(false);
+    }
+    start_telephony(config, rig).await?;
+    Ok(true)
 }
 
 /// redis-server, livekit-server with Redis, livekit-sip, the SIPp callee, and a trunk to it.
-async fn start_telephony(config: &mut Config, children: &mut Children) -> anyhow::Result<()> {
-    let dir = PathBuf::from(DEV_DIR);
+async fn start_telephony(config: &mut Config, rig: &mut Supervisor) -> anyhow::Result<()> {
+    let dir = rig.dir().to_owned();
     let mut redis = Command::new(tool("redis-server")?);
     redis.args(["--port", &REDIS_PORT.to_string(), "--bind", "127.0.0.1"]);
     redis.args(["--save", "", "--appendonly", "no"]);
-    children.spawn("redis-server", redis, Some(&dir.join("redis.log")))?;
-    wait_port(REDIS_PORT, "redis-server").await?;
+    rig.start(
+        "redis-server",
+        redis,
+        &[REDIS_PORT],
+        Probe::RedisPing(REDIS_PORT),
+    )
+    .await?;
 
     let livekit_yaml = dir.join("livekit.yaml");
     std::fs::write(
         &livekit_yaml,
         format!(
-            "port: {LIVEKIT_PORT}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: 7881\n  udp_port: 7882\n  use_external_ip: false\n  node_ip: 127.0.0.1\nredis:\n  address: 127.0.0.1:{REDIS_PORT}\nkeys:\n  {DEV_KEY}: {DEV_SECRET}\nlogging:\n  level: info\n"
+            "port: {LIVEKIT_PORT}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {LIVEKIT_TCP_PORT}\n  udp_port: 7882\n  use_external_ip: false\n  node_ip: 127.0.0.1\nredis:\n  address: 127.0.0.1:{REDIS_PORT}\nkeys:\n  {DEV_KEY}: {DEV_SECRET}\nlogging:\n  level: info\n"
         ),
     )?;
     let mut livekit = Command::new(tool("livekit-server")?);
     livekit.arg("--config").arg(&livekit_yaml);
-    children.spawn("livekit-server", livekit, Some(&dir.join("livekit.log")))?;
-    wait_port(LIVEKIT_PORT, "livekit-server").await?;
+    rig.start(
+        "livekit-server",
+        livekit,
+        &[LIVEKIT_PORT, LIVEKIT_TCP_PORT],
+        Probe::Http(format!("http://127.0.0.1:{LIVEKIT_PORT}/")),
+    )
+    .await?;
 
     let sip_yaml = dir.join("livekit-sip.yaml");
     std::fs::write(
@@ -174,25 +177,36 @@ async fn start_telephony(config: &mut Config, children: &mut Children) -> anyhow
     )?;
     let mut sip = Command::new(tool("livekit-sip")?);
     sip.arg("--config").arg(&sip_yaml);
-    children.spawn("livekit-sip", sip, Some(&dir.join("livekit-sip.log")))?;
-    wait_port(SIP_HEALTH_PORT, "livekit-sip").await?;
+    rig.start(
+        "livekit-sip",
+        sip,
+        &[SIP_HEALTH_PORT],
+        Probe::Http(format!("http://127.0.0.1:{SIP_HEALTH_PORT}/")),
+    )
+    .await?;
 
-    let scenario = PathBuf::from("tests/sipp/callee.xml");
-    if !scenario.exists() {
-        bail!(
-            "{} is missing: run `make run` from the repository root",
-            scenario.display()
-        );
-    }
+    // SIPp reads the audio its scenario streams when it loads it, from its working directory.
+    let root = std::env::current_dir().context("the current directory")?;
+    let scenario = callfleet_rig::callee::scenario(&root)
+        .context("the callee's scenario: run `make run` from the repository root")?;
+    let callee_dir = dir.join("callee");
+    std::fs::create_dir_all(&callee_dir).context("creating .tools/dev/callee")?;
+    callfleet_rig::callee::write_audio(&callee_dir).context("writing the callee's audio")?;
+    let callee_dir = std::fs::canonicalize(&callee_dir)?;
     let mut callee = Command::new(tool("sipp")?);
     callee
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &CALLEE_PORT.to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &CALLEE_MEDIA_PORT.to_string()])
-        .args(["-nostdin", "-trace_msg", "-message_file"])
-        .arg(dir.join("callee-messages.log"));
-    children.spawn("sipp", callee, Some(&dir.join("callee.log")))?;
+        .current_dir(&callee_dir)
+        .args(callfleet_rig::callee::args(
+            &callfleet_rig::callee::Options {
+                scenario: &scenario,
+                port: CALLEE_PORT,
+                media_port: CALLEE_MEDIA_PORT,
+                log_dir: &callee_dir,
+                rtp_echo: false,
+            },
+        ));
+    rig.start("sipp callee", callee, &[], Probe::SipOptions(CALLEE_PORT))
+        .await?;
 
     let url = format!("ws://127.0.0.1:{LIVEKIT_PORT}");
     let lk = callfleet_livekit::LiveKit::new(&url, DEV_KEY, DEV_SECRET, Duration::from_secs(10));
@@ -214,12 +228,35 @@ async fn start_telephony(config: &mut Config, children: &mut Children) -> anyhow
         config.sip.from_number = Some(DEV_FROM_NUMBER.into());
     }
     println!(
-        "dev: started redis, livekit-server ({url}, key {DEV_KEY}), livekit-sip (udp 127.0.0.1:{SIP_PORT}) \
-         and a SIPp callee on 127.0.0.1:{CALLEE_PORT}; trunk {trunk}. Logs in {DEV_DIR}/."
+        "dev: redis, livekit-server ({url}, key {DEV_KEY}), livekit-sip (udp 127.0.0.1:{SIP_PORT}) \
+         and a SIPp callee (udp 127.0.0.1:{CALLEE_PORT}) ready; trunk {trunk}. Logs in {DEV_DIR}/."
     );
     println!(
         "dev: the callee's behaviour is picked by the dialed number's last digits (tests/sipp/callee.xml): \
          ...HH200 answers and hangs up after HH s, ...00486 busy, ...00180 rings, ...00603 declines"
     );
     Ok(())
+}
+
+fn banner(config: &Config, telephony: bool) {
+    let bind = &config.ingress.bind;
+    let number = if telephony {
+        DEMO_NUMBER
+    } else {
+        "+61402012298"
+    };
+    let auth = config
+        .ingress
+        .api_keys
+        .first()
+        .map(|_| " -H 'Authorization: Bearer <api key>'")
+        .unwrap_or_default();
+    println!("dev: ingress on http://{bind}; enqueue a call with:");
+    println!(
+        "  curl -s -X POST http://{bind}/dispatch -H 'Content-Type: application/json'{auth} \\\n    -d '{{\"destination\":\"{number}\",\"account_code\":\"em-tech-01\",\"session_options\":{{\"llm\":\"openai/gpt-4o-mini\",\"tts\":\"cartesia\"}}}}'"
+    );
+    match &config.notifier.webhook_url {
+        Some(url) => println!("dev: summaries go to {url}"),
+        None => println!("dev: set N8N_WEBHOOK_URL to receive summaries"),
+    }
 }

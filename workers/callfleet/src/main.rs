@@ -40,7 +40,8 @@ enum Command {
     Notifier,
     /// Campaigner: releases campaign contacts at their pace, inside calling windows.
     Campaigner,
-    /// Everything locally: starts nats-server (and livekit-server --dev) when not configured.
+    /// Everything locally: nats-server when NATS_URL is unset, and the local telephony rig
+    /// (redis, livekit-server, livekit-sip, a SIPp callee) when LIVEKIT_URL is unset.
     Dev,
     /// Campaigns: create from a CSV (with a progress bar), status (--watch), pause, resume, cancel.
     Campaign {
