@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::rig::{Peers, Rig};
 
+
 fn start_agent(rig: &mut Rig, id: &str) {
     rig.fleet.set("CALLFLEET_AGENT__WORKER_ID", id);
     rig.fleet.start(Role::Agent);
@@ -357,4 +358,31 @@ async fn defect_no_ringing_without_a_provisional_response() {
         !kinds.contains(&"ringing".to_owned()),
         "no provisional response, no ringing: {kinds:?}"
     );
+}
+
+/// A callee that answers and sends no RTP (a dead line): livekit-sip drops the call after its
+/// media timeout (~30 s without RTP), leaving with `sip.callStatus` still `active`; the call
+/// ends as `media_timeout`, not `callee_hangup`.
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_media_timeout_is_its_own_end_reason() {
+    let mut rig = Rig::with(Peers::Telephony).await;
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Agent);
+    rig.fleet.start(Role::Notifier);
+    let to = Behaviour::AnswerSilent.number(34);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-dead-line"}))
+        .await;
+    rig.wait_event(&call_id, "answered", 30).await;
+    // livekit-sip's initial media timeout is 30 s; leave room for a busy machine.
+    let hook = rig.summary_of(&call_id, 120).await;
+    let s = &hook["data"];
+    assert_eq!(s["outcome"], "answered", "{s}");
+    assert_eq!(s["end_reason"], "media_timeout", "{s}");
+    let duration = s["call_duration_seconds"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        duration >= 25.0,
+        "dropped by the media timeout, not earlier: {duration}"
+    );
+    assert_eq!(rig.callee().invites_to(&to).len(), 1);
 }
