@@ -7,6 +7,7 @@
 
 mod campaigns;
 mod contracts;
+mod defects;
 mod e2e;
 mod fuzz;
 mod ingress;

@@ -126,7 +126,10 @@ impl Bus {
         Ok(())
     }
 
-    /// Move a message to the dead-letter stream with its reason and original subject.
+    /// Move a message to the dead-letter stream with its reason and original subject. The
+    /// publisher's `Nats-Msg-Id` is kept in `Callfleet-Publisher-Msg-Id`. A payload too large to
+    /// fit beside the headers under the server's `max_payload` is cut to fit, and
+    /// `Callfleet-Dlq-Truncated` gives its original size: a poison message always gets in.
     pub async fn dead_letter(
         &self,
         dlq_subject: String,
@@ -135,31 +138,137 @@ impl Bus {
         original: HeaderMap,
         payload: Bytes,
     ) -> Result<(), BusError> {
-        // Keep the publisher's and callfleet's headers, not the server's: a job that waited as
-        // a scheduled message still carries `Nats-Schedule*`, which the DLQ stream refuses.
-        let mut headers = HeaderMap::new();
-        for (name, values) in original.iter() {
-            let lower = AsRef::<str>::as_ref(name).to_ascii_lowercase();
-            if lower.starts_with("nats-") {
-                continue;
-            }
-            for value in values {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        // Header values cannot hold newlines; the reason is one line.
-        let reason: String = reason
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(1024)
-            .collect();
-        headers.insert(s::DLQ_REASON_HEADER, reason.as_str());
-        headers.insert(s::DLQ_SUBJECT_HEADER, original_subject);
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("dlq.{}.{}", dlq_subject, Timestamp::now().as_nanosecond()).as_str(),
+        let max_payload = self.client.server_info().max_payload;
+        let (headers, payload) = dead_letter_message(
+            &dlq_subject,
+            original_subject,
+            reason,
+            &original,
+            payload,
+            max_payload,
         );
         self.publish_raw(dlq_subject, headers, payload).await?;
         Ok(())
+    }
+}
+
+/// Room left for the protocol line and header framing under `max_payload`.
+const FRAMING_MARGIN: usize = 1024;
+
+/// The dead-letter copy of a message: its headers (the publisher's and callfleet's, not the
+/// server's), the reason and original subject, and its payload, cut to fit `max_payload`.
+pub fn dead_letter_message(
+    dlq_subject: &str,
+    original_subject: &str,
+    reason: &str,
+    original: &HeaderMap,
+    payload: Bytes,
+    max_payload: usize,
+) -> (HeaderMap, Bytes) {
+    // Keep the publisher's and callfleet's headers, not the server's: a job that waited as
+    // a scheduled message still carries `Nats-Schedule*`, which the DLQ stream refuses.
+    let mut headers = HeaderMap::new();
+    for (name, values) in original.iter() {
+        let lower = AsRef::<str>::as_ref(name).to_ascii_lowercase();
+        if lower == "nats-msg-id" {
+            if let Some(id) = values.first() {
+                headers.insert(s::PUBLISHER_MSG_ID_HEADER, id.as_str());
+            }
+            continue;
+        }
+        if lower.starts_with("nats-") {
+            continue;
+        }
+        for value in values {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    // Header values cannot hold newlines; the reason is one line.
+    let reason: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1024)
+        .collect();
+    headers.insert(s::DLQ_REASON_HEADER, reason.as_str());
+    headers.insert(s::DLQ_SUBJECT_HEADER, original_subject);
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("dlq.{}.{}", dlq_subject, Timestamp::now().as_nanosecond()).as_str(),
+    );
+    let room = max_payload.saturating_sub(header_bytes(&headers) + 64 + FRAMING_MARGIN);
+    if payload.len() <= room {
+        return (headers, payload);
+    }
+    headers.insert(s::DLQ_TRUNCATED_HEADER, payload.len().to_string().as_str());
+    let room = max_payload.saturating_sub(header_bytes(&headers) + FRAMING_MARGIN);
+    (headers, payload.slice(..room.min(payload.len())))
+}
+
+/// The size of a header block on the wire (`NATS/1.0\r\n`, `name: value\r\n` each, `\r\n`).
+fn header_bytes(headers: &HeaderMap) -> usize {
+    let mut n = "NATS/1.0\r\n\r\n".len();
+    for (name, values) in headers.iter() {
+        let name: &str = name.as_ref();
+        for v in values {
+            n += name.len() + 2 + v.as_str().len() + 2;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_the_publisher_id_and_drops_server_headers() {
+        let mut original = HeaderMap::new();
+        original.insert("Nats-Msg-Id", "pub-1");
+        original.insert("Nats-Schedule", "@at 2030-01-01T00:00:00Z");
+        original.insert("Callfleet-Attempt", "2");
+        let (h, p) = dead_letter_message(
+            "calls.dlq.x",
+            "calls.dispatch.a",
+            "bad\nthing",
+            &original,
+            Bytes::from_static(b"{}"),
+            1 << 20,
+        );
+        assert_eq!(
+            h.get(s::PUBLISHER_MSG_ID_HEADER).map(|v| v.as_str()),
+            Some("pub-1")
+        );
+        assert!(h.get("Nats-Schedule").is_none());
+        assert_eq!(h.get("Callfleet-Attempt").map(|v| v.as_str()), Some("2"));
+        assert_eq!(
+            h.get(s::DLQ_REASON_HEADER).map(|v| v.as_str()),
+            Some("bad thing")
+        );
+        assert!(h.get(s::DLQ_TRUNCATED_HEADER).is_none());
+        assert_eq!(&p[..], b"{}");
+    }
+
+    #[test]
+    fn an_oversized_payload_is_cut_to_fit_and_says_so() {
+        let max = 1 << 20;
+        let payload = Bytes::from(vec![b'x'; max - 10]);
+        let (h, p) = dead_letter_message(
+            "calls.dlq.x",
+            "calls.dispatch.a",
+            "invalid",
+            &HeaderMap::new(),
+            payload,
+            max,
+        );
+        let truncated = h
+            .get(s::DLQ_TRUNCATED_HEADER)
+            .map(|v| v.as_str().to_owned());
+        assert_eq!(truncated.as_deref(), Some((max - 10).to_string().as_str()));
+        assert!(
+            p.len() + header_bytes(&h) + FRAMING_MARGIN <= max,
+            "{}",
+            p.len()
+        );
+        assert!(p.len() > max - 4096, "cut no more than needed: {}", p.len());
     }
 }

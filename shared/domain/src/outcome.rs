@@ -105,6 +105,26 @@ pub enum EndReason {
     InvalidRequest,
     /// The call was transferred away.
     Transferred,
+    /// The SIP service dropped an answered call because no media (RTP) came from the callee:
+    /// livekit-sip's `media_timeout` (30 s without any RTP from the answer, 15 s after it stops).
+    MediaTimeout,
+}
+
+/// livekit-sip's `sip.callStatus` value when it ends a call on a BYE (from the callee, or the
+/// one it sends on `EndCall`/after a REFER). A media timeout drops the call without it.
+pub const SIP_STATUS_HANGUP: &str = "hangup";
+
+/// Why an answered SIP leg left the room, from the last `sip.callStatus` a watcher of the room
+/// saw on it (`None`: nobody saw its final state). livekit-sip v1.8.0 sets `hangup` before it
+/// leaves on a BYE and leaves with `active` unchanged when it drops the call on a media timeout
+/// (its disconnect reason is the same in both cases, so the attribute is the only trace).
+pub fn leg_left(final_sip_status: Option<&str>, transferred: bool) -> EndReason {
+    match final_sip_status {
+        _ if transferred => EndReason::Transferred,
+        Some("active") => EndReason::MediaTimeout,
+        // `hangup`, or not seen: the callee hung up (the reason reported before this existed).
+        _ => EndReason::CalleeHangup,
+    }
 }
 
 /// The parts of a LiveKit (Twirp) error that classification looks at.
@@ -200,6 +220,18 @@ mod tests {
             sip_status: None,
         };
         assert_eq!(classify(&bad_trunk), CallOutcome::TrunkRejected);
+    }
+
+    #[test]
+    fn a_leg_that_leaves_still_active_was_dropped_for_lack_of_media() {
+        assert_eq!(leg_left(Some("active"), false), EndReason::MediaTimeout);
+        assert_eq!(
+            leg_left(Some(SIP_STATUS_HANGUP), false),
+            EndReason::CalleeHangup
+        );
+        assert_eq!(leg_left(None, false), EndReason::CalleeHangup);
+        assert_eq!(leg_left(Some("active"), true), EndReason::Transferred);
+        assert_eq!(leg_left(None, true), EndReason::Transferred);
     }
 
     #[test]

@@ -191,7 +191,10 @@ pub struct CallRequest {
     description = "A call request, as POSTed to /dispatch or published on calls.dispatch.<campaign>. Every session_options key may also be given at the top level; unknown top-level keys are kept in metadata."
 )]
 pub struct DispatchPayload {
-    /// Idempotency key and call id: ASCII letters, digits, `-`, `_`, at most 64. Generated when absent.
+    /// Idempotency key and call id: ASCII letters, digits, `-`, `_`, at most 64. Generated when
+    /// absent: a UUID by the ingress; `js<stream sequence>` (e.g. `js42`) for a message published
+    /// straight on `calls.dispatch.<campaign>`, also when it is not JSON at all, so its `failed`
+    /// event and its dead letter (`calls.dlq.js<seq>`) can be found.
     pub call_id: Option<String>,
     /// The number to call. Normalised to E.164; bare international digits are accepted.
     pub destination: String,

@@ -54,8 +54,14 @@ pub struct CallState {
     pub next_attempt_at: Option<Timestamp>,
     #[schema(value_type = String)]
     pub updated_at: Timestamp,
-    /// Worker currently holding the call, if any.
+    /// Worker currently holding the call, if any (the new one once a lost worker's call was
+    /// taken over).
     pub worker_id: Option<String>,
+    /// The last time the holding worker saw the callee in the answered call (refreshed every
+    /// lease_ttl/3): if that worker is lost, the call ended between this and the takeover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub callee_seen_at: Option<Timestamp>,
     pub error: Option<String>,
     /// Set by `DELETE /calls/{id}` on a queued or scheduled call: it is never dialed again, and
     /// the next worker to see the job closes it as `cancelled`.
@@ -78,6 +84,7 @@ impl CallState {
             next_attempt_at: None,
             updated_at: Timestamp::now(),
             worker_id: None,
+            callee_seen_at: None,
             error: None,
             cancel_requested_at: None,
         }

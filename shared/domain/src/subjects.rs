@@ -51,6 +51,11 @@ pub const TIMEZONE_HEADER: &str = "Callfleet-Timezone";
 pub const DLQ_REASON_HEADER: &str = "Callfleet-Dlq-Reason";
 /// Header carrying the subject a dead-lettered message was first published on.
 pub const DLQ_SUBJECT_HEADER: &str = "Callfleet-Original-Subject";
+/// Header carrying the publisher's `Nats-Msg-Id` on a dead-letter copy (the copy has its own).
+pub const PUBLISHER_MSG_ID_HEADER: &str = "Callfleet-Publisher-Msg-Id";
+/// Header set on a dead-letter copy whose payload was cut to fit `max_payload`: the original
+/// payload's size in bytes.
+pub const DLQ_TRUNCATED_HEADER: &str = "Callfleet-Dlq-Truncated";
 
 pub fn dispatch(campaign: &str) -> String {
     format!("calls.dispatch.{campaign}")

@@ -41,6 +41,13 @@ pub struct CallSummary {
     pub call_end: Option<Timestamp>,
     /// `call_end - call_start`, in seconds (answer to hang-up).
     pub call_duration_seconds: Option<f64>,
+    /// Whether `call_start`/`call_end` (and so the duration) are estimates: the worker that held
+    /// the call was lost and the moment it was answered or ended was not observed.
+    #[serde(default)]
+    pub duration_estimated: bool,
+    /// What an estimated `call_start`/`call_end` comes from, and the bounds of the real value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_estimate: Option<DurationEstimate>,
     /// When the worker started handling this attempt.
     pub session_start: Timestamp,
     pub session_end: Timestamp,
@@ -64,6 +71,26 @@ pub struct CallSummary {
     pub callback_url: Option<String>,
     /// Identity of the worker that produced the summary.
     pub worker_id: String,
+}
+
+/// How an estimated call duration was reached (the worker holding the call was lost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DurationEstimate {
+    /// Where `call_start` comes from: `answered_at` (recorded at the answer), or `takeover` (the
+    /// answer happened while no worker watched: the taking-over worker's first look, with the
+    /// lost worker's last write or the SIP participant's `joined_at`, at the dial, as the bounds).
+    pub start_from: String,
+    /// Where `call_end` comes from: `observed` (the worker holding the call saw it end),
+    /// `midpoint of callee_seen_at and takeover` (the lost worker last saw the callee at
+    /// `callee_seen_at`; another worker found it gone at the takeover), or `midpoint of
+    /// answered_at and takeover` (no sighting recorded after the answer).
+    pub end_from: String,
+    /// The real answer lies between these two.
+    pub start_earliest: Option<Timestamp>,
+    pub start_latest: Option<Timestamp>,
+    /// The real hang-up lies between these two.
+    pub end_earliest: Option<Timestamp>,
+    pub end_latest: Option<Timestamp>,
 }
 
 #[derive(

@@ -61,10 +61,30 @@ pub const SIP_CALL_STATUS: &str = "sip.callStatus";
 pub enum SipLeg {
     /// Not in the room (hung up, never joined, or the room is gone).
     Absent,
-    /// Dialing or ringing: the callee has not answered.
+    /// The INVITE is out and no provisional response 180–199 came back yet (`dialing`): the
+    /// callee may not even have been reached.
+    Dialing,
+    /// livekit-sip saw a provisional response 180–199 (`ringing`); not answered yet.
     Ringing,
     /// Answered.
     Active,
+}
+
+impl SipLeg {
+    /// Dialing or ringing: a live leg that has not been answered yet.
+    pub fn is_unanswered(self) -> bool {
+        matches!(self, Self::Dialing | Self::Ringing)
+    }
+}
+
+/// The SIP participant as LiveKit lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipParticipant {
+    pub leg: SipLeg,
+    /// `sip.callStatus` as livekit-sip last set it.
+    pub call_status: Option<String>,
+    /// When it joined the room (livekit-sip joins at the dial, before any ring), in Unix ms.
+    pub joined_at_ms: i64,
 }
 
 /// A failed dial, classified.
@@ -173,6 +193,18 @@ impl LiveKit {
     /// participant attribute. A missing room or participant means absent. The SIP participant
     /// is in the room while it still rings, so presence alone does not mean answered.
     pub async fn sip_leg(&self, room: &str, identity: &str) -> Result<SipLeg, LiveKitError> {
+        Ok(self
+            .sip_participant(room, identity)
+            .await?
+            .map_or(SipLeg::Absent, |p| p.leg))
+    }
+
+    /// The SIP participant `identity` in `room`, if it is there.
+    pub async fn sip_participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<Option<SipParticipant>, LiveKitError> {
         match self.rooms.list_participants(room).await {
             Ok(list) => Ok(list
                 .iter()
@@ -180,18 +212,30 @@ impl LiveKit {
                     p.identity == identity
                         && p.state != proto::participant_info::State::Disconnected as i32
                 })
-                .map_or(SipLeg::Absent, |p| {
-                    match p.attributes.get(SIP_CALL_STATUS).map(String::as_str) {
-                        Some("dialing" | "ringing") => SipLeg::Ringing,
+                .map(|p| {
+                    let call_status = p.attributes.get(SIP_CALL_STATUS).cloned();
+                    let leg = match call_status.as_deref() {
+                        Some("dialing") => SipLeg::Dialing,
+                        Some("ringing") => SipLeg::Ringing,
                         Some("hangup") => SipLeg::Absent,
                         // "active", "automation", or a participant without the attribute.
                         _ => SipLeg::Active,
+                    };
+                    let joined_at_ms = if p.joined_at_ms > 0 {
+                        p.joined_at_ms
+                    } else {
+                        p.joined_at * 1000
+                    };
+                    SipParticipant {
+                        leg,
+                        call_status,
+                        joined_at_ms,
                     }
                 })),
             Err(e) => {
                 let err = LiveKitError::new("ListParticipants", &e);
                 if err.is_not_found() {
-                    Ok(SipLeg::Absent)
+                    Ok(None)
                 } else {
                     Err(err)
                 }

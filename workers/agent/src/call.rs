@@ -5,7 +5,8 @@ use std::{collections::HashMap, time::Duration};
 use callfleet_domain::{
     CallOutcome, CallState, CallStatus, EndReason, EventKind,
     control::ControlReply,
-    summary::{AttemptRecord, Recording, SipStatus},
+    outcome,
+    summary::{AttemptRecord, DurationEstimate, Recording, SipStatus},
 };
 use callfleet_livekit::{Dial, SipLeg};
 use jiff::Timestamp;
@@ -15,6 +16,7 @@ use crate::{
     control::Control,
     job::{Disposition, Job},
     keepalive::Keepalive,
+    leg_watch::LegWatch,
     retry::{self, Decision},
     summary::{self, Parts},
 };
@@ -202,7 +204,10 @@ async fn dial(
             let (held, report) = crate::voice::converse(w, job, cfg, answered, keep, control).await;
             (held, Some(report))
         }
-        None => (hold(w, job, answered, keep, control).await, None),
+        None => (
+            hold(w, job, &mut state, answered, keep, control).await,
+            None,
+        ),
     };
     let end_reason = match held {
         Held::Ended(reason) => reason,
@@ -237,6 +242,7 @@ async fn dial(
         call_end: Some(call_end),
         recording,
         error: session.as_ref().and_then(|r| r.error.clone()),
+        estimate: None,
     };
     let mut summary = summary::build(w, req, parts);
     if let Some(report) = session {
@@ -250,6 +256,10 @@ async fn dial(
 
 /// While `CreateSIPParticipant` waits for the answer, watch the SIP leg's `sip.callStatus`;
 /// once it rings, record `ringing` and publish the event. Never completes.
+///
+/// `ringing` is livekit-sip's word: it sets it on the first provisional response 180–199 (v1.8.0
+/// `outboundCall.sipSignal`). Before that the leg is `dialing` (the INVITE is out, maybe
+/// unanswered, maybe to nobody), which is not reported as ringing.
 async fn watch_ringing(w: &Worker, job: &Job, mut state: CallState) {
     let req = &job.req;
     let who = identity(&req.call_id);
@@ -261,18 +271,33 @@ async fn watch_ringing(w: &Worker, job: &Job, mut state: CallState) {
             state.status = CallStatus::Ringing;
             state.updated_at = Timestamp::now();
             w.put_state_until_done(&state).await;
-            w.publish_until_done(&job.event(EventKind::Ringing, job.attempt))
-                .await;
+            let mut event = job.event(EventKind::Ringing, job.attempt);
+            event.detail = Some(ringing_detail());
+            w.publish_until_done(&event).await;
             break;
         }
     }
     std::future::pending::<()>().await;
 }
 
+/// Where a `ringing` event comes from.
+fn ringing_detail() -> serde_json::Value {
+    serde_json::json!({
+        "source": "livekit-sip sip.callStatus",
+        "sip_call_status": "ringing",
+        "meaning": "a provisional response 180-199 reached livekit-sip",
+    })
+}
+
 /// How the SIP leg of a call whose worker died settled.
 enum Settled {
-    /// Answered or gone; `rang` says it was still ringing when this worker looked first.
-    Leg { leg: SipLeg, rang: bool },
+    /// Answered or gone. `followed`: it was still dialing or ringing when this worker looked
+    /// first (so an answer was seen as it happened); `rang`: livekit-sip reported it ringing.
+    Leg {
+        leg: SipLeg,
+        followed: bool,
+        rang: bool,
+    },
     /// LiveKit could not be asked: try again later.
     Backoff,
     /// The lease went to another worker.
@@ -293,16 +318,24 @@ async fn settle_leg(w: &Worker, job: &Job, keep: &Keepalive, control: &Control) 
     let limit = Duration::from_secs(w.config.sip.ringing_timeout_secs + 30);
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
-    let mut rang = false;
+    let (mut followed, mut rang) = (false, false);
     loop {
         match w.livekit.sip_leg(&req.room, &who).await {
-            Ok(SipLeg::Ringing) if !rang => {
-                tracing::warn!(call.id = %req.call_id, "following the ring of a call whose worker was lost");
-                rang = true;
+            Ok(leg) if leg.is_unanswered() => {
+                if !followed {
+                    tracing::warn!(call.id = %req.call_id, leg = ?leg, "following the ring of a call whose worker was lost");
+                }
+                followed = true;
+                rang |= leg == SipLeg::Ringing;
             }
-            Ok(SipLeg::Ringing) => {}
-            Ok(leg) => return Settled::Leg { leg, rang },
-            Err(e) if !rang => {
+            Ok(leg) => {
+                return Settled::Leg {
+                    leg,
+                    followed,
+                    rang,
+                };
+            }
+            Err(e) if !followed => {
                 tracing::warn!(call.id = %req.call_id, error = %e, "cannot reconcile with LiveKit yet; backing off");
                 return Settled::Backoff;
             }
@@ -346,8 +379,15 @@ async fn reconcile(
         requested: req.session_options.record_call,
         ..Default::default()
     };
-    let (leg, rang) = match settle_leg(w, job, keep, control).await {
-        Settled::Leg { leg, rang } => (leg, rang),
+    // The call is ours now: `GET /calls/{id}` names this worker, not the lost one.
+    state.worker_id = Some(w.worker_id.to_string());
+    w.put_state_until_done(&state).await;
+    let (leg, followed, rang) = match settle_leg(w, job, keep, control).await {
+        Settled::Leg {
+            leg,
+            followed,
+            rang,
+        } => (leg, followed, rang),
         Settled::Backoff => return Disposition::Backoff(Duration::from_secs(5)),
         Settled::Abandon => return Disposition::Abandon,
         Settled::Stopped {
@@ -377,24 +417,50 @@ async fn reconcile(
                 call_end: None,
                 recording,
                 error: Some(error),
+                estimate: None,
             };
             return Disposition::Final(Box::new(summary::build(w, req, parts)));
         }
     };
     if leg == SipLeg::Active {
         tracing::warn!(call.id = %req.call_id, "resuming a call whose worker was lost");
-        let answered = state.answered_at.unwrap_or(session_start);
+        let seen_at = Timestamp::now();
+        // The answer is known when it was recorded, or seen here while following the ring.
+        // Otherwise it happened while no worker watched: between the lost worker's last write
+        // (and the SIP participant's join, at the dial) and now.
+        let estimate = match state.answered_at {
+            Some(_) => None,
+            None if followed => None,
+            None => {
+                let joined = w
+                    .livekit
+                    .sip_participant(&req.room, &identity(&req.call_id))
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|p| Timestamp::from_millisecond(p.joined_at_ms).ok());
+                let earliest = joined.map_or(state.updated_at, |j| j.max(state.updated_at));
+                Some(DurationEstimate {
+                    start_from: "takeover".into(),
+                    end_from: "observed".into(),
+                    start_earliest: Some(earliest),
+                    start_latest: Some(seen_at),
+                    end_earliest: None,
+                    end_latest: None,
+                })
+            }
+        };
+        let answered = state.answered_at.unwrap_or(seen_at);
         if state.status != CallStatus::InCall {
             state.status = CallStatus::InCall;
             state.answered_at = Some(answered);
             w.publish_until_done(&job.event(EventKind::Answered, job.attempt))
                 .await;
         }
-        state.worker_id = Some(w.worker_id.to_string());
         state.updated_at = Timestamp::now();
         w.put_state_until_done(&state).await;
         control.set_answered();
-        let end_reason = match hold(w, job, answered, keep, control).await {
+        let end_reason = match hold(w, job, &mut state, answered, keep, control).await {
             Held::Ended(reason) => reason,
             Held::Lost => return Disposition::Abandon,
         };
@@ -420,6 +486,7 @@ async fn reconcile(
             call_end: Some(call_end),
             recording,
             error: None,
+            estimate,
         };
         return Disposition::Final(Box::new(summary::build(w, req, parts)));
     }
@@ -435,6 +502,11 @@ async fn reconcile(
             CallOutcome::Failed,
             "worker lost while ringing; the ring ended without an answer (its SIP status was lost with the worker); not re-dialed".to_owned(),
         )
+    } else if followed {
+        (
+            CallOutcome::Failed,
+            "worker lost while dialing; the INVITE ended without a ring or an answer (its SIP status was lost with the worker); not re-dialed".to_owned(),
+        )
     } else {
         (
             CallOutcome::Failed,
@@ -442,12 +514,19 @@ async fn reconcile(
         )
     };
     tracing::warn!(call.id = %req.call_id, %error, "closing call as worker_lost");
+    let (call_end, estimate) = match state.answered_at {
+        Some(answered) => {
+            let (end, estimate) = estimate_end(answered, state.callee_seen_at, now);
+            (Some(end), Some(estimate))
+        }
+        None => (None, None),
+    };
     let mut attempts = state.history.clone();
     attempts.push(AttemptRecord {
         attempt: job.attempt,
         outcome,
         started_at: state.answered_at.unwrap_or(state.updated_at),
-        ended_at: now,
+        ended_at: call_end.unwrap_or(now),
         sip: None,
         error: Some(error.clone()),
     });
@@ -459,19 +538,48 @@ async fn reconcile(
         sip: None,
         session_start,
         call_start: state.answered_at,
-        // The callee left at some point before `now`: an upper bound.
-        call_end: state.answered_at.map(|_| now),
+        call_end,
         recording,
         error: Some(error),
+        estimate,
     };
     Disposition::Final(Box::new(summary::build(w, req, parts)))
 }
 
+/// The hang-up of an answered call nobody watched end: the lost worker last saw the callee at
+/// `seen` (or at the answer), another worker found it gone at `found_gone`. The estimate is the
+/// middle of that span, which is given as the bounds.
+fn estimate_end(
+    answered: Timestamp,
+    seen: Option<Timestamp>,
+    found_gone: Timestamp,
+) -> (Timestamp, DurationEstimate) {
+    let earliest = seen.map_or(answered, |s| s.max(answered)).min(found_gone);
+    let half = found_gone.duration_since(earliest) / 2;
+    let end = earliest.checked_add(half).unwrap_or(found_gone);
+    let estimate = DurationEstimate {
+        start_from: "answered_at".into(),
+        end_from: if seen.is_some() {
+            "midpoint of callee_seen_at and takeover".into()
+        } else {
+            "midpoint of answered_at and takeover".into()
+        },
+        start_earliest: Some(answered),
+        start_latest: Some(answered),
+        end_earliest: Some(earliest),
+        end_latest: Some(found_gone),
+    };
+    (end, estimate)
+}
+
 /// Hold an answered call until the callee leaves, `max_call_duration`, an operator's hang-up,
-/// or shutdown; carry out transfers meanwhile. The voice session plugs in here.
+/// or shutdown; carry out transfers meanwhile. Every lease_ttl/3 the call state records that
+/// the callee is still there (`callee_seen_at`), the evidence a worker taking the call over
+/// has if this one is lost. The voice session plugs in here.
 async fn hold(
     w: &Worker,
     job: &Job,
+    state: &mut CallState,
     answered: Timestamp,
     keep: &Keepalive,
     control: &mut Control,
@@ -483,6 +591,9 @@ async fn hold(
     tokio::pin!(deadline);
     let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
     let who = identity(&req.call_id);
+    let mut watch = LegWatch::start(w, &req.room, &req.call_id, &who);
+    let heartbeat = w.config.agent.lease_ttl() / 3;
+    let mut last_beat = tokio::time::Instant::now();
     let mut transferred = false;
     let operator_hangup = control.hangup.clone();
     loop {
@@ -497,9 +608,22 @@ async fn hold(
                 t.answer(reply);
             }
             () = tokio::time::sleep(poll) => match w.livekit.sip_leg(&req.room, &who).await {
-                Ok(SipLeg::Active | SipLeg::Ringing) => {}
-                Ok(SipLeg::Absent) if transferred => return Held::Ended(EndReason::Transferred),
-                Ok(SipLeg::Absent) => return Held::Ended(EndReason::CalleeHangup),
+                Ok(SipLeg::Active | SipLeg::Ringing | SipLeg::Dialing) => {
+                    if last_beat.elapsed() >= heartbeat {
+                        last_beat = tokio::time::Instant::now();
+                        state.callee_seen_at = Some(Timestamp::now());
+                        if let Err(e) = w.bus.put_call_state(state).await {
+                            tracing::debug!(call.id = %req.call_id, error = %e, "callee_seen_at not recorded");
+                        }
+                    }
+                }
+                Ok(SipLeg::Absent) => {
+                    // How it left: `hangup` (a BYE) or still `active` (dropped: no media).
+                    let status = watch.final_status(Duration::from_secs(2)).await;
+                    let reason = outcome::leg_left(status.as_deref(), transferred);
+                    tracing::info!(call.id = %req.call_id, sip.call_status = status.as_deref().unwrap_or("(not seen)"), reason = ?reason, "the SIP leg left");
+                    return Held::Ended(reason);
+                }
                 Err(e) => tracing::warn!(call.id = %req.call_id, error = %e, "cannot check the callee; still holding"),
             },
         }
@@ -611,6 +735,7 @@ fn finish_failed(
                 call_end: None,
                 recording,
                 error: Some(error),
+                estimate: None,
             };
             let summary = Box::new(summary::build(w, req, parts));
             match exhausted {

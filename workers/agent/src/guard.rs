@@ -13,6 +13,9 @@ use crate::{
     summary,
 };
 
+/// How long a call waits before it checks a busy number again.
+const NUMBER_WAIT: Duration = Duration::from_secs(3);
+
 impl Worker {
     /// `Some` ends or defers the attempt before it dials.
     pub(crate) async fn before_dial(
@@ -63,8 +66,13 @@ impl Worker {
                 None
             }
             Ok(Some(holder)) => {
-                tracing::info!(call.id = %req.call_id, other = %holder, "the number is in another live call; backing off");
-                Some(Disposition::Backoff(Duration::from_secs(3)))
+                // Not a NAK: each would spend a delivery, and a call longer than
+                // max_deliveries' worth of back-offs would dead-letter this one unwound.
+                tracing::info!(call.id = %req.call_id, other = %holder, "the number is in another live call; waiting as a scheduled message");
+                Some(Disposition::WaitForNumber {
+                    at: crate::retry::due(NUMBER_WAIT),
+                    holder,
+                })
             }
             Err(e) => {
                 tracing::warn!(call.id = %req.call_id, error = %e, "cannot lock the number; backing off");

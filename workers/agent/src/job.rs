@@ -48,6 +48,9 @@ pub enum Disposition {
         record: AttemptRecord,
         reason: String,
     },
+    /// The number is in another live call: wait as a scheduled message (no delivery spent, no
+    /// attempt spent), then check again.
+    WaitForNumber { at: Timestamp, holder: String },
     /// Someone else holds the call: redeliver after this long.
     Backoff(Duration),
     /// Nothing to do (the call already ended): ack.
@@ -64,15 +67,15 @@ impl Job {
     /// Validate a message exactly like the ingress validates a POST body.
     pub fn parse(msg: &Message) -> Result<Self, (Option<String>, Vec<FieldError>)> {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        // A publisher that gave no call id (or no JSON at all) gets one derived from the stream
+        // sequence, `js<seq>`, so every redelivery of the message maps to the same call.
+        let fallback = msg.info().ok().map(|i| format!("js{}", i.stream_sequence));
         let value: Value = serde_json::from_slice(&msg.payload).map_err(|e| {
             (
-                None,
+                fallback.clone(),
                 vec![FieldError::new("(body)", format!("is not valid JSON: {e}"))],
             )
         })?;
-        // A publisher that gave no call id gets one derived from the stream sequence, so every
-        // redelivery of the message maps to the same call.
-        let fallback = msg.info().ok().map(|i| format!("js{}", i.stream_sequence));
         let call_id_hint = value
             .get("call_id")
             .and_then(Value::as_str)
@@ -308,6 +311,31 @@ impl Worker {
                 self.publish_until_done(&event).await;
                 ack(msg, AckKind::Ack).await;
             }
+            Disposition::WaitForNumber { at, holder } => {
+                let when = Scheduled {
+                    at,
+                    attempt: job.attempt,
+                    infra_retries: job.infra_retries,
+                    generation: job.generation,
+                    campaign_contact: job.campaign_job.then(|| job.timezone.clone()),
+                };
+                let scheduled = backon_retry(|| self.bus.schedule_job(req, when.clone())).await;
+                if let Err(e) = scheduled {
+                    tracing::error!(call.id = %req.call_id, error = %e, "cannot schedule the wait for the number; redelivering");
+                    ack(msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                    return;
+                }
+                let mut state = self.current_state(req).await;
+                state.status = CallStatus::Scheduled;
+                state.next_attempt_at = Some(at);
+                state.error = Some(format!(
+                    "waiting for the number: it is in another live call ({holder})"
+                ));
+                state.worker_id = None;
+                state.updated_at = Timestamp::now();
+                self.put_state_until_done(&state).await;
+                ack(msg, AckKind::Ack).await;
+            }
             Disposition::Backoff(delay) => ack(msg, AckKind::Nak(Some(delay))).await,
             Disposition::Skip => ack(msg, AckKind::Ack).await,
             Disposition::Abandon => {}
@@ -322,9 +350,19 @@ impl Worker {
         }
     }
 
-    /// Invalid message: dead-letter it and tell the world with a `failed` event.
+    /// Invalid message: dead-letter it and tell the world with a `failed` event. The copy is
+    /// cut to fit when the message is close to `max_payload`; if it still cannot be written,
+    /// the message is redelivered, but only up to `agent.max_deliveries` times.
     async fn reject(&self, msg: &Message, call_id: Option<String>, errors: &[FieldError]) {
-        let reason = format!("invalid request: {}", request::describe(errors));
+        let mut reason = format!("invalid request: {}", request::describe(errors));
+        if reason.len() > MAX_REASON {
+            let cut = (0..=MAX_REASON)
+                .rev()
+                .find(|&i| reason.is_char_boundary(i))
+                .unwrap_or(0);
+            reason.truncate(cut);
+            reason.push('…');
+        }
         tracing::warn!(call.id = call_id.as_deref().unwrap_or("-"), reason = %reason, "dead-lettering invalid job");
         let key = call_id.clone().unwrap_or_else(|| "unknown".into());
         let dlq = self
@@ -338,8 +376,12 @@ impl Worker {
             )
             .await;
         if let Err(e) = dlq {
-            tracing::error!(error = %e, "cannot dead-letter; redelivering");
-            return ack(msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+            if delivered < self.config.agent.max_deliveries {
+                tracing::error!(error = %e, delivered, "cannot dead-letter; redelivering");
+                return ack(msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            }
+            tracing::error!(error = %e, delivered, "cannot dead-letter an invalid job after agent.max_deliveries deliveries; dropping it");
         }
         if let Some(call_id) = call_id {
             let summary = summary::invalid(self, &call_id, &msg.payload, &reason);
@@ -422,6 +464,9 @@ impl Worker {
         }
     }
 }
+
+/// Longest dead-letter reason kept (a field error can echo a huge invalid value).
+const MAX_REASON: usize = 2048;
 
 /// Retry a NATS operation for up to about five minutes (NATS restarting, a cluster electing).
 pub(crate) async fn backon_retry<T, E, F, Fut>(op: F) -> Result<T, E>

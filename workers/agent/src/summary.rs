@@ -3,7 +3,9 @@
 use callfleet_domain::{
     CallOutcome, CallRequest, CallState, EndReason,
     request::SessionOptions,
-    summary::{AttemptRecord, CallSummary, Recording, SCHEMA_VERSION, SipStatus, Usage},
+    summary::{
+        AttemptRecord, CallSummary, DurationEstimate, Recording, SCHEMA_VERSION, SipStatus, Usage,
+    },
 };
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -22,6 +24,8 @@ pub struct Parts {
     pub call_end: Option<Timestamp>,
     pub recording: Recording,
     pub error: Option<String>,
+    /// Set when `call_start`/`call_end` were not observed (the holding worker was lost).
+    pub estimate: Option<DurationEstimate>,
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {
@@ -52,6 +56,8 @@ pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
         call_start: parts.call_start,
         call_end: parts.call_end,
         call_duration_seconds,
+        duration_estimated: parts.estimate.is_some(),
+        duration_estimate: parts.estimate,
         session_start: parts.session_start,
         session_end,
         session_duration_seconds: seconds(parts.session_start, session_end),
@@ -90,6 +96,7 @@ pub fn never_dialed(
             call_end: None,
             recording: Recording::default(),
             error: Some(reason.to_owned()),
+            estimate: None,
         },
     )
 }
@@ -118,19 +125,34 @@ pub fn closed_before_dial(
             call_end: None,
             recording: Recording::default(),
             error: Some(reason.to_owned()),
+            estimate: None,
         },
     )
 }
 
+/// Longest text field of an invalid request echoed in its summary.
+const MAX_ECHOED_TEXT: usize = 256;
+/// Largest metadata of an invalid request echoed in its summary (bigger is left out).
+const MAX_ECHOED_METADATA: usize = 16 * 1024;
+
 /// An invalid request: what can be read of it, and why it was refused.
 pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> CallSummary {
     let raw: Map<String, Value> = serde_json::from_slice(payload).unwrap_or_default();
+    // Echo what can be read, never so much that the event outgrows NATS' max_payload.
     let text = |k: &str| {
         raw.get(k)
             .and_then(Value::as_str)
             .unwrap_or_default()
-            .to_owned()
+            .chars()
+            .take(MAX_ECHOED_TEXT)
+            .collect::<String>()
     };
+    let metadata = raw
+        .get("metadata")
+        .and_then(Value::as_object)
+        .filter(|m| serde_json::to_vec(m).map_or(0, |v| v.len()) <= MAX_ECHOED_METADATA)
+        .cloned()
+        .unwrap_or_default();
     let now = Timestamp::now();
     CallSummary {
         schema_version: SCHEMA_VERSION,
@@ -140,11 +162,7 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         campaign: text("campaign"),
         account_code: text("account_code"),
         destination: text("destination"),
-        metadata: raw
-            .get("metadata")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+        metadata,
         outcome: CallOutcome::InvalidRequest,
         end_reason: EndReason::InvalidRequest,
         attempt: 0,
@@ -153,6 +171,8 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         call_start: None,
         call_end: None,
         call_duration_seconds: None,
+        duration_estimated: false,
+        duration_estimate: None,
         session_start: now,
         session_end: now,
         session_duration_seconds: 0.0,
@@ -166,6 +186,7 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         callback_url: raw
             .get("callback_url")
             .and_then(Value::as_str)
+            .filter(|u| u.len() <= MAX_ECHOED_TEXT)
             .map(str::to_owned),
         worker_id: worker.worker_id.to_string(),
     }

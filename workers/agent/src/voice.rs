@@ -8,6 +8,7 @@ use std::{collections::HashMap, time::Duration};
 use callfleet_domain::{
     CallRequest, EndReason,
     control::ControlReply,
+    outcome,
     summary::{TranscriptEntry, TurnMetrics, Usage},
 };
 use callfleet_media::{Event, Options, Transport};
@@ -26,6 +27,7 @@ use crate::{
     control::Control,
     job::Job,
     keepalive::Keepalive,
+    leg_watch::LegWatch,
 };
 
 /// The agent's audio rate handed to the transport.
@@ -174,6 +176,7 @@ pub async fn converse(
         Ok(t) => t,
         Err(e) => return failed(format!("cannot publish the agent's audio: {e}")),
     };
+    let mut watch = LegWatch::start(w, &req.room, &req.call_id, &identity(&req.call_id));
     let io = RoomIo {
         callee: identity(&req.call_id),
         audio: transport.remote_audio(),
@@ -228,9 +231,17 @@ pub async fn converse(
         tracing::debug!(call.id = %req.call_id, error = %e, "leaving the room");
     }
     use callfleet_voice::EndReason as V;
+    // The callee's leg left: on a BYE, or dropped by livekit-sip for lack of media.
+    let left = match (&stopped, &report.end_reason) {
+        (None, V::CalleeHungUp) if !transferred => {
+            let status = watch.final_status(Duration::from_secs(2)).await;
+            outcome::leg_left(status.as_deref(), false)
+        }
+        _ => EndReason::CalleeHangup,
+    };
     let held = stopped.unwrap_or(match &report.end_reason {
         _ if transferred => Held::Ended(EndReason::Transferred),
-        V::CalleeHungUp => Held::Ended(EndReason::CalleeHangup),
+        V::CalleeHungUp => Held::Ended(left),
         V::Transferred { .. } => Held::Ended(EndReason::Transferred),
         V::MaxDuration => Held::Ended(EndReason::MaxDuration),
         V::Cancelled => Held::Ended(EndReason::Shutdown),
