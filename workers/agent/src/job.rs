@@ -351,8 +351,9 @@ impl Worker {
     }
 
     /// Invalid message: dead-letter it and tell the world with a `failed` event. The copy is
-    /// cut to fit when the message is close to `max_payload`; if it still cannot be written,
-    /// the message is redelivered, but only up to `agent.max_deliveries` times.
+    /// cut to fit when the message is close to `max_payload`; if it still cannot be written
+    /// (JetStream unavailable), the message is redelivered, every 60 s once it has been tried
+    /// `agent.max_deliveries` times, and never dropped.
     async fn reject(&self, msg: &Message, call_id: Option<String>, errors: &[FieldError]) {
         let mut reason = format!("invalid request: {}", request::describe(errors));
         if reason.len() > MAX_REASON {
@@ -376,12 +377,17 @@ impl Worker {
             )
             .await;
         if let Err(e) = dlq {
+            // The copy is cut to fit, so a failure here is JetStream being unavailable, not the
+            // message: keep it (nothing is lost), and back off harder once it has been tried
+            // agent.max_deliveries times.
             let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-            if delivered < self.config.agent.max_deliveries {
-                tracing::error!(error = %e, delivered, "cannot dead-letter; redelivering");
-                return ack(msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
-            }
-            tracing::error!(error = %e, delivered, "cannot dead-letter an invalid job after agent.max_deliveries deliveries; dropping it");
+            let delay = if delivered < self.config.agent.max_deliveries {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_secs(60)
+            };
+            tracing::error!(error = %e, delivered, retry_in_s = delay.as_secs(), "cannot dead-letter an invalid job; redelivering");
+            return ack(msg, AckKind::Nak(Some(delay))).await;
         }
         if let Some(call_id) = call_id {
             let summary = summary::invalid(self, &call_id, &msg.payload, &reason);
