@@ -17,11 +17,16 @@ use crate::{
     subjects,
 };
 
+/// The slowest pace a campaign may have: one dial every 1000 s. (Any positive number used to be
+/// accepted, and a pace of 1e-20 overflowed the campaigner's gap between dials.)
+pub const MIN_CALLS_PER_SECOND: f64 = 0.001;
+
 /// Days and local hours when a campaign may dial. Times are `HH:MM` or `HH:MM:SS`, end exclusive; a window
 /// whose end is not after its start is invalid (split overnight windows in two campaigns).
 #[derive(
     Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema,
 )]
+
 pub struct CallingWindow {
     /// `mon` … `sun`; empty means every day.
     #[serde(default)]
@@ -247,11 +252,11 @@ impl CampaignSpec {
         let calls_per_second = match body.get("calls_per_second") {
             None | Some(Value::Null) => 1.0,
             Some(v) => match v.as_f64() {
-                Some(n) if n > 0.0 && n <= 100.0 => n,
+                Some(n) if (MIN_CALLS_PER_SECOND..=100.0).contains(&n) => n,
                 _ => {
                     errors.push(FieldError::new(
                         "calls_per_second",
-                        "must be a number above 0 and at most 100",
+                        "must be a number from 0.001 (one dial every 1000 s) to 100",
                     ));
                     0.0
                 }

@@ -136,7 +136,11 @@ impl Feeder {
         };
         match self.release(&msg).await {
             Ok(true) => {
-                let gap = Duration::from_secs_f64(1.0 / self.record.spec.calls_per_second);
+                // Validated to 0.001..=100 per second; a stored record from before that bound
+                // must not panic the campaigner, so an out-of-range gap becomes the slowest pace.
+                let gap = Duration::try_from_secs_f64(1.0 / self.record.spec.calls_per_second)
+                    .unwrap_or(Duration::from_secs(1000))
+                    .min(Duration::from_secs(1000));
                 self.next_release = Instant::now() + gap;
                 Step::Again
             }

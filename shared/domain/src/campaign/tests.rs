@@ -122,3 +122,30 @@ fn csv_rows_are_judged_one_by_one() {
             .contains("destination")
     );
 }
+
+#[test]
+fn calls_per_second_is_bounded_both_ways() {
+    for bad in [
+        json!(0),
+        json!(-1),
+        json!(1e-20),
+        json!(0.0009),
+        json!(100.5),
+        json!("2"),
+    ] {
+        let mut body = serde_json::Map::new();
+        body.insert("name".into(), json!("n"));
+        body.insert("account_code".into(), json!("a"));
+        body.insert("calls_per_second".into(), bad.clone());
+        let errors = CampaignSpec::validate(&body).err().unwrap_or_default();
+        assert!(
+            errors.iter().any(|e| e.field == "calls_per_second"),
+            "{bad} must be refused: {errors:?}"
+        );
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!("n"));
+    body.insert("account_code".into(), json!("a"));
+    body.insert("calls_per_second".into(), json!(0.001));
+    assert!(CampaignSpec::validate(&body).is_ok());
+}

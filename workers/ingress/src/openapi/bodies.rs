@@ -137,8 +137,8 @@ pub struct CampaignCreate {
     /// Live calls of this campaign across the fleet. Default 5.
     #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent_calls: Option<u32>,
-    /// New dials per second across the fleet (retries included). Default 1.
-    #[schema(exclusive_minimum = 0, maximum = 100)]
+    /// New dials per second across the fleet (retries included), 0.001 to 100. Default 1.
+    #[schema(minimum = 0.001, maximum = 100)]
     pub calls_per_second: Option<f64>,
     pub retry: Option<RetryOverride>,
     /// Contacts to enqueue now; the campaign is then sealed unless `more_contacts` is true.
