@@ -71,3 +71,29 @@ fn contract_invalid_config_exits_64_naming_the_key() {
     );
     assert!(err.contains("LIVEKIT_URL"), "{err}");
 }
+
+/// The help texts say what `callfleet dev` / `make run` really start (they used to promise
+/// `livekit-server --dev`, which has no SIP service and cannot place the demo call).
+#[test]
+fn contract_help_texts_describe_the_local_rig() {
+    let fleet = Fleet::new(&[]);
+    let (code, out, err) = fleet.run(&["--help"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("--dev"), "callfleet --help: {out}");
+    assert!(
+        out.contains("LIVEKIT_URL") && out.contains("livekit-sip"),
+        "callfleet --help names the telephony rig dev starts: {out}"
+    );
+    let make = std::process::Command::new("make")
+        .arg("help")
+        .current_dir(workspace_root())
+        .output()
+        .expect("run make help");
+    let help = String::from_utf8_lossy(&make.stdout);
+    assert!(make.status.success(), "make help: {help}");
+    assert!(!help.contains("--dev"), "make help: {help}");
+    assert!(
+        help.contains("make run") && help.contains("telephony rig"),
+        "make help describes make run: {help}"
+    );
+}

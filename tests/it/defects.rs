@@ -386,3 +386,33 @@ async fn defect_media_timeout_is_its_own_end_reason() {
     );
     assert_eq!(rig.callee().invites_to(&to).len(), 1);
 }
+
+/// A callee that holds longer than livekit-sip's media timeout (~30 s) and then hangs up itself.
+/// The test callee used to send no RTP on `…HH200`, so livekit-sip dropped such calls at 30 s and
+/// they were reported as the callee hanging up; it now sends silence like a phone, so the call
+/// lasts its full hold and ends with the callee's BYE.
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_long_hold_outlasts_the_media_timeout() {
+    const HOLD: u8 = 36;
+    let mut rig = Rig::with(Peers::Telephony).await;
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Agent);
+    rig.fleet.start(Role::Notifier);
+    let to = Behaviour::AnswerThenHangUp(HOLD).number(35);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-long-hold"}))
+        .await;
+    let hook = rig.summary_of(&call_id, 150).await;
+    let s = &hook["data"];
+    assert_eq!(s["outcome"], "answered", "{s}");
+    assert_eq!(s["end_reason"], "callee_hangup", "{s}");
+    let duration = s["call_duration_seconds"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (f64::from(HOLD) - 2.0..=f64::from(HOLD) + 6.0).contains(&duration),
+        "the call lasts the callee's {HOLD} s hold, not livekit-sip's 30 s media timeout: {duration}"
+    );
+    assert!(
+        rig.callee().received("BYE").is_empty(),
+        "the callee hung up; livekit-sip never sent it a BYE (as its media timeout would)"
+    );
+}
