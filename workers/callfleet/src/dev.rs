@@ -63,6 +63,14 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
     let dir = PathBuf::from(DEV_DIR);
     std::fs::create_dir_all(&dir).context("creating .tools/dev")?;
     let mut rig = Supervisor::new(dir.clone());
+    // Fail before booting servers when the ingress could not listen anyway.
+    if let Err(e) = std::net::TcpListener::bind(&config.ingress.bind) {
+        bail!(
+            "the ingress cannot listen on {} ({e}): another `make run`? Stop it, or set \
+             CALLFLEET_INGRESS__BIND",
+            config.ingress.bind
+        );
+    }
 
     // A rig that fails to start stops what it started (the supervisor's Drop) and says why.
     let telephony = tokio::select! {
@@ -72,21 +80,46 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
             return Ok(());
         }
     };
-    banner(&config, telephony);
-
     let config = Arc::new(config);
+    // The banner (with the curl line) once the ingress really listens.
+    tokio::spawn(announce(config.clone(), telephony, shutdown.clone()));
+    // A role that fails (the ingress cannot bind its port, say) stops the others: dev never
+    // runs on without one of them.
+    let role = |name: &'static str, run: tokio::task::JoinHandle<anyhow::Result<()>>| {
+        let shutdown = shutdown.clone();
+        async move {
+            let result = run
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r)
+                .map_err(|e| e.context(format!("the {name} role failed")));
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        }
+    };
     let roles = async {
-        let ingress = tokio::spawn(callfleet_ingress::run(config.clone(), shutdown.clone()));
-        let agent = tokio::spawn(callfleet_agent::run(config.clone(), shutdown.clone()));
-        let notifier = tokio::spawn(callfleet_notifier::run(config.clone(), shutdown.clone()));
-        let campaigner = tokio::spawn(callfleet_campaigner::run(config.clone(), shutdown.clone()));
-        let (i, a, n, c) = tokio::join!(ingress, agent, notifier, campaigner);
+        let (i, a, n, c) = tokio::join!(
+            role(
+                "ingress",
+                tokio::spawn(ingress(config.clone(), shutdown.clone()))
+            ),
+            role(
+                "agent",
+                tokio::spawn(agent(config.clone(), shutdown.clone()))
+            ),
+            role(
+                "notifier",
+                tokio::spawn(notifier(config.clone(), shutdown.clone()))
+            ),
+            role(
+                "campaigner",
+                tokio::spawn(campaigner(config.clone(), shutdown.clone()))
+            ),
+        );
         shutdown.cancel();
-        i??;
-        a??;
-        n??;
-        c??;
-        anyhow::Ok(())
+        i.and(a).and(n).and(c)
     };
     tokio::pin!(roles);
     let outcome = tokio::select! {
@@ -236,6 +269,36 @@ async fn start_telephony(config: &mut Config, rig: &mut Supervisor) -> anyhow::R
          ...HH200 answers and hangs up after HH s, ...00486 busy, ...00180 rings, ...00603 declines"
     );
     Ok(())
+}
+
+async fn ingress(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Ok(callfleet_ingress::run(config, shutdown).await?)
+}
+
+async fn agent(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Ok(callfleet_agent::run(config, shutdown).await?)
+}
+
+async fn notifier(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Ok(callfleet_notifier::run(config, shutdown).await?)
+}
+
+async fn campaigner(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Ok(callfleet_campaigner::run(config, shutdown).await?)
+}
+
+/// Print the banner once the ingress accepts connections; nothing when dev stops first.
+async fn announce(config: Arc<Config>, telephony: bool, shutdown: CancellationToken) {
+    let bind = config.ingress.bind.clone();
+    let listening = async {
+        while tokio::net::TcpStream::connect(&bind).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        () = listening => banner(&config, telephony),
+        () = shutdown.cancelled() => {}
+    }
 }
 
 fn banner(config: &Config, telephony: bool) {
