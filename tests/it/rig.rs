@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use callfleet_tests::{
     Callee, Fleet, LiveKitServer, NatsServer, Role, Telephony, WebhookSink, free_port, wait_for,
+    wait_for_logged,
 };
 use serde_json::Value;
 
@@ -206,11 +207,21 @@ pub fn seed_payload() -> Value {
 }
 
 impl Rig {
+    /// The logs a failed wait shows the tail of: every role's, and the callee's.
+    pub fn logs(&self) -> Vec<std::path::PathBuf> {
+        let mut logs = self.fleet.logs();
+        logs.extend(self.callee.as_ref().map(Callee::log_path));
+        logs
+    }
+
     /// The delivered webhook whose summary is for `call_id`, waiting up to `secs`.
     pub async fn summary_of(&self, call_id: &str, secs: u64) -> Value {
-        wait_for(
+        let logs = self.logs();
+        let logs: Vec<&std::path::Path> = logs.iter().map(|p| p.as_path()).collect();
+        wait_for_logged(
             &format!("the summary webhook of {call_id}"),
             Duration::from_secs(secs),
+            &logs,
             || async {
                 self.sink
                     .delivered()
@@ -242,9 +253,12 @@ impl Rig {
 impl Rig {
     /// Wait for the first event of `kind` for a call.
     pub async fn wait_event(&self, call_id: &str, kind: &str, secs: u64) -> Value {
-        wait_for(
+        let logs = self.logs();
+        let logs: Vec<&std::path::Path> = logs.iter().map(|p| p.as_path()).collect();
+        wait_for_logged(
             &format!("event {kind} of {call_id}"),
             Duration::from_secs(secs),
+            &logs,
             || async {
                 self.events(call_id)
                     .await

@@ -32,6 +32,7 @@ pub struct Fleet {
     pub env: BTreeMap<String, String>,
     cwd: TempDir,
     procs: Vec<(Role, Child)>,
+    logs: Vec<PathBuf>,
 }
 
 pub fn binary() -> PathBuf {
@@ -60,6 +61,7 @@ impl Fleet {
             env: map,
             cwd: TempDir::new("fleet"),
             procs: Vec::new(),
+            logs: Vec::new(),
         }
     }
 
@@ -67,9 +69,22 @@ impl Fleet {
         self.env.insert(key.to_owned(), value.into());
     }
 
-    /// Start a role. Logs go to stderr when `TEST_LOG=1`.
+    /// Start a role. Its logs go to `<role>-<n>.log` in the fleet's folder (shown when a wait
+    /// fails, see [`Fleet::logs`]), or to stderr when `TEST_LOG=1`.
     pub fn start(&mut self, role: Role) {
         let show = std::env::var("TEST_LOG").is_ok_and(|v| v == "1");
+        let log = self
+            .cwd
+            .0
+            .join(format!("{}-{}.log", role.arg(), self.logs.len()));
+        let stderr = if show {
+            Stdio::inherit()
+        } else {
+            std::fs::File::create(&log).map_or_else(|_| Stdio::null(), Stdio::from)
+        };
+        if !show {
+            self.logs.push(log);
+        }
         let child = Command::new(binary())
             .arg(role.arg())
             .current_dir(&self.cwd.0)
@@ -77,11 +92,7 @@ impl Fleet {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&self.env)
             .stdout(Stdio::null())
-            .stderr(if show {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start callfleet {}: {e}", role.arg()));
         self.procs.push((role, child));
@@ -125,6 +136,11 @@ impl Fleet {
         }
         self.procs = keep;
         codes
+    }
+
+    /// The log file of every role started so far.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        self.logs.clone()
     }
 
     /// The pid of a role's first running process.

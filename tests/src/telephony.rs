@@ -338,6 +338,11 @@ impl Callee {
             .collect()
     }
 
+    /// The callee's scenario log (one line per INVITE and REFER), for failure messages.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.0.join("callee.log")
+    }
+
     /// The callee's own log and errors, for failure messages.
     pub fn log(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default();
