@@ -69,12 +69,7 @@ async fn defect_number_lock_wait_spends_no_deliveries() {
         0,
         "nothing dead-lettered"
     );
-    let kinds: Vec<String> = rig
-        .events(&second)
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let kinds = rig.event_kinds(&second).await;
     assert!(!kinds.contains(&"dead".to_owned()), "{kinds:?}");
 }
 
@@ -184,12 +179,7 @@ async fn defect_non_json_job_fails_under_its_stream_id() {
         Some("calls.dispatch.raw")
     );
     assert_eq!(&msg.payload[..], b"this is not json");
-    let kinds: Vec<String> = rig
-        .events(&call_id)
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let kinds = rig.event_kinds(&call_id).await;
     assert_eq!(kinds, ["failed"], "{kinds:?}");
 }
 
@@ -347,12 +337,7 @@ async fn defect_no_ringing_without_a_provisional_response() {
         .await;
     let hook = rig.summary_of(&call_id, 60).await;
     assert_ne!(hook["data"]["outcome"], "answered", "{}", hook["data"]);
-    let kinds: Vec<String> = rig
-        .events(&call_id)
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let kinds = rig.event_kinds(&call_id).await;
     assert!(kinds.contains(&"dialing".to_owned()), "{kinds:?}");
     assert!(
         !kinds.contains(&"ringing".to_owned()),

@@ -73,12 +73,7 @@ async fn e2e_seed_payload_to_signed_webhook() {
     assert_eq!(call["attempts"], 1);
     assert_eq!(call["last_outcome"], "infrastructure");
 
-    let kinds: Vec<String> = rig
-        .events(&call_id)
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let kinds = rig.event_kinds(&call_id).await;
     assert_eq!(kinds, ["queued", "dialing", "failed"], "events in order");
     assert_eq!(
         rig.stream_messages("CALL_JOBS").await,

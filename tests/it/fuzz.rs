@@ -94,15 +94,7 @@ async fn ingress_fuzz_answers_match_the_openapi_document() {
     assert!(rig.fleet.running(Role::Ingress), "the ingress survived");
 
     // The document lets a generator build valid calls: some dispatches were accepted.
-    let metrics = rig
-        .http
-        .get(rig.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = rig.metrics().await;
     let accepted: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("callfleet_ingress_dispatch_accepted_total "))

@@ -446,15 +446,7 @@ async fn ingress_auth_probes_openapi_metrics() {
         .expect("json");
     assert!(openapi["paths"]["/dispatch"]["post"].is_object());
     assert!(openapi["components"]["schemas"]["DispatchPayload"].is_object());
-    let metrics = rig
-        .http
-        .get(rig.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = rig.metrics().await;
     assert!(
         metrics.contains("callfleet_ingress_dispatch_accepted_total 1"),
         "{metrics}"

@@ -251,6 +251,27 @@ impl Rig {
 }
 
 impl Rig {
+    /// The kinds of a call's events so far, in order.
+    pub async fn event_kinds(&self, call_id: &str) -> Vec<String> {
+        self.events(call_id)
+            .await
+            .into_iter()
+            .map(|(kind, _)| kind)
+            .collect()
+    }
+
+    /// The ingress's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Wait for the first event of `kind` for a call.
     pub async fn wait_event(&self, call_id: &str, kind: &str, secs: u64) -> Value {
         let logs = self.logs();
