@@ -11,11 +11,6 @@ use serde_json::{Value, json};
 
 use crate::rig::{Peers, Rig};
 
-fn start_agent(rig: &mut Rig, id: &str) {
-    rig.fleet.set("CALLFLEET_AGENT__WORKER_ID", id);
-    rig.fleet.start(Role::Agent);
-}
-
 fn ts(v: &Value) -> jiff::Timestamp {
     v.as_str()
         .and_then(|s| s.parse().ok())
@@ -183,30 +178,20 @@ async fn defect_non_json_job_fails_under_its_stream_id() {
     assert_eq!(kinds, ["failed"], "{kinds:?}");
 }
 
-/// A telephony rig whose workers notice a dead peer within seconds.
-async fn fast_takeover_rig() -> Rig {
-    let mut rig = Rig::with(Peers::Telephony).await;
-    rig.fleet.set("CALLFLEET_AGENT__ACK_WAIT_SECS", "3");
-    rig.fleet.set("CALLFLEET_AGENT__LEASE_TTL_SECS", "3");
-    rig.start_ingress().await;
-    rig.fleet.start(Role::Notifier);
-    rig
-}
-
 /// kill -9 while ringing: while the next worker follows the ring, and after, `GET /calls/{id}`
 /// names it. Before: the dead worker's id stayed in the call state.
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_takeover_records_the_new_worker() {
-    let mut rig = fast_takeover_rig().await;
+    let mut rig = Rig::fast_takeover().await;
     rig.fleet.set("CALLFLEET_SIP__RINGING_TIMEOUT_SECS", "12");
-    start_agent(&mut rig, "agent-a");
+    rig.start_agent("agent-a");
     let to = Behaviour::Ring.number(32);
     let call_id = rig
         .dispatch(&json!({"destination": to, "account_code": "acct-takeover"}))
         .await;
     let ringing = rig.wait_event(&call_id, "ringing", 30).await;
     rig.fleet.kill9(Role::Agent);
-    start_agent(&mut rig, "agent-b");
+    rig.start_agent("agent-b");
     wait_for(
         "the state to name agent-b while it follows the ring",
         Duration::from_secs(30),
@@ -232,8 +217,8 @@ async fn defect_takeover_records_the_new_worker() {
 /// estimated, and close to the real hold. Before: takeover time minus answer time.
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_duration_after_a_lost_worker_is_estimated() {
-    let mut rig = fast_takeover_rig().await;
-    start_agent(&mut rig, "agent-a");
+    let mut rig = Rig::fast_takeover().await;
+    rig.start_agent("agent-a");
     let hold = 6.0;
     let to = Behaviour::AnswerThenHangUp(6).number(33);
     let call_id = rig
@@ -268,7 +253,7 @@ async fn defect_duration_after_a_lost_worker_is_estimated() {
         (!list.iter().any(|p| p.identity == sip)).then_some(())
     })
     .await;
-    start_agent(&mut rig, "agent-b");
+    rig.start_agent("agent-b");
 
     let hook = rig.summary_of(&call_id, 60).await;
     let s = &hook["data"];
@@ -308,24 +293,8 @@ async fn defect_no_ringing_without_a_provisional_response() {
         .telephony
         .as_ref()
         .expect("telephony")
-        .sip_client()
-        .create_sip_outbound_trunk(
-            format!("nobody-{dead}"),
-            format!("127.0.0.1:{dead}"),
-            vec![crate::rig::FROM_NUMBER.to_owned()],
-            livekit_api::services::sip::CreateSIPOutboundTrunkOptions {
-                transport: livekit_protocol::SipTransport::Udp,
-                metadata: String::new(),
-                auth_username: String::new(),
-                auth_password: String::new(),
-                headers: None,
-                headers_to_attributes: None,
-                attributes_to_headers: None,
-            },
-        )
-        .await
-        .expect("trunk")
-        .sip_trunk_id;
+        .outbound_trunk(&format!("nobody-{dead}"), dead, &[crate::rig::FROM_NUMBER])
+        .await;
     rig.fleet.set("SIP_TRUNK_ID", trunk);
     rig.fleet.set("CALLFLEET_SIP__RINGING_TIMEOUT_SECS", "6");
     rig.fleet.set("CALLFLEET_RETRY__MAX_ATTEMPTS", "1");

@@ -251,6 +251,24 @@ impl Rig {
 }
 
 impl Rig {
+    /// A telephony rig whose leases and ack waits are short (3 s), so a killed worker's call
+    /// is taken over within seconds; the ingress and the notifier run, agents are started by
+    /// the test ([`Rig::start_agent`]).
+    pub async fn fast_takeover() -> Self {
+        let mut rig = Self::with(Peers::Telephony).await;
+        rig.fleet.set("CALLFLEET_AGENT__ACK_WAIT_SECS", "3");
+        rig.fleet.set("CALLFLEET_AGENT__LEASE_TTL_SECS", "3");
+        rig.start_ingress().await;
+        rig.fleet.start(Role::Notifier);
+        rig
+    }
+
+    /// Start an agent with this worker id.
+    pub fn start_agent(&mut self, id: &str) {
+        self.fleet.set("CALLFLEET_AGENT__WORKER_ID", id);
+        self.fleet.start(Role::Agent);
+    }
+
     /// The kinds of a call's events so far, in order.
     pub async fn event_kinds(&self, call_id: &str) -> Vec<String> {
         self.events(call_id)

@@ -8,21 +8,6 @@ use serde_json::{Value, json};
 
 use crate::rig::{Peers, Rig};
 
-/// A telephony rig whose workers notice a dead peer within seconds.
-async fn fast_takeover_rig() -> Rig {
-    let mut rig = Rig::with(Peers::Telephony).await;
-    rig.fleet.set("CALLFLEET_AGENT__ACK_WAIT_SECS", "3");
-    rig.fleet.set("CALLFLEET_AGENT__LEASE_TTL_SECS", "3");
-    rig.start_ingress().await;
-    rig.fleet.start(Role::Notifier);
-    rig
-}
-
-fn start_agent(rig: &mut Rig, id: &str) {
-    rig.fleet.set("CALLFLEET_AGENT__WORKER_ID", id);
-    rig.fleet.start(Role::Agent);
-}
-
 async fn state_of(rig: &Rig, call_id: &str) -> Value {
     rig.get_call(call_id).await.1
 }
@@ -32,9 +17,9 @@ async fn state_of(rig: &Rig, call_id: &str) -> Value {
 /// `worker_lost`. One INVITE in all.
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_kill9_while_ringing_never_redials() {
-    let mut rig = fast_takeover_rig().await;
+    let mut rig = Rig::fast_takeover().await;
     rig.fleet.set("CALLFLEET_SIP__RINGING_TIMEOUT_SECS", "8");
-    start_agent(&mut rig, "agent-a");
+    rig.start_agent("agent-a");
     let to = Behaviour::Ring.number(21);
     let call_id = rig
         .dispatch(&json!({"destination": to, "account_code": "acct-kill-ring"}))
@@ -44,7 +29,7 @@ async fn fault_kill9_while_ringing_never_redials() {
     })
     .await;
     rig.fleet.kill9(Role::Agent);
-    start_agent(&mut rig, "agent-b");
+    rig.start_agent("agent-b");
 
     let hook = rig.summary_of(&call_id, 60).await;
     let s = &hook["data"];
@@ -74,15 +59,15 @@ async fn fault_kill9_while_ringing_never_redials() {
 /// holding the call; an operator's hang-up then ends it. One INVITE, an honest summary.
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_kill9_while_answered_resumes_without_redial() {
-    let mut rig = fast_takeover_rig().await;
-    start_agent(&mut rig, "agent-a");
+    let mut rig = Rig::fast_takeover().await;
+    rig.start_agent("agent-a");
     let to = Behaviour::AnswerAndStay.number(22);
     let call_id = rig
         .dispatch(&json!({"destination": to, "account_code": "acct-kill-answered"}))
         .await;
     rig.wait_event(&call_id, "answered", 30).await;
     rig.fleet.kill9(Role::Agent);
-    start_agent(&mut rig, "agent-b");
+    rig.start_agent("agent-b");
     wait_for(
         "agent-b to take the call over",
         Duration::from_secs(60),

@@ -144,6 +144,29 @@ impl Telephony {
         )
     }
 
+    /// An outbound trunk (UDP, no auth) to 127.0.0.1:`port`, created through the API; its id.
+    pub async fn outbound_trunk(&self, name: &str, port: u16, from_numbers: &[&str]) -> String {
+        let numbers = from_numbers.iter().map(|n| (*n).to_owned()).collect();
+        self.sip_client()
+            .create_sip_outbound_trunk(
+                name.to_owned(),
+                format!("127.0.0.1:{port}"),
+                numbers,
+                CreateSIPOutboundTrunkOptions {
+                    transport: livekit_protocol::SipTransport::Udp,
+                    metadata: String::new(),
+                    auth_username: String::new(),
+                    auth_password: String::new(),
+                    headers: None,
+                    headers_to_attributes: None,
+                    attributes_to_headers: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("CreateSIPOutboundTrunk: {e}"))
+            .sip_trunk_id
+    }
+
     /// A SIPp callee and an outbound trunk (created through the API) pointing at it.
     pub async fn callee(&self, from_numbers: &[&str]) -> Callee {
         Callee::start(self, from_numbers, false).await
@@ -286,26 +309,9 @@ impl Callee {
             },
         )
         .await;
-        let numbers = from_numbers.iter().map(|n| (*n).to_owned()).collect();
-        let trunk = tel
-            .sip_client()
-            .create_sip_outbound_trunk(
-                format!("callee-{port}"),
-                format!("127.0.0.1:{port}"),
-                numbers,
-                CreateSIPOutboundTrunkOptions {
-                    transport: livekit_protocol::SipTransport::Udp,
-                    metadata: String::new(),
-                    auth_username: String::new(),
-                    auth_password: String::new(),
-                    headers: None,
-                    headers_to_attributes: None,
-                    attributes_to_headers: None,
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("CreateSIPOutboundTrunk: {e}"));
-        callee.trunk_id = trunk.sip_trunk_id;
+        callee.trunk_id = tel
+            .outbound_trunk(&format!("callee-{port}"), port, from_numbers)
+            .await;
         callee
     }
 
