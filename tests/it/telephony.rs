@@ -101,7 +101,9 @@ async fn tel_outcomes_classified_and_retried_by_policy() {
         ("CALLFLEET_RETRY__UNAVAILABLE_DELAY_SECS", "1"),
         ("CALLFLEET_RETRY__NO_ANSWER_DELAY_SECS", "1"),
         ("CALLFLEET_RETRY__CARRIER_THROTTLED_DELAY_SECS", "1"),
-        ("CALLFLEET_SIP__RINGING_TIMEOUT_SECS", "2"),
+        // Long enough for the worker's 500 ms polls to see livekit-sip's `ringing` on a busy
+        // machine (`ringing` is only livekit-sip's word after a 180, never `dialing`).
+        ("CALLFLEET_SIP__RINGING_TIMEOUT_SECS", "4"),
     ] {
         rig.fleet.set(k, v);
     }

@@ -272,47 +272,66 @@ pub struct Callee {
 impl Callee {
     async fn start(tel: &Telephony, from_numbers: &[&str], rtp_echo: bool) -> Self {
         let dir = TempDir::new("callee");
-        let (port, media) = (free_port(), free_port());
         let scenario = callfleet_rig::callee::scenario(&workspace_root())
             .unwrap_or_else(|e| panic!("the callee's scenario: {e}"));
         callfleet_rig::callee::write_audio(&dir.0)
             .unwrap_or_else(|e| panic!("cannot write the callee's audio: {e}"));
-        let mut cmd = Command::new(tool("sipp"));
-        cmd.current_dir(&dir.0).args(callfleet_rig::callee::args(
-            &callfleet_rig::callee::Options {
-                scenario: &scenario,
-                port,
-                media_port: media,
-                log_dir: &dir.0,
-                rtp_echo,
-            },
-        ));
-        let child = spawn(cmd, "sipp", Some(dir.0.join("stdout.log")));
-        let mut callee = Self {
-            port,
-            trunk_id: String::new(),
-            dir,
-            _child: child,
-        };
-        let stdout = callee.dir.0.join("stdout.log");
-        wait_for_logged(
-            "the sipp callee to answer OPTIONS",
-            Duration::from_secs(10),
-            &[&stdout, &callee.dir.0.join("errors.log")],
-            || async move {
-                tokio::task::spawn_blocking(move || {
-                    callfleet_rig::callee::options_ping(port, Duration::from_millis(500))
-                })
-                .await
-                .ok()?
-                .ok()
-            },
-        )
-        .await;
-        callee.trunk_id = tel
-            .outbound_trunk(&format!("callee-{port}"), port, from_numbers)
+        let logs = [dir.0.join("stdout.log"), dir.0.join("errors.log")];
+        let logs: Vec<&std::path::Path> = logs.iter().map(PathBuf::as_path).collect();
+        // SIPp binds UDP for SIP, and for RTP at the media port and the two above it (audio,
+        // then video). Free ports can be taken between the check and SIPp's bind (WebRTC
+        // peers open ephemeral UDP sockets all the time); SIPp then exits at once, and it is
+        // started again on other ports.
+        for _ in 0..5 {
+            let (port, media) = (free_udp_port(0), free_udp_port(2));
+            let mut cmd = Command::new(tool("sipp"));
+            cmd.current_dir(&dir.0).args(callfleet_rig::callee::args(
+                &callfleet_rig::callee::Options {
+                    scenario: &scenario,
+                    port,
+                    media_port: media,
+                    log_dir: &dir.0,
+                    rtp_echo,
+                },
+            ));
+            let mut child = spawn(cmd, "sipp", Some(dir.0.join("stdout.log")));
+            let ready = wait_for_logged(
+                "the sipp callee to answer OPTIONS (or exit)",
+                Duration::from_secs(10),
+                &logs,
+                || {
+                    let exited = child.0.try_wait().ok().flatten().is_some();
+                    async move {
+                        if exited {
+                            return Some(false);
+                        }
+                        tokio::task::spawn_blocking(move || {
+                            callfleet_rig::callee::options_ping(port, Duration::from_millis(500))
+                        })
+                        .await
+                        .ok()?
+                        .ok()
+                        .map(|()| true)
+                    }
+                },
+            )
             .await;
-        callee
+            if !ready {
+                continue;
+            }
+            let mut callee = Self {
+                port,
+                trunk_id: String::new(),
+                dir,
+                _child: child,
+            };
+            callee.trunk_id = tel
+                .outbound_trunk(&format!("callee-{port}"), port, from_numbers)
+                .await;
+            return callee;
+        }
+        let tails: String = logs.iter().map(|p| crate::log_tail(p, 30)).collect();
+        panic!("sipp exited at start five times (ports taken?){tails}");
     }
 
     /// Every SIP request the callee has received so far, in order (the rig's own readiness
@@ -354,6 +373,18 @@ impl Callee {
         let read = |f: &str| std::fs::read_to_string(self.dir.0.join(f)).unwrap_or_default();
         format!("{}\n{}", read("callee.log"), read("errors.log"))
     }
+}
+
+/// A UDP port on 127.0.0.1 that is free, with the `above` ports after it free too.
+fn free_udp_port(above: u16) -> u16 {
+    let free = |p: u16| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok();
+    for _ in 0..100 {
+        let port = free_port();
+        if port != 0 && port < u16::MAX - above && (0..=above).all(|i| free(port + i)) {
+            return port;
+        }
+    }
+    panic!("no free UDP port run of {} on 127.0.0.1", above + 1)
 }
 
 /// Parse SIPp's `-trace_msg` log: blocks introduced by "... message received ...".
