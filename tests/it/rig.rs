@@ -269,6 +269,20 @@ impl Rig {
         self.fleet.start(Role::Agent);
     }
 
+    /// Wait until `CALL_JOBS` is empty: every job acked. A worker acks after it publishes the
+    /// final event, so a test that saw the webhook must wait for the ack, not assert it.
+    pub async fn wait_jobs_acked(&self) {
+        let logs = self.logs();
+        let logs: Vec<&std::path::Path> = logs.iter().map(|p| p.as_path()).collect();
+        wait_for_logged(
+            "every job to be acked (CALL_JOBS empty)",
+            Duration::from_secs(10),
+            &logs,
+            || async { (self.stream_messages("CALL_JOBS").await == 0).then_some(()) },
+        )
+        .await;
+    }
+
     /// The kinds of a call's events so far, in order.
     pub async fn event_kinds(&self, call_id: &str) -> Vec<String> {
         self.events(call_id)

@@ -283,11 +283,7 @@ async fn tel_cancelled_scheduled_retry_is_never_dialed() {
         "never dialed after the cancel: {:?}",
         callfleet_tests::summarize(&rig.callee().requests())
     );
-    assert_eq!(
-        rig.stream_messages("CALL_JOBS").await,
-        0,
-        "nothing left waiting"
-    );
+    rig.wait_jobs_acked().await;
     let (_, state) = rig.get_call(&call_id).await;
     assert_eq!(state["status"], "failed");
     assert_eq!(state["last_outcome"], "cancelled");
