@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use livekit_api::services::sip::{CreateSIPOutboundTrunkOptions, SIPClient};
+use livekit_api::services::sip::SIPClient;
 
 use crate::{
     LiveKitServer, TempDir, free_port, tool, wait_for_logged, wait_port_logged, workspace_root,
@@ -144,27 +144,19 @@ impl Telephony {
         )
     }
 
-    /// An outbound trunk (UDP, no auth) to 127.0.0.1:`port`, created through the API; its id.
+    /// An outbound trunk (UDP, no auth) to 127.0.0.1:`port`, created through the API with the
+    /// fleet's own adapter (`callfleet_livekit`, as `callfleet dev` does); its id.
     pub async fn outbound_trunk(&self, name: &str, port: u16, from_numbers: &[&str]) -> String {
         let numbers = from_numbers.iter().map(|n| (*n).to_owned()).collect();
-        self.sip_client()
-            .create_sip_outbound_trunk(
-                name.to_owned(),
-                format!("127.0.0.1:{port}"),
-                numbers,
-                CreateSIPOutboundTrunkOptions {
-                    transport: livekit_protocol::SipTransport::Udp,
-                    metadata: String::new(),
-                    auth_username: String::new(),
-                    auth_password: String::new(),
-                    headers: None,
-                    headers_to_attributes: None,
-                    attributes_to_headers: None,
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("CreateSIPOutboundTrunk: {e}"))
-            .sip_trunk_id
+        callfleet_livekit::LiveKit::new(
+            &self.livekit.url(),
+            &self.livekit.key,
+            &self.livekit.secret,
+            Duration::from_secs(10),
+        )
+        .create_outbound_trunk(name, &format!("127.0.0.1:{port}"), numbers)
+        .await
+        .unwrap_or_else(|e| panic!("CreateSIPOutboundTrunk: {e}"))
     }
 
     /// A SIPp callee and an outbound trunk (created through the API) pointing at it.
