@@ -11,6 +11,7 @@ pub mod boolish;
 pub mod campaign;
 pub mod control;
 pub mod event;
+pub mod field;
 pub mod outcome;
 pub mod phone;
 pub mod request;

@@ -1,8 +1,7 @@
 //! The call-ended summary (DESIGN.md §3): what the webhook receives when a call ends or fails.
 //!
-//! Fields the voice session will fill (`usage`, `turns`, `transcript`) are present and empty
-//! until the voice engine is wired into the worker; `session_config` echoes the requested
-//! options, not yet a resolved provider config.
+//! The voice session (when `agent.voice_session` is on) fills `usage`, `turns` and `transcript`;
+//! without one they are present and empty. `session_config` echoes the requested options.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
