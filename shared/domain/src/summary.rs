@@ -1,7 +1,8 @@
 //! The call-ended summary (DESIGN.md §3): what the webhook receives when a call ends or fails.
 //!
-//! The voice session (when `agent.voice_session` is on) fills `usage`, `turns` and `transcript`;
-//! without one they are present and empty. `session_config` echoes the requested options.
+//! The voice session (when `agent.voice_session` is on) fills `usage`, `turns`, `transcript` and
+//! `session_close_reason`: the voice engine (`callfleet-voice`) produces these very types;
+//! without a session they are present and empty. `session_config` echoes the requested options.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -51,18 +52,18 @@ pub struct CallSummary {
     pub session_start: Timestamp,
     pub session_end: Timestamp,
     pub session_duration_seconds: f64,
-    /// Provider usage. Empty until the voice engine runs in the worker.
+    /// Provider usage. Empty without a voice session.
     pub usage: Usage,
-    /// Per-turn metrics. Empty until the voice engine runs in the worker.
+    /// Per-turn metrics. Empty without a voice session.
     pub turns: Vec<TurnMetrics>,
     /// The session options the call ran with (no secrets are ever part of them).
     pub session_config: SessionOptions,
-    /// The conversation. Empty until the voice engine runs in the worker.
+    /// The conversation. Empty without a voice session.
     pub transcript: Vec<TranscriptEntry>,
     /// How the voice session closed (`callee_hung_up`, `agent_ended`, `silence_timeout`,
     /// `max_duration`, `error`, …), when one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_close_reason: Option<serde_json::Value>,
+    pub session_close_reason: Option<SessionCloseReason>,
     pub recording: Recording,
     /// A human-readable error when the call failed.
     pub error: Option<String>,
@@ -143,7 +144,8 @@ pub struct SttUsage {
     pub audio_seconds: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// One turn's latencies, as the voice engine measures them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TurnMetrics {
     pub turn: u32,
     pub end_of_utterance_delay_ms: Option<f64>,
@@ -166,11 +168,57 @@ pub struct TurnMetrics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TranscriptEntry {
-    pub role: String,
+    pub role: SpeakerRole,
     pub text: String,
     pub started_at: Timestamp,
     pub ended_at: Timestamp,
     pub interrupted: bool,
+}
+
+/// Who said a transcript entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeakerRole {
+    /// The callee.
+    User,
+    /// The agent.
+    Assistant,
+}
+
+/// Why the voice session closed (the call's [`EndReason`] is derived from it by the worker,
+/// which also knows about operator hang-ups, shutdowns and the SIP leg).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionCloseReason {
+    /// The callee hung up (the audio ended).
+    CalleeHungUp,
+    /// The agent called `end_call`.
+    AgentEnded { reason: String },
+    /// The agent called `transfer_call`; the worker transfers to `target`.
+    Transferred { target: String },
+    /// Nobody spoke for the silence timeout.
+    SilenceTimeout,
+    /// The session ran for its maximum duration.
+    MaxDuration,
+    /// The worker cancelled the session (shutdown, operator hang-up, lost call).
+    Cancelled,
+    /// A provider failed for good.
+    Error { message: String },
+}
+
+impl SessionCloseReason {
+    /// A short, stable label (`callee_hung_up`, `agent_ended`, ...): the JSON `kind`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::CalleeHungUp => "callee_hung_up",
+            Self::AgentEnded { .. } => "agent_ended",
+            Self::Transferred { .. } => "transferred",
+            Self::SilenceTimeout => "silence_timeout",
+            Self::MaxDuration => "max_duration",
+            Self::Cancelled => "cancelled",
+            Self::Error { .. } => "error",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -18,8 +18,10 @@ pub mod vad;
 
 pub use audio::{AudioError, AudioFrame, AudioIo};
 pub use config::SessionConfig;
-pub use metrics::{EndReason, SessionReport, TranscriptEntry, TurnMetrics, Usage};
-pub use resolve::{FieldError, ResolveError, resolve};
+pub use metrics::{
+    EndReason, SessionCloseReason, SessionReport, SpeakerRole, TranscriptEntry, TurnMetrics, Usage,
+};
+pub use resolve::{FieldError, ResolveError, resolve, resolve_json};
 pub use session::{EngineOptions, Session, SessionError, SessionEvent};
 
 /// An error and its sources, `: `-joined, for logging once where it is handled.

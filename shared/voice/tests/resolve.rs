@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use callfleet_voice::{
     config::{LlmProvider, SttProvider, TtsProvider},
-    resolve,
+    resolve_json as resolve,
 };
 use serde_json::json;
 
@@ -117,19 +117,19 @@ fn unknown_provider_is_a_field_error() {
     );
     assert!(
         err.errors[0]
-            .message
+            .problem
             .contains("unknown LLM provider `mistral`"),
         "{}",
-        err.errors[0].message
+        err.errors[0].problem
     );
     assert!(
         err.errors[1]
-            .message
+            .problem
             .contains("unknown STT provider `whisper`")
     );
     assert!(
         err.errors[2]
-            .message
+            .problem
             .contains("unknown TTS provider `polly`")
     );
     assert!(
@@ -145,7 +145,7 @@ fn missing_keys_are_field_errors_naming_the_variable() {
     let got: Vec<_> = err
         .errors
         .iter()
-        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .map(|e| (e.field.as_str(), e.problem.as_str()))
         .collect();
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[0].0, "session_options.llm");
@@ -177,7 +177,7 @@ fn bad_values_are_field_errors() {
     assert!(
         err.errors
             .iter()
-            .any(|e| e.field == "session_options.tts" && e.message.contains("ELEVENLABS_VOICE_ID"))
+            .any(|e| e.field == "session_options.tts" && e.problem.contains("ELEVENLABS_VOICE_ID"))
     );
     assert!(resolve(&json!([1]), &full_env()).is_err());
     assert!(resolve(&json!(null), &full_env()).is_ok());
@@ -190,7 +190,7 @@ fn bad_values_are_field_errors() {
     let got: Vec<_> = sarvam
         .errors
         .iter()
-        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .map(|e| (e.field.as_str(), e.problem.as_str()))
         .collect();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].0, "session_options.stt");
@@ -265,7 +265,7 @@ fn sarvam_descriptors_resolve() {
     let got: Vec<_> = err
         .errors
         .iter()
-        .map(|e| (e.field.as_str(), e.message.as_str()))
+        .map(|e| (e.field.as_str(), e.problem.as_str()))
         .collect();
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(
@@ -276,5 +276,5 @@ fn sarvam_descriptors_resolve() {
     assert_eq!(got[1].0, "session_options.tts");
     let err =
         resolve(&json!({"stt": "sarvam", "tts": "sarvam/bulbul:v3"}), &e).expect_err("no speaker");
-    assert!(err.errors[0].message.contains("SARVAM_SPEAKER"), "{err}");
+    assert!(err.errors[0].problem.contains("SARVAM_SPEAKER"), "{err}");
 }

@@ -9,7 +9,7 @@ use callfleet_domain::{
     CallRequest, EndReason,
     control::ControlReply,
     outcome,
-    summary::{TranscriptEntry, TurnMetrics, Usage},
+    summary::{SessionCloseReason, TranscriptEntry, TurnMetrics, Usage},
 };
 use callfleet_media::{Event, Options, Transport};
 use callfleet_voice::{
@@ -38,43 +38,40 @@ pub fn prepare(w: &Worker, req: &CallRequest) -> Result<Option<SessionConfig>, S
     if !w.config.agent.voice_session {
         return Ok(None);
     }
-    let mut options = serde_json::to_value(&req.session_options).map_err(|e| e.to_string())?;
-    if let (Some(t), Some(o)) = (&req.transfer_target, options.as_object_mut()) {
-        o.insert("transfer_target".into(), t.clone().into());
-    }
-    callfleet_voice::resolve(&options, &w.provider_env)
+    // The request's own transfer target; else one given inside `session_options` (kept in its
+    // unknown keys, as the engine always read it).
+    let transfer_target = req.transfer_target.as_deref().or_else(|| {
+        req.session_options
+            .extra
+            .get("transfer_target")
+            .and_then(serde_json::Value::as_str)
+    });
+    callfleet_voice::resolve(&req.session_options, transfer_target, &w.provider_env)
         .map(Some)
         .map_err(|e| format!("voice session: {e}"))
 }
 
-/// What the session adds to the summary.
+/// What the session adds to the summary: the engine reports in the summary's own types.
 #[derive(Default)]
 pub struct Report {
     pub usage: Usage,
     pub turns: Vec<TurnMetrics>,
     pub transcript: Vec<TranscriptEntry>,
     pub error: Option<String>,
-    pub close_reason: Option<serde_json::Value>,
+    pub close_reason: Option<SessionCloseReason>,
 }
 
-/// Convert one value into the summary's type of the same shape; skip what does not fit.
-fn reshape<T: serde::de::DeserializeOwned>(v: impl serde::Serialize) -> Option<T> {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
-
-impl From<&SessionReport> for Report {
-    fn from(r: &SessionReport) -> Self {
+impl From<SessionReport> for Report {
+    fn from(r: SessionReport) -> Self {
         Self {
-            usage: reshape(&r.usage).unwrap_or_default(),
-            turns: r.turns.iter().filter_map(reshape).collect(),
-            transcript: r.transcript.iter().filter_map(reshape).collect(),
             error: match &r.end_reason {
-                callfleet_voice::EndReason::Error { message } => Some(message.clone()),
+                SessionCloseReason::Error { message } => Some(message.clone()),
                 _ => None,
             },
-            close_reason: serde_json::to_value(&r.end_reason).ok(),
+            usage: r.usage,
+            turns: r.turns,
+            transcript: r.transcript,
+            close_reason: Some(r.end_reason),
         }
     }
 }
@@ -230,27 +227,38 @@ pub async fn converse(
     if let Err(e) = transport.leave().await {
         tracing::debug!(call.id = %req.call_id, error = %e, "leaving the room");
     }
-    use callfleet_voice::EndReason as V;
     // The callee's leg left: on a BYE, or dropped by livekit-sip for lack of media.
     let left = match (&stopped, &report.end_reason) {
-        (None, V::CalleeHungUp) if !transferred => {
+        (None, SessionCloseReason::CalleeHungUp) if !transferred => {
             let status = watch.final_status(Duration::from_secs(2)).await;
             outcome::leg_left(status.as_deref(), false)
         }
         _ => EndReason::CalleeHangup,
     };
-    let held = stopped.unwrap_or(match &report.end_reason {
-        _ if transferred => Held::Ended(EndReason::Transferred),
-        V::CalleeHungUp => Held::Ended(left),
-        V::Transferred { .. } => Held::Ended(EndReason::Transferred),
-        V::MaxDuration => Held::Ended(EndReason::MaxDuration),
-        V::Cancelled => Held::Ended(EndReason::Shutdown),
-        V::AgentEnded { .. } | V::SilenceTimeout | V::Error { .. } => {
-            Held::Ended(EndReason::AgentHangup)
-        }
+    let held = stopped.unwrap_or_else(|| {
+        Held::Ended(if transferred {
+            EndReason::Transferred
+        } else {
+            call_end_reason(&report.end_reason, left)
+        })
     });
     tracing::info!(call.id = %req.call_id, end = ?report.end_reason, turns = report.turns.len(), "voice session ended");
-    (held, Report::from(&report))
+    (held, Report::from(report))
+}
+
+/// The call's end reason for how its voice session closed: the one mapping from the session's
+/// close reason onto the summary's [`EndReason`]. `left` is why the callee's leg left, for a
+/// session that ended with the callee's audio.
+fn call_end_reason(close: &SessionCloseReason, left: EndReason) -> EndReason {
+    match close {
+        SessionCloseReason::CalleeHungUp => left,
+        SessionCloseReason::Transferred { .. } => EndReason::Transferred,
+        SessionCloseReason::MaxDuration => EndReason::MaxDuration,
+        SessionCloseReason::Cancelled => EndReason::Shutdown,
+        SessionCloseReason::AgentEnded { .. }
+        | SessionCloseReason::SilenceTimeout
+        | SessionCloseReason::Error { .. } => EndReason::AgentHangup,
+    }
 }
 
 /// The provider keys and base URLs the engine may read, from the process environment.

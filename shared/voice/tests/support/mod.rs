@@ -126,7 +126,7 @@ impl Rig {
     }
 
     pub fn session(&self, options: serde_json::Value, opts: EngineOptions) -> Arc<Session> {
-        let cfg = callfleet_voice::resolve(&options, &self.env).expect("options resolve");
+        let cfg = callfleet_voice::resolve_json(&options, &self.env).expect("options resolve");
         Arc::new(Session::new(cfg, opts).expect("session"))
     }
 }

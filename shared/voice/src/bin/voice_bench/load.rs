@@ -10,7 +10,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use callfleet_voice::{EngineOptions, Session, resolve};
+use callfleet_voice::{EngineOptions, Session, resolve_json};
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -89,7 +89,7 @@ pub async fn one(args: &[String]) {
             return;
         }
     };
-    let cfg = match resolve(
+    let cfg = match resolve_json(
         &json!({"preemptive_generation": false, "tts": "cartesia"}),
         &env,
     ) {

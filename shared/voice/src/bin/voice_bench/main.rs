@@ -13,7 +13,7 @@ mod load;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use callfleet_voice::{AudioError, AudioFrame, AudioIo, EngineOptions, Session, resolve};
+use callfleet_voice::{AudioError, AudioFrame, AudioIo, EngineOptions, Session, resolve_json};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +100,7 @@ async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool
             return Vec::new();
         }
     };
-    let cfg = match resolve(
+    let cfg = match resolve_json(
         &json!({"preemptive_generation": preemptive, "tts": "cartesia"}),
         &env,
     ) {
