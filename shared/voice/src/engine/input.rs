@@ -2,12 +2,12 @@
 
 use tokio::time::Instant;
 
-use super::Engine;
+use super::state::Engine;
 use crate::{
     audio::{AudioFrame, AudioIo},
+    event::SessionEvent,
     metrics::EndReason,
     providers::stt::SttEvent,
-    session::SessionEvent,
     vad::VadEvent,
 };
 

@@ -3,14 +3,18 @@
 //! happen here, so there are no locks; provider I/O runs in the reply and STT tasks.
 //!
 //! A turn: callee audio -> VAD + STT -> [`UserTurn`] -> end of turn -> commit (reuse the
-//! speculative reply or start one) -> playout paced by [`Playout`] -> finalize (transcript,
-//! metrics, tools).
+//! speculative reply or start one) -> playout paced by [`Playout`](crate::playout::Playout) ->
+//! finalize (transcript, metrics, tools).
+//!
+//! Layers, each using only those below it: this module (the loop: `run`, `tick`, deadlines) ->
+//! `input` (the callee's audio and transcripts, barge-in) -> `speech` (the agent's replies:
+//! commit, playout, tools) -> `state` (the [`Engine`] and the replies it holds) and `report`
+//! (the [`Recorder`]).
 
 mod input;
 mod report;
 mod speech;
-
-use std::time::Duration;
+mod state;
 
 use jiff::Timestamp;
 use tokio::{sync::mpsc, time::Instant};
@@ -18,41 +22,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     audio::{AudioFrame, AudioIo},
+    event::SessionEvent,
     metrics::{EndReason, SessionReport},
-    providers::{
-        llm::{ChatContext, ToolSpec},
-        stt::{STT_SAMPLE_RATE, SttEvent, SttStream},
-    },
+    parts::Parts,
+    providers::{llm::ChatContext, stt::STT_SAMPLE_RATE, stt::SttEvent},
     reply::ReplyEvent,
     resample::ToRate,
-    session::{Session, SessionEvent},
     tools,
     turn::UserTurn,
     vad::Vad,
 };
 
 use report::Recorder;
-use speech::{Speculative, Speech};
-
-pub(crate) struct Engine<'s, A: AudioIo> {
-    s: &'s Session,
-    io: A,
-    stt: SttStream,
-    stt_open: bool,
-    resampler: ToRate,
-    vad: Vad,
-    user: UserTurn,
-    ctx: ChatContext,
-    tools: Vec<ToolSpec>,
-    speech: Option<Speech>,
-    speculative: Option<Speculative>,
-    rec: Recorder,
-    events: Option<mpsc::UnboundedSender<SessionEvent>>,
-    started: Instant,
-    last_activity: Instant,
-    end: Option<EndReason>,
-    tool_rounds: u32,
-}
+pub(crate) use state::Engine;
+use state::next_event;
 
 enum Wake {
     Cancelled,
@@ -64,7 +47,7 @@ enum Wake {
 }
 
 impl<'s, A: AudioIo> Engine<'s, A> {
-    pub fn new(s: &'s Session, io: A, events: Option<mpsc::UnboundedSender<SessionEvent>>) -> Self {
+    pub fn new(s: &'s Parts, io: A, events: Option<mpsc::UnboundedSender<SessionEvent>>) -> Self {
         let now = Instant::now();
         Self {
             s,
@@ -102,8 +85,8 @@ impl<'s, A: AudioIo> Engine<'s, A> {
                 () = cancel.cancelled() => Wake::Cancelled,
                 f = self.io.recv() => Wake::Audio(f),
                 e = self.stt.next(), if self.stt_open => Wake::Stt(e),
-                e = speech::next_event(self.speech.as_mut()) => Wake::Speech(e),
-                e = speech::next_event(self.speculative.as_mut().map(|s| &mut s.speech)) => Wake::Speculative(e),
+                e = next_event(self.speech.as_mut()) => Wake::Speech(e),
+                e = next_event(self.speculative.as_mut().map(|s| &mut s.speech)) => Wake::Speculative(e),
                 () = sleep_until(deadline) => Wake::Timer,
             };
             let now = Instant::now();
@@ -180,12 +163,6 @@ impl<'s, A: AudioIo> Engine<'s, A> {
         d.into_iter().flatten().min()
     }
 
-    fn emit(&self, ev: SessionEvent) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(ev);
-        }
-    }
-
     fn finish(mut self, reason: EndReason) -> SessionReport {
         let now = Instant::now();
         if let Some(sp) = self.speech.take() {
@@ -204,8 +181,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -14,7 +14,9 @@ pub(super) struct Resolver<'a> {
 
 /// A given text option, trimmed; blank counts as not given.
 pub(super) fn given(s: Option<&str>) -> Option<String> {
-    s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 impl<'a> Resolver<'a> {

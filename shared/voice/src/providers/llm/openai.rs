@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{ChatMessage, LlmError, ToolCall, ToolSpec, sse::SseParser};
+use super::{
+    chat::{ChatMessage, ToolCall, ToolSpec},
+    error::LlmError,
+    sse::SseParser,
+};
 use crate::config::LlmConfig;
 
 /// How long to wait for response headers, and for each chunk after that.

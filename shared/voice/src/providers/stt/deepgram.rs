@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol, preview};
+use super::protocol::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol, preview};
 use crate::config::SttConfig;
 
 /// Silence (ms) after which Deepgram marks a result `speech_final`.

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol};
+use super::protocol::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol};
 use crate::providers::ws;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,8 +155,4 @@ async fn session<P: SttProtocol>(
 
 fn sock(e: tokio_tungstenite::tungstenite::Error) -> SttError {
     SttError::Socket(Box::new(e))
-}
-
-pub(crate) fn pcm_bytes(samples: &[i16]) -> Vec<u8> {
-    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol, driver::pcm_bytes, preview};
+use super::protocol::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol, pcm_bytes, preview};
 use crate::config::SttConfig;
 
 pub struct Sarvam {

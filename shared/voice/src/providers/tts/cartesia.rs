@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{TtsError, TtsEvent, WordTiming, pcm_from_bytes};
+use super::protocol::{TtsError, TtsEvent, WordTiming, pcm_from_bytes};
 use crate::{
     config::TtsConfig,
     providers::ws::{self, WsStream},

@@ -1,10 +1,15 @@
 //! Streaming TTS: Cartesia (one websocket per session, one context per reply), ElevenLabs
 //! (`stream-input`, one websocket per reply) and Sarvam (`/text-to-speech/ws`, one websocket per
 //! reply). Text goes in as the LLM produces it; raw s16le PCM and word timings come out.
+//!
+//! Layers: this module (client and stream) -> the providers -> `protocol` (shared events, errors).
 
 mod cartesia;
 mod elevenlabs;
+mod protocol;
 mod sarvam;
+
+pub use protocol::{TtsError, TtsEvent, WordTiming};
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,39 +19,6 @@ use tokio::{sync::mpsc, time::Instant};
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 use crate::config::{TtsConfig, TtsProvider};
-
-/// Why a TTS stream failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TtsError {
-    #[error("invalid TTS endpoint {0}")]
-    Url(String),
-    #[error("could not connect to the TTS")]
-    Connect(#[from] crate::providers::ws::ConnectError),
-    #[error("TTS websocket connection lost")]
-    Socket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
-    #[error("TTS closed the stream: {0}")]
-    Closed(String),
-    #[error("TTS reported an error: {0}")]
-    Provider(String),
-    #[error("malformed TTS message: {0}")]
-    Malformed(String),
-}
-
-/// A word and when its audio starts, in seconds from the start of the stream's audio.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WordTiming {
-    pub word: String,
-    pub start: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum TtsEvent {
-    /// PCM s16le mono at the configured sample rate.
-    Audio(Vec<i16>),
-    Words(Vec<WordTiming>),
-    Done,
-    Error(String),
-}
 
 /// Where a stream's text goes.
 #[derive(Debug)]
@@ -179,11 +151,4 @@ impl TtsClient {
             deadline: None,
         }
     }
-}
-
-pub(crate) fn pcm_from_bytes(bytes: &[u8]) -> Vec<i16> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{TtsError, TtsEvent, pcm_from_bytes};
+use super::protocol::{TtsError, TtsEvent, pcm_from_bytes};
 use crate::{config::TtsConfig, providers::ws};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
