@@ -14,8 +14,8 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::Options;
 use crate::error::Result;
+use crate::options::Options;
 use crate::peer::{Peer, PeerEvent, Target, build_api, rtc_config};
 use crate::signal::{Signal, resume_url};
 use crate::track::LocalAudioTrack;

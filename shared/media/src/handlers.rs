@@ -11,11 +11,12 @@ use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
 use crate::audio::Encoder;
+use crate::command::{Command, Ending, Pending, add_track};
 use crate::conn::Conn;
 use crate::events::Event;
 use crate::peer::{PeerEvent, Target, opus_capability};
 use crate::roster::split_stream_id;
-use crate::session::{Command, Ending, Pending, Session};
+use crate::state::Session;
 use crate::track::{LocalAudioTrack, pump_remote};
 
 impl Session {
@@ -91,7 +92,7 @@ impl Session {
                         rate,
                         rtc,
                         encoder,
-                        self.cmd_tx.clone(),
+                        Box::new(self.cmd_tx.clone()),
                     ))
                 });
                 let ok = result.as_ref().ok().cloned();
@@ -171,16 +172,4 @@ impl Session {
             Command::Leave { .. } => {}
         }
     }
-}
-
-/// An `AddTrackRequest` for a mono microphone track.
-pub(crate) fn add_track(cid: String, name: String, muted: bool) -> Req {
-    Req::AddTrack(proto::AddTrackRequest {
-        cid,
-        name,
-        muted,
-        r#type: proto::TrackType::Audio as i32,
-        source: proto::TrackSource::Microphone as i32,
-        ..Default::default()
-    })
 }

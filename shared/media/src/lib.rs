@@ -80,22 +80,40 @@
 //!   gathered (the server must offer loopback candidates too; see the test
 //!   harness config). Otherwise webrtc-rs gathers on all interfaces and uses
 //!   the STUN/TURN servers from the join response.
+//!
+//! ## Codemap
+//!
+//! Modules use only those below them (no import cycles):
+//!
+//! - [`Transport`] (`transport`): the user-facing handle; joins, then spawns the session task.
+//! - `session`: the task's loop (serve, resume, rejoin) -> `handlers`: what each signal
+//!   message, peer event and `command::Command` does. Both are methods on
+//!   `state::Session`, the state that outlives one connection.
+//! - `conn`: one connection (signal socket + publisher/subscriber peers) over `signal`, `peer`.
+//! - `command` (commands, pending publications, loop endings) -> `track` ([`LocalAudioTrack`],
+//!   remote track pumps; reaches the session through `track::SessionLink`).
+//! - Leaves: [`Options`], [`Event`]/[`AudioFrame`] (`events`), `roster`, [`audio`] (Opus,
+//!   resampling), [`Error`], [`tone`].
 #![forbid(unsafe_code)]
 
 pub mod audio;
+mod command;
 mod conn;
 mod error;
 mod events;
 mod handlers;
+mod options;
 mod peer;
 mod roster;
 mod session;
 pub mod signal;
+mod state;
 pub mod tone;
 mod track;
 mod transport;
 
 pub use error::{Error, Result};
 pub use events::{AudioFrame, Event};
+pub use options::Options;
 pub use track::LocalAudioTrack;
-pub use transport::{Options, Transport};
+pub use transport::Transport;

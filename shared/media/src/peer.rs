@@ -27,8 +27,8 @@ use webrtc::rtp_transceiver::rtp_codec::{
 };
 use webrtc::track::track_remote::TrackRemote;
 
-use crate::Options;
 use crate::error::Result;
+use crate::options::Options;
 
 /// Which connection a message is about (LiveKit's `SignalTarget`).
 pub type Target = proto::SignalTarget;

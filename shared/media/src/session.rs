@@ -1,138 +1,23 @@
 //! The session task: serialises everything that happens to a connection
 //! (signal messages, ICE candidates, user commands, keepalive) in one
-//! `select!` loop, and rejoins when the connection is lost.
+//! `select!` loop, and resumes or rejoins when the connection is lost. What each
+//! message does is in `handlers`; the state it works on is `state::Session`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep_until};
-use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::Options;
+use crate::command::{Command, Ending, Pending, add_track};
 use crate::conn::Conn;
-use crate::error::{Error, Result};
-use crate::events::{AudioFrame, Event};
-use crate::handlers::add_track;
-use crate::roster::Roster;
-use crate::track::LocalAudioTrack;
+use crate::error::Error;
+use crate::events::Event;
+use crate::state::Session;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 
-/// What the user-facing handles ask of the session.
-pub enum Command {
-    Publish {
-        name: String,
-        sample_rate: u32,
-        reply: oneshot::Sender<Result<LocalAudioTrack>>,
-    },
-    Mute {
-        sid: String,
-        muted: bool,
-    },
-    Leave {
-        reply: oneshot::Sender<()>,
-    },
-}
-
-/// An `AddTrackRequest` waiting for its `TrackPublishedResponse`.
-pub(crate) enum Pending {
-    New {
-        name: String,
-        rate: u32,
-        rtc: Arc<TrackLocalStaticSample>,
-        reply: oneshot::Sender<Result<LocalAudioTrack>>,
-    },
-    /// A track published before a rejoin, published again.
-    Again(LocalAudioTrack),
-}
-
-/// Why a connection's loop stopped.
-pub(crate) struct Ending {
-    pub(crate) reason: String,
-    /// Worth a rejoin (connection lost, not a decision by us or the server).
-    pub(crate) retry: bool,
-    /// Worth trying a resume (keep the peer connections) before a rejoin.
-    pub(crate) resume: bool,
-    /// Set when the user asked to leave (or dropped the transport).
-    pub(crate) leave: Option<Option<oneshot::Sender<()>>>,
-}
-
-impl Ending {
-    /// Lost in a way only a full rejoin can fix.
-    pub(crate) fn lost(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            retry: true,
-            resume: false,
-            leave: None,
-        }
-    }
-
-    /// Lost the signal connection only: the peer connections may be fine.
-    pub(crate) fn signal_lost(reason: impl Into<String>) -> Self {
-        Self {
-            resume: true,
-            ..Self::lost(reason)
-        }
-    }
-}
-
-/// State that outlives any one connection.
-pub struct Session {
-    pub url: url::Url,
-    pub opts: Options,
-    pub cmd_tx: mpsc::UnboundedSender<Command>,
-    pub cmd_rx: mpsc::UnboundedReceiver<Command>,
-    pub events: broadcast::Sender<Event>,
-    pub audio: broadcast::Sender<AudioFrame>,
-    pub roster: Roster,
-    pub published: Vec<LocalAudioTrack>,
-    pub(crate) pending: HashMap<String, Pending>,
-    pub(crate) next_cid: u32,
-    pub(crate) ended_tx: mpsc::UnboundedSender<String>,
-    pub(crate) ended_rx: mpsc::UnboundedReceiver<String>,
-}
-
 impl Session {
-    pub fn new(
-        url: url::Url,
-        opts: Options,
-        cmd: (
-            mpsc::UnboundedSender<Command>,
-            mpsc::UnboundedReceiver<Command>,
-        ),
-        events: broadcast::Sender<Event>,
-        audio: broadcast::Sender<AudioFrame>,
-    ) -> Self {
-        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-        Self {
-            url,
-            opts,
-            cmd_tx: cmd.0,
-            cmd_rx: cmd.1,
-            events,
-            audio,
-            roster: Roster::default(),
-            published: Vec::new(),
-            pending: HashMap::new(),
-            next_cid: 0,
-            ended_tx,
-            ended_rx,
-        }
-    }
-
-    pub(crate) fn emit(&self, e: Event) {
-        tracing::debug!(event = ?e, "event");
-        let _ = self.events.send(e);
-    }
-
-    pub(crate) fn emit_all(&self, events: Vec<Event>) {
-        events.into_iter().for_each(|e| self.emit(e));
-    }
-
     /// Serves `conn`, rejoining after losses, until the session is over.
     pub async fn run(mut self, mut conn: Conn) {
         let mut out = Vec::new();

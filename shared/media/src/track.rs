@@ -14,7 +14,6 @@ use webrtc::track::track_remote::TrackRemote;
 use crate::audio::{Decoder, Encoder, FRAME_SAMPLES, OPUS_RATE};
 use crate::error::{Error, Result};
 use crate::events::AudioFrame;
-use crate::session::Command;
 
 /// A published microphone track. Cheap to clone; all clones feed one encoder.
 ///
@@ -33,7 +32,16 @@ struct Inner {
     rtc: Arc<TrackLocalStaticSample>,
     encoder: Mutex<Encoder>,
     muted: AtomicBool,
-    cmd: mpsc::UnboundedSender<Command>,
+    link: Box<dyn SessionLink>,
+}
+
+/// How a track reaches the session task that owns its connection (implemented by the
+/// session's command channel, in `command`).
+pub(crate) trait SessionLink: std::fmt::Debug + Send + Sync {
+    /// Ask the session to tell the server the track is (un)muted.
+    fn mute(&self, sid: String, muted: bool) -> Result<()>;
+    /// The session is over.
+    fn is_closed(&self) -> bool;
 }
 
 impl LocalAudioTrack {
@@ -43,7 +51,7 @@ impl LocalAudioTrack {
         sample_rate: u32,
         rtc: Arc<TrackLocalStaticSample>,
         encoder: Encoder,
-        cmd: mpsc::UnboundedSender<Command>,
+        link: Box<dyn SessionLink>,
     ) -> Self {
         let inner = Inner {
             sid: std::sync::Mutex::new(sid),
@@ -52,7 +60,7 @@ impl LocalAudioTrack {
             rtc,
             encoder: Mutex::new(encoder),
             muted: AtomicBool::new(false),
-            cmd,
+            link,
         };
         Self {
             inner: Arc::new(inner),
@@ -99,7 +107,7 @@ impl LocalAudioTrack {
     /// sent in 20 ms Opus packets as soon as whole ones are available.
     /// While muted the audio is discarded.
     pub async fn push(&self, pcm: &[i16]) -> Result<()> {
-        if self.inner.cmd.is_closed() {
+        if self.inner.link.is_closed() {
             return Err(Error::Closed);
         }
         if self.is_muted() {
@@ -126,13 +134,7 @@ impl LocalAudioTrack {
     /// muted) and stops sending audio while muted.
     pub fn set_muted(&self, muted: bool) -> Result<()> {
         self.inner.muted.store(muted, Ordering::Relaxed);
-        self.inner
-            .cmd
-            .send(Command::Mute {
-                sid: self.sid(),
-                muted,
-            })
-            .map_err(|_| Error::Closed)
+        self.inner.link.mute(self.sid(), muted)
     }
 }
 
