@@ -230,3 +230,56 @@ pub struct Recording {
     /// Why recording failed; the call went on without it.
     pub error: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{SessionCloseReason, SpeakerRole};
+
+    /// The webhook's JSON for the voice session's types (as the engine's own types wrote it).
+    #[test]
+    fn session_types_keep_their_json() {
+        let reasons = [
+            (
+                SessionCloseReason::CalleeHungUp,
+                json!({"kind": "callee_hung_up"}),
+            ),
+            (
+                SessionCloseReason::AgentEnded {
+                    reason: "done".into(),
+                },
+                json!({"kind": "agent_ended", "reason": "done"}),
+            ),
+            (
+                SessionCloseReason::Transferred {
+                    target: "tel:+61299990000".into(),
+                },
+                json!({"kind": "transferred", "target": "tel:+61299990000"}),
+            ),
+            (
+                SessionCloseReason::SilenceTimeout,
+                json!({"kind": "silence_timeout"}),
+            ),
+            (
+                SessionCloseReason::MaxDuration,
+                json!({"kind": "max_duration"}),
+            ),
+            (SessionCloseReason::Cancelled, json!({"kind": "cancelled"})),
+            (
+                SessionCloseReason::Error {
+                    message: "tts: down".into(),
+                },
+                json!({"kind": "error", "message": "tts: down"}),
+            ),
+        ];
+        for (reason, want) in reasons {
+            assert_eq!(serde_json::to_value(&reason).ok(), Some(want.clone()));
+            assert_eq!(want["kind"], reason.label());
+        }
+        assert_eq!(
+            serde_json::to_string(&[SpeakerRole::User, SpeakerRole::Assistant]).ok(),
+            Some(r#"["user","assistant"]"#.to_owned())
+        );
+    }
+}

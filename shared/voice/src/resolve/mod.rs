@@ -105,3 +105,71 @@ pub fn resolve_json(
 pub fn boolish(v: &Value) -> Option<bool> {
     callfleet_domain::boolish::parse(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use callfleet_domain::request::{SessionOptions, TtsOption};
+
+    use super::*;
+
+    fn env() -> HashMap<String, String> {
+        [
+            ("OPENAI_API_KEY", "sk"),
+            ("DEEPGRAM_API_KEY", "dg"),
+            ("CARTESIA_API_KEY", "car"),
+            ("PREEMPTIVE_GENERATION", "off"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn typed_options_resolve_with_the_transfer_target() {
+        let opts = SessionOptions {
+            llm: Some(" openai/gpt-4o ".into()),
+            tts: Some(TtsOption::Descriptor("cartesia/sonic-3:v1".into())),
+            prompt: Some("  ".into()),
+            ..SessionOptions::default()
+        };
+        let cfg = resolve(&opts, Some("tel:+61299990000"), &env()).expect("resolves");
+        assert_eq!(cfg.llm.model, "gpt-4o");
+        assert_eq!(cfg.tts.voice, "v1");
+        assert_eq!(cfg.prompt, DEFAULT_PROMPT, "a blank prompt is no prompt");
+        assert_eq!(cfg.transfer_target.as_deref(), Some("tel:+61299990000"));
+        assert!(!cfg.preemptive_generation, "the env default applies");
+        let opts = SessionOptions {
+            preemptive_generation: Some(true),
+            ..opts
+        };
+        assert!(
+            resolve(&opts, None, &env())
+                .expect("ok")
+                .preemptive_generation
+        );
+    }
+
+    #[test]
+    fn a_tts_object_needs_a_provider() {
+        let opts = SessionOptions {
+            tts: Some(TtsOption::Spec {
+                provider: None,
+                model: Some("sonic-3".into()),
+                voice: None,
+            }),
+            ..SessionOptions::default()
+        };
+        let err = resolve(&opts, None, &env()).expect_err("no provider");
+        assert_eq!(
+            err.errors,
+            vec![FieldError::new(
+                "session_options.tts",
+                "`provider` is required when tts is an object"
+            )]
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid session options: session_options.tts: `provider` is required when tts is an object"
+        );
+    }
+}
