@@ -1,10 +1,13 @@
 //! nats-server and livekit-server, started for real.
 
-use std::process::{Child, Command, Stdio};
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
 
-use crate::{TempDir, free_port, tool, wait_port_logged};
+use crate::{TempDir, free_port, log_tail, tool, wait_for_logged, wait_port_logged};
 
 pub struct NatsServer {
     pub port: u16,
@@ -178,7 +181,32 @@ impl LiveKitServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start livekit-server: {e}"));
         self.child = Some(child);
-        wait_port_logged(self.port, "livekit-server", &[&log]).await;
+        // Ready once its port accepts connections; a server that exited (a port taken since it
+        // was picked, a bad config) fails at once with its log.
+        let port = self.port;
+        let child = &mut self.child;
+        wait_for_logged(
+            &format!("livekit-server to accept connections on 127.0.0.1:{port}"),
+            Duration::from_secs(30),
+            &[&log],
+            || {
+                let exited = child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let log = &log;
+                async move {
+                    if let Some(status) = exited {
+                        panic!(
+                            "livekit-server exited early ({status}){}",
+                            log_tail(log, 30)
+                        );
+                    }
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
     }
 
     /// Kill the server and start a fresh one (no rooms) on the same ports, keys and config.
