@@ -212,7 +212,9 @@ impl Worker {
             state.status,
             CallStatus::Dialing | CallStatus::Ringing | CallStatus::InCall
         ) && state.attempts >= job.attempt;
-        if !in_flight && let Some(early) = self.before_dial(job, &state, &keepalive).await {
+        if !in_flight
+            && let Some(early) = crate::guard::before_dial(self, job, &state, &keepalive).await
+        {
             return (early, Some(keepalive));
         }
         let disposition =
