@@ -13,6 +13,7 @@ pub(crate) enum Held {
     Lost,
 }
 
+/// The SIP participant's identity in the call's room (the dial names it so).
 pub(crate) fn identity(call_id: &str) -> String {
     format!("sip-{call_id}")
 }

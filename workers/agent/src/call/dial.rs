@@ -1,92 +1,81 @@
-//! A fresh dial: room, optional recording, `CreateSIPParticipant` until answered, then hold.
+//! A fresh dial: announce it, prepare everything before the phone rings (trunk, voice
+//! providers, room, recording), ring with `CreateSIPParticipant` until answered, record the
+//! answer.
 
 use std::{collections::HashMap, time::Duration};
 
-use callfleet_domain::{
-    CallOutcome, CallState, CallStatus, EventKind,
-    summary::{AttemptRecord, Recording, SipStatus},
-};
+use callfleet_domain::{CallOutcome, CallState, CallStatus, EventKind, summary::Recording};
 use callfleet_livekit::{Dial, SipLeg};
+use callfleet_voice::SessionConfig;
 use jiff::Timestamp;
 
-use super::{finish::finish_failed, hang_up, hold::hold};
-use crate::{
-    Worker,
-    control::Control,
-    job::{Disposition, Job},
-    keepalive::Keepalive,
-    leg::{Held, identity},
-    summary::{self, Parts},
-};
+use super::{Attempt, finish::Failure};
+use crate::{Worker, job::Job, leg::identity};
 
-pub(super) async fn dial(
-    w: &Worker,
-    job: &Job,
-    mut state: CallState,
-    keep: &Keepalive,
-    control: &mut Control,
-) -> Disposition {
-    let req = &job.req;
-    let cfg = &w.config;
-    let session_start = Timestamp::now();
+/// What ringing needs once the room is up.
+pub(super) struct Ready {
+    pub trunk_id: String,
+    /// The voice session's configuration, `None` when voice sessions are off.
+    pub voice: Option<SessionConfig>,
+}
+
+/// How ringing ended.
+pub(super) enum Rang {
+    Answered(Timestamp),
+    /// Not answered, hung up by request, or shutdown while ringing; the room is still up.
+    Failed(Failure),
+    /// The lease went to another worker.
+    Lost,
+}
+
+/// Record that the attempt dials: the call state, the `dialing` event, the campaign's tally.
+pub(super) async fn announce(a: &mut Attempt<'_>) {
+    let (w, job) = (a.w, a.job);
+    let state = &mut a.state;
     state.status = CallStatus::Dialing;
     state.attempts = job.attempt;
     state.worker_id = Some(w.worker_id.to_string());
     state.next_attempt_at = None;
     state.answered_at = None;
-    state.updated_at = session_start;
-    w.put_state_until_done(&state).await;
+    state.updated_at = a.session_start;
+    w.put_state_until_done(state).await;
     let dialing = job.event(EventKind::Dialing, job.attempt);
     w.publish_until_done(&dialing).await;
     if job.campaign_job
         && let Err(e) = w
             .bus
             .tally(
-                &req.campaign,
+                &job.req.campaign,
                 "dialed",
                 &format!("tally.{}", dialing.event_id),
             )
             .await
     {
-        tracing::warn!(call.id = %req.call_id, error = %e, "dial not tallied");
+        tracing::warn!(call.id = %job.req.call_id, error = %e, "dial not tallied");
     }
+}
 
-    let fail = |outcome, sip, error: String, recording| {
-        finish_failed(
-            w,
-            job,
-            &state,
-            session_start,
-            outcome,
-            sip,
-            error,
-            recording,
-        )
-    };
-    let Some(trunk_id) = cfg.sip.trunk_id.clone() else {
-        let error = "sip.trunk_id (SIP_TRUNK_ID) is not configured".to_owned();
-        return fail(
+/// Everything before anything rings: a trunk, the voice providers, the room, the recording.
+pub(super) async fn prepare(a: &mut Attempt<'_>) -> Result<Ready, Failure> {
+    let Some(trunk_id) = a.w.config.sip.trunk_id.clone() else {
+        return Err(Failure::new(
             CallOutcome::TrunkRejected,
-            None,
-            error,
-            Recording::default(),
-        );
+            "sip.trunk_id (SIP_TRUNK_ID) is not configured",
+        ));
     };
+    let voice = crate::voice::prepare(a.w, &a.job.req)
+        .map_err(|reason| Failure::new(CallOutcome::InvalidRequest, reason))?;
+    create_room(a).await?;
+    start_recording(a).await;
+    Ok(Ready { trunk_id, voice })
+}
 
-    // Providers are resolved before anything rings.
-    let voice = match crate::voice::prepare(w, req) {
-        Ok(v) => v,
-        Err(reason) => {
-            return fail(
-                CallOutcome::InvalidRequest,
-                None,
-                reason,
-                Recording::default(),
-            );
-        }
-    };
+/// Create the call's room, its metadata naming the call.
+async fn create_room(a: &Attempt<'_>) -> Result<(), Failure> {
+    let (w, req) = (a.w, &a.job.req);
+    let cfg = &w.config.livekit;
     let room_meta = serde_json::json!({
-        "call_id": req.call_id, "campaign": req.campaign, "attempt": job.attempt,
+        "call_id": req.call_id, "campaign": req.campaign, "attempt": a.job.attempt,
         "account_code": req.account_code, "metadata": req.metadata,
     });
     let created = w
@@ -94,136 +83,92 @@ pub(super) async fn dial(
         .create_room(
             &req.room,
             room_meta.to_string(),
-            cfg.livekit.room_empty_timeout_secs,
-            cfg.livekit.room_departure_timeout_secs,
+            cfg.room_empty_timeout_secs,
+            cfg.room_departure_timeout_secs,
         )
         .await;
-    if let Err(e) = created {
+    created.map_err(|e| {
         let outcome = if e.is_infrastructure() {
             CallOutcome::Infrastructure
         } else {
             CallOutcome::Failed
         };
-        return fail(outcome, None, e.to_string(), Recording::default());
-    }
+        Failure::new(outcome, e.to_string())
+    })
+}
 
-    let mut recording = Recording {
+/// Start recording the room if the request asks for it; a recording that fails to start is
+/// noted in the summary and the call goes on.
+async fn start_recording(a: &mut Attempt<'_>) {
+    let (w, req) = (a.w, &a.job.req);
+    let recording = &mut a.recording;
+    *recording = Recording {
         requested: req.session_options.record_call,
         ..Default::default()
     };
-    if recording.requested {
-        let path = cfg
-            .livekit
-            .recording_filepath
-            .replace("{room}", &req.room)
-            .replace("{call_id}", &req.call_id);
-        match w.livekit.start_recording(&req.room, &path).await {
-            Ok(id) => {
-                recording.egress_id = Some(id);
-                recording.location = Some(path);
-            }
-            Err(e) => {
-                tracing::warn!(call.id = %req.call_id, error = %e, "recording failed; the call goes on");
-                recording.error = Some(e.to_string());
-            }
+    if !recording.requested {
+        return;
+    }
+    let path = w
+        .config
+        .livekit
+        .recording_filepath
+        .replace("{room}", &req.room)
+        .replace("{call_id}", &req.call_id);
+    match w.livekit.start_recording(&req.room, &path).await {
+        Ok(id) => {
+            recording.egress_id = Some(id);
+            recording.location = Some(path);
+        }
+        Err(e) => {
+            tracing::warn!(call.id = %req.call_id, error = %e, "recording failed; the call goes on");
+            recording.error = Some(e.to_string());
         }
     }
+}
 
+/// `CreateSIPParticipant` until the callee answers or the dial fails, publishing `ringing`
+/// meanwhile; an operator's hang-up, shutdown or the lease's loss stop it.
+pub(super) async fn ring(a: &Attempt<'_>, trunk_id: String) -> Rang {
+    let (w, job) = (a.w, a.job);
+    let req = &job.req;
     let spec = dial_spec(w, job, trunk_id);
     tracing::info!(call.id = %req.call_id, to = %mask(w, &req.destination), "dialing");
-    let dialed = tokio::select! {
-        r = w.livekit.dial(spec) => Some(r),
-        () = w.hangup.cancelled() => None,
-        () = control.hangup.cancelled() => {
-            hang_up(w, &req.room, &recording).await;
-            let error = "hung up by request while ringing".to_owned();
-            return fail(CallOutcome::Cancelled, None, error, recording);
-        }
-        () = keep.lost.cancelled() => return Disposition::Abandon,
-        () = watch_ringing(w, job, state.clone()) => None,
+    // Shutting down while it rings: cancel the INVITE; another worker dials again without
+    // spending an attempt.
+    let shut_down = || {
+        Rang::Failed(Failure::new(
+            CallOutcome::Infrastructure,
+            "worker shut down while the call was ringing",
+        ))
     };
-    let answered = match dialed {
-        Some(Ok(_)) => Timestamp::now(),
-        Some(Err(failure)) => {
-            hang_up(w, &req.room, &recording).await;
-            return fail(
-                failure.outcome,
-                failure.sip.clone(),
-                failure.to_string(),
-                recording,
-            );
-        }
-        None => {
-            // Shutting down while it rings: cancel the INVITE; another worker dials again
-            // without spending an attempt.
-            hang_up(w, &req.room, &recording).await;
-            let error = "worker shut down while the call was ringing".to_owned();
-            return fail(CallOutcome::Infrastructure, None, error, recording);
-        }
-    };
+    tokio::select! {
+        r = w.livekit.dial(spec) => match r {
+            Ok(_) => Rang::Answered(Timestamp::now()),
+            Err(failure) => Rang::Failed(failure.into()),
+        },
+        () = w.hangup.cancelled() => shut_down(),
+        () = a.control.hangup.cancelled() => Rang::Failed(Failure::new(
+            CallOutcome::Cancelled,
+            "hung up by request while ringing",
+        )),
+        () = a.keep.lost.cancelled() => Rang::Lost,
+        () = watch_ringing(w, job, a.state.clone()) => shut_down(),
+    }
+}
 
-    tracing::info!(call.id = %req.call_id, "answered");
-    control.set_answered();
-    state.status = CallStatus::InCall;
-    state.answered_at = Some(answered);
-    state.updated_at = answered;
-    w.put_state_until_done(&state).await;
+/// Record the answer: control requests may transfer now, the state says `in_call`, the
+/// `answered` event goes out.
+pub(super) async fn mark_answered(a: &mut Attempt<'_>, answered: Timestamp) {
+    let (w, job) = (a.w, a.job);
+    tracing::info!(call.id = %job.req.call_id, "answered");
+    a.control.set_answered();
+    a.state.status = CallStatus::InCall;
+    a.state.answered_at = Some(answered);
+    a.state.updated_at = answered;
+    w.put_state_until_done(&a.state).await;
     w.publish_until_done(&job.event(EventKind::Answered, job.attempt))
         .await;
-
-    let (held, session) = match voice {
-        Some(cfg) => {
-            let (held, report) = crate::voice::converse(w, job, cfg, answered, keep, control).await;
-            (held, Some(report))
-        }
-        None => (
-            hold(w, job, &mut state, answered, keep, control).await,
-            None,
-        ),
-    };
-    let end_reason = match held {
-        Held::Ended(reason) => reason,
-        Held::Lost => return Disposition::Abandon,
-    };
-    hang_up(w, &req.room, &recording).await;
-    let call_end = Timestamp::now();
-    tracing::info!(call.id = %req.call_id, reason = ?end_reason, "call ended");
-    let mut attempts = state.history.clone();
-    attempts.push(AttemptRecord {
-        attempt: job.attempt,
-        outcome: CallOutcome::Answered,
-        started_at: session_start,
-        ended_at: call_end,
-        sip: Some(SipStatus {
-            code: Some(200),
-            reason: Some("OK".into()),
-        }),
-        error: None,
-    });
-    let parts = Parts {
-        attempt: job.attempt,
-        attempts,
-        outcome: CallOutcome::Answered,
-        end_reason,
-        sip: Some(SipStatus {
-            code: Some(200),
-            reason: Some("OK".into()),
-        }),
-        session_start,
-        call_start: Some(answered),
-        call_end: Some(call_end),
-        recording,
-        error: session.as_ref().and_then(|r| r.error.clone()),
-        estimate: None,
-    };
-    let mut summary = summary::build(w, req, parts);
-    if let Some(report) = session {
-        summary.usage = report.usage;
-        summary.turns = report.turns;
-        summary.transcript = report.transcript;
-        summary.session_close_reason = report.close_reason;
-    }
-    Disposition::Final(Box::new(summary))
 }
 
 /// While `CreateSIPParticipant` waits for the answer, watch the SIP leg's `sip.callStatus`;
