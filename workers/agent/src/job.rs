@@ -212,9 +212,6 @@ impl Worker {
             state.status,
             CallStatus::Dialing | CallStatus::Ringing | CallStatus::InCall
         ) && state.attempts >= job.attempt;
-        if !in_flight && let Some(early) = self.before_dial(job, &state, &keepalive).await {
-            return (early, Some(keepalive));
-        }
         let disposition =
             crate::call::run(self, job, state, in_flight, &keepalive, &mut control).await;
         (disposition, Some(keepalive))

@@ -24,6 +24,7 @@ mod control;
 mod guard;
 mod job;
 mod keepalive;
+mod leg;
 mod leg_watch;
 mod retry;
 mod summary;
