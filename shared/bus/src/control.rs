@@ -1,10 +1,12 @@
 //! Call control over NATS: cancelling a call that waits (queued or scheduled), and asking the
 //! worker holding a live call to hang up or transfer (core request/reply on
-//! `calls.control.<call_id>`).
+//! `calls.control.<call_id>`): the request side ([`Bus::control`]) and the reply side
+//! ([`Bus::control_inbox`], read by the worker holding the call).
 
 use std::time::Duration;
 
 use async_nats::{HeaderMap, RequestErrorKind};
+use futures::StreamExt;
 use bytes::Bytes;
 use callfleet_domain::{
     control::{ControlReply, ControlRequest},
@@ -129,3 +131,61 @@ impl Bus {
         Ok(())
     }
 }
+
+/// The control requests for one call, as the worker holding it receives them.
+pub struct ControlInbox {
+    client: async_nats::Client,
+    sub: async_nats::Subscriber,
+}
+
+/// Where the answer to one control request goes.
+pub struct Responder {
+    client: async_nats::Client,
+    to: async_nats::Subject,
+}
+
+impl Bus {
+    /// Start receiving control requests on `calls.control.<call_id>`.
+    pub async fn control_inbox(&self, call_id: &str) -> Result<ControlInbox, BusError> {
+        let sub = self
+            .client
+            .subscribe(s::control(call_id))
+            .await
+            .map_err(|e| BusError::js("subscribe to call control", e))?;
+        Ok(ControlInbox {
+            client: self.client.clone(),
+            sub,
+        })
+    }
+}
+
+impl ControlInbox {
+    /// The next request with its responder (`Err` with the reason if it did not parse);
+    /// requests without a reply subject are skipped. `None` once the subscription ends.
+    pub async fn next(&mut self) -> Option<(Result<ControlRequest, String>, Responder)> {
+        loop {
+            let msg = self.sub.next().await?;
+            let Some(to) = msg.reply.clone() else {
+                continue;
+            };
+            let request = serde_json::from_slice::<ControlRequest>(&msg.payload)
+                .map_err(|e| e.to_string());
+            let responder = Responder {
+                client: self.client.clone(),
+                to,
+            };
+            return Some((request, responder));
+        }
+    }
+}
+
+impl Responder {
+    /// Answer the request (logged if it cannot be sent).
+    pub async fn respond(self, reply: &ControlReply) {
+        let body = serde_json::to_vec(reply).unwrap_or_default();
+        if let Err(e) = self.client.publish(self.to, body.into()).await {
+            tracing::warn!(error = %e, "cannot answer a control request");
+        }
+    }
+}
+

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use callfleet_domain::{CallEvent, CallRequest, subjects as s};
 use jiff::Timestamp;
 
-use crate::{Bus, BusError};
+use crate::{Bus, BusError, Outgoing};
 
 /// Where a job waits when it is not due yet.
 #[derive(Debug, Clone)]
@@ -59,6 +59,17 @@ impl Bus {
             .map_err(|_| BusError::Timeout(self.publish_timeout))?
     }
 
+    /// Publish a message built by a role (a webhook delivery, say). Returns whether JetStream
+    /// saw it as a duplicate.
+    pub async fn publish(&self, message: Outgoing) -> Result<bool, BusError> {
+        let Outgoing {
+            subject,
+            headers,
+            payload,
+        } = message;
+        Ok(self.publish_raw(subject, headers, payload).await?.duplicate)
+    }
+
     /// Publish a validated request on `calls.dispatch.<campaign>`, deduplicated by call id.
     /// Returns whether JetStream saw it as a duplicate.
     pub async fn publish_job(&self, req: &CallRequest) -> Result<bool, BusError> {
@@ -74,41 +85,7 @@ impl Bus {
     /// Put a job on `calls.schedule.<call_id>`; JetStream moves it to the dispatch subject at
     /// `when.at` (nats-server ≥ 2.12 message scheduling). It holds no worker or ack slot meanwhile.
     pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
-        let mut headers = HeaderMap::new();
-        let (subject, target) = match &when.campaign_contact {
-            Some(tz) => {
-                if let Some(tz) = tz {
-                    headers.insert(s::TIMEZONE_HEADER, tz.as_str());
-                }
-                (
-                    s::contact_schedule(&req.campaign, &req.call_id),
-                    s::contacts(&req.campaign),
-                )
-            }
-            None => (s::schedule(&req.call_id), s::dispatch(&req.campaign)),
-        };
-        schedule_headers(&mut headers, when.at, &target);
-        // The due time is part of the id: a contact rescheduled for its window after a retry
-        // of the same attempt must not be deduplicated away.
-        let mut msg_id = format!(
-            "{}.sched.{}.{}.{}",
-            req.call_id,
-            when.attempt,
-            when.infra_retries,
-            when.at.as_second()
-        );
-        if when.generation > 0 {
-            msg_id = format!("{msg_id}.g{}", when.generation);
-            headers.insert(s::GENERATION_HEADER, when.generation.to_string().as_str());
-        }
-        headers.insert("Nats-Msg-Id", msg_id.as_str());
-        headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
-        headers.insert(
-            s::INFRA_RETRIES_HEADER,
-            when.infra_retries.to_string().as_str(),
-        );
-        let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
-        self.publish_raw(subject, headers, body.into()).await?;
+        self.publish(scheduled_job(req, &when)?).await?;
         Ok(())
     }
 
@@ -151,6 +128,48 @@ impl Bus {
         Ok(())
     }
 }
+
+/// A job waiting until `when.at`: on `calls.schedule.<call_id>` (moved onto its dispatch
+/// subject), or for a campaign contact on `campaigns.schedule.<id>.<call_id>` (moved back to
+/// the campaigner), deduplicated by attempt, retries and due time.
+pub fn scheduled_job(req: &CallRequest, when: &Scheduled) -> Result<Outgoing, BusError> {
+    let mut headers = HeaderMap::new();
+    let (subject, target) = match &when.campaign_contact {
+        Some(tz) => {
+            if let Some(tz) = tz {
+                headers.insert(s::TIMEZONE_HEADER, tz.as_str());
+            }
+            (
+                s::contact_schedule(&req.campaign, &req.call_id),
+                s::contacts(&req.campaign),
+            )
+        }
+        None => (s::schedule(&req.call_id), s::dispatch(&req.campaign)),
+    };
+    schedule_headers(&mut headers, when.at, &target);
+    // The due time is part of the id: a contact rescheduled for its window after a retry
+    // of the same attempt must not be deduplicated away.
+    let mut msg_id = format!(
+        "{}.sched.{}.{}.{}",
+        req.call_id,
+        when.attempt,
+        when.infra_retries,
+        when.at.as_second()
+    );
+    if when.generation > 0 {
+        msg_id = format!("{msg_id}.g{}", when.generation);
+        headers.insert(s::GENERATION_HEADER, when.generation.to_string().as_str());
+    }
+    headers.insert("Nats-Msg-Id", msg_id.as_str());
+    headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
+    headers.insert(
+        s::INFRA_RETRIES_HEADER,
+        when.infra_retries.to_string().as_str(),
+    );
+    let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
+    Ok(Outgoing::from_parts(subject, headers, body.into()))
+}
+
 
 /// Room left for the protocol line and header framing under `max_payload`.
 const FRAMING_MARGIN: usize = 1024;
