@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use async_nats::{HeaderMap, RequestErrorKind};
-use futures::StreamExt;
 use bytes::Bytes;
 use callfleet_domain::{
     control::{ControlReply, ControlRequest},
     subjects as s,
 };
+use futures::StreamExt;
 
 use crate::{Bus, BusError};
 
@@ -168,8 +168,8 @@ impl ControlInbox {
             let Some(to) = msg.reply.clone() else {
                 continue;
             };
-            let request = serde_json::from_slice::<ControlRequest>(&msg.payload)
-                .map_err(|e| e.to_string());
+            let request =
+                serde_json::from_slice::<ControlRequest>(&msg.payload).map_err(|e| e.to_string());
             let responder = Responder {
                 client: self.client.clone(),
                 to,
@@ -188,4 +188,3 @@ impl Responder {
         }
     }
 }
-

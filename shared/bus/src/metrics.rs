@@ -7,7 +7,10 @@ use prometheus::{IntCounter, Registry};
 /// Acknowledgements (ack, NAK, term, in-progress) the server never got.
 pub const ACK_FAILURES: &str = "callfleet_bus_ack_failures_total";
 
-#[expect(clippy::expect_used, reason = "the metric definition is static and valid")]
+#[expect(
+    clippy::expect_used,
+    reason = "the metric definition is static and valid"
+)]
 static ACK_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
     IntCounter::new(
         ACK_FAILURES,

@@ -170,7 +170,6 @@ pub fn scheduled_job(req: &CallRequest, when: &Scheduled) -> Result<Outgoing, Bu
     Ok(Outgoing::from_parts(subject, headers, body.into()))
 }
 
-
 /// Room left for the protocol line and header framing under `max_payload`.
 const FRAMING_MARGIN: usize = 1024;
 

@@ -217,11 +217,7 @@ pub(crate) async fn dead_letter(
         return Outcome::retry(backoff::WRITE_FAILED, "cannot dead-letter the job");
     }
     let mut dead = CallEvent::new(&req.call_id, EventKind::Dead, 0);
-    dead.event_id = format!(
-        "{}.{}",
-        dead.event_id,
-        msg.stream_sequence().unwrap_or(0)
-    );
+    dead.event_id = format!("{}.{}", dead.event_id, msg.stream_sequence().unwrap_or(0));
     dead.detail = Some(serde_json::json!({ "reason": reason }));
     w.publish_until_done(&dead).await;
     let summary = summary::never_dialed(w, req, CallOutcome::Failed, EndReason::DialFailed, reason);

@@ -46,7 +46,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Json(json!({ "status": "unavailable", "nats": "disconnected" })),
         );
     }
-    match state.bus.check_jetstream(std::time::Duration::from_secs(2)).await {
+    match state
+        .bus
+        .check_jetstream(std::time::Duration::from_secs(2))
+        .await
+    {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({ "status": "ok", "nats": "connected", "jetstream": "ok" })),

@@ -70,7 +70,10 @@ async fn handle(ctx: &Ctx, msg: &Delivery) -> Outcome {
     let mut d: Webhook = match serde_json::from_slice(msg.payload()) {
         Ok(d) => d,
         Err(e) => {
-            return Outcome::dead("webhooks.dlq.unreadable", format!("unreadable delivery: {e}"));
+            return Outcome::dead(
+                "webhooks.dlq.unreadable",
+                format!("unreadable delivery: {e}"),
+            );
         }
     };
     let result = post(ctx, &d).await;

@@ -32,7 +32,9 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
         .await
         .is_err()
     {
-        tracing::warn!("events still being fanned out at shutdown; they will be redelivered (deliveries are deduplicated)");
+        tracing::warn!(
+            "events still being fanned out at shutdown; they will be redelivered (deliveries are deduplicated)"
+        );
     }
     Ok(())
 }

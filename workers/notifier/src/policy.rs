@@ -30,9 +30,13 @@ pub enum Attempt {
 pub enum Decision {
     Done,
     /// POST again after `delay`.
-    Retry { delay: Duration },
+    Retry {
+        delay: Duration,
+    },
     /// Dead-letter the delivery with `reason`.
-    GiveUp { reason: String },
+    GiveUp {
+        reason: String,
+    },
 }
 
 /// The knobs of the policy (from `notifier.*`).
@@ -153,10 +157,7 @@ mod tests {
 
     #[test]
     fn retry_after_takes_seconds_and_dates() {
-        assert_eq!(
-            parse_retry_after("7", now()),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(parse_retry_after("7", now()), Some(Duration::from_secs(7)));
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now()),
             Some(Duration::ZERO)
@@ -192,13 +193,20 @@ mod tests {
         assert_eq!(d(0.0), Duration::from_secs(30));
         assert_eq!(d(0.5), Duration::from_millis(37_500));
         assert_eq!(d(1.0), Duration::from_secs(45));
-        assert_eq!(d(7.0), Duration::from_secs(45), "a draw out of range is clamped");
+        assert_eq!(
+            d(7.0),
+            Duration::from_secs(45),
+            "a draw out of range is clamped"
+        );
     }
 
     #[test]
     fn retry_after_is_honoured_for_429_and_503_and_capped() {
         let p = policy();
-        for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE] {
+        for status in [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
             let a = classify(status, Some("90"), now());
             assert_eq!(
                 p.decide(1, &a, 1.0),
@@ -229,7 +237,10 @@ mod tests {
     #[test]
     fn statuses_and_network_errors_are_classified_as_today() {
         assert_eq!(classify(StatusCode::OK, None, now()), Attempt::Delivered);
-        assert_eq!(classify(StatusCode::NO_CONTENT, None, now()), Attempt::Delivered);
+        assert_eq!(
+            classify(StatusCode::NO_CONTENT, None, now()),
+            Attempt::Delivered
+        );
         assert!(matches!(
             classify(StatusCode::GONE, None, now()),
             Attempt::Gone(_)

@@ -62,10 +62,13 @@ where
         for delivery in deliveries {
             let Some(permit) = permits.pop().filter(|_| !shutdown.is_cancelled()) else {
                 // Shutting down (or, never, more messages than slots): hand it back.
-                bus.settle(&delivery, Outcome::Retry {
-                    after: backoff::NOW,
-                    reason: "shutting down".into(),
-                })
+                bus.settle(
+                    &delivery,
+                    Outcome::Retry {
+                        after: backoff::NOW,
+                        reason: "shutting down".into(),
+                    },
+                )
                 .await;
                 continue;
             };

@@ -113,8 +113,7 @@ impl Sources {
 
     /// Re-list the campaign consumers, at most every two seconds.
     pub(crate) async fn refresh(&mut self, bus: &Bus) {
-        if self.campaigns.is_none() || self.relisted.is_some_and(|t| t.elapsed() < RELIST_EVERY)
-        {
+        if self.campaigns.is_none() || self.relisted.is_some_and(|t| t.elapsed() < RELIST_EVERY) {
             return;
         }
         self.relisted = Some(Instant::now());

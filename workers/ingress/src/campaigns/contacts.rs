@@ -206,4 +206,3 @@ async fn reserve(state: &AppState, id: &str, n: u64) -> Result<(CampaignRecord, 
     .await?;
     Ok((record, first))
 }
-

@@ -130,4 +130,3 @@ pub(crate) async fn modify(
         "the campaign changed too often meanwhile; retry",
     ))
 }
-

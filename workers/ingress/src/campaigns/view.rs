@@ -107,4 +107,3 @@ pub(crate) async fn view(
         eta_seconds,
     })
 }
-
