@@ -236,7 +236,66 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use callfleet_domain::request;
+
     use super::*;
+
+    fn request(campaign: &str, call_id: &str) -> CallRequest {
+        let body = serde_json::json!({
+            "call_id": call_id, "campaign": campaign,
+            "destination": "+61402012298", "account_code": "acct-1",
+        });
+        request::validate(&body, &request::ValidateOptions::default()).expect("valid request")
+    }
+
+    fn header<'a>(m: &'a Outgoing, name: &str) -> Option<&'a str> {
+        m.headers.get(name).map(|v| v.as_str())
+    }
+
+    #[test]
+    fn a_retry_waits_on_its_schedule_subject_for_its_dispatch_subject() {
+        let at: Timestamp = "2030-01-01T00:00:00.2Z".parse().expect("timestamp");
+        let when = Scheduled {
+            at,
+            attempt: 2,
+            infra_retries: 1,
+            generation: 0,
+            campaign_contact: None,
+        };
+        let m = scheduled_job(&request("c1", "call-1"), &when).expect("message");
+        assert_eq!(m.subject, "calls.schedule.call-1");
+        assert_eq!(header(&m, "Nats-Schedule-Target"), Some("calls.dispatch.c1"));
+        assert_eq!(
+            header(&m, "Nats-Schedule"),
+            Some("@at 2030-01-01T00:00:01Z"),
+            "rounded up, never early"
+        );
+        assert_eq!(header(&m, s::ATTEMPT_HEADER), Some("2"));
+        assert_eq!(header(&m, s::INFRA_RETRIES_HEADER), Some("1"));
+        assert_eq!(header(&m, s::GENERATION_HEADER), None);
+    }
+
+    #[test]
+    fn a_campaign_contact_waits_for_the_campaigner_with_its_zone_and_generation() {
+        let at: Timestamp = "2030-01-01T00:00:00Z".parse().expect("timestamp");
+        let when = Scheduled {
+            at,
+            attempt: 1,
+            infra_retries: 0,
+            generation: 7,
+            campaign_contact: Some(Some("Australia/Sydney".into())),
+        };
+        let m = scheduled_job(&request("c1", "call-1"), &when).expect("message");
+        assert_eq!(m.subject, "campaigns.schedule.c1.call-1");
+        assert_eq!(
+            header(&m, "Nats-Schedule-Target"),
+            Some("campaigns.contacts.c1")
+        );
+        assert_eq!(header(&m, s::TIMEZONE_HEADER), Some("Australia/Sydney"));
+        assert_eq!(header(&m, s::GENERATION_HEADER), Some("7"));
+        let id = header(&m, "Nats-Msg-Id").unwrap_or_default();
+        assert!(id.ends_with(".g7"), "{id}");
+    }
 
     #[test]
     fn a_dead_letter_keeps_the_publisher_id_and_drops_server_headers() {
