@@ -264,7 +264,10 @@ mod tests {
         };
         let m = scheduled_job(&request("c1", "call-1"), &when).expect("message");
         assert_eq!(m.subject, "calls.schedule.call-1");
-        assert_eq!(header(&m, "Nats-Schedule-Target"), Some("calls.dispatch.c1"));
+        assert_eq!(
+            header(&m, "Nats-Schedule-Target"),
+            Some("calls.dispatch.c1")
+        );
         assert_eq!(
             header(&m, "Nats-Schedule"),
             Some("@at 2030-01-01T00:00:01Z"),
