@@ -30,7 +30,7 @@ pub use control::{ControlError, ControlInbox, Responder, WaitingJob};
 pub use dlq::{DeadLetter, ReplayError};
 pub use error::BusError;
 pub use lease::{CampaignLease, Lease, LeaseError, LeaseValue};
-pub use publish::{Scheduled, schedule_headers, scheduled_job};
+pub use publish::{Scheduled, scheduled_job};
 
 use async_nats::jetstream::{self, kv};
 use callfleet_config::Config;

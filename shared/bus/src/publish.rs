@@ -24,7 +24,7 @@ pub struct Scheduled {
 
 /// Headers that make a message a JetStream scheduled message: moved onto `target` at `at`
 /// (rounded up to the second, so it never fires early).
-pub fn schedule_headers(headers: &mut HeaderMap, at: Timestamp, target: &str) {
+pub(crate) fn schedule_headers(headers: &mut HeaderMap, at: Timestamp, target: &str) {
     let at = at
         .round(
             jiff::TimestampRound::new()
