@@ -1,7 +1,7 @@
 //! Integration tests against real servers: nats-server and livekit-server from `.tools/bin`
 //! (`make setup`), the real `callfleet` binary, and an in-test webhook receiver.
 //!
-//! Prefixes: `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
+//! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `fault_` kills and restarts, `newcomer_` `make run`
 //! as a new user runs it.
 //!
@@ -13,6 +13,7 @@
 //! `TEST_LOG` turns logs on (see `callfleet_standins::test_log`); `KEEP_TEMP=1` keeps every
 //! server's logs and stores.
 
+mod bus;
 mod campaigns;
 mod contracts;
 mod defects;

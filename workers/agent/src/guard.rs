@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use callfleet_bus::backoff;
 use callfleet_domain::{CallOutcome, CallState, campaign::CampaignStatus};
 
 use crate::{
@@ -15,10 +16,6 @@ use crate::{
 
 /// How long a call waits before it checks a busy number again.
 const NUMBER_WAIT: Duration = Duration::from_secs(3);
-
-/// How long an attempt backs off when it cannot pass a check yet (a paused campaign, a store
-/// that cannot be read).
-const CHECK_AGAIN: Duration = Duration::from_secs(2);
 
 /// `Some` ends or defers the attempt before it dials.
 pub(crate) async fn before_dial(
@@ -66,12 +63,12 @@ async fn campaign_runs(w: &Worker, job: &Job, state: &CallState) -> Option<Dispo
             "its campaign was cancelled",
         )),
         Ok(Some((c, _))) if c.status == CampaignStatus::Paused => {
-            Some(Disposition::Backoff(CHECK_AGAIN))
+            Some(Disposition::Backoff(backoff::CHECK_AGAIN))
         }
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(call.id = %req.call_id, error = %e, "campaign unreadable; backing off");
-            Some(Disposition::Backoff(CHECK_AGAIN))
+            Some(Disposition::Backoff(backoff::CHECK_AGAIN))
         }
     }
 }
@@ -89,7 +86,7 @@ async fn not_on_dnc(w: &Worker, job: &Job, state: &CallState, number: &str) -> O
         Ok(false) => None,
         Err(e) => {
             tracing::warn!(call.id = %job.req.call_id, error = %e, "do-not-call list unreadable; backing off");
-            Some(Disposition::Backoff(CHECK_AGAIN))
+            Some(Disposition::Backoff(backoff::CHECK_AGAIN))
         }
     }
 }
@@ -118,7 +115,7 @@ async fn lock_number(
         }
         Err(e) => {
             tracing::warn!(call.id = %req.call_id, error = %e, "cannot lock the number; backing off");
-            Some(Disposition::Backoff(CHECK_AGAIN))
+            Some(Disposition::Backoff(backoff::CHECK_AGAIN))
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use callfleet_bus::backoff;
 use callfleet_domain::{
     CallOutcome, CallState, CallStatus, EndReason, EventKind, summary::DurationEstimate,
 };
@@ -29,7 +30,7 @@ pub(super) async fn run(mut a: Attempt<'_>) -> Disposition {
             ..
         } => resume(a, followed).await,
         Settled::Leg { followed, rang, .. } => close_lost(a, followed, rang).await,
-        Settled::Backoff => Disposition::Backoff(Duration::from_secs(5)),
+        Settled::Backoff => Disposition::Backoff(backoff::PEER_UNREACHABLE),
         Settled::Abandon => Disposition::Abandon,
         Settled::Stopped {
             outcome,
