@@ -36,8 +36,13 @@ pub struct Fleet {
 }
 
 pub fn binary() -> PathBuf {
+    // `CALLFLEET_BIN`, else the debug build in `CARGO_TARGET_DIR` (as `make test` builds it),
+    // else the workspace's own `target/`.
     let path = std::env::var_os("CALLFLEET_BIN")
         .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("debug/callfleet"))
+        })
         .unwrap_or_else(|| workspace_root().join("target/debug/callfleet"));
     assert!(
         path.exists(),
