@@ -89,9 +89,9 @@ lint: ## rustfmt and clippy, warnings as errors
 bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md and bench/voice.md
 	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
 	CALLFLEET_BIN=$(CURDIR)/target/release/callfleet ./target/release/bench --out bench/REPORT.md
-	cargo bench -p callfleet-media --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
-	cargo run -q --release -p callfleet-voice --bin voice_bench > bench/voice.md
-	cargo run -q --release -p callfleet-voice --bin voice_bench -- load 10 >> bench/voice.md
+	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
+	cargo run -q --release -p callfleet-standins --bin voice_bench > bench/voice.md
+	cargo run -q --release -p callfleet-standins --bin voice_bench -- load 10 >> bench/voice.md
 
 nats: ## Regenerate nats/ (topology and JSON Schemas) from the code
 	cargo run -q -p callfleet -- export --dir nats

@@ -452,6 +452,11 @@ async fn ingress_auth_probes_openapi_metrics() {
         "{metrics}"
     );
     assert!(metrics.contains("status=\"401\""), "{metrics}");
+    // The bus's acknowledgement failures are counted beside the ingress's own metrics.
+    assert!(
+        metrics.contains("callfleet_bus_ack_failures_total"),
+        "{metrics}"
+    );
 }
 
 /// Ids that cannot exist (a space, non-ASCII, a dot, a wildcard, too long, not UTF-8) answer

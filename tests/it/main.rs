@@ -1,10 +1,19 @@
 //! Integration tests against real servers: nats-server and livekit-server from `.tools/bin`
 //! (`make setup`), the real `callfleet` binary, and an in-test webhook receiver.
 //!
-//! Prefixes: `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
+//! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `fault_` kills and restarts, `newcomer_` `make run`
 //! as a new user runs it.
+//!
+//! Modules: `media` is the media transport on a real call (through livekit-sip), while
+//! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
+//! rejoin, keepalive); `voice_e2e` is the voice engine in the real worker on a real call, with
+//! the provider stand-ins of `callfleet-standins`.
+//!
+//! `TEST_LOG` turns logs on (see `callfleet_standins::test_log`); `KEEP_TEMP=1` keeps every
+//! server's logs and stores.
 
+mod bus;
 mod campaigns;
 mod contracts;
 mod defects;
@@ -12,8 +21,10 @@ mod e2e;
 mod fuzz;
 mod ingress;
 mod media;
+mod media_transport;
 mod newcomer;
 mod notifier;
 mod rig;
 mod tel_faults;
 mod telephony;
+mod voice_e2e;

@@ -89,7 +89,7 @@ impl Dev {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+                    if callfleet_tests::test_log::enabled() {
                         eprintln!("dev| {line}");
                     }
                     if let Ok(mut out) = out.lock() {

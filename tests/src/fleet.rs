@@ -36,8 +36,13 @@ pub struct Fleet {
 }
 
 pub fn binary() -> PathBuf {
+    // `CALLFLEET_BIN`, else the debug build in `CARGO_TARGET_DIR` (as `make test` builds it),
+    // else the workspace's own `target/`.
     let path = std::env::var_os("CALLFLEET_BIN")
         .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("debug/callfleet"))
+        })
         .unwrap_or_else(|| workspace_root().join("target/debug/callfleet"));
     assert!(
         path.exists(),
@@ -50,10 +55,7 @@ pub fn binary() -> PathBuf {
 impl Fleet {
     pub fn new(env: &[(&str, String)]) -> Self {
         let mut map = BTreeMap::new();
-        map.insert(
-            "LOG_LEVEL".to_owned(),
-            std::env::var("TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
-        );
+        map.insert("LOG_LEVEL".to_owned(), crate::test_log::role_level());
         for (k, v) in env {
             map.insert((*k).to_owned(), v.clone());
         }
@@ -70,9 +72,9 @@ impl Fleet {
     }
 
     /// Start a role. Its logs go to `<role>-<n>.log` in the fleet's folder (shown when a wait
-    /// fails, see [`Fleet::logs`]), or to stderr when `TEST_LOG=1`.
+    /// fails, see [`Fleet::logs`]), or to stderr when `TEST_LOG` is on (see [`crate::test_log`]).
     pub fn start(&mut self, role: Role) {
-        let show = std::env::var("TEST_LOG").is_ok_and(|v| v == "1");
+        let show = crate::test_log::enabled();
         let log = self
             .cwd
             .0

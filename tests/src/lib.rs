@@ -1,15 +1,19 @@
 //! The rig: real servers for integration tests. Each binds free loopback ports, keeps its state
 //! in a temp folder, and is killed on Drop. A missing binary fails with the install command.
+//! [`media`] holds the media transport tests' helpers; [`test_log`] is the one switch for test
+//! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`).
 
 mod fleet;
+pub mod media;
 mod servers;
 mod sink;
 mod telephony;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
+pub use callfleet_standins::test_log;
 pub use fleet::{Fleet, Role, binary};
-pub use servers::{LiveKitServer, NatsServer};
+pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};
 

@@ -1,8 +1,13 @@
 //! nats-server and livekit-server, started for real.
 
-use std::process::{Child, Command, Stdio};
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
-use crate::{TempDir, free_port, tool, wait_port_logged};
+use livekit_api::access_token::{AccessToken, VideoGrants};
+
+use crate::{TempDir, free_port, log_tail, tool, wait_for_logged, wait_port_logged};
 
 pub struct NatsServer {
     pub port: u16,
@@ -89,12 +94,23 @@ impl Drop for NatsServer {
     }
 }
 
+/// How to start livekit-server (see [`LiveKitServer::start_with`]).
+#[derive(Debug, Default, Clone)]
+pub struct LiveKitOptions {
+    /// Back it with Redis at this address (what livekit-sip needs to reach it).
+    pub redis: Option<String>,
+    /// Keep a room this many seconds after it empties or its last participant leaves (the
+    /// server's own defaults otherwise).
+    pub room_timeout_secs: Option<u32>,
+}
+
+/// A livekit-server child process, killed on Drop.
 pub struct LiveKitServer {
     pub port: u16,
     pub key: String,
     pub secret: String,
-    _dir: TempDir,
-    child: Child,
+    dir: TempDir,
+    child: Option<Child>,
 }
 
 impl LiveKitServer {
@@ -102,44 +118,107 @@ impl LiveKitServer {
     /// only 127.0.0.1 ICE candidates, so a participant limited to loopback (callfleet-media's
     /// `Options::loopback()`) can reach it.
     pub async fn start() -> Self {
-        Self::start_with_redis(None).await
+        Self::start_with(LiveKitOptions::default()).await
     }
 
     /// The same, backed by Redis (what livekit-sip needs to reach it).
     pub async fn start_with_redis(redis: Option<&str>) -> Self {
+        Self::start_with(LiveKitOptions {
+            redis: redis.map(str::to_owned),
+            ..LiveKitOptions::default()
+        })
+        .await
+    }
+
+    /// The same, configured by `options`. Returns once the server accepts connections.
+    pub async fn start_with(options: LiveKitOptions) -> Self {
         let dir = TempDir::new("livekit");
-        let (port, tcp, udp) = (free_port(), free_port(), free_port());
+        let (port, tcp, udp) = (free_port(), free_port(), free_udp_port());
         let key = "devkey".to_owned();
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
         let mut config = format!(
             "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\n  ips:\n    includes: [127.0.0.1/8]\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
         );
-        if let Some(addr) = redis {
+        if let Some(secs) = options.room_timeout_secs {
+            config.push_str(&format!(
+                "room:\n  empty_timeout: {secs}\n  departure_timeout: {secs}\n"
+            ));
+        }
+        if let Some(addr) = &options.redis {
             config.push_str(&format!("redis:\n  address: {addr}\n"));
         }
-        let path = dir.0.join("livekit.yaml");
-        std::fs::write(&path, config)
+        std::fs::write(dir.0.join("livekit.yaml"), config)
             .unwrap_or_else(|e| panic!("cannot write livekit config: {e}"));
-        let log = dir.0.join("livekit-server.log");
-        let out = std::fs::File::create(&log)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let mut server = Self {
+            port,
+            key,
+            secret,
+            dir,
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// Start the process on the config in its folder (the log is appended to) and wait until
+    /// it accepts connections.
+    async fn spawn(&mut self) {
+        let log = self.log_path();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
         let err = out
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
         let child = Command::new(tool("livekit-server"))
             .arg("--config")
-            .arg(&path)
+            .arg(self.dir.0.join("livekit.yaml"))
+            .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start livekit-server: {e}"));
-        wait_port_logged(port, "livekit-server", &[&log]).await;
-        Self {
-            port,
-            key,
-            secret,
-            _dir: dir,
-            child,
+        self.child = Some(child);
+        // Ready once its port accepts connections; a server that exited (a port taken since it
+        // was picked, a bad config) fails at once with its log.
+        let port = self.port;
+        let child = &mut self.child;
+        wait_for_logged(
+            &format!("livekit-server to accept connections on 127.0.0.1:{port}"),
+            Duration::from_secs(30),
+            &[&log],
+            || {
+                let exited = child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let log = &log;
+                async move {
+                    if let Some(status) = exited {
+                        panic!(
+                            "livekit-server exited early ({status}){}",
+                            log_tail(log, 30)
+                        );
+                    }
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Kill the server and start a fresh one (no rooms) on the same ports, keys and config.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -150,11 +229,68 @@ impl LiveKitServer {
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Its log (kept across restarts).
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.dir.0.join("livekit-server.log")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A token to join `room` as `identity`, signed with the server's keys.
+    pub fn token(&self, room: &str, identity: &str) -> String {
+        AccessToken::with_api_key(&self.key, &self.secret)
+            .with_identity(identity)
+            .with_grants(VideoGrants {
+                room_join: true,
+                room: room.into(),
+                ..Default::default()
+            })
+            .to_jwt()
+            .unwrap_or_else(|e| panic!("cannot sign a token for {room}/{identity}: {e}"))
+    }
+
+    /// Send the process a signal by name (`STOP` freezes it: sockets stay open but nothing is
+    /// answered; `CONT` thaws it).
+    pub fn signal(&self, sig: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("livekit-server is not running"));
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pid} failed");
+    }
+
+    /// CPU seconds (user + system) the server process has used.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = self
+            .pid()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .unwrap_or_default();
+        // Fields after the parenthesised command: utime is the 14th, stime the 15th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // Kernel clock ticks per second (USER_HZ, 100 on Linux).
+        (tick(11) + tick(12)) / 100.0
+    }
 }
 
 impl Drop for LiveKitServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// A free UDP port on 127.0.0.1 (livekit-server's RTC port is UDP).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }

@@ -1,6 +1,6 @@
-//! Campaign storage on NATS: records in KV, per-campaign consumers, contacts enqueued in
-//! pipelined batches, tallies counted by the server per subject, the do-not-call list, and
-//! number locks.
+//! Campaign storage on NATS: records in KV, per-campaign consumers (made, paused, deleted),
+//! contacts enqueued in pipelined batches, tallies counted by the server per subject, and the
+//! do-not-call list. Number locks and the feeder's lease are in [`crate::lease`].
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,11 @@ use callfleet_domain::{
     subjects as s,
 };
 
-use crate::{Bus, BusError, topology};
+use crate::{
+    Bus, BusError,
+    consume::{Consumer, Delivery, Outgoing},
+    topology,
+};
 
 /// How many contact publishes are in flight before their acks are awaited.
 const PIPELINE: usize = 512;
@@ -18,6 +22,28 @@ const PIPELINE: usize = 512;
 /// The key of a number in `dnc` and `number_locks`: its E.164 digits.
 pub fn number_key(e164: &str) -> String {
     e164.trim_start_matches('+').to_owned()
+}
+
+/// A waiting contact released to the workers on `calls.campaign.<id>`, keeping its call
+/// headers; deduplicated by the contact message's sequence.
+pub fn released_contact(campaign: &str, contact: &Delivery) -> Outgoing {
+    let seq = contact.stream_sequence().unwrap_or(0);
+    let mut message = Outgoing::new(
+        s::campaign_jobs(campaign),
+        &format!("{campaign}.rel.{seq}"),
+        contact.payload().clone(),
+    );
+    for name in [
+        s::ATTEMPT_HEADER,
+        s::INFRA_RETRIES_HEADER,
+        s::GENERATION_HEADER,
+        s::TIMEZONE_HEADER,
+    ] {
+        if let Some(v) = contact.header(name) {
+            message = message.header(name, v);
+        }
+    }
+    message
 }
 
 impl Bus {
@@ -157,35 +183,6 @@ impl Bus {
             .await
     }
 
-    /// Release a waiting contact to the workers on `calls.campaign.<id>`, keeping its call
-    /// headers; deduplicated by the contact message's sequence.
-    pub async fn release_contact(
-        &self,
-        campaign: &str,
-        contact_headers: Option<&HeaderMap>,
-        payload: bytes::Bytes,
-        contact_seq: u64,
-    ) -> Result<(), BusError> {
-        let mut headers = HeaderMap::new();
-        for name in [
-            s::ATTEMPT_HEADER,
-            s::INFRA_RETRIES_HEADER,
-            s::GENERATION_HEADER,
-            s::TIMEZONE_HEADER,
-        ] {
-            if let Some(v) = contact_headers.and_then(|h| h.get(name)) {
-                headers.insert(name, v.as_str());
-            }
-        }
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{campaign}.rel.{contact_seq}").as_str(),
-        );
-        self.publish_raw(s::campaign_jobs(campaign), headers, payload)
-            .await?;
-        Ok(())
-    }
-
     /// Publish a campaign event (`campaigns.events.<id>.<kind>`), once per `event_id`.
     pub async fn publish_campaign_event(
         &self,
@@ -261,44 +258,84 @@ impl Bus {
             .map_err(|e| BusError::js("kv purge dnc", e))
     }
 
-    /// Lock a number for `call_id`: `Ok(None)` if locked, `Ok(Some(holder))` if another call
-    /// holds it.
-    pub async fn lock_number(&self, e164: &str, call_id: &str) -> Result<Option<String>, BusError> {
-        let key = number_key(e164);
-        match self.numbers.create(&key, call_id.to_owned().into()).await {
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let holder = self
-                    .numbers
-                    .get(&key)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|v| String::from_utf8_lossy(&v).into_owned())
-                    .unwrap_or_default();
-                if holder == call_id {
-                    Ok(None)
-                } else {
-                    Ok(Some(holder))
-                }
+    /// The ids of every stored campaign.
+    pub async fn campaign_ids(&self) -> Result<Vec<String>, BusError> {
+        use futures::StreamExt;
+        let mut keys = self
+            .campaigns
+            .keys()
+            .await
+            .map_err(|e| BusError::js("kv list campaigns", e))?;
+        let mut ids = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| BusError::js("kv list campaigns", e))?;
+            // `<id>.lease` and the like are not campaigns.
+            if !key.contains('.') {
+                ids.push(key);
             }
-            Err(e) => Err(BusError::js("kv create number lock", e)),
+        }
+        Ok(ids)
+    }
+
+    /// The campaigner's consumer of a campaign's waiting contacts.
+    pub async fn feeder_consumer(&self, campaign: &str) -> Result<Consumer, BusError> {
+        self.consumer(s::CONTACTS_STREAM, &s::feeder_consumer(campaign))
+            .await
+    }
+
+    /// Pause (for a year, i.e. until resumed) or resume a campaign's `campaign-<id>` consumer,
+    /// so jobs already released wait too.
+    pub async fn pause_campaign_jobs(&self, campaign: &str, paused: bool) -> Result<(), BusError> {
+        let stream = self
+            .js
+            .get_stream(s::JOBS_STREAM)
+            .await
+            .map_err(|e| BusError::js("get stream", e))?;
+        let consumer = s::campaign_consumer(campaign);
+        if paused {
+            let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365);
+            let until = time::OffsetDateTime::from_unix_timestamp(until.as_second())
+                .unwrap_or(time::OffsetDateTime::now_utc());
+            stream
+                .pause_consumer(&consumer, until)
+                .await
+                .map(|_| ())
+                .map_err(|e| BusError::js("pause consumer", e))
+        } else {
+            stream
+                .resume_consumer(&consumer)
+                .await
+                .map(|_| ())
+                .map_err(|e| BusError::js("resume consumer", e))
         }
     }
 
-    /// Refresh a number lock (its bucket's max_age is the lease TTL).
-    pub async fn renew_number(&self, e164: &str, call_id: &str) -> Result<(), BusError> {
-        self.numbers
-            .put(number_key(e164), call_id.to_owned().into())
+    /// Drop every contact of a campaign waiting for a window or a retry.
+    pub async fn purge_contact_schedules(&self, campaign: &str) -> Result<u64, BusError> {
+        let stream = self
+            .js
+            .get_stream(s::CONTACTS_STREAM)
             .await
-            .map(|_| ())
-            .map_err(|e| BusError::js("kv put number lock", e))
+            .map_err(|e| BusError::js("get stream", e))?;
+        stream
+            .purge()
+            .filter(format!("campaigns.schedule.{campaign}.>"))
+            .await
+            .map(|r| r.purged)
+            .map_err(|e| BusError::js("purge contact schedules", e))
     }
 
-    pub async fn unlock_number(&self, e164: &str) -> Result<(), BusError> {
-        self.numbers
-            .purge(number_key(e164))
-            .await
-            .map_err(|e| BusError::js("kv purge number lock", e))
+    /// Delete a finished campaign's consumers (`campaign-<id>`, `feeder-<id>`, `waiting-<id>`).
+    /// Best effort: a consumer already gone is fine.
+    pub async fn delete_campaign_consumers(&self, campaign: &str) {
+        for (stream, consumer) in [
+            (s::JOBS_STREAM, s::campaign_consumer(campaign)),
+            (s::CONTACTS_STREAM, s::feeder_consumer(campaign)),
+            (s::CONTACTS_STREAM, s::waiting_consumer(campaign)),
+        ] {
+            if let Err(e) = self.js.delete_consumer_from_stream(&consumer, stream).await {
+                tracing::debug!(campaign, consumer, error = %e, "consumer not deleted");
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Call control over NATS: cancelling a call that waits (queued or scheduled), and asking the
 //! worker holding a live call to hang up or transfer (core request/reply on
-//! `calls.control.<call_id>`).
+//! `calls.control.<call_id>`): the request side ([`Bus::control`]) and the reply side
+//! ([`Bus::control_inbox`], read by the worker holding the call).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use callfleet_domain::{
     control::{ControlReply, ControlRequest},
     subjects as s,
 };
+use futures::StreamExt;
 
 use crate::{Bus, BusError};
 
@@ -127,5 +129,62 @@ impl Bus {
         self.publish_raw(s::dispatch(campaign), headers, job.payload)
             .await?;
         Ok(())
+    }
+}
+
+/// The control requests for one call, as the worker holding it receives them.
+pub struct ControlInbox {
+    client: async_nats::Client,
+    sub: async_nats::Subscriber,
+}
+
+/// Where the answer to one control request goes.
+pub struct Responder {
+    client: async_nats::Client,
+    to: async_nats::Subject,
+}
+
+impl Bus {
+    /// Start receiving control requests on `calls.control.<call_id>`.
+    pub async fn control_inbox(&self, call_id: &str) -> Result<ControlInbox, BusError> {
+        let sub = self
+            .client
+            .subscribe(s::control(call_id))
+            .await
+            .map_err(|e| BusError::js("subscribe to call control", e))?;
+        Ok(ControlInbox {
+            client: self.client.clone(),
+            sub,
+        })
+    }
+}
+
+impl ControlInbox {
+    /// The next request with its responder (`Err` with the reason if it did not parse);
+    /// requests without a reply subject are skipped. `None` once the subscription ends.
+    pub async fn next(&mut self) -> Option<(Result<ControlRequest, String>, Responder)> {
+        loop {
+            let msg = self.sub.next().await?;
+            let Some(to) = msg.reply.clone() else {
+                continue;
+            };
+            let request =
+                serde_json::from_slice::<ControlRequest>(&msg.payload).map_err(|e| e.to_string());
+            let responder = Responder {
+                client: self.client.clone(),
+                to,
+            };
+            return Some((request, responder));
+        }
+    }
+}
+
+impl Responder {
+    /// Answer the request (logged if it cannot be sent).
+    pub async fn respond(self, reply: &ControlReply) {
+        let body = serde_json::to_vec(reply).unwrap_or_default();
+        if let Err(e) = self.client.publish(self.to, body.into()).await {
+            tracing::warn!(error = %e, "cannot answer a control request");
+        }
     }
 }

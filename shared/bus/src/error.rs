@@ -25,6 +25,16 @@ pub enum BusError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// JetStream answered, and refused the request (a 4xx API status other than 408: not
+    /// found, bad request, a conflict): the request's fault or a missing resource, not an
+    /// outage.
+    #[error("JetStream refused {op} (status {status})")]
+    Refused {
+        op: &'static str,
+        status: u16,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("stored value for {key} is corrupt")]
     Corrupt {
         key: String,
@@ -40,17 +50,79 @@ impl BusError {
         op: &'static str,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self::JetStream {
-            op,
-            source: Box::new(source),
+        match api_status(&source) {
+            Some(status) if (400..500).contains(&status) && status != 408 => Self::Refused {
+                op,
+                status,
+                source: Box::new(source),
+            },
+            _ => Self::JetStream {
+                op,
+                source: Box::new(source),
+            },
         }
     }
 
-    /// Whether the failure means NATS is unavailable (answer 503, retry later).
+    /// Whether the failure means NATS is unavailable (answer 503, retry later). A request
+    /// JetStream answered and refused ([`BusError::Refused`]) is not.
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             Self::Disconnected | Self::Timeout(_) | Self::Connect { .. } | Self::JetStream { .. }
         )
+    }
+}
+
+/// The API status of a JetStream error answer, read from the error or its causes (async-nats
+/// prints it as `… (code 404, error code 10059)`; the kinds do not expose it uniformly).
+fn api_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if let Some(at) = text.rfind("(code ") {
+            let digits: String = text[at + 6..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(status) = digits.parse() {
+                return Some(status);
+            }
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BusError;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Answer(&'static str);
+
+    #[test]
+    fn a_refused_request_is_not_an_outage() {
+        let e = BusError::js(
+            "get stream",
+            Answer("JetStream error: stream not found (code 404, error code 10059)"),
+        );
+        assert!(matches!(e, BusError::Refused { status: 404, .. }), "{e:?}");
+        assert!(!e.is_unavailable());
+        let e = BusError::js("x", Answer("bad request (code 400, error code 10003)"));
+        assert!(!e.is_unavailable());
+    }
+
+    #[test]
+    fn server_errors_timeouts_and_transport_failures_are_outages() {
+        for text in [
+            "JetStream system temporarily unavailable (code 503, error code 10008)",
+            "request timeout (code 408, error code 0)",
+            "timed out: didn't receive any message",
+            "no responders",
+        ] {
+            let e = BusError::js("x", Answer(text));
+            assert!(e.is_unavailable(), "{text}");
+        }
     }
 }

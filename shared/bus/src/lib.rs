@@ -1,24 +1,36 @@
-//! The JetStream side of callfleet: connecting, the topology (streams, consumers, KV buckets),
-//! typed publishing of jobs and events, call state and leases in KV, and the dead-letter stream.
+//! The JetStream side of callfleet, and the only crate that touches it: connecting, the
+//! topology (streams, consumers, KV buckets), typed publishing of jobs and events, the one
+//! consume loop ([`consume`]: deliveries in, [`Outcome`]s out, [`Bus::settle`] the one mapping
+//! onto acks, NAKs, scheduled follow-ups and dead letters), call state in KV, the one KV lease
+//! protocol ([`lease`]: calls, campaign feeders, number locks), call control, campaigns and the
+//! dead-letter stream.
 //!
 //! Every role calls [`Bus::connect`], which creates or updates the topology idempotently, so any
 //! role can start first. The definitions are mirrored under `nats/` (see [`topology::export`]).
+//! The handles are private: roles get typed methods, never a JetStream context or a KV store.
 
 mod campaign;
 mod connect;
+pub mod consume;
 mod control;
+mod dlq;
 mod error;
+pub mod lease;
+pub mod metrics;
 mod publish;
 mod state;
 pub mod topology;
 
-pub use async_nats;
-pub use campaign::number_key;
-pub use connect::connect;
-pub use control::{ControlError, WaitingJob};
+use std::time::Duration;
+
+pub use async_nats::HeaderMap;
+pub use campaign::{number_key, released_contact};
+pub use consume::{Consumer, Delivery, Outcome, Outgoing, Sources, backoff, consume};
+pub use control::{ControlError, ControlInbox, Responder, WaitingJob};
+pub use dlq::{DeadLetter, ReplayError};
 pub use error::BusError;
-pub use publish::{Scheduled, schedule_headers};
-pub use state::{Lease, LeaseError};
+pub use lease::{CampaignLease, Lease, LeaseError, LeaseValue};
+pub use publish::{Scheduled, scheduled_job};
 
 use async_nats::jetstream::{self, kv};
 use callfleet_config::Config;
@@ -26,28 +38,20 @@ use callfleet_config::Config;
 /// A connected client with the topology in place.
 #[derive(Clone)]
 pub struct Bus {
-    pub client: async_nats::Client,
-    pub js: jetstream::Context,
-    pub calls: kv::Store,
-    pub leases: kv::Store,
-    pub campaigns: kv::Store,
-    pub numbers: kv::Store,
-    pub dnc: kv::Store,
-    publish_timeout: std::time::Duration,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    calls: kv::Store,
+    leases: kv::Store,
+    campaigns: kv::Store,
+    numbers: kv::Store,
+    dnc: kv::Store,
+    publish_timeout: Duration,
 }
 
 impl Bus {
     /// Connect with `config.nats`, then create or update the topology.
     pub async fn connect(config: &Config, role: &str) -> Result<Self, BusError> {
-        let client = connect(&config.nats, role).await?;
-        Self::with_client(client, config).await
-    }
-
-    /// Ensure the topology on an existing client.
-    pub async fn with_client(
-        client: async_nats::Client,
-        config: &Config,
-    ) -> Result<Self, BusError> {
+        let client = connect::connect(&config.nats, role).await?;
         let js = jetstream::new(client.clone());
         let b = topology::ensure(&js, config).await?;
         Ok(Self {
@@ -58,12 +62,29 @@ impl Bus {
             campaigns: b.campaigns,
             numbers: b.numbers,
             dnc: b.dnc,
-            publish_timeout: std::time::Duration::from_millis(config.nats.publish_timeout_ms),
+            publish_timeout: Duration::from_millis(config.nats.publish_timeout_ms),
         })
     }
 
     /// Whether the client is connected right now.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Whether JetStream answers (an account info request) within `timeout`.
+    pub async fn check_jetstream(&self, timeout: Duration) -> Result<(), BusError> {
+        match tokio::time::timeout(timeout, self.js.query_account()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BusError::js("account info", e)),
+            Err(_) => Err(BusError::Timeout(timeout)),
+        }
+    }
+
+    /// Flush and close the connection at shutdown, within `timeout` (with NATS gone there is
+    /// nothing to flush to, and exiting beats hanging). A failure is logged.
+    pub async fn drain(&self, timeout: Duration) {
+        if let Ok(Err(e)) = tokio::time::timeout(timeout, self.client.drain()).await {
+            tracing::warn!(error = %e, "nats drain failed");
+        }
     }
 }

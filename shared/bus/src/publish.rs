@@ -7,7 +7,7 @@ use bytes::Bytes;
 use callfleet_domain::{CallEvent, CallRequest, subjects as s};
 use jiff::Timestamp;
 
-use crate::{Bus, BusError};
+use crate::{Bus, BusError, Outgoing};
 
 /// Where a job waits when it is not due yet.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct Scheduled {
 
 /// Headers that make a message a JetStream scheduled message: moved onto `target` at `at`
 /// (rounded up to the second, so it never fires early).
-pub fn schedule_headers(headers: &mut HeaderMap, at: Timestamp, target: &str) {
+pub(crate) fn schedule_headers(headers: &mut HeaderMap, at: Timestamp, target: &str) {
     let at = at
         .round(
             jiff::TimestampRound::new()
@@ -59,6 +59,17 @@ impl Bus {
             .map_err(|_| BusError::Timeout(self.publish_timeout))?
     }
 
+    /// Publish a message built by a role (a webhook delivery, say). Returns whether JetStream
+    /// saw it as a duplicate.
+    pub async fn publish(&self, message: Outgoing) -> Result<bool, BusError> {
+        let Outgoing {
+            subject,
+            headers,
+            payload,
+        } = message;
+        Ok(self.publish_raw(subject, headers, payload).await?.duplicate)
+    }
+
     /// Publish a validated request on `calls.dispatch.<campaign>`, deduplicated by call id.
     /// Returns whether JetStream saw it as a duplicate.
     pub async fn publish_job(&self, req: &CallRequest) -> Result<bool, BusError> {
@@ -74,41 +85,7 @@ impl Bus {
     /// Put a job on `calls.schedule.<call_id>`; JetStream moves it to the dispatch subject at
     /// `when.at` (nats-server ≥ 2.12 message scheduling). It holds no worker or ack slot meanwhile.
     pub async fn schedule_job(&self, req: &CallRequest, when: Scheduled) -> Result<(), BusError> {
-        let mut headers = HeaderMap::new();
-        let (subject, target) = match &when.campaign_contact {
-            Some(tz) => {
-                if let Some(tz) = tz {
-                    headers.insert(s::TIMEZONE_HEADER, tz.as_str());
-                }
-                (
-                    s::contact_schedule(&req.campaign, &req.call_id),
-                    s::contacts(&req.campaign),
-                )
-            }
-            None => (s::schedule(&req.call_id), s::dispatch(&req.campaign)),
-        };
-        schedule_headers(&mut headers, when.at, &target);
-        // The due time is part of the id: a contact rescheduled for its window after a retry
-        // of the same attempt must not be deduplicated away.
-        let mut msg_id = format!(
-            "{}.sched.{}.{}.{}",
-            req.call_id,
-            when.attempt,
-            when.infra_retries,
-            when.at.as_second()
-        );
-        if when.generation > 0 {
-            msg_id = format!("{msg_id}.g{}", when.generation);
-            headers.insert(s::GENERATION_HEADER, when.generation.to_string().as_str());
-        }
-        headers.insert("Nats-Msg-Id", msg_id.as_str());
-        headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
-        headers.insert(
-            s::INFRA_RETRIES_HEADER,
-            when.infra_retries.to_string().as_str(),
-        );
-        let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
-        self.publish_raw(subject, headers, body.into()).await?;
+        self.publish(scheduled_job(req, &when)?).await?;
         Ok(())
     }
 
@@ -150,6 +127,47 @@ impl Bus {
         self.publish_raw(dlq_subject, headers, payload).await?;
         Ok(())
     }
+}
+
+/// A job waiting until `when.at`: on `calls.schedule.<call_id>` (moved onto its dispatch
+/// subject), or for a campaign contact on `campaigns.schedule.<id>.<call_id>` (moved back to
+/// the campaigner), deduplicated by attempt, retries and due time.
+pub fn scheduled_job(req: &CallRequest, when: &Scheduled) -> Result<Outgoing, BusError> {
+    let mut headers = HeaderMap::new();
+    let (subject, target) = match &when.campaign_contact {
+        Some(tz) => {
+            if let Some(tz) = tz {
+                headers.insert(s::TIMEZONE_HEADER, tz.as_str());
+            }
+            (
+                s::contact_schedule(&req.campaign, &req.call_id),
+                s::contacts(&req.campaign),
+            )
+        }
+        None => (s::schedule(&req.call_id), s::dispatch(&req.campaign)),
+    };
+    schedule_headers(&mut headers, when.at, &target);
+    // The due time is part of the id: a contact rescheduled for its window after a retry
+    // of the same attempt must not be deduplicated away.
+    let mut msg_id = format!(
+        "{}.sched.{}.{}.{}",
+        req.call_id,
+        when.attempt,
+        when.infra_retries,
+        when.at.as_second()
+    );
+    if when.generation > 0 {
+        msg_id = format!("{msg_id}.g{}", when.generation);
+        headers.insert(s::GENERATION_HEADER, when.generation.to_string().as_str());
+    }
+    headers.insert("Nats-Msg-Id", msg_id.as_str());
+    headers.insert(s::ATTEMPT_HEADER, when.attempt.to_string().as_str());
+    headers.insert(
+        s::INFRA_RETRIES_HEADER,
+        when.infra_retries.to_string().as_str(),
+    );
+    let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
+    Ok(Outgoing::from_parts(subject, headers, body.into()))
 }
 
 /// Room left for the protocol line and header framing under `max_payload`.
@@ -218,7 +236,69 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use callfleet_domain::request;
+
     use super::*;
+
+    fn request(campaign: &str, call_id: &str) -> CallRequest {
+        let body = serde_json::json!({
+            "call_id": call_id, "campaign": campaign,
+            "destination": "+61402012298", "account_code": "acct-1",
+        });
+        request::validate(&body, &request::ValidateOptions::default()).expect("valid request")
+    }
+
+    fn header<'a>(m: &'a Outgoing, name: &str) -> Option<&'a str> {
+        m.headers.get(name).map(|v| v.as_str())
+    }
+
+    #[test]
+    fn a_retry_waits_on_its_schedule_subject_for_its_dispatch_subject() {
+        let at: Timestamp = "2030-01-01T00:00:00.2Z".parse().expect("timestamp");
+        let when = Scheduled {
+            at,
+            attempt: 2,
+            infra_retries: 1,
+            generation: 0,
+            campaign_contact: None,
+        };
+        let m = scheduled_job(&request("c1", "call-1"), &when).expect("message");
+        assert_eq!(m.subject, "calls.schedule.call-1");
+        assert_eq!(
+            header(&m, "Nats-Schedule-Target"),
+            Some("calls.dispatch.c1")
+        );
+        assert_eq!(
+            header(&m, "Nats-Schedule"),
+            Some("@at 2030-01-01T00:00:01Z"),
+            "rounded up, never early"
+        );
+        assert_eq!(header(&m, s::ATTEMPT_HEADER), Some("2"));
+        assert_eq!(header(&m, s::INFRA_RETRIES_HEADER), Some("1"));
+        assert_eq!(header(&m, s::GENERATION_HEADER), None);
+    }
+
+    #[test]
+    fn a_campaign_contact_waits_for_the_campaigner_with_its_zone_and_generation() {
+        let at: Timestamp = "2030-01-01T00:00:00Z".parse().expect("timestamp");
+        let when = Scheduled {
+            at,
+            attempt: 1,
+            infra_retries: 0,
+            generation: 7,
+            campaign_contact: Some(Some("Australia/Sydney".into())),
+        };
+        let m = scheduled_job(&request("c1", "call-1"), &when).expect("message");
+        assert_eq!(m.subject, "campaigns.schedule.c1.call-1");
+        assert_eq!(
+            header(&m, "Nats-Schedule-Target"),
+            Some("campaigns.contacts.c1")
+        );
+        assert_eq!(header(&m, s::TIMEZONE_HEADER), Some("Australia/Sydney"));
+        assert_eq!(header(&m, s::GENERATION_HEADER), Some("7"));
+        let id = header(&m, "Nats-Msg-Id").unwrap_or_default();
+        assert!(id.ends_with(".g7"), "{id}");
+    }
 
     #[test]
     fn a_dead_letter_keeps_the_publisher_id_and_drops_server_headers() {

@@ -5,7 +5,7 @@
 //! Every test bounds the whole session (`Running::report` times out) and checks the
 //! `EndReason::Error` message names the stage, the provider and the problem.
 
-mod support;
+use callfleet_standins as support;
 
 use std::{sync::atomic::Ordering, time::Duration};
 

@@ -1,7 +1,7 @@
 //! Barge-in truncates the assistant message to what was played; a noise burst pauses the reply
 //! and it resumes.
 
-mod support;
+use callfleet_standins as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Preemptive generation: a speculative reply is reused when the transcript is unchanged, and
 //! cancelled and regenerated when it changed.
 
-mod support;
+use callfleet_standins as support;
 
 use std::time::Duration;
 

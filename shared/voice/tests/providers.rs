@@ -1,7 +1,7 @@
 //! The other provider sets over their wire protocols: AssemblyAI v3 -> Groq (OpenAI-compatible)
 //! -> ElevenLabs stream-input, and Sarvam STT -> OpenAI -> Sarvam TTS.
 
-mod support;
+use callfleet_standins as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `end_call` and `transfer_call` end the session with the right outcome; a greeting plays
 //! first when configured; silence ends the call.
 
-mod support;
+use callfleet_standins as support;
 
 use std::time::Duration;
 

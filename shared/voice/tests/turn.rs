@@ -1,7 +1,7 @@
 //! A full turn over the real provider clients and local wire-protocol servers: callee speech
 //! -> Deepgram -> OpenAI-compatible SSE -> Cartesia -> agent audio out.
 
-mod support;
+use callfleet_standins as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
-//! Live-call control: while a worker holds a call it answers requests on
-//! `calls.control.<call_id>` (hang up, transfer). Hang-up cancels [`Control::hangup`]; a
-//! transfer is handed to the code holding the answered call, which replies once LiveKit has
-//! the REFER's result.
+//! Live-call control, the domain side: while a worker holds a call it answers the requests the
+//! bus's [`callfleet_bus::ControlInbox`] receives on `calls.control.<call_id>` (hang up,
+//! transfer). Hang-up cancels [`Control::hangup`]; a transfer is handed to the code holding the
+//! answered call, which replies once LiveKit has the REFER's result.
 
 use std::{
     sync::{
@@ -11,12 +11,8 @@ use std::{
     time::Duration,
 };
 
-use callfleet_bus::async_nats;
-use callfleet_domain::{
-    control::{ControlReply, ControlRequest},
-    subjects as s,
-};
-use futures::StreamExt;
+use callfleet_bus::{ControlInbox, Responder};
+use callfleet_domain::control::{ControlReply, ControlRequest};
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -53,10 +49,9 @@ impl Control {
         let hangup = CancellationToken::new();
         let answered = Arc::new(AtomicBool::new(false));
         let (tx, transfers) = mpsc::channel(4);
-        let task = match w.bus.client.subscribe(s::control(call_id)).await {
-            Ok(sub) => Some(tokio::spawn(serve(
-                w.bus.client.clone(),
-                sub,
+        let task = match w.bus.control_inbox(call_id).await {
+            Ok(inbox) => Some(tokio::spawn(serve(
+                inbox,
                 hangup.clone(),
                 answered.clone(),
                 tx,
@@ -97,18 +92,14 @@ impl Drop for Control {
 }
 
 async fn serve(
-    client: async_nats::Client,
-    mut sub: async_nats::Subscriber,
+    mut inbox: ControlInbox,
     hangup: CancellationToken,
     answered: Arc<AtomicBool>,
     transfers: mpsc::Sender<Transfer>,
     default_target: Option<String>,
 ) {
-    while let Some(msg) = sub.next().await {
-        let Some(reply_to) = msg.reply.clone() else {
-            continue;
-        };
-        let reply = match serde_json::from_slice::<ControlRequest>(&msg.payload) {
+    while let Some((request, responder)) = inbox.next().await {
+        let reply = match request {
             Err(e) => ControlReply::err(format!("invalid control request: {e}")),
             Ok(ControlRequest::Hangup) => {
                 hangup.cancel();
@@ -119,14 +110,11 @@ async fn serve(
             }
             Ok(ControlRequest::Transfer { to }) => {
                 let Some(to) = to.or_else(|| default_target.clone()) else {
-                    respond(
-                        &client,
-                        reply_to,
-                        &ControlReply::err(
+                    responder
+                        .respond(&ControlReply::err(
                             "no transfer target: give one, or set transfer_target on the call",
-                        ),
-                    )
-                    .await;
+                        ))
+                        .await;
                     continue;
                 };
                 let (tx, rx) = oneshot::channel();
@@ -134,28 +122,20 @@ async fn serve(
                     ControlReply::err("a transfer is already in progress")
                 } else {
                     // Answer when the holder has LiveKit's result; keep serving meanwhile.
-                    let client = client.clone();
-                    tokio::spawn(async move {
-                        let reply = tokio::time::timeout(Duration::from_secs(90), rx)
-                            .await
-                            .ok()
-                            .and_then(Result::ok)
-                            .unwrap_or_else(|| {
-                                ControlReply::err("the call ended before the transfer completed")
-                            });
-                        respond(&client, reply_to, &reply).await;
-                    });
+                    tokio::spawn(answer_later(responder, rx));
                     continue;
                 }
             }
         };
-        respond(&client, reply_to, &reply).await;
+        responder.respond(&reply).await;
     }
 }
 
-async fn respond(client: &async_nats::Client, to: async_nats::Subject, reply: &ControlReply) {
-    let body = serde_json::to_vec(reply).unwrap_or_default();
-    if let Err(e) = client.publish(to, body.into()).await {
-        tracing::warn!(error = %e, "cannot answer a control request");
-    }
+async fn answer_later(responder: Responder, rx: oneshot::Receiver<ControlReply>) {
+    let reply = tokio::time::timeout(Duration::from_secs(90), rx)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| ControlReply::err("the call ended before the transfer completed"));
+    responder.respond(&reply).await;
 }

@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_nats::jetstream::{AckKind, Message};
-use callfleet_bus::{Lease, LeaseError, async_nats};
+use callfleet_bus::{Delivery, Lease, LeaseError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +18,7 @@ pub struct Keepalive {
 }
 
 impl Keepalive {
-    pub fn start(worker: &Worker, msg: Arc<Message>, mut lease: Lease) -> Self {
+    pub fn start(worker: &Worker, msg: Delivery, mut lease: Lease) -> Self {
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
         let ack_every = worker.config.agent.ack_wait() / 3;
@@ -36,11 +35,8 @@ impl Keepalive {
             loop {
                 tokio::select! {
                     () = stop2.cancelled() => return Some(lease),
-                    _ = ack_tick.tick() => {
-                        if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                            tracing::warn!(call.id = %lease.call_id, error = %e, "in-progress ack failed");
-                        }
-                    }
+                    // A failure is logged with the subject and counted by the bus.
+                    _ = ack_tick.tick() => msg.in_progress().await,
                     _ = renew_tick.tick() => match bus.renew_lease(&mut lease).await {
                         Ok(()) => {
                             let held = number2.lock().ok().and_then(|n| n.clone());

@@ -4,6 +4,10 @@
 //! it has free slots (a big batch would age its own jobs' ack_wait). Each job is one attempt of
 //! one call:
 //!
+//! The loop itself is the bus's ([`callfleet_bus::consume`]): it pulls the `agents` consumer
+//! (single dispatches) first, then each live campaign's `campaign-<id>` consumer in turn, and
+//! hands every delivery to [`job::handle`], which returns the bus outcome to apply.
+//!
 //! 1. [`job::Job::parse`] validates the message with the same code as the ingress; an invalid
 //!    one is dead-lettered with its reason and a `failed` event.
 //! 2. The call's KV state is checked (an ended call is skipped), then its lease is taken with
@@ -13,8 +17,9 @@
 //!    (wait until answered, explicit ring timeout), hold until the callee leaves or
 //!    `max_call_duration`, hang up. A job whose lease expired mid-call (its worker died) is
 //!    reconciled against LiveKit, never re-dialed.
-//! 4. The attempt's result is a [`job::Disposition`]; [`Worker::settle`] is the one place that
-//!    maps it onto JetStream (ack, scheduled retry, dead letter) and publishes the final event.
+//! 4. The attempt's result is a [`job::Disposition`]; [`settle::settle`] is the one place that
+//!    maps it onto a bus [`Outcome`] (ack, scheduled retry, back-off, dead letter) after
+//!    publishing the final event.
 //!
 //! Shutdown: stop fetching, let live calls run up to `drain_grace_secs`, then hang them up with
 //! end reason `shutdown`; their summaries are published before the process exits.
@@ -24,21 +29,22 @@ mod control;
 mod guard;
 mod job;
 mod keepalive;
+mod leg;
 mod leg_watch;
 mod retry;
+mod settle;
 mod summary;
 mod voice;
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, AckKind};
-use callfleet_bus::{Bus, async_nats};
+use callfleet_bus::{Bus, Sources, consume};
 use callfleet_config::Config;
-use callfleet_domain::subjects as s;
+use callfleet_domain::{CallEvent, CallRequest, CallState, subjects as s};
 use callfleet_livekit::LiveKit;
-use futures::StreamExt;
-use tokio::sync::Semaphore;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
+
+use crate::settle::backon_retry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -88,120 +94,48 @@ impl Worker {
         })
     }
 
-    async fn consumer(&self) -> Result<jetstream::consumer::PullConsumer, AgentError> {
+    async fn consumer(&self) -> Result<callfleet_bus::Consumer, AgentError> {
         self.bus
-            .js
-            .get_consumer_from_stream(s::AGENT_CONSUMER, s::JOBS_STREAM)
+            .consumer(s::JOBS_STREAM, s::AGENT_CONSUMER)
             .await
             .map_err(|e| AgentError::Consumer(Box::new(e)))
     }
 
     /// Handle at most one job, waiting up to `wait` for it. Returns whether one was handled.
-    /// Deterministic entry point for tests; [`run`] is the forever loop.
+    /// Deterministic entry point for tests; [`run`] is the forever loop (same handler, same
+    /// settling).
     pub async fn process_next(&self, wait: Duration) -> Result<bool, AgentError> {
         let consumer = self.consumer().await?;
         let mut batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(wait)
-            .messages()
+            .fetch(1, wait)
             .await
             .map_err(|e| AgentError::Consumer(Box::new(e)))?;
-        match batch.next().await {
-            Some(Ok(msg)) => {
-                self.handle(msg).await;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-}
-
-/// The consumers a worker pulls from: `agents` (single dispatches) first, then every live
-/// campaign's `campaign-<id>` consumer, whose `max_ack_pending` caps that campaign's calls.
-struct Sources {
-    agents: jetstream::consumer::PullConsumer,
-    campaigns: Vec<jetstream::consumer::PullConsumer>,
-    refreshed: Option<tokio::time::Instant>,
-    next: usize,
-}
-
-impl Sources {
-    /// Re-list the campaign consumers every two seconds.
-    async fn refresh(&mut self, worker: &Worker) {
-        if self
-            .refreshed
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
-        {
-            return;
-        }
-        self.refreshed = Some(tokio::time::Instant::now());
-        let Ok(stream) = worker.bus.js.get_stream(s::JOBS_STREAM).await else {
-            return;
+        let Some(delivery) = batch.pop() else {
+            return Ok(false);
         };
-        let mut names = stream.consumer_names();
-        let mut found = Vec::new();
-        while let Some(Ok(name)) = names.next().await {
-            if name.starts_with("campaign-")
-                && let Ok(c) = stream.get_consumer(&name).await
-            {
-                found.push(c);
-            }
-        }
-        self.campaigns = found;
+        let outcome = job::handle(self, delivery.clone()).await;
+        self.bus.settle(&delivery, outcome).await;
+        Ok(true)
     }
 
-    /// Fetch up to `max` jobs: `agents` first, then the campaigns in turn (fairness).
-    async fn fetch(&mut self, max: usize) -> Vec<jetstream::Message> {
-        let mut out = Vec::new();
-        // Without campaigns, long-poll the dispatch consumer; with them, keep rounds short.
-        let wait = if self.campaigns.is_empty() {
-            Duration::from_secs(5)
-        } else {
-            Duration::from_millis(100)
-        };
-        Self::pull(&self.agents, max, wait, &mut out).await;
-        let n = self.campaigns.len();
-        for i in 0..n {
-            if out.len() >= max {
-                break;
-            }
-            let c = &self.campaigns[(self.next + i) % n];
-            Self::pull(c, max - out.len(), Duration::from_millis(50), &mut out).await;
+    /// Events must not be lost: retry while NATS is away (bounded by the job's redelivery).
+    pub(crate) async fn publish_until_done(&self, event: &CallEvent) {
+        if let Err(e) = backon_retry(|| self.bus.publish_event(event)).await {
+            tracing::error!(call.id = %event.call_id, kind = event.kind.as_str(), error = %e, "event not published");
         }
-        if n > 0 {
-            self.next = (self.next + 1) % n;
-        }
-        out
     }
 
-    async fn pull(
-        consumer: &jetstream::consumer::PullConsumer,
-        max: usize,
-        wait: Duration,
-        out: &mut Vec<jetstream::Message>,
-    ) {
-        let batch = consumer
-            .fetch()
-            .max_messages(max)
-            .expires(wait)
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::debug!(error = %e, "fetch failed");
-                return;
-            }
-        };
-        while let Some(next) = batch.next().await {
-            match next {
-                Ok(msg) => out.push(msg),
-                Err(e) => {
-                    tracing::debug!(error = %e, "fetch ended");
-                    break;
-                }
-            }
+    pub(crate) async fn put_state_until_done(&self, state: &CallState) {
+        if let Err(e) = backon_retry(|| self.bus.put_call_state(state)).await {
+            tracing::error!(call.id = %state.call_id, error = %e, "call state not recorded");
+        }
+    }
+
+    /// The stored state, or a fresh one when there is none.
+    pub(crate) async fn current_state(&self, req: &CallRequest) -> CallState {
+        match self.bus.call_state(&req.call_id).await {
+            Ok(Some((state, _))) => state,
+            _ => CallState::queued(&req.call_id, &req.room, &req.campaign),
         }
     }
 }
@@ -209,47 +143,18 @@ impl Sources {
 /// Run a worker until `shutdown`, then drain.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(), AgentError> {
     let worker = Worker::new(config.clone()).await?;
-    let mut sources = Sources {
-        agents: worker.consumer().await?,
-        campaigns: Vec::new(),
-        refreshed: None,
-        next: 0,
-    };
-    let slots = Arc::new(Semaphore::new(config.agent.max_concurrent_calls));
-    let tracker = TaskTracker::new();
-    tracing::info!(worker.id = %worker.worker_id, slots = config.agent.max_concurrent_calls, "agent started");
-
-    while !shutdown.is_cancelled() {
-        // Wait for one free slot, then take every other free one: that is the batch size.
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-            () = shutdown.cancelled() => break,
-        };
-        let mut permits = vec![first];
-        while let Ok(p) = slots.clone().try_acquire_owned() {
-            permits.push(p);
-        }
-        sources.refresh(&worker).await;
-        let messages = tokio::select! {
-            m = sources.fetch(permits.len()) => m,
-            () = shutdown.cancelled() => Vec::new(),
-        };
-        for msg in messages {
-            let Some(permit) = permits.pop().filter(|_| !shutdown.is_cancelled()) else {
-                // Shutting down (or, never, more messages than slots): hand it back.
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                continue;
-            };
+    let mut sources = Sources::with_campaigns(worker.consumer().await?);
+    let slots = config.agent.max_concurrent_calls;
+    tracing::info!(worker.id = %worker.worker_id, slots, "agent started");
+    let handler = {
+        let worker = worker.clone();
+        move |delivery| {
             let worker = worker.clone();
-            tracker.spawn(async move {
-                worker.handle(msg).await;
-                drop(permit);
-            });
+            async move { job::handle(&worker, delivery).await }
         }
-        drop(permits);
-    }
+    };
+    let tracker = consume(&worker.bus, &mut sources, slots, &shutdown, handler).await;
 
-    tracker.close();
     let grace = Duration::from_secs(config.agent.drain_grace_secs);
     tracing::info!(
         live_calls = tracker.len(),
@@ -269,11 +174,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
             tracing::error!("calls did not end within 30 s of hang-up; exiting anyway");
         }
     }
-    // Bounded: with NATS gone there is nothing to flush to, and exiting beats hanging.
-    let drained = tokio::time::timeout(Duration::from_secs(10), worker.bus.client.drain()).await;
-    if let Ok(Err(e)) = drained {
-        tracing::warn!(error = %e, "nats drain failed");
-    }
+    worker.bus.drain(Duration::from_secs(10)).await;
     tracing::info!("agent stopped");
     Ok(())
 }

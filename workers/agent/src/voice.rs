@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Worker,
-    call::{Held, identity, transfer},
     control::Control,
     job::Job,
     keepalive::Keepalive,
+    leg::{Held, identity, transfer},
     leg_watch::LegWatch,
 };
 

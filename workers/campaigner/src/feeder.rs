@@ -5,25 +5,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
-use callfleet_bus::{Bus, Scheduled, async_nats};
+use callfleet_bus::{
+    Bus, Consumer, Delivery, Outcome, Scheduled, backoff, released_contact, scheduled_job,
+};
 use callfleet_config::Config;
 use callfleet_domain::{
     CallRequest,
     campaign::{CampaignRecord, CampaignStatus},
     subjects as s,
 };
-use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-use crate::lease::CampaignLease;
 
 /// How often the lease is renewed and the record re-read.
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 const RECORD_EVERY: Duration = Duration::from_millis(500);
 /// The idle pause between checks when nothing can be released.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long a fetch of waiting contacts waits, and how many a bulk pass takes.
+const FETCH_WAIT: Duration = Duration::from_millis(200);
+const BULK: usize = 500;
 
 /// Feed one campaign while we hold its lease and it is not over.
 pub async fn feed(
@@ -39,7 +40,7 @@ pub async fn feed(
     if record.completed_at.is_some() {
         return;
     }
-    let Some(mut lease) = CampaignLease::take(&bus, &id, &me).await else {
+    let Some(mut lease) = bus.take_campaign_lease(&id, &me).await else {
         return;
     };
     tracing::info!(campaign = %id, instance = %me, "feeding campaign");
@@ -55,7 +56,7 @@ pub async fn feed(
     let mut renewed = Instant::now();
     while !shutdown.is_cancelled() {
         if renewed.elapsed() >= RENEW_EVERY {
-            if !lease.renew(&bus).await {
+            if !bus.renew_campaign_lease(&mut lease).await {
                 tracing::warn!(campaign = %id, "campaign lease lost; another campaigner feeds it now");
                 return;
             }
@@ -72,7 +73,7 @@ pub async fn feed(
             Step::Done => break,
         }
     }
-    lease.release(&bus).await;
+    bus.release_campaign_lease(lease).await;
 }
 
 enum Step {
@@ -88,7 +89,7 @@ struct Feeder {
     read_at: Instant,
     /// The token bucket, as the earliest time of the next release (no burst).
     next_release: Instant,
-    contacts: Option<PullConsumer>,
+    contacts: Option<Consumer>,
     _config: Arc<Config>,
 }
 
@@ -135,7 +136,7 @@ impl Feeder {
             return self.maybe_complete().await;
         };
         match self.release(&msg).await {
-            Ok(true) => {
+            Released::Yes => {
                 // Validated to 0.001..=100 per second; a stored record from before that bound
                 // must not panic the campaigner, so an out-of-range gap becomes the slowest pace.
                 let gap = Duration::try_from_secs_f64(1.0 / self.record.spec.calls_per_second)
@@ -144,16 +145,13 @@ impl Feeder {
                 self.next_release = Instant::now() + gap;
                 Step::Again
             }
-            Ok(false) => {
+            Released::WindowClosed => {
                 // Its window is closed: likely many more are; move them in bulk.
                 self.sweep().await;
                 Step::Again
             }
-            Err(e) => {
-                tracing::warn!(campaign = %self.id, error = %e, "cannot release a contact; it will come back");
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await;
+            Released::Failed => {
+                tracing::warn!(campaign = %self.id, "cannot release a contact; it will come back");
                 Step::Wait(Duration::from_secs(1))
             }
         }
@@ -164,76 +162,75 @@ impl Feeder {
         self.bus.released(&self.id).await.unwrap_or((1, 0))
     }
 
-    async fn consumer(&mut self) -> Option<PullConsumer> {
+    async fn consumer(&mut self) -> Option<Consumer> {
         if self.contacts.is_none() {
-            let stream = self.bus.js.get_stream(s::CONTACTS_STREAM).await.ok()?;
-            self.contacts = stream
-                .get_consumer(&s::feeder_consumer(&self.id))
-                .await
-                .ok();
+            self.contacts = self.bus.feeder_consumer(&self.id).await.ok();
         }
         self.contacts.clone()
     }
 
-    async fn next_contact(&mut self) -> Option<jetstream::Message> {
+    /// Up to `max` waiting contacts.
+    async fn fetch(&mut self, max: usize) -> Option<Vec<Delivery>> {
         let consumer = self.consumer().await?;
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(Duration::from_millis(200))
-            .messages()
-            .await
-            .ok()?;
-        batch.next().await.and_then(Result::ok)
+        consumer.fetch(max, FETCH_WAIT).await.ok()
     }
 
-    /// Release a contact, or reschedule it for its window. `Ok(true)` if released.
-    async fn release(&self, msg: &jetstream::Message) -> Result<bool, callfleet_bus::BusError> {
-        let tz = header(msg, s::TIMEZONE_HEADER);
+    async fn next_contact(&mut self) -> Option<Delivery> {
+        self.fetch(1).await?.pop()
+    }
+
+    /// Release a contact, or reschedule it for its window.
+    async fn release(&self, msg: &Delivery) -> Released {
+        let tz = msg.header(s::TIMEZONE_HEADER).map(str::to_owned);
         let zone = self.record.spec.zone_for(tz.as_deref());
-        if let Some(window) = &self.record.spec.window
-            && let Some(open) = window.next_open(&zone, jiff::Timestamp::now())
-        {
-            let req: CallRequest = serde_json::from_slice(&msg.payload).map_err(|e| {
-                callfleet_bus::BusError::Invalid(vec![callfleet_domain::FieldError::new(
-                    "(contact)",
-                    e.to_string(),
-                )])
-            })?;
-            let when = waiting_until(msg, open, tz);
-            self.bus.schedule_job(&req, when).await?;
-            tracing::debug!(campaign = %self.id, call.id = %req.call_id, %open, "window closed; waiting for it");
-            let _ = msg.ack_with(AckKind::Ack).await;
-            return Ok(false);
+        let open = self
+            .record
+            .spec
+            .window
+            .as_ref()
+            .and_then(|w| w.next_open(&zone, jiff::Timestamp::now()));
+        let (outcome, released) = match open {
+            Some(open) => {
+                let waiting = serde_json::from_slice::<CallRequest>(msg.payload())
+                    .map_err(|e| e.to_string())
+                    .and_then(|req| {
+                        let when = waiting_until(msg, open, tz);
+                        tracing::debug!(campaign = %self.id, call.id = %req.call_id, %open, "window closed; waiting for it");
+                        scheduled_job(&req, &when).map_err(|e| e.to_string())
+                    });
+                match waiting {
+                    Ok(message) => (
+                        Outcome::schedule(message, backoff::TRANSIENT),
+                        Released::WindowClosed,
+                    ),
+                    Err(e) => (
+                        Outcome::retry(backoff::TRANSIENT, format!("unreadable contact: {e}")),
+                        Released::Failed,
+                    ),
+                }
+            }
+            None => (
+                Outcome::schedule(released_contact(&self.id, msg), backoff::TRANSIENT),
+                Released::Yes,
+            ),
+        };
+        if self.bus.settle(msg, outcome).await {
+            released
+        } else {
+            Released::Failed
         }
-        let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
-        self.bus
-            .release_contact(&self.id, msg.headers.as_ref(), msg.payload.clone(), seq)
-            .await?;
-        let _ = msg.ack_with(AckKind::Ack).await;
-        Ok(true)
     }
 
     /// Reschedule up to 500 waiting contacts whose window is closed; returns how many were
     /// handled. Contacts whose own zone is inside the window go back (after 2 s) for release.
     async fn sweep(&mut self) -> usize {
-        let Some(consumer) = self.consumer().await else {
+        let Some(batch) = self.fetch(BULK).await else {
             return 0;
         };
-        let Ok(mut batch) = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(Duration::from_millis(200))
-            .messages()
-            .await
-        else {
-            return 0;
-        };
-        let mut rescheduled = 0;
         let now = jiff::Timestamp::now();
-        let mut pending = Vec::new();
-        while let Some(Ok(msg)) = batch.next().await {
-            let tz = header(&msg, s::TIMEZONE_HEADER);
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            let tz = msg.header(s::TIMEZONE_HEADER).map(str::to_owned);
             let zone = self.record.spec.zone_for(tz.as_deref());
             let open = self
                 .record
@@ -241,32 +238,29 @@ impl Feeder {
                 .window
                 .as_ref()
                 .and_then(|w| w.next_open(&zone, now));
-            let (Some(open), Ok(req)) = (open, serde_json::from_slice::<CallRequest>(&msg.payload))
-            else {
+            let waiting = open.and_then(|open| {
+                let req = serde_json::from_slice::<CallRequest>(msg.payload()).ok()?;
+                scheduled_job(&req, &waiting_until(msg, open, tz)).ok()
+            });
+            outcomes.push(match waiting {
+                Some(message) => (Outcome::schedule(message, backoff::TRANSIENT), true),
                 // Its window is open: back to the queue for the paced release path.
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                continue;
-            };
-            let when = waiting_until(&msg, open, tz);
-            pending.push((msg, req, when));
+                None => (Outcome::retry(backoff::NOW, "inside its window"), false),
+            });
         }
         // Pipelined: each schedule is acknowledged by JetStream before its contact is acked.
-        let results = futures::future::join_all(
-            pending
+        let settled = futures::future::join_all(
+            batch
                 .iter()
-                .map(|(_, req, when)| self.bus.schedule_job(req, when.clone())),
+                .zip(&outcomes)
+                .map(|(msg, (outcome, _))| self.bus.settle(msg, outcome.clone())),
         )
         .await;
-        for ((msg, _, _), result) in pending.iter().zip(results) {
-            if result.is_ok() {
-                let _ = msg.ack_with(AckKind::Ack).await;
-                rescheduled += 1;
-            } else {
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await;
-            }
-        }
+        let rescheduled = settled
+            .into_iter()
+            .zip(&outcomes)
+            .filter(|(ok, (_, scheduled))| *ok && *scheduled)
+            .count();
         if rescheduled > 0 {
             tracing::debug!(campaign = %self.id, rescheduled, "window closed; contacts wait for it");
         }
@@ -275,24 +269,16 @@ impl Feeder {
 
     /// Cancelled: every contact still waiting (not released) is tallied as `cancelled`.
     async fn drain_cancelled(&mut self) {
-        let Some(consumer) = self.consumer().await else {
-            return;
-        };
         for _ in 0..1_000 {
-            let Ok(mut batch) = consumer
-                .fetch()
-                .max_messages(500)
-                .expires(Duration::from_millis(200))
-                .messages()
-                .await
-            else {
+            let Some(batch) = self.fetch(BULK).await else {
                 return;
             };
-            let mut n = 0;
-            while let Some(Ok(msg)) = batch.next().await {
-                n += 1;
-                if let Ok(req) = serde_json::from_slice::<CallRequest>(&msg.payload)
-                    && self
+            if batch.is_empty() {
+                break;
+            }
+            for msg in batch {
+                let tallied = match serde_json::from_slice::<CallRequest>(msg.payload()) {
+                    Ok(req) => self
                         .bus
                         .tally(
                             &self.id,
@@ -300,17 +286,15 @@ impl Feeder {
                             &format!("tally.{}.cancelled", req.call_id),
                         )
                         .await
-                        .is_err()
-                {
-                    let _ = msg
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
-                    continue;
-                }
-                let _ = msg.ack_with(AckKind::Ack).await;
-            }
-            if n == 0 {
-                break;
+                        .is_ok(),
+                    Err(_) => true,
+                };
+                let outcome = if tallied {
+                    Outcome::Ack
+                } else {
+                    Outcome::retry(backoff::MOMENT, "cannot tally a cancelled contact")
+                };
+                self.bus.settle(&msg, outcome).await;
             }
         }
         // Contacts waiting for a window or a retry: tally them, then drop the schedules.
@@ -320,13 +304,16 @@ impl Feeder {
         {
             for subject in waiting.keys() {
                 let call_id = subject.rsplit('.').next().unwrap_or_default();
-                let _ = self
+                if let Err(e) = self
                     .bus
                     .tally(&self.id, "cancelled", &format!("tally.{call_id}.cancelled"))
-                    .await;
+                    .await
+                {
+                    tracing::warn!(campaign = %self.id, call.id = %call_id, error = %e, "cannot tally a waiting contact as cancelled");
+                }
             }
-            if let Ok(stream) = self.bus.js.get_stream(s::CONTACTS_STREAM).await {
-                let _ = stream.purge().filter(filter).await;
+            if let Err(e) = self.bus.purge_contact_schedules(&self.id).await {
+                tracing::warn!(campaign = %self.id, error = %e, "cannot drop the waiting contacts");
             }
         }
     }
@@ -399,24 +386,25 @@ impl Feeder {
             tracing::warn!(campaign = %self.id, error = %e, "campaign completion event not published");
         }
         // The campaign's consumers are no longer needed.
-        if let Ok(stream) = self.bus.js.get_stream(s::JOBS_STREAM).await {
-            let _ = stream
-                .delete_consumer(&s::campaign_consumer(&self.id))
-                .await;
-        }
-        if let Ok(stream) = self.bus.js.get_stream(s::CONTACTS_STREAM).await {
-            let _ = stream.delete_consumer(&s::feeder_consumer(&self.id)).await;
-            let _ = stream.delete_consumer(&s::waiting_consumer(&self.id)).await;
-        }
+        self.bus.delete_campaign_consumers(&self.id).await;
         tracing::info!(campaign = %self.id, finished, dials, "campaign completed");
         Step::Done
     }
 }
 
+/// What became of a contact the feeder took.
+enum Released {
+    Yes,
+    /// Its window is closed: it waits for it as a scheduled message.
+    WindowClosed,
+    /// It could not be released or rescheduled; it comes back.
+    Failed,
+}
+
 /// A contact put back to wait until `at`, keeping its attempt, retries, generation and zone.
-fn waiting_until(msg: &jetstream::Message, at: jiff::Timestamp, tz: Option<String>) -> Scheduled {
+fn waiting_until(msg: &Delivery, at: jiff::Timestamp, tz: Option<String>) -> Scheduled {
     let num = |name: &str, default: u32| {
-        header(msg, name)
+        msg.header(name)
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
@@ -427,11 +415,4 @@ fn waiting_until(msg: &jetstream::Message, at: jiff::Timestamp, tz: Option<Strin
         generation: num(s::GENERATION_HEADER, 0),
         campaign_contact: Some(tz),
     }
-}
-
-fn header(msg: &jetstream::Message, name: &str) -> Option<String> {
-    msg.headers
-        .as_ref()?
-        .get(name)
-        .map(|v| v.as_str().to_owned())
 }

@@ -16,15 +16,19 @@
 //! consumer); cancel tallies every waiting contact as `cancelled`. A sealed campaign whose
 //! contacts are all finished completes: `campaigns.events.<id>.completed` with the totals,
 //! which the notifier delivers as a `campaign.completed` webhook.
+//!
+//! One campaigner feeds a campaign at a time: it holds the campaign's feeder lease
+//! (`callfleet_bus::CampaignLease`, the bus's KV lease, stale after 15 s without renewal).
+//! Contacts are pulled and settled through the bus ([`callfleet_bus::Delivery`],
+//! [`callfleet_bus::Outcome`]): a release or a reschedule is a scheduled follow-up that is
+//! published before the contact is acknowledged.
 
 mod feeder;
-mod lease;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use callfleet_bus::Bus;
 use callfleet_config::Config;
-use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -46,20 +50,20 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
     let mut feeders: HashMap<String, JoinHandle<()>> = HashMap::new();
     while !shutdown.is_cancelled() {
         feeders.retain(|_, task| !task.is_finished());
-        match bus.campaigns.keys().await {
-            Ok(mut keys) => {
-                while let Some(Ok(key)) = keys.next().await {
-                    if key.contains('.') || feeders.contains_key(&key) {
+        match bus.campaign_ids().await {
+            Ok(ids) => {
+                for id in ids {
+                    if feeders.contains_key(&id) {
                         continue;
                     }
                     let task = tokio::spawn(feeder::feed(
                         bus.clone(),
                         config.clone(),
-                        key.clone(),
+                        id.clone(),
                         me.clone(),
                         shutdown.clone(),
                     ));
-                    feeders.insert(key, task);
+                    feeders.insert(id, task);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "cannot list campaigns"),
@@ -69,13 +73,12 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
             () = shutdown.cancelled() => {}
         }
     }
-    for (_, task) in feeders {
-        let _ = task.await;
+    for (id, task) in feeders {
+        if let Err(e) = task.await {
+            tracing::error!(campaign = %id, error = %e, "feeder task failed");
+        }
     }
-    let drained = tokio::time::timeout(Duration::from_secs(10), bus.client.drain()).await;
-    if let Ok(Err(e)) = drained {
-        tracing::warn!(error = %e, "nats drain failed");
-    }
+    bus.drain(Duration::from_secs(10)).await;
     tracing::info!("campaigner stopped");
     Ok(())
 }

@@ -46,25 +46,36 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Json(json!({ "status": "unavailable", "nats": "disconnected" })),
         );
     }
-    let check = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        state.bus.js.query_account(),
-    )
-    .await;
-    match check {
-        Ok(Ok(_)) => (
+    match state
+        .bus
+        .check_jetstream(std::time::Duration::from_secs(2))
+        .await
+    {
+        Ok(()) => (
             StatusCode::OK,
             Json(json!({ "status": "ok", "nats": "connected", "jetstream": "ok" })),
         ),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({ "status": "unavailable", "nats": "connected", "jetstream": e.to_string() }),
-            ),
-        ),
-        Err(_) => (
+        Err(callfleet_bus::BusError::Timeout(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "nats": "connected", "jetstream": "timed out" })),
         ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({ "status": "unavailable", "nats": "connected", "jetstream": error_chain(&e) }),
+            ),
+        ),
     }
+}
+
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics, on an explicit registry (no global recorder).
+//! Prometheus metrics, on an explicit registry (no global recorder), with the bus's own
+//! counters (`callfleet_bus_ack_failures_total`) registered beside the ingress's.
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -64,6 +65,8 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric");
         }
+        // The bus's counters (acknowledgements that failed), process-wide.
+        callfleet_bus::metrics::register(&registry).expect("unique metric");
         Self {
             registry,
             requests,

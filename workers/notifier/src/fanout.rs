@@ -2,76 +2,60 @@
 
 use std::time::Duration;
 
-use async_nats::{HeaderMap, jetstream::AckKind};
-use callfleet_bus::async_nats;
+use callfleet_bus::{Delivery, Outcome, Sources, backoff, consume};
 use callfleet_domain::{CallEvent, subjects as s};
-use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Ctx, Delivery, NotifierError};
+use crate::{Ctx, Delivery as Webhook, NotifierError};
+
+/// Events fanned out at once, and how long one fetch waits for them.
+const BATCH: usize = 256;
+const FETCH_WAIT: Duration = Duration::from_secs(2);
 
 pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierError> {
-    let consumer: async_nats::jetstream::consumer::PullConsumer = ctx
+    let consumer = ctx
         .bus
-        .js
-        .get_consumer_from_stream(s::NOTIFIER_CONSUMER, s::EVENTS_STREAM)
+        .consumer(s::EVENTS_STREAM, s::NOTIFIER_CONSUMER)
         .await
         .map_err(|e| NotifierError::Consumer(s::NOTIFIER_CONSUMER, Box::new(e)))?;
-    while !shutdown.is_cancelled() {
-        let batch = consumer
-            .fetch()
-            .max_messages(256)
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "event fetch failed; retrying");
-                tokio::select! { () = tokio::time::sleep(Duration::from_secs(1)) => {}, () = shutdown.cancelled() => {} }
-                continue;
-            }
-        };
-        while let Some(Ok(msg)) =
-            tokio::select! { m = batch.next() => m, () = shutdown.cancelled() => None }
-        {
-            let fanned = if msg.subject.starts_with("campaigns.events.") {
-                fan_out_campaign(&ctx, &msg.payload).await
-            } else {
-                fan_out(&ctx, &msg.payload).await
-            };
-            let ack = match fanned {
-                Ok(()) => AckKind::Ack,
-                Err(FanOutError::Poison(reason)) => {
-                    tracing::error!(subject = %msg.subject, reason, "unreadable event; dead-lettering");
-                    let dl = ctx
-                        .bus
-                        .dead_letter(
-                            "webhooks.dlq.unreadable".into(),
-                            &msg.subject,
-                            &reason,
-                            HeaderMap::new(),
-                            msg.payload.clone(),
-                        )
-                        .await;
-                    if dl.is_ok() {
-                        AckKind::Term
-                    } else {
-                        AckKind::Nak(Some(Duration::from_secs(5)))
-                    }
-                }
-                Err(FanOutError::Bus(e)) => {
-                    tracing::warn!(error = %e, "cannot enqueue deliveries; will retry");
-                    AckKind::Nak(Some(Duration::from_secs(2)))
-                }
-            };
-            if let Err(e) = msg.ack_with(ack).await {
-                tracing::warn!(error = %e, "event ack failed; it will be redelivered (deliveries are deduplicated)");
-            }
+    let mut sources = Sources::one(consumer, FETCH_WAIT);
+    let handler = {
+        let ctx = ctx.clone();
+        move |event| {
+            let ctx = ctx.clone();
+            async move { handle(&ctx, &event).await }
         }
+    };
+    let tracker = consume(&ctx.bus, &mut sources, BATCH, &shutdown, handler).await;
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "events still being fanned out at shutdown; they will be redelivered (deliveries are deduplicated)"
+        );
     }
     Ok(())
+}
+
+async fn handle(ctx: &Ctx, msg: &Delivery) -> Outcome {
+    let fanned = if msg.subject().starts_with("campaigns.events.") {
+        fan_out_campaign(ctx, msg.payload()).await
+    } else {
+        fan_out(ctx, msg.payload()).await
+    };
+    match fanned {
+        Ok(()) => Outcome::Ack,
+        Err(FanOutError::Poison(reason)) => {
+            tracing::error!(subject = %msg.subject(), reason, "unreadable event; dead-lettering");
+            Outcome::dead("webhooks.dlq.unreadable", reason)
+        }
+        Err(FanOutError::Bus(e)) => {
+            tracing::warn!(error = %e, "cannot enqueue deliveries; will retry");
+            Outcome::retry(backoff::TRANSIENT, "cannot enqueue deliveries")
+        }
+    }
 }
 
 enum FanOutError {
@@ -117,7 +101,7 @@ async fn fan_out_campaign(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> 
     let event_type = format!("campaign.{kind}");
     let body = json!({ "type": event_type, "timestamp": event["at"], "data": event }).to_string();
     for (i, url) in targets.into_iter().enumerate() {
-        let delivery = Delivery {
+        let delivery = Webhook {
             webhook_id: webhook_id(event_id, i),
             url,
             event_type: event_type.clone(),
@@ -126,7 +110,7 @@ async fn fan_out_campaign(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> 
             attempt: 1,
             last_error: None,
         };
-        crate::deliver::enqueue(ctx, &delivery, None)
+        crate::deliver::enqueue(ctx, &delivery)
             .await
             .map_err(FanOutError::Bus)?;
     }
@@ -154,7 +138,7 @@ async fn fan_out(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> {
     .map_err(|e| FanOutError::Poison(e.to_string()))?;
     let body = json!({ "type": event_type, "timestamp": event.at, "data": data }).to_string();
     for (i, url) in targets.into_iter().enumerate() {
-        let delivery = Delivery {
+        let delivery = Webhook {
             webhook_id: webhook_id(&event.event_id, i),
             url,
             event_type: event_type.clone(),
@@ -163,7 +147,7 @@ async fn fan_out(ctx: &Ctx, payload: &[u8]) -> Result<(), FanOutError> {
             attempt: 1,
             last_error: None,
         };
-        crate::deliver::enqueue(ctx, &delivery, None)
+        crate::deliver::enqueue(ctx, &delivery)
             .await
             .map_err(FanOutError::Bus)?;
     }

@@ -9,9 +9,14 @@
 //!    delivery (same `webhook-id`, same body) is scheduled again on `webhooks.schedule.<id>` at
 //!    the next step of `notifier.schedule_secs` (or `Retry-After` for 429/503), holding no
 //!    consumer slot meanwhile; after the last step it is dead-lettered with the last error.
+//!    Those rules are [`policy`], a pure function beside the I/O.
+//!
+//! Both run on the bus's consume loop ([`callfleet_bus::consume`]): their handlers return an
+//! outcome (ack, retry later, scheduled copy, dead letter) and the bus carries it out.
 
 mod deliver;
 mod fanout;
+pub mod policy;
 pub mod sign;
 
 use std::{sync::Arc, time::Duration};
@@ -103,11 +108,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
             Err(e) => tracing::error!(error = %e, "notifier task panicked"),
         }
     }
-    // Bounded: with NATS gone there is nothing to flush to, and exiting beats hanging.
-    let drained = tokio::time::timeout(Duration::from_secs(10), bus.client.drain()).await;
-    if let Ok(Err(e)) = drained {
-        tracing::warn!(error = %e, "nats drain failed");
-    }
+    bus.drain(Duration::from_secs(10)).await;
     tracing::info!("notifier stopped");
     Ok(())
 }

@@ -2,28 +2,26 @@
 //! on their own and publish again. A cut signal connection with the server
 //! up is resumed in place: same participant, same track.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use callfleet_media::{Event, Options, Transport};
-use common::*;
+use callfleet_tests::{media::*, test_log};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_is_survived_by_rejoin() {
-    init_tracing();
-    let mut server = Server::start().await;
+    test_log::init();
+    let mut server = livekit().await;
     let a = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("again", "alice"),
         Options::loopback(),
     )
     .await
     .expect("alice joins");
     let b = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("again", "bob"),
         Options::loopback(),
     )
@@ -101,12 +99,12 @@ async fn server_restart_is_survived_by_rejoin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signal_cut_with_server_up_is_resumed_in_place() {
-    init_tracing();
-    let server = Server::start().await;
+    test_log::init();
+    let server = livekit().await;
     let rooms = livekit_api::services::room::RoomClient::with_api_key(
         &server.http_url(),
-        API_KEY,
-        API_SECRET,
+        &server.key,
+        &server.secret,
     );
     let proxy = Proxy::start(server.port).await;
     let a = Transport::connect(
@@ -117,7 +115,7 @@ async fn signal_cut_with_server_up_is_resumed_in_place() {
     .await
     .expect("alice joins through the proxy");
     let b = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("cut", "bob"),
         Options::loopback(),
     )

@@ -1,13 +1,11 @@
 //! Two transports in one room exchange tones through a real livekit-server.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use callfleet_media::{Event, Options, Transport};
-use common::*;
+use callfleet_tests::{media::*, test_log};
 
 const AMP: f64 = 0.3;
 
@@ -35,17 +33,17 @@ async fn check_tone(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tones_cross_the_room_both_ways() {
-    init_tracing();
-    let server = Server::start().await;
+    test_log::init();
+    let server = livekit().await;
     let a = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("tones", "alice"),
         Options::loopback(),
     )
     .await
     .expect("alice joins");
     let b = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("tones", "bob"),
         Options::loopback(),
     )

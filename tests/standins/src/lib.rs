@@ -1,11 +1,19 @@
-//! Test support: an in-memory call (callee script + recorded agent audio) and local servers
-//! that speak each provider's wire protocol, scripted per test. Everything binds 127.0.0.1.
-#![allow(dead_code)]
+//! Local stand-ins for the voice providers, the one set every voice test uses: the voice
+//! crate's own tests, the full-fleet voice test (`tests/it/voice_e2e.rs`) and the voice bench
+//! (`src/bin/voice_bench`). An in-memory call (callee script + recorded agent audio) and local
+//! servers that speak each provider's wire protocol, scripted per test ([`stt`], [`llm`],
+//! [`tts`]), or answering at once and recording nothing for the bench ([`zero_latency`]).
+//! Everything binds 127.0.0.1. No NATS or LiveKit here: that is the fleet rig
+//! (`callfleet-tests`), which leaf crates do not depend on.
+//!
+//! [`test_log`] is the one switch for test logs, `TEST_LOG`.
 
 pub mod callee;
 pub mod llm;
 pub mod stt;
+pub mod test_log;
 pub mod tts;
+pub mod zero_latency;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -64,16 +72,6 @@ pub fn env(
     .collect()
 }
 
-/// Log to stderr when `TEST_LOG=1`.
-pub fn init_log() {
-    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("callfleet_voice=debug")
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 use std::sync::Arc;
 
 use callfleet_voice::{EngineOptions, Session, SessionEvent, SessionReport};
@@ -103,7 +101,7 @@ impl Rig {
         tts_flavor: tts::Flavor,
         tts_script: TtsScript,
     ) -> Self {
-        init_log();
+        test_log::init();
         let llm = FakeLlm::start(llm).await;
         let stt = FakeStt::start(stt_flavor, stt_script).await;
         let tts = FakeTts::start(tts_flavor, tts_script).await;

@@ -1,13 +1,11 @@
 //! Muting stops the audio and tells the server; unmuting brings both back.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use callfleet_media::{Event, Options, Transport};
-use common::*;
+use callfleet_tests::{media::*, test_log};
 use livekit_api::services::room::RoomClient;
 
 /// Polls the room service (bounded) until alice's track shows `muted`.
@@ -28,18 +26,18 @@ async fn wait_server_muted(rooms: &RoomClient, muted: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_silences_and_is_reported_to_the_server() {
-    init_tracing();
-    let server = Server::start().await;
-    let rooms = RoomClient::with_api_key(&server.http_url(), API_KEY, API_SECRET);
+    test_log::init();
+    let server = livekit().await;
+    let rooms = RoomClient::with_api_key(&server.http_url(), &server.key, &server.secret);
     let a = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("mute", "alice"),
         Options::loopback(),
     )
     .await
     .expect("alice joins");
     let b = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("mute", "bob"),
         Options::loopback(),
     )

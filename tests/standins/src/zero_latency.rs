@@ -1,6 +1,7 @@
-//! Zero-latency local providers for the bench (the tests have scripted ones): an
-//! OpenAI-compatible SSE endpoint over raw HTTP/1.1, a Deepgram-style STT that sends a final
-//! transcript at fixed points of its audio clock, and a Cartesia-style TTS.
+//! Zero-latency local providers for the voice bench (the tests use the scripted ones beside
+//! this module): an OpenAI-compatible SSE endpoint over raw HTTP/1.1, a Deepgram-style STT that
+//! sends a final transcript at fixed points of its audio clock, and a Cartesia-style TTS. They
+//! record nothing and answer at once, so what the bench measures is the engine, not them.
 
 use std::time::Duration;
 

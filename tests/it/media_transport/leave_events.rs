@@ -1,14 +1,12 @@
 //! Leaving: the other side sees the participant and its track go, and the
 //! server keeps nobody behind. Losing the server is reported.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use callfleet_media::{Event, Options, Transport};
-use common::*;
+use callfleet_tests::{media::*, test_log};
 use livekit_api::services::room::RoomClient;
 
 /// Identities the room service lists, polled until `want` holds (bounded).
@@ -33,18 +31,18 @@ async fn wait_participants(rooms: &RoomClient, room: &str, want: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_is_seen_by_the_other_side_and_the_server() {
-    init_tracing();
-    let server = Server::start().await;
-    let rooms = RoomClient::with_api_key(&server.http_url(), API_KEY, API_SECRET);
+    test_log::init();
+    let server = livekit().await;
+    let rooms = RoomClient::with_api_key(&server.http_url(), &server.key, &server.secret);
     let a = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("leave", "alice"),
         Options::loopback(),
     )
     .await
     .expect("alice joins");
     let b = Transport::connect(
-        &server.ws_url(),
+        &server.url(),
         &server.token("leave", "bob"),
         Options::loopback(),
     )
@@ -113,13 +111,13 @@ async fn leave_is_seen_by_the_other_side_and_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_server_is_reported() {
-    init_tracing();
-    let server = Server::start().await;
+    test_log::init();
+    let server = livekit().await;
     let opts = Options {
         reconnect_attempts: 0,
         ..Options::loopback()
     };
-    let a = Transport::connect(&server.ws_url(), &server.token("loss", "alice"), opts)
+    let a = Transport::connect(&server.url(), &server.token("loss", "alice"), opts)
         .await
         .expect("alice joins");
     let mut events = a.events();
@@ -135,9 +133,9 @@ async fn losing_the_server_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_token_is_refused() {
-    init_tracing();
-    let server = Server::start().await;
-    let err = Transport::connect(&server.ws_url(), "not-a-token", Options::loopback())
+    test_log::init();
+    let server = livekit().await;
+    let err = Transport::connect(&server.url(), "not-a-token", Options::loopback())
         .await
         .expect_err("refused");
     eprintln!("bad token: {err}");

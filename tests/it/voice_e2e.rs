@@ -2,9 +2,10 @@
 //! livekit-sip to a SIPp callee who says something (2 s of audio) and then listens; the worker
 //! joins the call's room with the pure-Rust media transport and runs the session with the real
 //! provider clients against local wire-protocol servers; the summary reaches the webhook with
-//! a transcript, turn metrics and usage.
+//! a transcript, turn metrics and usage. The providers are the stand-ins the voice crate's own
+//! tests use (`callfleet-standins`).
 
-mod support;
+use callfleet_standins as support;
 
 use std::time::Duration;
 

@@ -3,17 +3,16 @@
 //! loopback. Reports our process's CPU and RSS per participant beside the
 //! bare Opus encode+decode cost of the same audio.
 //!
-//! `cargo bench --bench media_bench -- [sizes=10,50,100] [seconds=10]`
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! `cargo bench -p callfleet-tests --bench media_bench -- [sizes=10,50,100] [seconds=10]`
+//! (`make bench` writes it to bench/media.md). The server is the rig's launcher, configured as
+//! for the media tests (`callfleet_tests::media::livekit`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use callfleet_media::{Event, Options, Transport, audio};
-use common::Server;
+use callfleet_tests::media::livekit;
 
 /// Clock ticks per second for /proc/self/stat (Linux on x86-64: 100).
 const CLK_TCK: f64 = 100.0;
@@ -73,14 +72,14 @@ struct Row {
 }
 
 async fn run(n: usize, seconds: u64) -> Row {
-    let server = Server::start().await;
+    let server = livekit().await;
     let rss0 = rss_kb();
     let ramp_start = Instant::now();
     let mut transports = Vec::with_capacity(n);
     for i in 0..n {
         let room = format!("bench-{}", i / 2);
         let t = Transport::connect(
-            &server.ws_url(),
+            &server.url(),
             &server.token(&room, &format!("p{i}")),
             Options::loopback(),
         )

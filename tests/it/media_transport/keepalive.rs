@@ -1,23 +1,21 @@
 //! A server that stops answering (SIGSTOP: sockets open, no pongs) is
 //! detected by the ping timeout the join response announced.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use callfleet_media::{Event, Options, Transport};
-use common::*;
+use callfleet_tests::{media::*, test_log};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_server_hits_ping_timeout() {
-    init_tracing();
-    let server = Server::start().await;
+    test_log::init();
+    let server = livekit().await;
     // No rejoin: the frozen server would accept TCP and stall every attempt.
     let opts = Options {
         reconnect_attempts: 0,
         ..Options::loopback()
     };
-    let a = Transport::connect(&server.ws_url(), &server.token("ping", "alice"), opts)
+    let a = Transport::connect(&server.url(), &server.token("ping", "alice"), opts)
         .await
         .expect("alice joins");
     let mut events = a.events();

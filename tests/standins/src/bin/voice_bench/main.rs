@@ -2,14 +2,18 @@
 //! transport, over local zero-latency providers (so what is measured is the engine plus
 //! loopback provider I/O); and the share of LLM TTFT that preemptive generation hides.
 //!
-//! `cargo run --release --bin voice_bench -- [sessions] [turns]`; writes nothing, prints
-//! Markdown (copied into BENCH.md).
+//! `cargo run --release -p callfleet-standins --bin voice_bench -- [sessions] [turns]`; writes
+//! nothing, prints Markdown (`make bench` writes it to `bench/voice.md`; copied into
+//! `shared/voice/BENCH.md`).
 //!
-//! `cargo run --release --bin voice_bench -- load [seconds]`: CPU and RSS per concurrent
-//! session at 10, 50 and 100 sessions (see `load.rs`).
+//! `cargo run --release -p callfleet-standins --bin voice_bench -- load [seconds]`: CPU and RSS
+//! per concurrent session at 10, 50 and 100 sessions (see `load.rs`).
+//!
+//! The providers are the stand-ins' zero-latency ones ([`callfleet_standins::zero_latency`]).
 
-mod fakes;
 mod load;
+
+use callfleet_standins::zero_latency as fakes;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

@@ -1,0 +1,120 @@
+//! One attempt of one call on LiveKit, read top-down from [`run`].
+//!
+//! The caller has fenced the attempt: the call is not over, its lease is this worker's and kept
+//! alive, and a cancel that landed before the dial is already closed. From there:
+//!
+//! - a fresh attempt passes [`guard::before_dial`] (the campaign runs, the number is not on the
+//!   do-not-call list nor in another live call), is [`dial`]ed (state and event, room,
+//!   recording, `CreateSIPParticipant` until answered), then [`hold`] holds the answered call or
+//!   lets the voice session converse until the leg ends, the room is hung up, and [`finish`]
+//!   settles the attempt into a [`Disposition`] (a scheduled retry or a final summary);
+//! - an attempt whose worker died while it dialed or held the call is [`reconcile`]d against
+//!   LiveKit instead: a ring is followed, an answered call resumed, a gone callee closed with
+//!   `worker_lost`. It is never dialed again.
+
+mod dial;
+mod finish;
+mod hold;
+mod reconcile;
+
+use callfleet_domain::{CallState, summary::Recording};
+use jiff::Timestamp;
+
+use self::dial::Rang;
+use crate::{
+    Worker,
+    control::Control,
+    guard,
+    job::{Disposition, Job},
+    keepalive::Keepalive,
+    leg::Held,
+};
+
+/// Run one attempt: a fresh dial, or the reconciliation of an attempt whose worker died.
+pub async fn run(
+    w: &Worker,
+    job: &Job,
+    state: CallState,
+    in_flight: bool,
+    keep: &Keepalive,
+    control: &mut Control,
+) -> Disposition {
+    if in_flight {
+        return reconcile::run(Attempt::new(w, job, state, keep, control)).await;
+    }
+    if let Some(early) = guard::before_dial(w, job, &state, keep).await {
+        return early;
+    }
+    fresh(Attempt::new(w, job, state, keep, control)).await
+}
+
+/// A fresh attempt, step by step.
+async fn fresh(mut a: Attempt<'_>) -> Disposition {
+    dial::announce(&mut a).await;
+    let ready = match dial::prepare(&mut a).await {
+        Ok(ready) => ready,
+        Err(failure) => return finish::failed(a, failure),
+    };
+    let answered = match dial::ring(&a, ready.trunk_id).await {
+        Rang::Answered(at) => at,
+        Rang::Failed(failure) => {
+            hang_up(&a).await;
+            return finish::failed(a, failure);
+        }
+        Rang::Lost => return Disposition::Abandon,
+    };
+    dial::mark_answered(&mut a, answered).await;
+    let (held, session) = hold::hold_or_converse(&mut a, ready.voice, answered).await;
+    let Held::Ended(end_reason) = held else {
+        return Disposition::Abandon;
+    };
+    hang_up(&a).await;
+    finish::ended(a, end_reason, answered, session)
+}
+
+/// One attempt in progress: what its steps read and update.
+struct Attempt<'a> {
+    w: &'a Worker,
+    job: &'a Job,
+    /// The call's state as this attempt last wrote it (its `history` holds the past attempts).
+    state: CallState,
+    keep: &'a Keepalive,
+    control: &'a mut Control,
+    /// When this worker took the attempt up.
+    session_start: Timestamp,
+    /// The recording as far as it got; a fresh dial requests it once the room exists.
+    recording: Recording,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(
+        w: &'a Worker,
+        job: &'a Job,
+        state: CallState,
+        keep: &'a Keepalive,
+        control: &'a mut Control,
+    ) -> Self {
+        Self {
+            w,
+            job,
+            state,
+            keep,
+            control,
+            session_start: Timestamp::now(),
+            recording: Recording::default(),
+        }
+    }
+}
+
+/// Delete the room (hangs up the SIP leg) and stop the recording.
+async fn hang_up(a: &Attempt<'_>) {
+    let (w, room) = (a.w, a.job.req.room.as_str());
+    if let Some(id) = &a.recording.egress_id
+        && let Err(e) = w.livekit.stop_recording(id).await
+    {
+        tracing::warn!(egress.id = %id, error = %e, "cannot stop the recording");
+    }
+    if let Err(e) = w.livekit.delete_room(room).await {
+        tracing::warn!(room, error = %e, "cannot delete the room; LiveKit closes it when empty");
+    }
+}
