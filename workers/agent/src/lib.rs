@@ -6,7 +6,7 @@
 //!
 //! The loop itself is the bus's ([`callfleet_bus::consume`]): it pulls the `agents` consumer
 //! (single dispatches) first, then each live campaign's `campaign-<id>` consumer in turn, and
-//! hands every delivery to [`job::handle`], which returns the bus outcome to apply.
+//! hands every delivery to [`handle::handle`], which returns the bus outcome to apply.
 //!
 //! 1. [`job::Job::parse`] validates the message with the same code as the ingress; an invalid
 //!    one is dead-lettered with its reason and a `failed` event.
@@ -27,6 +27,7 @@
 mod call;
 mod control;
 mod guard;
+mod handle;
 mod job;
 mod keepalive;
 mod leg;
@@ -113,7 +114,7 @@ impl Worker {
         let Some(delivery) = batch.pop() else {
             return Ok(false);
         };
-        let outcome = job::handle(self, delivery.clone()).await;
+        let outcome = handle::handle(self, delivery.clone()).await;
         self.bus.settle(&delivery, outcome).await;
         Ok(true)
     }
@@ -150,7 +151,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         let worker = worker.clone();
         move |delivery| {
             let worker = worker.clone();
-            async move { job::handle(&worker, delivery).await }
+            async move { handle::handle(&worker, delivery).await }
         }
     };
     let tracker = consume(&worker.bus, &mut sources, slots, &shutdown, handler).await;

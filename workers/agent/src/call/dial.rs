@@ -9,7 +9,7 @@ use callfleet_livekit::{Dial, SipLeg};
 use callfleet_voice::SessionConfig;
 use jiff::Timestamp;
 
-use super::{Attempt, finish::Failure};
+use super::{attempt::Attempt, finish::Failure};
 use crate::{Worker, job::Job, leg::identity};
 
 /// What ringing needs once the room is up.

@@ -8,7 +8,7 @@ use callfleet_domain::{
 use callfleet_livekit::DialFailure;
 use jiff::Timestamp;
 
-use super::Attempt;
+use super::attempt::Attempt;
 use crate::{
     job::Disposition,
     retry::{self, Decision},

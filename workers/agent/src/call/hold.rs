@@ -7,7 +7,7 @@ use callfleet_livekit::SipLeg;
 use callfleet_voice::SessionConfig;
 use jiff::Timestamp;
 
-use super::Attempt;
+use super::attempt::Attempt;
 use crate::{
     Worker,
     leg::{Held, identity, transfer},

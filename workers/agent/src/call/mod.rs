@@ -12,15 +12,18 @@
 //!   LiveKit instead: a ring is followed, an answered call resumed, a gone callee closed with
 //!   `worker_lost`. It is never dialed again.
 
+mod attempt;
 mod dial;
 mod finish;
 mod hold;
 mod reconcile;
 
-use callfleet_domain::{CallState, summary::Recording};
-use jiff::Timestamp;
+use callfleet_domain::CallState;
 
-use self::dial::Rang;
+use self::{
+    attempt::{Attempt, hang_up},
+    dial::Rang,
+};
 use crate::{
     Worker,
     control::Control,
@@ -70,51 +73,4 @@ async fn fresh(mut a: Attempt<'_>) -> Disposition {
     };
     hang_up(&a).await;
     finish::ended(a, end_reason, answered, session)
-}
-
-/// One attempt in progress: what its steps read and update.
-struct Attempt<'a> {
-    w: &'a Worker,
-    job: &'a Job,
-    /// The call's state as this attempt last wrote it (its `history` holds the past attempts).
-    state: CallState,
-    keep: &'a Keepalive,
-    control: &'a mut Control,
-    /// When this worker took the attempt up.
-    session_start: Timestamp,
-    /// The recording as far as it got; a fresh dial requests it once the room exists.
-    recording: Recording,
-}
-
-impl<'a> Attempt<'a> {
-    fn new(
-        w: &'a Worker,
-        job: &'a Job,
-        state: CallState,
-        keep: &'a Keepalive,
-        control: &'a mut Control,
-    ) -> Self {
-        Self {
-            w,
-            job,
-            state,
-            keep,
-            control,
-            session_start: Timestamp::now(),
-            recording: Recording::default(),
-        }
-    }
-}
-
-/// Delete the room (hangs up the SIP leg) and stop the recording.
-async fn hang_up(a: &Attempt<'_>) {
-    let (w, room) = (a.w, a.job.req.room.as_str());
-    if let Some(id) = &a.recording.egress_id
-        && let Err(e) = w.livekit.stop_recording(id).await
-    {
-        tracing::warn!(egress.id = %id, error = %e, "cannot stop the recording");
-    }
-    if let Err(e) = w.livekit.delete_room(room).await {
-        tracing::warn!(room, error = %e, "cannot delete the room; LiveKit closes it when empty");
-    }
 }

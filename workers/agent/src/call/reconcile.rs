@@ -11,7 +11,11 @@ use callfleet_domain::{
 use callfleet_livekit::SipLeg;
 use jiff::Timestamp;
 
-use super::{Attempt, finish, hang_up, hold::hold};
+use super::{
+    attempt::{Attempt, hang_up},
+    finish,
+    hold::hold,
+};
 use crate::{
     job::Disposition,
     leg::{Held, identity},
