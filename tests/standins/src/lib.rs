@@ -2,9 +2,10 @@
 //! crate's own tests, the full-fleet voice test (`tests/it/voice_e2e.rs`) and the voice bench
 //! (`src/bin/voice_bench`). An in-memory call (callee script + recorded agent audio) and local
 //! servers that speak each provider's wire protocol, scripted per test ([`stt`], [`llm`],
-//! [`tts`]), or answering at once and recording nothing for the bench ([`zero_latency`]).
-//! Everything binds 127.0.0.1. No NATS or LiveKit here: that is the fleet rig
-//! (`callfleet-tests`), which leaf crates do not depend on.
+//! [`tts`]). By default they record what they receive, for the tests to assert on; the bench
+//! starts them with [`Record::Off`], a zero TTFT/TTFB and an STT script that repeats, so what
+//! it measures is the engine, not them. Everything binds 127.0.0.1. No NATS or LiveKit here:
+//! that is the fleet rig (`callfleet-tests`), which leaf crates do not depend on.
 //!
 //! [`test_log`] is the one switch for test logs, `TEST_LOG`.
 
@@ -13,11 +14,21 @@ pub mod llm;
 pub mod stt;
 pub mod test_log;
 pub mod tts;
-pub mod zero_latency;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use tokio::time::Instant;
+
+/// Whether a stand-in keeps a log of what it receives (requests, messages, audio counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Record {
+    /// Keep everything, for the test to read back (`requests()`, `connections()`).
+    #[default]
+    On,
+    /// Keep nothing: for the bench, whose many sessions x turns would otherwise grow the log
+    /// and inflate its memory per session. The logs then stay empty.
+    Off,
+}
 
 /// Poll `check` until it returns `Some`, at most `timeout` (bounded: 5 ms steps).
 pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {

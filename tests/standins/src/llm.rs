@@ -1,4 +1,5 @@
-//! A local OpenAI-compatible `/v1/chat/completions` server streaming SSE, scripted per request.
+//! A local OpenAI-compatible `/v1/chat/completions` server streaming SSE, scripted per request
+//! (the last script repeats). It records every request unless started with [`Record::Off`].
 
 use std::{
     collections::VecDeque,
@@ -12,7 +13,7 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::{sync::mpsc, time::Instant};
 
-use super::callee::lock;
+use super::{Record, callee::lock};
 
 #[derive(Debug, Clone)]
 pub struct LlmScript {
@@ -89,6 +90,7 @@ struct Inner {
     scripts: VecDeque<LlmScript>,
     fallback: Option<LlmScript>,
     requests: Vec<LlmRequest>,
+    record: Record,
 }
 
 #[derive(Clone)]
@@ -100,10 +102,17 @@ pub struct FakeLlm {
 impl FakeLlm {
     /// Start on 127.0.0.1; `scripts` answer requests in order, the last one repeats.
     pub async fn start(scripts: Vec<LlmScript>) -> Self {
+        Self::start_with(scripts, Record::On).await
+    }
+
+    /// As [`start`](Self::start); with [`Record::Off`] nothing is kept and
+    /// [`requests`](Self::requests) stays empty.
+    pub async fn start_with(scripts: Vec<LlmScript>, record: Record) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             fallback: scripts.last().cloned(),
             scripts: scripts.into(),
             requests: Vec::new(),
+            record,
         }));
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
@@ -138,17 +147,21 @@ async fn handle(
             .pop_front()
             .or_else(|| g.fallback.clone())
             .unwrap_or_else(|| LlmScript::text(0, &["OK."]));
-        g.requests.push(LlmRequest {
-            at: Instant::now(),
-            body,
-            auth: headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            cancelled: false,
-            completed: false,
-        });
-        (g.requests.len() - 1, script)
+        if g.record == Record::Off {
+            (None, script)
+        } else {
+            g.requests.push(LlmRequest {
+                at: Instant::now(),
+                body,
+                auth: headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                cancelled: false,
+                completed: false,
+            });
+            (Some(g.requests.len() - 1), script)
+        }
     };
     match &script.fail {
         Some(LlmFail::Status(code)) => {
@@ -161,7 +174,9 @@ async fn handle(
                 .unwrap_or_default();
         }
         Some(LlmFail::Raw(raw)) => {
-            lock(&inner).requests[idx].completed = true;
+            if let Some(i) = idx {
+                lock(&inner).requests[i].completed = true;
+            }
             return Response::builder()
                 .header("content-type", "text/event-stream")
                 .body(Body::from(raw.clone()))
@@ -172,11 +187,13 @@ async fn handle(
     let (tx, rx) = mpsc::channel::<Result<String, std::io::Error>>(1);
     tokio::spawn(async move {
         let ok = stream(&script, &tx).await;
-        let mut g = lock(&inner);
-        if ok {
-            g.requests[idx].completed = true
-        } else {
-            g.requests[idx].cancelled = true
+        if let Some(i) = idx {
+            let mut g = lock(&inner);
+            if ok {
+                g.requests[i].completed = true
+            } else {
+                g.requests[i].cancelled = true
+            }
         }
     });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {

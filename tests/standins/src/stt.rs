@@ -1,7 +1,8 @@
 //! Local Deepgram (`/v1/listen`), AssemblyAI (`/v3/ws`) and Sarvam (`/speech-to-text/ws`, audio
 //! as base64 in JSON text messages) websocket servers. Each connection counts the audio it
 //! receives (16 kHz s16le) and sends its scripted messages when the audio clock passes their
-//! time, so transcripts line up with what the callee "said".
+//! time, so transcripts line up with what the callee "said". Options ([`SttOptions`]): a script
+//! that repeats every so much audio (the bench's many turns), and not recording.
 
 use std::{
     sync::{
@@ -20,7 +21,7 @@ use tokio_tungstenite::tungstenite::{
     http::StatusCode,
 };
 
-use super::callee::lock;
+use super::{Record, callee::lock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -61,6 +62,17 @@ pub enum SttFail {
     /// Send the first scripted message (or, with an empty script, read the first audio), then
     /// drop the TCP connection without a close frame.
     DropAfterFirst,
+}
+
+/// How [`FakeStt::start_with`] runs its script.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SttOptions {
+    /// [`Record::Off`]: keep no [`SttLog`] ([`FakeStt::connections`] stays empty).
+    pub record: Record,
+    /// Once the script is done, run it again shifted by this much audio, forever: with
+    /// `[at(650, final)]` and 2 s, the final is sent at 0.65 s, 2.65 s, 4.65 s… of each
+    /// connection's audio. `None`: the script runs once.
+    pub repeat_every: Option<Duration>,
 }
 
 /// One scripted message, sent once `at` of audio has arrived.
@@ -127,6 +139,11 @@ impl FakeStt {
         Self::failing(flavor, script, None, 0).await
     }
 
+    /// As [`start`](Self::start), with options (repeat, record).
+    pub async fn start_with(flavor: Flavor, script: Vec<At>, opts: SttOptions) -> Self {
+        Self::launch(flavor, script, None, 0, opts).await
+    }
+
     /// The first `connections` connections fail as `fail` says (`usize::MAX`: all of them);
     /// later ones follow the script.
     pub async fn failing(
@@ -134,6 +151,16 @@ impl FakeStt {
         script: Vec<At>,
         fail: Option<SttFail>,
         connections: usize,
+    ) -> Self {
+        Self::launch(flavor, script, fail, connections, SttOptions::default()).await
+    }
+
+    async fn launch(
+        flavor: Flavor,
+        script: Vec<At>,
+        fail: Option<SttFail>,
+        connections: usize,
+        opts: SttOptions,
     ) -> Self {
         let attempts = Arc::new(AtomicUsize::new(0));
         let a = attempts.clone();
@@ -149,7 +176,7 @@ impl FakeStt {
                 let log = l.clone();
                 let n = a.fetch_add(1, Ordering::SeqCst);
                 let fail = fail.filter(|_| n < connections);
-                tokio::spawn(serve(flavor, tcp, script, log, fail));
+                tokio::spawn(serve(flavor, tcp, script, log, fail, opts));
             }
         });
         // Sarvam's base URL is the API root; the client adds `/speech-to-text/ws`.
@@ -176,6 +203,7 @@ async fn serve(
     script: Vec<At>,
     log: Arc<Mutex<Vec<SttLog>>>,
     fail: Option<SttFail>,
+    opts: SttOptions,
 ) {
     let mut entry = SttLog::default();
     #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
@@ -201,16 +229,19 @@ async fn serve(
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
         return;
     };
-    let idx = {
+    // `None`: not recording (the log is left alone).
+    let idx = (opts.record == Record::On).then(|| {
         let mut g = lock(&log);
         g.push(entry);
         g.len() - 1
-    };
+    });
     if flavor == Flavor::AssemblyAi {
         let begin = json!({"type": "Begin", "id": "sess-1", "expires_at": 0});
         let _ = ws.send(Message::text(begin.to_string())).await;
     }
     let mut next = 0;
+    // Audio time the script is shifted by (grows by `repeat_every` each time it starts over).
+    let mut base = Duration::ZERO;
     let mut bytes = 0usize;
     while let Some(Ok(msg)) = ws.next().await {
         // Audio: binary (Deepgram, AssemblyAI) or a JSON text envelope (Sarvam).
@@ -218,9 +249,11 @@ async fn serve(
             Message::Binary(b) => Some(b.len()),
             Message::Text(t) if flavor == Flavor::Sarvam => {
                 sarvam_audio(t.as_str()).map(|(n, envelope)| {
-                    let mut g = lock(&log);
-                    g[idx].audio_messages += 1;
-                    g[idx].first_audio.get_or_insert(envelope);
+                    if let Some(i) = idx {
+                        let mut g = lock(&log);
+                        g[i].audio_messages += 1;
+                        g[i].first_audio.get_or_insert(envelope);
+                    }
                     n
                 })
             }
@@ -238,9 +271,23 @@ async fn serve(
                     return;
                 }
                 bytes += len;
-                lock(&log)[idx].audio_bytes = bytes;
+                if let Some(i) = idx {
+                    lock(&log)[i].audio_bytes = bytes;
+                }
                 let audio = Duration::from_secs_f64(bytes as f64 / 32_000.0);
-                while next < script.len() && script[next].at <= audio {
+                loop {
+                    if next == script.len() {
+                        match opts.repeat_every {
+                            Some(every) if !every.is_zero() && !script.is_empty() => {
+                                next = 0;
+                                base += every;
+                            }
+                            _ => break,
+                        }
+                    }
+                    if base + script[next].at > audio {
+                        break;
+                    }
                     if ws
                         .send(Message::text(script[next].json.clone()))
                         .await
@@ -256,7 +303,9 @@ async fn serve(
             }
             (Message::Text(t), None) => {
                 let t = t.to_string();
-                lock(&log)[idx].text_messages.push(t.clone());
+                if let Some(i) = idx {
+                    lock(&log)[i].text_messages.push(t.clone());
+                }
                 let closing = t.contains("CloseStream")
                     || t.contains("Terminate")
                     || (flavor == Flavor::Sarvam && t.contains("flush"));

@@ -1,7 +1,8 @@
 //! Local Cartesia (`/tts/websocket`, contexts), ElevenLabs (`stream-input`) and Sarvam
 //! (`/text-to-speech/ws`: config, text, flush; audio and a `final` event) servers. Audio is a
 //! tone lasting `ms_per_char` per character of text, sent as base64 s16le (with word timings
-//! where the provider has them).
+//! where the provider has them). Every connection's messages are recorded unless started with
+//! [`Record::Off`].
 
 use std::{
     collections::HashMap,
@@ -19,7 +20,7 @@ use tokio_tungstenite::tungstenite::{
     http::StatusCode,
 };
 
-use super::callee::lock;
+use super::{Record, callee::lock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -70,7 +71,13 @@ pub enum TtsFail {
 
 impl FakeTts {
     pub async fn start(flavor: Flavor, script: TtsScript) -> Self {
-        Self::start_with(flavor, script, None).await
+        Self::launch(flavor, script, None, Record::On).await
+    }
+
+    /// As [`start`](Self::start); with [`Record::Off`] nothing is kept and
+    /// [`connections`](Self::connections) stays empty.
+    pub async fn start_with(flavor: Flavor, script: TtsScript, record: Record) -> Self {
+        Self::launch(flavor, script, None, record).await
     }
 
     pub async fn failing(flavor: Flavor, fail: TtsFail) -> Self {
@@ -78,10 +85,15 @@ impl FakeTts {
             ttfb: Duration::ZERO,
             ms_per_char: 10,
         };
-        Self::start_with(flavor, script, Some(fail)).await
+        Self::launch(flavor, script, Some(fail), Record::On).await
     }
 
-    async fn start_with(flavor: Flavor, script: TtsScript, fail: Option<TtsFail>) -> Self {
+    async fn launch(
+        flavor: Flavor,
+        script: TtsScript,
+        fail: Option<TtsFail>,
+        record: Record,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -90,7 +102,7 @@ impl FakeTts {
         let l = log.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(flavor, script, tcp, l.clone(), fail));
+                tokio::spawn(serve(flavor, script, tcp, l.clone(), fail, record));
             }
         });
         let url = match flavor {
@@ -167,6 +179,7 @@ async fn serve(
     tcp: tokio::net::TcpStream,
     log: Arc<Mutex<Vec<TtsLog>>>,
     fail: Option<TtsFail>,
+    record: Record,
 ) {
     let mut entry = TtsLog::default();
     #[expect(clippy::result_large_err, reason = "tungstenite's callback signature")]
@@ -187,11 +200,12 @@ async fn serve(
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
         return;
     };
-    let idx = {
+    // `None`: not recording (the log is left alone).
+    let idx = (record == Record::On).then(|| {
         let mut g = lock(&log);
         g.push(entry);
         g.len() - 1
-    };
+    });
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
@@ -208,7 +222,9 @@ async fn serve(
         let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
             continue;
         };
-        lock(&log)[idx].messages.push(v.clone());
+        if let Some(i) = idx {
+            lock(&log)[i].messages.push(v.clone());
+        }
         let (ctx, text, more) = match flavor {
             Flavor::Cartesia => {
                 let ctx = v["context_id"].as_str().unwrap_or("").to_owned();
@@ -216,7 +232,9 @@ async fn serve(
                     if let Some((_, h)) = gens.remove(&ctx) {
                         h.abort();
                     }
-                    lock(&log)[idx].cancelled.push(ctx);
+                    if let Some(i) = idx {
+                        lock(&log)[i].cancelled.push(ctx);
+                    }
                     continue;
                 }
                 (
@@ -311,7 +329,10 @@ async fn generate(
         if !text.is_empty() {
             if first {
                 first = false;
-                tokio::time::sleep(script.ttfb).await;
+                // Even a zero sleep waits for the timer (~1 ms): skip it.
+                if !script.ttfb.is_zero() {
+                    tokio::time::sleep(script.ttfb).await;
+                }
             }
             let (pcm, words) = synth(&text, script.ms_per_char, offset);
             let dur = pcm.len() as f64 / f64::from(RATE);

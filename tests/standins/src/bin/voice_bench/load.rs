@@ -1,6 +1,7 @@
 //! Cost per concurrent session: N sessions (10, 50, 100) run over in-memory audio against the
-//! zero-latency local providers, each callee sending 48 kHz 20 ms frames continuously with
-//! `SPEECH_MS` of "speech" every `CYCLE_MS` (so the VAD, the STT stream, turns, LLM requests,
+//! local providers (the scripted stand-ins, not recording, with zero TTFT and TTFB), each
+//! callee sending 48 kHz 20 ms frames continuously with `SPEECH_MS` of "speech" every
+//! `CYCLE_MS` (so the VAD, the STT stream, turns, LLM requests,
 //! TTS and paced playout all run). Process CPU comes from `/proc/self/stat` (utime + stime),
 //! RSS from `/proc/self/status` (VmRSS).
 //!
@@ -79,11 +80,7 @@ pub async fn one(args: &[String]) {
         }
     };
     let env = match fakes_rt.spawn(env(Duration::ZERO)).await {
-        Ok(Ok(env)) => env,
-        Ok(Err(e)) => {
-            eprintln!("could not start the local providers: {e}");
-            return;
-        }
+        Ok(env) => env,
         Err(e) => {
             eprintln!("fakes task: {e}");
             return;

@@ -1,5 +1,5 @@
 //! Turn overhead: from the end-of-turn decision to the first agent audio frame handed to the
-//! transport, over local zero-latency providers (so what is measured is the engine plus
+//! transport, over local providers that add no latency (so what is measured is the engine plus
 //! loopback provider I/O); and the share of LLM TTFT that preemptive generation hides.
 //!
 //! `cargo run --release -p callfleet-standins --bin voice_bench -- [sessions] [turns]`; writes
@@ -9,13 +9,21 @@
 //! `cargo run --release -p callfleet-standins --bin voice_bench -- load [seconds]`: CPU and RSS
 //! per concurrent session at 10, 50 and 100 sessions (see `load.rs`).
 //!
-//! The providers are the stand-ins' zero-latency ones ([`callfleet_standins::zero_latency`]).
+//! The providers are the scripted stand-ins the voice tests use ([`FakeLlm`], [`FakeStt`],
+//! [`FakeTts`]), started with [`Record::Off`] (they keep no log, so memory per session is the
+//! engine's), zero TTS TTFB, the chosen LLM TTFT (zero for the overhead and load figures) and
+//! an STT script that repeats every `CYCLE_MS` of audio.
 
 mod load;
 
-use callfleet_standins::zero_latency as fakes;
-
 use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use callfleet_standins::{
+    Record,
+    llm::{FakeLlm, LlmScript},
+    stt::{self, FakeStt, SttOptions, at, dg_result},
+    tts::{self, FakeTts, TtsScript},
+};
 
 use callfleet_voice::{AudioError, AudioFrame, AudioIo, EngineOptions, Session, resolve_json};
 use serde_json::json;
@@ -75,35 +83,38 @@ fn callee_at(frames: usize, offset: Duration, rate: u32) -> Callee {
     Callee { rx }
 }
 
-async fn env(ttft: Duration) -> std::io::Result<HashMap<String, String>> {
-    let first = Duration::from_millis(200 + SPEECH_MS as u64 + 50);
-    let every = Duration::from_millis(CYCLE_MS as u64);
-    Ok([
-        ("OPENAI_API_KEY", "bench".to_owned()),
-        ("DEEPGRAM_API_KEY", "bench".to_owned()),
-        ("CARTESIA_API_KEY", "bench".to_owned()),
-        ("CARTESIA_VOICE_ID", "bench".to_owned()),
-        ("OPENAI_BASE_URL", fakes::llm(ttft, "Sure.").await?),
-        (
-            "DEEPGRAM_BASE_URL",
-            fakes::stt(first, every, "Hello there.").await?,
-        ),
-        ("CARTESIA_BASE_URL", fakes::tts(100).await?),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect())
+/// Start the local providers; their env for `resolve`. Each turn: the STT sends a final
+/// (`speech_final`) transcript 50 ms of audio after the callee stops speaking, the LLM answers
+/// "Sure." after `ttft`, the TTS sends 100 ms of audio for it at once.
+async fn env(ttft: Duration) -> HashMap<String, String> {
+    let final_at = 200 + SPEECH_MS as u64 + 50;
+    let reply = LlmScript {
+        ttft,
+        ..LlmScript::text(0, &["Sure."])
+    };
+    let llm = FakeLlm::start_with(vec![reply], Record::Off).await;
+    let stt = FakeStt::start_with(
+        stt::Flavor::Deepgram,
+        vec![at(final_at, dg_result("Hello there.", true, true))],
+        SttOptions {
+            record: Record::Off,
+            repeat_every: Some(Duration::from_millis(CYCLE_MS as u64)),
+        },
+    )
+    .await;
+    // 5 characters x 20 ms: 100 ms of audio per reply.
+    let voice = TtsScript {
+        ttfb: Duration::ZERO,
+        ms_per_char: 20,
+    };
+    let tts = FakeTts::start_with(tts::Flavor::Cartesia, voice, Record::Off).await;
+    let unused = "ws://127.0.0.1:9/unused";
+    callfleet_standins::env(&llm.base_url, &stt.url, unused, &tts.url, unused)
 }
 
 /// Response latencies (ms) of every turn of `sessions` concurrent sessions.
 async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool) -> Vec<f64> {
-    let env = match env(ttft).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("could not start the local providers: {e}");
-            return Vec::new();
-        }
-    };
+    let env = env(ttft).await;
     let cfg = match resolve_json(
         &json!({"preemptive_generation": preemptive, "tts": "cartesia"}),
         &env,
