@@ -1,19 +1,19 @@
 //! The agent worker.
 //!
 //! Design note. A worker owns `agent.max_concurrent_calls` slots and never pulls more jobs than
-//! it has free slots (a big batch would age its own jobs' ack_wait). Each job is one attempt of
-//! one call:
-//!
-//! The loop itself is the bus's ([`callfleet_bus::consume`]): it pulls the `agents` consumer
-//! (single dispatches) first, then each live campaign's `campaign-<id>` consumer in turn, and
-//! hands every delivery to [`handle::handle`], which returns the bus outcome to apply.
+//! it has free slots (a big batch would age its own jobs' ack_wait). The loop itself is the
+//! bus's ([`callfleet_bus::consume`]): it pulls the `agents` consumer (single dispatches) first,
+//! then each live campaign's `campaign-<id>` consumer in turn, and hands every delivery to
+//! [`handle::handle`], which returns the bus outcome to apply. Each job is one attempt of one
+//! call:
 //!
 //! 1. [`job::Job::parse`] validates the message with the same code as the ingress; an invalid
 //!    one is dead-lettered with its reason and a `failed` event.
 //! 2. The call's KV state is checked (an ended call is skipped), then its lease is taken with
 //!    KV `create` (a live lease elsewhere means: back off). While the attempt runs,
 //!    [`keepalive`] sends `+WPI` every ack_wait/3 and renews the lease with update-at-revision.
-//! 3. [`call`] runs the attempt on LiveKit: room, optional recording, `CreateSIPParticipant`
+//! 3. [`call`] runs the attempt on LiveKit: the checks before a fresh dial ([`guard`]), room,
+//!    optional recording, `CreateSIPParticipant`
 //!    (wait until answered, explicit ring timeout), hold until the callee leaves or
 //!    `max_call_duration`, hang up. A job whose lease expired mid-call (its worker died) is
 //!    reconciled against LiveKit, never re-dialed.
