@@ -2,7 +2,7 @@
 //!
 //! Design note. A worker owns `agent.max_concurrent_calls` slots and never pulls more jobs than
 //! it has free slots (a big batch would age its own jobs' ack_wait). The loop itself is the
-//! bus's ([`callfleet_bus::consume`]): it pulls the `agents` consumer (single dispatches) first,
+//! bus's ([`callfleet_bus::consume()`]): it pulls the `agents` consumer (single dispatches) first,
 //! then each live campaign's `campaign-<id>` consumer in turn, and hands every delivery to
 //! [`handle::handle`], which returns the bus outcome to apply. Each job is one attempt of one
 //! call:
