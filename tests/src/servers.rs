@@ -7,7 +7,7 @@ use std::{
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
 
-use crate::{TempDir, free_port, log_tail, tool, wait_for_logged, wait_port_logged};
+use crate::{TempDir, free_port, log_tail, tool, wait_port_logged};
 
 pub struct NatsServer {
     pub port: u16,
@@ -94,6 +94,10 @@ impl Drop for NatsServer {
     }
 }
 
+/// How many times a server is started on fresh ports when a port it was given is taken
+/// before it binds.
+pub(crate) const BIND_ATTEMPTS: u32 = 3;
+
 /// How to start livekit-server (see [`LiveKitServer::start_with`]).
 #[derive(Debug, Default, Clone)]
 pub struct LiveKitOptions {
@@ -132,10 +136,34 @@ impl LiveKitServer {
 
     /// The same, configured by `options`. Returns once the server accepts connections.
     pub async fn start_with(options: LiveKitOptions) -> Self {
-        let dir = TempDir::new("livekit");
-        let (port, tcp, udp) = (free_port(), free_port(), free_udp_port());
-        let key = "devkey".to_owned();
-        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        let mut server = Self {
+            port: 0,
+            key: "devkey".to_owned(),
+            secret: format!("secret-{}", uuid::Uuid::new_v4().simple()),
+            dir: TempDir::new("livekit"),
+            child: None,
+        };
+        // A port checked free can be taken before the server binds it (suites run side by side
+        // in one process, and WebRTC peers bind UDP ports of their own): then it exits at once,
+        // and it is started again on other ports.
+        for attempt in 1..=BIND_ATTEMPTS {
+            server.port = free_port();
+            server.write_config(&options, free_port(), free_udp_port());
+            match server.spawn().await {
+                Ok(()) => return server,
+                Err(e) if e.contains("address already in use") && attempt < BIND_ATTEMPTS => {
+                    eprintln!(
+                        "livekit-server lost a port race (attempt {attempt}); trying other ports"
+                    );
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn write_config(&self, options: &LiveKitOptions, tcp: u16, udp: u16) {
+        let (port, key, secret) = (self.port, &self.key, &self.secret);
         let mut config = format!(
             "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\n  ips:\n    includes: [127.0.0.1/8]\nkeys:\n  {key}: {secret}\nlogging:\n  level: warn\n"
         );
@@ -147,22 +175,14 @@ impl LiveKitServer {
         if let Some(addr) = &options.redis {
             config.push_str(&format!("redis:\n  address: {addr}\n"));
         }
-        std::fs::write(dir.0.join("livekit.yaml"), config)
+        std::fs::write(self.dir.0.join("livekit.yaml"), config)
             .unwrap_or_else(|e| panic!("cannot write livekit config: {e}"));
-        let mut server = Self {
-            port,
-            key,
-            secret,
-            dir,
-            child: None,
-        };
-        server.spawn().await;
-        server
     }
 
-    /// Start the process on the config in its folder (the log is appended to) and wait until
-    /// it accepts connections.
-    async fn spawn(&mut self) {
+    /// Start the process on the config in its folder (the log is appended to) and wait (sized
+    /// for the machine's load) until it accepts connections; an error with its log's tail if it
+    /// exits first (a port taken since it was picked, a bad config) or the wait runs out.
+    async fn spawn(&mut self) -> Result<(), String> {
         let log = self.log_path();
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -181,38 +201,46 @@ impl LiveKitServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start livekit-server: {e}"));
         self.child = Some(child);
-        // Ready once its port accepts connections; a server that exited (a port taken since it
-        // was picked, a bad config) fails at once with its log.
         let port = self.port;
-        let child = &mut self.child;
-        wait_for_logged(
-            &format!("livekit-server to accept connections on 127.0.0.1:{port}"),
-            Duration::from_secs(30),
-            &[&log],
-            || {
-                let exited = child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-                let log = &log;
-                async move {
-                    if let Some(status) = exited {
-                        panic!(
-                            "livekit-server exited early ({status}){}",
-                            log_tail(log, 30)
-                        );
-                    }
-                    tokio::net::TcpStream::connect(("127.0.0.1", port))
-                        .await
-                        .ok()
-                        .map(|_| ())
-                }
-            },
-        )
-        .await;
+        let limit = crate::scaled(Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!(
+                    "livekit-server exited early ({status})\n--- last 30 lines of {} ---\n{}",
+                    log.display(),
+                    log_tail(&log, 30)
+                ));
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "timed out after {limit:?} (load factor {:.1}) waiting for livekit-server to accept connections on 127.0.0.1:{port}\n--- last 30 lines of {} ---\n{}",
+                    crate::load_factor(),
+                    log.display(),
+                    log_tail(&log, 30)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Kill the server and start a fresh one (no rooms) on the same ports, keys and config.
     pub async fn restart(&mut self) {
         self.stop();
-        self.spawn().await;
+        if let Err(e) = self.spawn().await {
+            panic!("{e}");
+        }
     }
 
     fn stop(&mut self) {

@@ -15,8 +15,11 @@ use std::{
 use livekit_api::services::sip::SIPClient;
 
 use crate::{
-    LiveKitServer, TempDir, free_port, tool, wait_for_logged, wait_port_logged, workspace_root,
+    LiveKitServer, TempDir, free_port, log_tail, scaled, tool, wait_for_logged, wait_port_logged,
+    workspace_root,
 };
+
+use crate::servers::BIND_ATTEMPTS;
 
 /// A process killed on Drop.
 struct Owned(Child);
@@ -51,6 +54,8 @@ pub struct Telephony {
     pub livekit: LiveKitServer,
     pub sip_port: u16,
     health_port: u16,
+    rtp: String,
+    redis_addr: String,
     dir: TempDir,
     sip: Option<Owned>,
     _redis: Owned,
@@ -78,36 +83,65 @@ impl Telephony {
 
         let livekit = LiveKitServer::start_with_redis(Some(&redis_addr)).await;
 
-        let (sip_port, health_port) = (free_port(), free_port());
-        let rtp = rtp_range();
-        // max_cpu_utilization 1.0: livekit-sip refuses calls while the machine is busy (default
-        // 90 %), and a test machine running suites side by side is busy.
-        let config = format!(
-            "api_key: {key}\napi_secret: {secret}\nws_url: {ws}\nredis:\n  address: {redis_addr}\n\
-             sip_port: {sip_port}\nrtp_port: {rtp}\nhealth_port: {health_port}\n\
-             use_external_ip: false\nlisten_ip: 127.0.0.1\nnat_1_to_1_ip: 127.0.0.1\n\
-             max_cpu_utilization: 1.0\n\
-             logging:\n  level: info\n",
-            key = livekit.key,
-            secret = livekit.secret,
-            ws = livekit.url(),
-        );
-        let path = dir.0.join("sip.yaml");
-        std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write sip config: {e}"));
         let mut tel = Self {
             livekit,
-            sip_port,
-            health_port,
+            sip_port: 0,
+            health_port: 0,
+            rtp: rtp_range(),
+            redis_addr,
             dir,
             sip: None,
             _redis: redis,
         };
-        tel.start_sip().await;
-        tel
+        // A port checked free can be taken before livekit-sip binds it (suites run side by side
+        // in one process): then it exits at once, and it is started again on other ports.
+        for attempt in 1..=BIND_ATTEMPTS {
+            (tel.sip_port, tel.health_port) = (free_udp_port(0), free_port());
+            tel.write_sip_config();
+            match tel.launch_sip().await {
+                Ok(()) => return tel,
+                Err(e) if e.contains("address already in use") && attempt < BIND_ATTEMPTS => {
+                    eprintln!(
+                        "livekit-sip lost a port race (attempt {attempt}); trying other ports"
+                    );
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn write_sip_config(&self) {
+        // max_cpu_utilization 1.0: livekit-sip refuses calls while the machine is busy (default
+        // 90 %), and a test machine running suites side by side is busy.
+        let config = format!(
+            "api_key: {key}\napi_secret: {secret}\nws_url: {ws}\nredis:\n  address: {redis}\n\
+             sip_port: {sip_port}\nrtp_port: {rtp}\nhealth_port: {health_port}\n\
+             use_external_ip: false\nlisten_ip: 127.0.0.1\nnat_1_to_1_ip: 127.0.0.1\n\
+             max_cpu_utilization: 1.0\n\
+             logging:\n  level: info\n",
+            key = self.livekit.key,
+            secret = self.livekit.secret,
+            ws = self.livekit.url(),
+            redis = self.redis_addr,
+            sip_port = self.sip_port,
+            rtp = self.rtp,
+            health_port = self.health_port,
+        );
+        let path = self.dir.0.join("sip.yaml");
+        std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write sip config: {e}"));
     }
 
     /// Start livekit-sip (again) with the rig's config, and wait until it is healthy.
     pub async fn start_sip(&mut self) {
+        if let Err(e) = self.launch_sip().await {
+            panic!("{e}");
+        }
+    }
+
+    /// Start livekit-sip and wait (sized for the machine's load) until its health endpoint
+    /// answers 200; an error, with its log's tail, if it exits first or the wait runs out.
+    async fn launch_sip(&mut self) -> Result<(), String> {
         let mut sip = Command::new(tool("livekit-sip"));
         sip.arg("--config").arg(self.dir.0.join("sip.yaml"));
         let log = self
@@ -115,20 +149,38 @@ impl Telephony {
             .0
             .join(format!("livekit-sip-{}.log", uuid::Uuid::new_v4().simple()));
         self.sip = Some(spawn(sip, "livekit-sip", Some(log.clone())));
-        let health_port = self.health_port;
-        wait_for_logged(
-            &format!("livekit-sip healthy (GET http://127.0.0.1:{health_port}/ answering 200)"),
-            Duration::from_secs(30),
-            &[&log],
-            || async move {
-                reqwest::get(format!("http://127.0.0.1:{health_port}/"))
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            },
-        )
-        .await;
+        let health = format!("http://127.0.0.1:{}/", self.health_port);
+        let limit = scaled(Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        loop {
+            if reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if let Some(status) = self
+                .sip
+                .as_mut()
+                .and_then(|o| o.0.try_wait().ok().flatten())
+            {
+                self.sip = None;
+                return Err(format!(
+                    "livekit-sip exited ({status}) before it was healthy\n--- last 30 lines of {} ---\n{}",
+                    log.display(),
+                    log_tail(&log, 30)
+                ));
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "timed out after {limit:?} (load factor {:.1}) waiting for livekit-sip healthy (GET {health} answering 200)\n--- last 30 lines of {} ---\n{}",
+                    crate::load_factor(),
+                    log.display(),
+                    log_tail(&log, 30)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Kill livekit-sip: LiveKit then has no SIP service to dial with.
