@@ -14,7 +14,11 @@ use callfleet_media::{
     AudioFrame, Event, LocalAudioTrack, Options, Transport,
     tone::{dominant, rms_dbfs, sine},
 };
-use callfleet_tests::{Behaviour, Callee, Telephony, summarize, wait_for};
+use callfleet_tests::{
+    Behaviour, Callee, Telephony,
+    media::{collect_audio, wait_event_named},
+    summarize, wait_for,
+};
 use livekit_api::{
     access_token::{AccessToken, VideoGrants},
     services::{
@@ -103,57 +107,6 @@ async fn dial(tel: &Telephony, callee: &Callee, number: &str, room: &str) {
         });
 }
 
-/// Wait (bounded) for an event matching `pred`.
-async fn wait_event(
-    rx: &mut broadcast::Receiver<Event>,
-    within: Duration,
-    what: &str,
-    pred: impl Fn(&Event) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => panic!("no {what} within {within:?}"),
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(e)) => panic!("event stream ended waiting for {what}: {e}"),
-            Ok(Ok(e)) if pred(&e) => return,
-            Ok(Ok(_)) => {}
-        }
-    }
-}
-
-/// `want` samples of `identity`'s audio after skipping its first `skip` frames (bounded).
-async fn collect_audio(
-    rx: &mut broadcast::Receiver<AudioFrame>,
-    identity: &str,
-    skip: usize,
-    want: usize,
-    within: Duration,
-) -> Vec<i16> {
-    let deadline = tokio::time::Instant::now() + within;
-    let (mut skipped, mut out) = (0, Vec::with_capacity(want));
-    while out.len() < want {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => panic!(
-                "only {} of {want} samples from {identity} within {within:?}",
-                out.len()
-            ),
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(e)) => panic!("audio stream ended: {e}"),
-            Ok(Ok(f)) if f.identity == identity => {
-                assert_eq!(f.sample_rate, 48_000);
-                if skipped < skip {
-                    skipped += 1;
-                } else {
-                    out.extend_from_slice(&f.samples);
-                }
-            }
-            Ok(Ok(_)) => {}
-        }
-    }
-    out
-}
-
 /// Push a sine into `track` in real time (20 ms every 20 ms) until `stop` or `max`.
 fn spawn_tone(
     track: LocalAudioTrack,
@@ -224,7 +177,7 @@ async fn media_sip_callee_audio_reaches_transport() {
 
     let number = Behaviour::PlayTone.number(1);
     dial(&tel, &callee, &number, &room).await;
-    wait_event(
+    wait_event_named(
         &mut me.events,
         Duration::from_secs(15),
         "the callee's track",
@@ -259,7 +212,7 @@ async fn media_transport_audio_reaches_callee() {
 
     let number = Behaviour::AnswerSilent.number(2);
     dial(&tel, &callee, &number, &room).await;
-    wait_event(
+    wait_event_named(
         &mut me.events,
         Duration::from_secs(15),
         "the callee's track",

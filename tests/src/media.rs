@@ -28,12 +28,22 @@ pub async fn wait_event(
     within: Duration,
     pred: impl Fn(&Event) -> bool,
 ) -> Event {
+    wait_event_named(rx, within, "a matching event", pred).await
+}
+
+/// The same, naming `what` it waits for when it times out.
+pub async fn wait_event_named(
+    rx: &mut broadcast::Receiver<Event>,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => panic!("no matching event within {within:?}"),
+            Err(_) => panic!("no {what} within {within:?}"),
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
+            Ok(Err(e)) => panic!("event stream ended waiting for {what}: {e}"),
             Ok(Ok(e)) if pred(&e) => return e,
             Ok(Ok(_)) => {}
         }
