@@ -3,7 +3,7 @@
 
 use callfleet_domain::{
     CallOutcome, EndReason,
-    summary::{AttemptRecord, DurationEstimate, SipStatus},
+    summary::{AttemptRecord, CallSummary, DurationEstimate, SipStatus},
 };
 use callfleet_livekit::DialFailure;
 use jiff::Timestamp;
@@ -106,20 +106,10 @@ fn failed_for_good(
     } else {
         EndReason::DialFailed
     };
-    let parts = Parts {
-        attempt: job.attempt,
-        attempts: history_with(&a, record),
-        outcome,
-        end_reason,
-        sip,
-        session_start: a.session_start,
-        call_start: None,
-        call_end: None,
-        recording: a.recording,
-        error: Some(error),
-        estimate: None,
-    };
-    let summary = Box::new(summary::build(a.w, &job.req, parts));
+    let summary = Box::new(close(a, record, end_reason, |p| {
+        p.sip = sip;
+        p.error = Some(error);
+    }));
     match exhausted {
         Some(reason) => Disposition::Exhausted { summary, reason },
         None => Disposition::Final(summary),
@@ -149,20 +139,12 @@ pub(super) fn ended(
         sip: ok(),
         error: None,
     };
-    let parts = Parts {
-        attempt: a.job.attempt,
-        attempts: history_with(&a, record),
-        outcome: CallOutcome::Answered,
-        end_reason,
-        sip: ok(),
-        session_start: a.session_start,
-        call_start: Some(answered),
-        call_end: Some(call_end),
-        recording: a.recording,
-        error: session.as_ref().and_then(|r| r.error.clone()),
-        estimate: None,
-    };
-    let mut summary = summary::build(a.w, &a.job.req, parts);
+    let mut summary = close(a, record, end_reason, |p| {
+        p.sip = ok();
+        p.call_start = Some(answered);
+        p.call_end = Some(call_end);
+        p.error = session.as_ref().and_then(|r| r.error.clone());
+    });
     if let Some(report) = session {
         summary.usage = report.usage;
         summary.turns = report.turns;
@@ -187,20 +169,9 @@ pub(super) fn stopped_following(
         sip: None,
         error: Some(error.clone()),
     };
-    let parts = Parts {
-        attempt: a.job.attempt,
-        attempts: history_with(&a, record),
-        outcome,
-        end_reason,
-        sip: None,
-        session_start: a.session_start,
-        call_start: None,
-        call_end: None,
-        recording: a.recording,
-        error: Some(error),
-        estimate: None,
-    };
-    Disposition::Final(Box::new(summary::build(a.w, &a.job.req, parts)))
+    Disposition::Final(Box::new(close(a, record, end_reason, |p| {
+        p.error = Some(error);
+    })))
 }
 
 /// An answered call taken over from a lost worker and held by this one to its end.
@@ -219,20 +190,11 @@ pub(super) fn resumed(
         sip: None,
         error: Some("worker lost mid-call; resumed by another worker".into()),
     };
-    let parts = Parts {
-        attempt: a.job.attempt,
-        attempts: history_with(&a, record),
-        outcome: CallOutcome::Answered,
-        end_reason,
-        sip: None,
-        session_start: a.session_start,
-        call_start: Some(answered),
-        call_end: Some(call_end),
-        recording: a.recording,
-        error: None,
-        estimate,
-    };
-    Disposition::Final(Box::new(summary::build(a.w, &a.job.req, parts)))
+    Disposition::Final(Box::new(close(a, record, end_reason, |p| {
+        p.call_start = Some(answered);
+        p.call_end = Some(call_end);
+        p.estimate = estimate;
+    })))
 }
 
 /// A call whose worker died and whose callee was gone (or never answered) when this worker
@@ -259,27 +221,42 @@ pub(super) fn worker_lost(
         sip: None,
         error: Some(error.clone()),
     };
-    let parts = Parts {
-        attempt: a.job.attempt,
-        attempts: history_with(&a, record),
-        outcome,
-        end_reason: EndReason::WorkerLost,
-        sip: None,
-        session_start: a.session_start,
-        call_start: state.answered_at,
-        call_end,
-        recording: a.recording,
-        error: Some(error),
-        estimate,
-    };
-    Disposition::Final(Box::new(summary::build(a.w, &a.job.req, parts)))
+    let call_start = state.answered_at;
+    Disposition::Final(Box::new(close(a, record, EndReason::WorkerLost, |p| {
+        p.call_start = call_start;
+        p.call_end = call_end;
+        p.error = Some(error);
+        p.estimate = estimate;
+    })))
 }
 
-/// The call's past attempts and this one.
-fn history_with(a: &Attempt<'_>, record: AttemptRecord) -> Vec<AttemptRecord> {
+/// The final summary of the attempt's call: the call's past attempts and this one's `record`
+/// (whose outcome is the call's), ended for `end_reason`; `fill` sets what else is known (SIP
+/// status, answer and hang-up times, error, estimate), which is absent otherwise.
+fn close(
+    a: Attempt<'_>,
+    record: AttemptRecord,
+    end_reason: EndReason,
+    fill: impl FnOnce(&mut Parts),
+) -> CallSummary {
+    let outcome = record.outcome;
     let mut attempts = a.state.history.clone();
     attempts.push(record);
-    attempts
+    let mut parts = Parts {
+        attempt: a.job.attempt,
+        attempts,
+        outcome,
+        end_reason,
+        sip: None,
+        session_start: a.session_start,
+        call_start: None,
+        call_end: None,
+        recording: a.recording,
+        error: None,
+        estimate: None,
+    };
+    fill(&mut parts);
+    summary::build(a.w, &a.job.req, parts)
 }
 
 /// The hang-up of an answered call nobody watched end: the lost worker last saw the callee at
