@@ -97,3 +97,28 @@ fn contract_help_texts_describe_the_local_rig() {
         "make help describes make run: {help}"
     );
 }
+
+/// The agent, the media transport and the voice engine keep one-way module layering (no module
+/// imports one that imports it back), as their codemaps describe. Checked by
+/// `tests/tools/import_cycles.py`, which reads every `use crate::`/`super::` edge.
+#[test]
+fn contract_no_import_cycles() {
+    let root = workspace_root();
+    let script = root.join("tests/tools/import_cycles.py");
+    for krate in ["workers/agent/src", "shared/media/src", "shared/voice/src"] {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(root.join(krate))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run python3 ({e}): install it with `apt-get install python3`")
+            });
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{krate} has an import cycle:\n{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report.contains("no cycles"), "{krate}:\n{report}");
+    }
+}
