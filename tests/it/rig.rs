@@ -82,9 +82,7 @@ impl Rig {
             ("CALLFLEET_AGENT__DRAIN_GRACE_SECS", "5".to_owned()),
         ];
         if let Some(lk) = livekit.as_ref().or(telephony.as_ref().map(|t| &t.livekit)) {
-            env.push(("LIVEKIT_URL", lk.url()));
-            env.push(("LIVEKIT_API_KEY", lk.key.clone()));
-            env.push(("LIVEKIT_API_SECRET", lk.secret.clone()));
+            env.extend(lk.fleet_env());
         }
         let fleet = Fleet::new(&env);
         Self {

@@ -52,9 +52,6 @@ async fn e2e_voice_session_on_a_real_call() {
     let sink = WebhookSink::start().await;
     let mut env: Vec<(&str, String)> = vec![
         ("NATS_URL", nats.url()),
-        ("LIVEKIT_URL", tel.livekit.url()),
-        ("LIVEKIT_API_KEY", tel.livekit.key.clone()),
-        ("LIVEKIT_API_SECRET", tel.livekit.secret.clone()),
         ("SIP_TRUNK_ID", callee.trunk_id.clone()),
         ("SIP_FROM_NUMBER", "+61299990000".into()),
         ("N8N_WEBHOOK_URL", sink.url()),
@@ -62,6 +59,7 @@ async fn e2e_voice_session_on_a_real_call() {
         ("CALLFLEET_AGENT__MEDIA_LOOPBACK", "true".into()),
         ("CALLFLEET_NOTIFIER__JITTER", "0".into()),
     ];
+    env.extend(tel.livekit.fleet_env());
     for (k, v) in &providers.env {
         env.push((k.as_str(), v.clone()));
     }

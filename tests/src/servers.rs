@@ -258,6 +258,15 @@ impl LiveKitServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The fleet's env naming this server: `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`.
+    pub fn fleet_env(&self) -> [(&'static str, String); 3] {
+        [
+            ("LIVEKIT_URL", self.url()),
+            ("LIVEKIT_API_KEY", self.key.clone()),
+            ("LIVEKIT_API_SECRET", self.secret.clone()),
+        ]
+    }
+
     /// Its log (kept across restarts).
     pub fn log_path(&self) -> std::path::PathBuf {
         self.dir.0.join("livekit-server.log")

@@ -26,16 +26,15 @@ pub async fn bench_dispatch_to_dial() -> (DialRun, DialRun) {
     let tel = Telephony::start().await;
     let callee = tel.callee(&["+61299990000"]).await;
     let nats = NatsServer::start().await;
-    let mut fleet = Fleet::new(&[
+    let mut env = vec![
         ("NATS_URL", nats.url()),
-        ("LIVEKIT_URL", tel.livekit.url()),
-        ("LIVEKIT_API_KEY", tel.livekit.key.clone()),
-        ("LIVEKIT_API_SECRET", tel.livekit.secret.clone()),
         ("SIP_TRUNK_ID", callee.trunk_id.clone()),
         ("SIP_FROM_NUMBER", "+61299990000".into()),
         ("CALLFLEET_AGENT__MAX_CONCURRENT_CALLS", SLOTS.to_string()),
         ("LOG_LEVEL", "warn".into()),
-    ]);
+    ];
+    env.extend(tel.livekit.fleet_env());
+    let mut fleet = Fleet::new(&env);
     fleet.start(Role::Agent);
     wait_consumer(&nats.url(), "CALL_JOBS", "agents").await;
     let js = async_nats::jetstream::new(nats.client().await);
