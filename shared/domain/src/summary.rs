@@ -64,6 +64,14 @@ pub struct CallSummary {
     /// `max_duration`, `error`, …), when one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_close_reason: Option<SessionCloseReason>,
+    /// Dead air at the start: answer to the first agent audio frame sent, in milliseconds.
+    /// `None` when the agent never spoke (no voice session, or it ended before speaking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_agent_audio_ms: Option<u64>,
+    /// The call's response latency over its turns (end of the callee's speech to the agent's
+    /// first audio), p50 and p95 in milliseconds. `None` without a measured turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_latency_ms: Option<LatencyPercentiles>,
     pub recording: Recording,
     /// A human-readable error when the call failed.
     pub error: Option<String>,
@@ -221,9 +229,42 @@ impl SessionCloseReason {
     }
 }
 
+/// p50 and p95 of a set of latencies, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LatencyPercentiles {
+    pub p50: f64,
+    pub p95: f64,
+}
+
+/// Where a call's recording went. `backend` `nats`: the worker recorded the media it handles
+/// into the NATS object store (`key` in bucket `recordings`); `egress`: LiveKit Egress wrote
+/// it (`egress_id`, `location`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Recording {
     pub requested: bool,
+    /// `nats` or `egress`, when recording was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The object's key in the `recordings` bucket (`nats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Hex SHA-256 of the stored file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `ogg/opus` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Channel layout, in order: `["callee", "agent"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// The recording stopped early (its worker was lost mid-call): what was stored is playable
+    /// but ends before the call did.
+    #[serde(default)]
+    pub partial: bool,
     pub egress_id: Option<String>,
     /// Where the egress writes the file (object key or path).
     pub location: Option<String>,

@@ -66,6 +66,8 @@ pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
         session_config: req.session_options.clone(),
         transcript: Vec::new(),
         session_close_reason: None,
+        first_agent_audio_ms: None,
+        response_latency_ms: None,
         recording: parts.recording,
         error: parts.error,
         callback_url: req.callback_url.as_ref().map(ToString::to_string),
@@ -181,6 +183,8 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         session_config: SessionOptions::default(),
         transcript: Vec::new(),
         session_close_reason: None,
+        first_agent_audio_ms: None,
+        response_latency_ms: None,
         recording: Recording::default(),
         error: Some(reason.to_owned()),
         callback_url: raw
