@@ -2,7 +2,8 @@
 //! (`make setup`), the real `callfleet` binary, and an in-test webhook receiver.
 //!
 //! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
-//! `contract_` generated files and config, `fault_` kills and restarts, `newcomer_` `make run`
+//! `contract_` generated files and config, `conformance_` our provider clients
+//! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `newcomer_` `make run`
 //! as a new user runs it.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
@@ -15,6 +16,7 @@
 
 mod bus;
 mod campaigns;
+mod conformance;
 mod contracts;
 mod defects;
 mod e2e;

@@ -89,11 +89,13 @@ pub fn at(ms: u64, json: serde_json::Value) -> At {
     }
 }
 
-/// Deepgram `Results`.
+/// Deepgram `Results` (every field Deepgram's SDK requires).
 pub fn dg_result(text: &str, is_final: bool, speech_final: bool) -> serde_json::Value {
     json!({"type": "Results", "channel_index": [0, 1], "duration": 0.5, "start": 0.0,
         "is_final": is_final, "speech_final": speech_final, "from_finalize": false,
-        "channel": {"alternatives": [{"transcript": text, "confidence": 0.98, "words": []}]}})
+        "channel": {"alternatives": [{"transcript": text, "confidence": 0.98, "words": []}]},
+        "metadata": {"request_id": "r1", "model_uuid": "m1",
+            "model_info": {"name": "general-nova-3", "version": "2025-01-01", "arch": "nova-3"}}})
 }
 
 /// Sarvam `data`: the final transcript of one utterance.
@@ -311,7 +313,10 @@ async fn serve(
                     || (flavor == Flavor::Sarvam && t.contains("flush"));
                 if closing {
                     let last = match flavor {
-                        Flavor::Deepgram => Some(json!({"type": "Metadata", "request_id": "r1"})),
+                        Flavor::Deepgram => Some(json!({"type": "Metadata",
+                            "transaction_key": "deprecated", "request_id": "r1", "sha256": "0",
+                            "created": "2025-01-01T00:00:00.000Z",
+                            "duration": bytes as f64 / 32_000.0, "channels": 1})),
                         Flavor::AssemblyAi => {
                             Some(json!({"type": "Termination", "audio_duration_seconds": 1,
                             "session_duration_seconds": 1}))

@@ -31,8 +31,10 @@ struct Msg {
     is_final: bool,
     #[serde(default)]
     speech_final: bool,
+    /// An object on `Results`, but a list of channel indexes on `SpeechStarted` and
+    /// `UtteranceEnd` (`"channel": [0]`): read as a `Channel` only for `Results`.
     #[serde(default)]
-    channel: Option<Channel>,
+    channel: Option<serde_json::Value>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -91,6 +93,7 @@ impl SttProtocol for Deepgram {
             "Results" => {
                 let transcript = msg
                     .channel
+                    .and_then(|c| serde_json::from_value::<Channel>(c).ok())
                     .and_then(|c| c.alternatives.into_iter().next())
                     .map(|a| a.transcript.trim().to_owned())
                     .unwrap_or_default();
@@ -123,5 +126,31 @@ impl SttProtocol for Deepgram {
 
     fn keepalive(&self) -> Option<String> {
         Some(r#"{"type":"KeepAlive"}"#.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, SttProvider};
+
+    #[test]
+    fn speech_started_and_utterance_end_carry_a_channel_list() {
+        // As Deepgram sends them (and its SDK's models say): `channel` is a list here.
+        let mut d = Deepgram::new(SttConfig {
+            provider: SttProvider::Deepgram,
+            model: "nova-3".into(),
+            language: None,
+            base_url: "wss://api.deepgram.com/v1/listen".into(),
+            api_key: Secret::new("k"),
+        });
+        let ev = d
+            .parse(r#"{"type":"SpeechStarted","channel":[0],"timestamp":0.3}"#)
+            .expect("SpeechStarted");
+        assert_eq!(ev, vec![SttEvent::SpeechStarted]);
+        let ev = d
+            .parse(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":1.2}"#)
+            .expect("UtteranceEnd");
+        assert_eq!(ev, vec![SttEvent::EndOfTurn]);
     }
 }

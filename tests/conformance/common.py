@@ -1,0 +1,58 @@
+"""What every conformance driver shares (stdlib only): its arguments, test audio, its one
+JSON line of output, and a strict check of a parsed message against the SDK's own model.
+
+A driver is run as `python <provider>.py '<json args>'` and prints exactly one JSON line on
+stdout: what the official SDK understood. Anything the SDK raises is reported in `errors`
+(the driver still exits 0), so the Rust test can assert on error paths too.
+"""
+
+import json
+import math
+import struct
+import sys
+
+
+def args():
+    return json.loads(sys.argv[1])
+
+
+def pcm16(ms, rate=16000):
+    """`ms` of a 440 Hz tone as 16 kHz mono s16le bytes."""
+    n = rate * ms // 1000
+    return b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(n)
+    )
+
+
+def chunks(data, size):
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def emit(out):
+    print(json.dumps(out, default=str), flush=True)
+
+
+def error_text(exc):
+    """The exception's class and message, plus an HTTP status when the SDK carries one."""
+    status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
+    resp = getattr(exc, "response", None)
+    if status is None and resp is not None:
+        status = getattr(resp, "status_code", None)
+    return {"type": type(exc).__name__, "status": status, "message": str(exc)[:300]}
+
+
+def strict(model_cls, data):
+    """Validate `data` against a pydantic model of the SDK (required fields, literals, types);
+    returns the list of problems, empty when the message is what the SDK's schema says."""
+    try:
+        if hasattr(model_cls, "model_validate"):
+            model_cls.model_validate(data)
+        else:
+            model_cls.parse_obj(data)
+        return []
+    except Exception as e:  # pydantic.ValidationError
+        errs = getattr(e, "errors", None)
+        if callable(errs):
+            return [f"{model_cls.__name__}.{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs()]
+        return [f"{model_cls.__name__}: {e}"]

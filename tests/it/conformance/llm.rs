@@ -1,0 +1,1 @@
+//! LLM: OpenAI chat completions (`openai`).

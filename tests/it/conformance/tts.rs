@@ -1,0 +1,1 @@
+//! TTS: Cartesia (`cartesia`), ElevenLabs (`livekit-plugins-elevenlabs`), Sarvam (`sarvamai`).
