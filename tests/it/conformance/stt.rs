@@ -174,3 +174,182 @@ async fn conformance_deepgram_sdk_and_our_client_agree() {
     );
     assert_eq!(texts(&our_log.text_messages), texts(&sdk_log.text_messages));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_assemblyai_sdk_and_our_client_agree() {
+    let script = vec![
+        at(800, aai_turn(0, "hello there", false, "")),
+        at(
+            1400,
+            aai_turn(
+                0,
+                "hello there how are you",
+                true,
+                "hello there how are you",
+            ),
+        ),
+    ];
+    let (sdk, sdk_log, events, our_log) = both(
+        stt::Flavor::AssemblyAi,
+        script,
+        "assemblyai",
+        json!({"key": "aai-test"}),
+        "assemblyai/universal-streaming:en",
+    )
+    .await;
+    clean("assemblyai", &sdk);
+    assert_eq!(
+        sdk["messages"],
+        json!([
+            {"type": "Begin"},
+            {"type": "Turn", "transcript": "hello there", "end_of_turn": false, "turn_order": 0},
+            {"type": "Turn", "transcript": "hello there how are you", "end_of_turn": true, "turn_order": 0},
+            {"type": "Termination"},
+        ])
+    );
+    assert_eq!(
+        events,
+        [
+            SttEvent::Interim {
+                text: "hello there".into()
+            },
+            SttEvent::TurnTranscript {
+                text: "hello there how are you".into()
+            },
+            SttEvent::EndOfTurn,
+        ]
+    );
+    let (path_s, q_s) = split_uri(&sdk_log.uri);
+    let (path_o, q_o) = split_uri(&our_log.uri);
+    assert_eq!(path_s, "/v3/ws");
+    assert_eq!(path_o, path_s);
+    same_params(
+        "assemblyai",
+        &q_s,
+        &q_o,
+        &["sample_rate", "encoding", "speech_model", "format_turns"],
+    );
+    assert_eq!(
+        sdk_log.auth.as_deref(),
+        Some("aai-test"),
+        "the raw key, no scheme"
+    );
+    assert_eq!(our_log.auth, sdk_log.auth);
+    assert_eq!(our_log.audio_bytes, sdk_log.audio_bytes);
+    assert_eq!(
+        texts(&sdk_log.text_messages),
+        [json!({"type": "Terminate"})]
+    );
+    assert_eq!(texts(&our_log.text_messages), texts(&sdk_log.text_messages));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_sarvam_stt_sdk_and_our_client_agree() {
+    let script = vec![
+        at(300, sarvam_event("START_SPEECH")),
+        at(1200, sarvam_data("नमस्ते")),
+        at(1300, sarvam_event("END_SPEECH")),
+    ];
+    let (sdk, sdk_log, events, our_log) = both(
+        stt::Flavor::Sarvam,
+        script,
+        "sarvam_stt",
+        json!({"key": "sarvam-test"}),
+        "sarvam/saarika:v2.5:hi-IN",
+    )
+    .await;
+    clean("sarvam_stt", &sdk);
+    assert_eq!(
+        sdk["messages"],
+        json!([
+            {"type": "events", "signal": "START_SPEECH"},
+            {"type": "data", "transcript": "नमस्ते"},
+            {"type": "events", "signal": "END_SPEECH"},
+        ])
+    );
+    assert_eq!(
+        events,
+        [
+            SttEvent::SpeechStarted,
+            SttEvent::Final {
+                text: "नमस्ते".into()
+            },
+            SttEvent::EndOfTurn
+        ]
+    );
+    let (path_s, q_s) = split_uri(&sdk_log.uri);
+    let (path_o, q_o) = split_uri(&our_log.uri);
+    assert_eq!(path_s, "/speech-to-text/ws");
+    assert_eq!(path_o, path_s);
+    same_params(
+        "sarvam stt",
+        &q_s,
+        &q_o,
+        &[
+            "language-code",
+            "model",
+            "sample_rate",
+            "input_audio_codec",
+            "high_vad_sensitivity",
+            "vad_signals",
+            "flush_signal",
+        ],
+    );
+    assert_eq!(sdk_log.api_key.as_deref(), Some("sarvam-test"));
+    assert_eq!(our_log.api_key, sdk_log.api_key);
+    assert_eq!(our_log.audio_bytes, sdk_log.audio_bytes);
+    let (fs, fo) = (
+        sdk_log.first_audio.expect("SDK audio"),
+        our_log.first_audio.expect("our audio"),
+    );
+    for k in ["encoding", "sample_rate"] {
+        assert_eq!(
+            fo["audio"][k], fs["audio"][k],
+            "audio message field {k}: SDK {fs}, ours {fo}"
+        );
+    }
+    assert_eq!(texts(&sdk_log.text_messages), [json!({"type": "flush"})]);
+    assert_eq!(texts(&our_log.text_messages), texts(&sdk_log.text_messages));
+}
+
+/// A refused upgrade (401): each SDK reports it, and so does our client, with the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_stt_401_is_an_error_to_every_client() {
+    for (flavor, sdk, key, ours_stt) in [
+        (
+            stt::Flavor::Deepgram,
+            "deepgram",
+            "dg-bad",
+            "deepgram/nova-3",
+        ),
+        (
+            stt::Flavor::AssemblyAi,
+            "assemblyai",
+            "aai-bad",
+            "assemblyai/universal-streaming:en",
+        ),
+        (
+            stt::Flavor::Sarvam,
+            "sarvam_stt",
+            "sv-bad",
+            "sarvam/saarika:v2.5:hi-IN",
+        ),
+    ] {
+        let fake =
+            FakeStt::failing(flavor, Vec::new(), Some(SttFail::Reject(401)), usize::MAX).await;
+        let out = driver(sdk, &json!({"ws": root(&fake.url), "key": key})).await;
+        let status = &out["errors"][0]["status"];
+        let text = out["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            status == &json!(401) || text.contains("401"),
+            "{sdk}: SDK did not report the 401: {out}"
+        );
+        let events = ours(ours_stt, &fake.url).await;
+        match events.as_slice() {
+            [SttEvent::Error(e)] => {
+                assert!(e.contains("401"), "{sdk}: our error lacks the status: {e}")
+            }
+            other => panic!("{sdk}: our client saw {other:?}"),
+        }
+    }
+}
