@@ -259,6 +259,23 @@ async fn stream(s: &LlmScript, tx: &mpsc::Sender<Result<String, std::io::Error>>
             }
         }
     }
+    // As OpenAI ends a stream: a last choice with an empty delta and why it stopped.
+    let reason = if s.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    let mut last = chunk(json!({}), Value::Null);
+    if let Ok(line) = &mut last {
+        *line = line.replacen(
+            r#""finish_reason":null"#,
+            &format!(r#""finish_reason":"{reason}""#),
+            1,
+        );
+    }
+    if tx.send(last).await.is_err() {
+        return false;
+    }
     let words: usize = s.chunks.iter().map(|c| c.split_whitespace().count()).sum();
     let usage = json!({"prompt_tokens": 42, "completion_tokens": words + s.tool_calls.len(), "total_tokens": 0});
     for item in [chunk(json!({}), usage), Ok("data: [DONE]\n\n".to_owned())] {
