@@ -214,7 +214,7 @@ async fn sarvam_stt_openai_sarvam_tts_turn() {
     );
     let config = &tts_conn.messages[0];
     assert_eq!(config["type"], json!("config"));
-    assert_eq!(config["data"]["target_language_code"], json!("hi-IN"));
+    assert_eq!(config["data"]["language_code"], json!("hi-IN"));
     assert_eq!(config["data"]["speaker"], json!("arya"));
     assert_eq!(config["data"]["speech_sample_rate"], json!(24000));
     assert_eq!(config["data"]["output_audio_codec"], json!("linear16"));

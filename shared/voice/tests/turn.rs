@@ -137,8 +137,8 @@ async fn full_turn_deepgram_openai_cartesia() {
     }
     let car = &rig.tts.connections()[0];
     assert_eq!(
-        car.headers.get("x-api-key").map(String::as_str),
-        Some("sk_car_test")
+        car.headers.get("authorization").map(String::as_str),
+        Some("Bearer sk_car_test")
     );
     assert!(car.headers.contains_key("cartesia-version"));
     let first = &car.messages[0];

@@ -25,7 +25,9 @@ use crate::{
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const API_VERSION: &str = "2025-04-16";
+/// The API version Cartesia's own SDK (cartesia 4.2.0) sends; its message formats are the ones
+/// this client speaks.
+const API_VERSION: &str = "2026-08-14";
 
 #[derive(Debug)]
 enum Cmd {
@@ -251,7 +253,8 @@ async fn ensure<'a>(
         let url =
             url::Url::parse(&cfg.base_url).map_err(|_| TtsError::Url(cfg.base_url.clone()))?;
         let headers = [
-            ("X-API-Key", cfg.api_key.expose().to_owned()),
+            // As Cartesia's SDK authenticates (`X-API-Key` is the older form).
+            ("Authorization", format!("Bearer {}", cfg.api_key.expose())),
             ("Cartesia-Version", API_VERSION.to_owned()),
         ];
         *socket = Some(ws::connect(&url, &headers, CONNECT_TIMEOUT).await?);

@@ -2,7 +2,7 @@
 //! send_completion_event=true`, authenticated with the `api-subscription-key` header, one
 //! connection per utterance. The client sends `{"type": "config", "data": {…}}` first, then
 //! `{"type": "text", "data": {"text": …}}` as the LLM produces it and `{"type": "flush"}` once
-//! the text is complete; the server answers with `{"type": "audio", "data": {"audio": <base64>,
+//! the text is complete (the config's language field is `language_code`); the server answers with `{"type": "audio", "data": {"audio": <base64>,
 //! "content_type": …}}` chunks and, after the flush, `{"type": "event", "data": {"event_type":
 //! "final"}}`. Errors arrive as `{"type": "error", "data": {"message": …, "code": …}}`.
 //! Output is `linear16` (s16le) at the configured rate; Sarvam sends no word timings.
@@ -58,7 +58,9 @@ fn url(cfg: &TtsConfig) -> Result<url::Url, TtsError> {
 /// The `config` message: voice, language and output format for this connection.
 fn config_message(cfg: &TtsConfig) -> Value {
     let mut data = json!({
-        "target_language_code": cfg.language.as_deref().unwrap_or("en-IN"),
+        // `language_code`, as Sarvam's SDK sends it (its `configure(target_language_code=…)`
+        // argument is renamed on the wire).
+        "language_code": cfg.language.as_deref().unwrap_or("en-IN"),
         "speaker": cfg.voice,
         "model": cfg.model,
         "pace": 1.0,
