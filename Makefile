@@ -10,6 +10,13 @@ LIVEKIT_SIP_VERSION := v1.8.0
 NATS_PY_VERSION := 2.11.0
 # Schemathesis fuzzes the ingress from its OpenAPI document in `make test` (tests/it/fuzz.rs).
 SCHEMATHESIS_VERSION := 4.32.5
+# The providers' official SDKs, the reference of the conformance tests (tests/it/conformance.rs).
+OPENAI_PY_VERSION := 3.57.0
+DEEPGRAM_PY_VERSION := 7.17.0
+ASSEMBLYAI_PY_VERSION := 1.8.2
+CARTESIA_PY_VERSION := 4.2.0
+SARVAMAI_PY_VERSION := 0.1.39
+CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSION) assemblyai==$(ASSEMBLYAI_PY_VERSION) cartesia==$(CARTESIA_PY_VERSION) sarvamai==$(SARVAMAI_PY_VERSION)
 # Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps, and
 # stress-ng (make test-load).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
@@ -19,7 +26,7 @@ TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
 LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
-VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)
+VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-sdks-$(shell echo $(CONFORMANCE_PY) | cksum | cut -d" " -f1)
 SIP_STAMP := $(TOOLS)/stamps/livekit-sip-$(LIVEKIT_SIP_VERSION)
 APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" " -f1)
 
@@ -28,7 +35,7 @@ APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs
 
 $(APT_STAMP):
 	mkdir -p $(TOOLS)/stamps
@@ -64,7 +71,7 @@ $(LIVEKIT_STAMP):
 $(VENV_STAMP):
 	mkdir -p $(TOOLS)/stamps
 	python3 -m venv $(TOOLS)/venv
-	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION) schemathesis==$(SCHEMATHESIS_VERSION)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) $(CONFORMANCE_PY)
 	touch $@
 
 run: setup ## Run the whole fleet locally (nats-server, and the local telephony rig when LIVEKIT_URL is unset)

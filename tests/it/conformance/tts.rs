@@ -1,4 +1,5 @@
-//! TTS: Cartesia (`cartesia`) and Sarvam (`sarvamai`) against the TTS stand-ins.
+//! TTS: Cartesia (`cartesia`) and Sarvam (`sarvamai`) against the TTS stand-ins (ElevenLabs: see
+//! the parent module).
 
 use std::time::Duration;
 
