@@ -59,6 +59,8 @@ pub struct Report {
     pub transcript: Vec<TranscriptEntry>,
     pub error: Option<String>,
     pub close_reason: Option<SessionCloseReason>,
+    /// When the first agent audio frame went to the transport; `None` if the agent never spoke.
+    pub first_audio_at: Option<Timestamp>,
 }
 
 impl From<SessionReport> for Report {
@@ -72,6 +74,7 @@ impl From<SessionReport> for Report {
             turns: r.turns,
             transcript: r.transcript,
             close_reason: Some(r.end_reason),
+            first_audio_at: r.first_audio_at,
         }
     }
 }
