@@ -95,7 +95,7 @@ fn assert_conversed(s: &Value) {
         s["response_latency_ms"]["p95"].as_f64(),
     );
     assert!(
-        p50.is_some_and(|p| p >= 0.0 && p < 10_000.0) && p50 <= p95,
+        p50.is_some_and(|p| (0.0..10_000.0).contains(&p)) && p50 <= p95,
         "response latency p50 <= p95: {s}"
     );
 }
