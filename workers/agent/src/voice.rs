@@ -1,4 +1,4 @@
-//! The voice session on an answered call (when `agent.voice_session` is on): the worker joins
+//! The voice session on an answered call (`agent.voice_session`, on by default): the worker joins
 //! the call's room as `agent-<call_id>` with the pure-Rust media transport, and the voice
 //! engine talks with the SIP participant through it. Providers are resolved before dialing, so
 //! an unknown provider or a missing key fails the call before anyone's phone rings.
