@@ -17,10 +17,11 @@ ASSEMBLYAI_PY_VERSION := 1.8.2
 CARTESIA_PY_VERSION := 4.2.0
 SARVAMAI_PY_VERSION := 0.1.39
 CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSION) assemblyai==$(ASSEMBLYAI_PY_VERSION) cartesia==$(CARTESIA_PY_VERSION) sarvamai==$(SARVAMAI_PY_VERSION)
-# Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps, and
-# stress-ng (make test-load).
+# Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps,
+# stress-ng (make test-load), and espeak-ng + sox, which speak the callee's words at setup
+# (.tools/audio/hello-8k.ulaw).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
@@ -29,13 +30,27 @@ LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
 VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-sdks-$(shell echo $(CONFORMANCE_PY) | cksum | cut -d" " -f1)
 SIP_STAMP := $(TOOLS)/stamps/livekit-sip-$(LIVEKIT_SIP_VERSION)
 APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" " -f1)
+# The callee's words ("Hello, who is this?"), raw G.711 mu-law, 8 kHz, mono: what SIPp streams
+# for numbers ending in 00206 (`make run`'s demo number) and callfleet_rig::callee::write_audio
+# copies next to the scenario.
+HELLO_TEXT := Hello, who is this?
+HELLO_AUDIO := $(TOOLS)/audio/hello-8k.ulaw
 
 .PHONY: help setup run test test-load lint bench nats clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs; speak the callee's audio
+
+# espeak-ng speaks at 22.05 kHz; sox resamples to 8 kHz mono mu-law without dither (-D), so the
+# bytes are the same on every run.
+$(HELLO_AUDIO): | $(APT_STAMP)
+	mkdir -p $(TOOLS)/audio
+	espeak-ng -v en-us -s 150 -w $(TOOLS)/audio/hello.wav "$(HELLO_TEXT)"
+	sox -D $(TOOLS)/audio/hello.wav -r 8000 -c 1 -e mu-law -t raw $@.tmp
+	rm -f $(TOOLS)/audio/hello.wav
+	mv $@.tmp $@
 
 $(APT_STAMP):
 	mkdir -p $(TOOLS)/stamps

@@ -1,6 +1,8 @@
 //! A newcomer's first five minutes: `make run` (`callfleet dev`) in a copy of the repository
-//! layout, then the curl line it prints, exactly as printed. The signed webhook must say
-//! `answered`. Then the supervision: the callee dies under a running rig, and dev reports it
+//! layout, then the curl line it prints, exactly as printed. No provider key is set, so dev
+//! runs the scripted provider stand-ins and says so; the demo callee says "Hello, who is
+//! this?", and within 30 s the signed webhook carries a real turn: the transcript, turn
+//! metrics, usage and the call's dead air. Then the supervision: the callee dies under a running rig, and dev reports it
 //! with its log and exits non-zero instead of running on half a rig.
 //!
 //! `callfleet dev` uses the fixed ports a user sees in the README (4222, 7880, 8080, ...), not
@@ -21,8 +23,9 @@ use tokio::{
 
 const SECRET: &str = "whsec_bmV3Y29tZXItdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ==";
 
-/// A copy of what `make run` needs from a checkout: the callee's scenario, and the installed
-/// tools (`.tools/bin`, linked). `.tools/dev` (logs, stores) starts empty, as on a fresh clone.
+/// A copy of what `make run` needs from a checkout: the callee's scenario, the installed tools
+/// (`.tools/bin`, linked) and the callee's speech (`.tools/audio`, from `make setup`).
+/// `.tools/dev` (logs, stores) starts empty, as on a fresh clone.
 fn checkout_copy() -> TempDir {
     let dir = TempDir::new("newcomer");
     let sipp = dir.0.join("tests/sipp");
@@ -47,6 +50,17 @@ fn checkout_copy() -> TempDir {
     if bin.exists() {
         std::os::unix::fs::symlink(&bin, dir.0.join(".tools/bin")).expect("link .tools/bin");
     }
+    let speech = callfleet_rig::callee::HELLO_SOURCE;
+    let source = workspace_root().join(speech);
+    assert!(
+        source.exists(),
+        "{} is missing: run `make setup` (it speaks the callee's words with espeak-ng and sox: \
+         `apt-get install espeak-ng sox`)",
+        source.display()
+    );
+    let copy = dir.0.join(speech);
+    std::fs::create_dir_all(copy.parent().expect("a folder")).expect("create .tools/audio");
+    std::fs::copy(&source, &copy).expect("copy the callee's speech");
     dir
 }
 
@@ -156,7 +170,7 @@ impl Drop for Dev {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn newcomer_make_run_then_the_printed_curl_gives_answered() {
+async fn newcomer_make_run_then_the_printed_curl_gives_a_real_turn() {
     let checkout = checkout_copy();
     let sink = WebhookSink::start().await;
     let mut dev = Dev::start(&checkout.0, &sink);
@@ -186,6 +200,13 @@ async fn newcomer_make_run_then_the_printed_curl_gives_answered() {
             "the banner names {child}:\n{banner}"
         );
     }
+    for words in ["SCRIPTED STAND-INS", ".env.local", "OPENAI_API_KEY"] {
+        assert!(
+            banner.contains(words),
+            "without keys the banner says the replies are stand-ins, and how to switch \
+             ({words}):\n{banner}"
+        );
+    }
     assert!(
         !banner.contains("<api key>"),
         "without API keys the line runs as printed: {curl}"
@@ -213,10 +234,10 @@ async fn newcomer_make_run_then_the_printed_curl_gives_answered() {
     let call_id = answer["call_id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(answer["status"], "queued", "{answer}");
 
-    // The demo number answers, holds 5 s and hangs up: the summary must say `answered`.
+    // The demo callee says its words; the stand-ins hear them, answer, and end the call.
     let hook = wait_for(
         "the signed call.ended webhook of the demo call",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || async {
             sink.delivered()
                 .into_iter()
@@ -224,9 +245,14 @@ async fn newcomer_make_run_then_the_printed_curl_gives_answered() {
         },
     )
     .await;
+    let took = started.elapsed();
     eprintln!(
         "newcomer: curl → signed webhook in {:.1} s",
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
+    );
+    assert!(
+        took <= scaled(Duration::from_secs(30)),
+        "the webhook within 30 s (machine-scaled), took {took:?}"
     );
     assert!(
         hook.signed_with(SECRET),
@@ -235,13 +261,49 @@ async fn newcomer_make_run_then_the_printed_curl_gives_answered() {
     let summary = &hook.json()["data"];
     assert_eq!(hook.json()["type"], "call.ended", "{summary}");
     assert_eq!(summary["outcome"], "answered", "{summary}");
-    assert_eq!(summary["end_reason"], "callee_hangup", "{summary}");
-    let seconds = summary["call_duration_seconds"]
-        .as_f64()
+    assert_eq!(
+        summary["end_reason"], "agent_hangup",
+        "the stand-in LLM ends the call: {summary}"
+    );
+    let transcript = summary["transcript"]
+        .as_array()
+        .cloned()
         .unwrap_or_default();
     assert!(
-        (4.0..=8.0).contains(&seconds),
-        "the callee holds for 5 s: {summary}"
+        transcript
+            .iter()
+            .any(|t| t["role"] == "user" && t["text"] == "Hello, who is this?"),
+        "the callee's words in the transcript: {summary}"
+    );
+    assert!(
+        transcript
+            .iter()
+            .any(|t| t["role"] == "assistant"
+                && t["text"].as_str().unwrap_or("").contains("stand-in")),
+        "the scripted reply says it is a stand-in: {summary}"
+    );
+    let turns = summary["turns"].as_array().cloned().unwrap_or_default();
+    assert!(
+        turns
+            .iter()
+            .any(|t| t["llm_ttft_ms"].is_number() && t["response_latency_ms"].is_number()),
+        "a turn with metrics: {summary}"
+    );
+    for stage in ["llm", "stt", "tts"] {
+        assert!(
+            summary["usage"][stage]
+                .as_array()
+                .is_some_and(|u| !u.is_empty()),
+            "{stage} usage: {summary}"
+        );
+    }
+    assert!(
+        summary["first_agent_audio_ms"].is_u64(),
+        "dead air measured: {summary}"
+    );
+    eprintln!(
+        "newcomer: first agent audio {} ms, response latency {}",
+        summary["first_agent_audio_ms"], summary["response_latency_ms"]
     );
 
     // Supervision: the callee dies under the running rig. Dev reports it, with its log, and

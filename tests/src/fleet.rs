@@ -27,6 +27,11 @@ impl Role {
     }
 }
 
+/// The voice session switch. The agent's default is on (`agent.voice_session = true`), and a call
+/// whose providers cannot be resolved fails before dialing; most tests exercise the plumbing
+/// without providers, so [`Fleet::new`] turns it off unless the test's env names it.
+pub const VOICE_SESSION: &str = "CALLFLEET_AGENT__VOICE_SESSION";
+
 /// The env every role of one test shares, and the processes started with it.
 pub struct Fleet {
     pub env: BTreeMap<String, String>,
@@ -53,9 +58,12 @@ pub fn binary() -> PathBuf {
 }
 
 impl Fleet {
+    /// A fleet with `env`. Voice sessions are off (`VOICE_SESSION=false`) unless `env` names
+    /// [`VOICE_SESSION`]; [`Fleet::voice_session_default`] leaves it at the config default.
     pub fn new(env: &[(&str, String)]) -> Self {
         let mut map = BTreeMap::new();
         map.insert("LOG_LEVEL".to_owned(), crate::test_log::role_level());
+        map.insert(VOICE_SESSION.to_owned(), "false".to_owned());
         for (k, v) in env {
             map.insert((*k).to_owned(), v.clone());
         }
@@ -65,6 +73,12 @@ impl Fleet {
             procs: Vec::new(),
             logs: Vec::new(),
         }
+    }
+
+    /// Leave `agent.voice_session` at the config default (on): the roles started from now on get
+    /// no [`VOICE_SESSION`] at all.
+    pub fn voice_session_default(&mut self) {
+        self.env.remove(VOICE_SESSION);
     }
 
     pub fn set(&mut self, key: &str, value: impl Into<String>) {

@@ -252,6 +252,10 @@ pub enum Behaviour {
     /// Answer, stream 2 s of the tone (the callee speaks), then 20 s of silence as RTP (it
     /// listens), then wait for the caller's BYE.
     SpeakOnce,
+    /// Answer, say [`Self::HELLO_TEXT`] (speech spoken by espeak-ng at `make setup`), then
+    /// listen, sending silence as RTP like a phone; the words again every
+    /// `HELLO_PERIOD_SECS`; wait for the caller's BYE. `make run`'s demo number.
+    SayHello,
     /// Ring until the caller cancels.
     Ring,
     /// Reject with this final status: 486 600 480 408 503 603 404 484 403.
@@ -261,6 +265,8 @@ pub enum Behaviour {
 impl Behaviour {
     /// The tone [`Behaviour::PlayTone`] streams: a sine at half of full scale.
     pub const TONE_HZ: f64 = callfleet_rig::callee::TONE_HZ;
+    /// What [`Behaviour::SayHello`] says.
+    pub const HELLO_TEXT: &str = callfleet_rig::callee::HELLO_TEXT;
 
     /// A destination number (E.164) that makes the callee behave so. `tag` (0-999) keeps
     /// numbers of one test apart.
@@ -272,6 +278,7 @@ impl Behaviour {
             Self::AcceptRefer => (0, 202),
             Self::PlayTone => (0, 203),
             Self::SpeakOnce => (0, 204),
+            Self::SayHello => (0, 206),
             Self::Ring => (0, 180),
             Self::Reject(code) => (0, code),
         };
@@ -318,7 +325,7 @@ impl Callee {
         let dir = TempDir::new("callee");
         let scenario = callfleet_rig::callee::scenario(&workspace_root())
             .unwrap_or_else(|e| panic!("the callee's scenario: {e}"));
-        callfleet_rig::callee::write_audio(&dir.0)
+        callfleet_rig::callee::write_audio(&dir.0, &workspace_root())
             .unwrap_or_else(|e| panic!("cannot write the callee's audio: {e}"));
         let logs = [dir.0.join("stdout.log"), dir.0.join("errors.log")];
         let logs: Vec<&std::path::Path> = logs.iter().map(PathBuf::as_path).collect();

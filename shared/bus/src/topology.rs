@@ -5,7 +5,7 @@
 //! | `CALL_JOBS` | stream, work queue, schedules allowed | `calls.dispatch.>`, `calls.schedule.>`, `calls.campaign.>` | jobs; retries and `not_before` wait as scheduled messages; campaign jobs once released |
 //! | `CALL_EVENTS` | stream, limits | `calls.events.>`, `campaigns.events.>` | every state change, summaries on `ended`/`failed`; campaign events |
 //! | `CAMPAIGN_CONTACTS` | stream, work queue, schedules allowed | `campaigns.contacts.>`, `campaigns.schedule.>` | contacts waiting for the campaigner (pace, window, retry) |
-//! | `CAMPAIGN_TALLY` | stream, limits | `campaigns.tally.<campaign>.<outcome>` | one message per finished contact; the server counts them per subject |
+//! | `CAMPAIGN_TALLY` | stream, limits | `campaigns.tally.<campaign>.<outcome>`, `campaigns.tally.<campaign>.first_audio.<bucket>` | one message per finished contact (and per answered voice call's first-audio bucket); the server counts them per subject |
 //! | `CALL_DLQ` | stream, limits | `calls.dlq.>`, `webhooks.dlq.>` | poison jobs and undeliverable webhooks, with reasons |
 //! | `WEBHOOKS` | stream, work queue, schedules allowed | `webhooks.deliver.>`, `webhooks.schedule.>` | webhook deliveries and their scheduled retries |
 //! | `agents` | pull consumer on `CALL_JOBS` | `calls.dispatch.>` | the agent workers |
@@ -125,7 +125,7 @@ pub fn tally_stream(cfg: &Config) -> stream::Config {
     stream::Config {
         name: s::TALLY_STREAM.into(),
         description: Some(
-            "One message per finished campaign contact (and per dial): campaigns.tally.<id>.<outcome>; counted per subject"
+            "One message per finished campaign contact (and per dial): campaigns.tally.<id>.<outcome>; per answered voice call: campaigns.tally.<id>.first_audio.<bucket>; counted per subject"
                 .into(),
         ),
         subjects: vec![s::TALLY_ALL.into()],

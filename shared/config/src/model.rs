@@ -125,8 +125,8 @@ pub struct AgentConfig {
     pub lease_ttl_secs: u64,
     /// How often a held call checks that the callee is still in the room.
     pub hold_poll_ms: u64,
-    /// Run the voice session (STT → LLM → TTS) on answered calls. Off: the call is held
-    /// silently until the callee hangs up, an operator hangs up, or max_call_duration.
+    /// Run the voice session (STT → LLM → TTS) on answered calls (the default). Off: the call
+    /// is held silently until the callee hangs up, an operator hangs up, or max_call_duration.
     pub voice_session: bool,
     /// Gather only loopback ICE candidates when joining rooms (LiveKit on this machine).
     pub media_loopback: bool,

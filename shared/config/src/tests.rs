@@ -21,6 +21,17 @@ fn defaults_are_valid_and_safe() {
 }
 
 #[test]
+fn the_voice_session_is_on_by_default_and_false_opts_out() {
+    let config = Config::from_toml("").expect("defaults validate");
+    assert!(
+        config.agent.voice_session,
+        "answered calls converse by default"
+    );
+    let config = Config::from_toml("[agent]\nvoice_session = false").expect("valid");
+    assert!(!config.agent.voice_session, "false is an explicit opt-out");
+}
+
+#[test]
 fn seed_env_names_work_as_is() {
     Jail::expect_with(|jail| {
         jail.set_env("LIVEKIT_URL", "ws://127.0.0.1:7880");

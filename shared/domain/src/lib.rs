@@ -12,6 +12,7 @@ pub mod campaign;
 pub mod control;
 pub mod event;
 pub mod field;
+pub mod latency;
 pub mod outcome;
 pub mod phone;
 pub mod request;

@@ -81,6 +81,16 @@ pub fn tally(campaign: &str, what: &str) -> String {
     format!("campaigns.tally.{campaign}.{what}")
 }
 
+/// The tally token of the first-agent-audio histogram: one message per answered voice call on
+/// `campaigns.tally.<campaign>.first_audio.<bucket>` (`latency::bucket`). Two tokens after the
+/// campaign, so the outcome counts' `campaigns.tally.<campaign>.*` never includes them.
+pub const TALLY_FIRST_AUDIO: &str = "first_audio";
+
+/// The filter counting one campaign's first-audio buckets.
+pub fn first_audio_tallies(campaign: &str) -> String {
+    format!("campaigns.tally.{campaign}.{TALLY_FIRST_AUDIO}.*")
+}
+
 pub fn campaign_event(campaign: &str, kind: &str) -> String {
     format!("campaigns.events.{campaign}.{kind}")
 }

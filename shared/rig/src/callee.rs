@@ -21,25 +21,62 @@ pub const SPEAK_FILE: &str = "speak-then-listen.ulaw";
 /// One second of silence, looped while `…200`, `…201` and `…202` are answered: a phone keeps
 /// sending RTP while its user is quiet, and livekit-sip ends a call that sends none.
 pub const SILENCE_FILE: &str = "silence.ulaw";
+/// `…00206` (`make run`'s demo number): the spoken [`HELLO_TEXT`], then silence up to
+/// [`HELLO_PERIOD_SECS`], looped: a person who says hello and listens (and says it again if
+/// nobody answers for that long).
+pub const HELLO_FILE: &str = "hello-then-listen.ulaw";
+/// What the callee says on `…00206`.
+pub const HELLO_TEXT: &str = "Hello, who is this?";
+/// The length of one loop of [`HELLO_FILE`], speech included.
+pub const HELLO_PERIOD_SECS: u64 = 20;
+/// The spoken words, relative to the repository root: written by `make setup` with espeak-ng
+/// and sox (raw G.711 mu-law, 8 kHz, mono).
+pub const HELLO_SOURCE: &str = ".tools/audio/hello-8k.ulaw";
 
 /// The files [`write_audio`] writes, with their bytes: raw, headerless G.711 mu-law at 8 kHz.
 /// SIPp 3.6 sends a file's bytes as they are, 160 per 20 ms packet (a WAV header would go out
-/// as audio).
-pub fn audio_files() -> [(&'static str, Vec<u8>); 3] {
+/// as audio). `hello` is the spoken [`HELLO_SOURCE`].
+pub fn audio_files(hello: &[u8]) -> [(&'static str, Vec<u8>); 4] {
     let tone = tone_ulaw();
     let mut speak = tone.clone();
     speak.extend(&tone);
     speak.extend(std::iter::repeat_n(ulaw(0), 8000 * 20));
+    let period = usize::try_from(8000 * HELLO_PERIOD_SECS).unwrap_or(usize::MAX);
+    let mut hello = hello.to_vec();
+    hello.truncate(period);
+    hello.resize(period, ulaw(0));
     [
         (TONE_FILE, tone),
         (SPEAK_FILE, speak),
         (SILENCE_FILE, vec![ulaw(0); 8000]),
+        (HELLO_FILE, hello),
     ]
 }
 
-/// Write the callee's audio files into `dir`, SIPp's working directory.
-pub fn write_audio(dir: &Path) -> io::Result<()> {
-    for (name, bytes) in audio_files() {
+/// Write the callee's audio files into `dir`, SIPp's working directory. The spoken words come
+/// from `<root>/`[`HELLO_SOURCE`]; without them this fails, naming `make setup`.
+pub fn write_audio(dir: &Path, root: &Path) -> io::Result<()> {
+    let source = root.join(HELLO_SOURCE);
+    let hello = std::fs::read(&source).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "the callee's speech {} cannot be read ({e}): run `make setup`, which speaks \
+                 it with espeak-ng and sox (Debian: `apt-get install espeak-ng sox`)",
+                source.display()
+            ),
+        )
+    })?;
+    if hello.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is empty: delete it and run `make setup`",
+                source.display()
+            ),
+        ));
+    }
+    for (name, bytes) in audio_files(&hello) {
         std::fs::write(dir.join(name), bytes)?;
     }
     Ok(())
@@ -199,11 +236,30 @@ mod tests {
 
     #[test]
     fn audio_files_have_the_documented_lengths() {
-        let files = audio_files();
+        let files = audio_files(&[0x7f; 16_000]);
         let len = |name| files.iter().find(|(n, _)| *n == name).map(|(_, b)| b.len());
         assert_eq!(len(TONE_FILE), Some(8000));
         assert_eq!(len(SPEAK_FILE), Some(8000 * 22));
         assert_eq!(len(SILENCE_FILE), Some(8000));
+        assert_eq!(len(HELLO_FILE), Some(8000 * 20));
+        let hello = &files[3].1;
+        assert_eq!(hello[..16_000], [0x7f; 16_000], "the words come first");
+        assert!(
+            hello[16_000..].iter().all(|&b| b == ulaw(0)),
+            "then silence"
+        );
+    }
+
+    #[test]
+    fn missing_speech_names_make_setup() {
+        let dir = std::env::temp_dir().join(format!("rig-no-audio-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let err = write_audio(&dir, &dir).expect_err("no .tools/audio");
+        let _ = std::fs::remove_dir_all(&dir);
+        let message = err.to_string();
+        assert!(message.contains("make setup"), "{message}");
+        assert!(message.contains("espeak-ng sox"), "{message}");
+        assert!(message.contains(HELLO_SOURCE), "{message}");
     }
 
     #[test]
@@ -211,7 +267,7 @@ mod tests {
         // The scenario must stream only files write_audio produces, or SIPp exits at load.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let xml = std::fs::read_to_string(root.join(SCENARIO)).unwrap_or_default();
-        let names: Vec<&str> = audio_files().iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = audio_files(&[]).iter().map(|(n, _)| *n).collect();
         let streamed: Vec<&str> = xml
             .split("rtp_stream=\"")
             .skip(1)

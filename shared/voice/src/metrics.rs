@@ -40,6 +40,10 @@ pub struct SessionReport {
     pub transcript: Vec<TranscriptEntry>,
     pub preemptive: PreemptiveStats,
     pub false_interruptions: u32,
+    /// When the first agent audio frame was handed to the transport ([`crate::AudioIo::send`]);
+    /// `None` when the agent never spoke. The worker measures the call's dead air from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_audio_at: Option<Timestamp>,
     /// The resolved config; secrets are never serialised.
     pub session_config: SessionConfig,
 }

@@ -155,4 +155,14 @@ async fn greeting_plays_first_and_silence_ends_the_call() {
     );
     assert!(!lock(&callee.log).sent.is_empty());
     assert!(report.turns.is_empty(), "a greeting is not a user turn");
+    // The greeting is the first agent audio: dead air is measured from it.
+    let first = report
+        .first_audio_at
+        .expect("the greeting's first frame is timed");
+    assert!(
+        report.session_start <= first && first <= report.session_end,
+        "first audio {first} within the session {} .. {}",
+        report.session_start,
+        report.session_end
+    );
 }

@@ -10,6 +10,7 @@
 //! [`test_log`] is the one switch for test logs, `TEST_LOG`.
 
 pub mod callee;
+pub mod demo;
 pub mod llm;
 pub mod stt;
 pub mod test_log;

@@ -37,7 +37,7 @@ mod settle;
 mod summary;
 mod voice;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use callfleet_bus::{Bus, Sources, consume};
 use callfleet_config::Config;
@@ -69,11 +69,24 @@ pub struct Worker {
     /// Cancelled when live calls must hang up (shutdown grace period over).
     pub(crate) hangup: CancellationToken,
     /// Provider keys and base URLs for voice sessions, read once at start.
-    pub(crate) provider_env: Arc<std::collections::HashMap<String, String>>,
+    pub(crate) provider_env: Arc<HashMap<String, String>>,
 }
 
+pub use voice::provider_env;
+
 impl Worker {
+    /// A worker whose voice sessions read their providers from the process environment.
     pub async fn new(config: Arc<Config>) -> Result<Self, AgentError> {
+        Self::with_providers(config, voice::provider_env()).await
+    }
+
+    /// A worker whose voice sessions read provider keys, base URLs and defaults from
+    /// `provider_env` (the names [`provider_env`] reads): `callfleet dev` points it at its
+    /// local stand-ins.
+    pub async fn with_providers(
+        config: Arc<Config>,
+        provider_env: HashMap<String, String>,
+    ) -> Result<Self, AgentError> {
         let (url, key, secret) = config.livekit.credentials().ok_or(AgentError::NoLiveKit)?;
         let livekit = LiveKit::new(
             url,
@@ -91,7 +104,7 @@ impl Worker {
             config,
             worker_id: worker_id.into(),
             hangup: CancellationToken::new(),
-            provider_env: Arc::new(voice::provider_env()),
+            provider_env: Arc::new(provider_env),
         })
     }
 
@@ -141,9 +154,18 @@ impl Worker {
     }
 }
 
-/// Run a worker until `shutdown`, then drain.
+/// Run a worker until `shutdown`, then drain. Voice providers come from the process env.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let worker = Worker::new(config.clone()).await?;
+    run_with_providers(config, shutdown, voice::provider_env()).await
+}
+
+/// [`run`], with the voice providers' env given (see [`Worker::with_providers`]).
+pub async fn run_with_providers(
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    provider_env: HashMap<String, String>,
+) -> Result<(), AgentError> {
+    let worker = Worker::with_providers(config.clone(), provider_env).await?;
     let mut sources = Sources::with_campaigns(worker.consumer().await?);
     let slots = config.agent.max_concurrent_calls;
     tracing::info!(worker.id = %worker.worker_id, slots, "agent started");

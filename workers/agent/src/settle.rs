@@ -11,7 +11,7 @@ use std::time::Duration;
 use callfleet_bus::{Delivery, Outcome, Scheduled, backoff};
 use callfleet_domain::{
     CallEvent, CallOutcome, CallRequest, CallState, CallStatus, EndReason, EventKind, FieldError,
-    request, subjects as s,
+    latency, request, subjects as s,
 };
 use jiff::Timestamp;
 
@@ -64,6 +64,11 @@ pub(crate) async fn settle(
             state.updated_at = Timestamp::now();
             let mut event = job.event(kind, summary.attempt);
             let outcome = summary.outcome;
+            // An answered call that ran a voice session counts in the campaign's dead-air
+            // histogram (`callfleet_domain::latency`).
+            let first_audio = (outcome == CallOutcome::Answered
+                && summary.session_close_reason.is_some())
+            .then(|| latency::bucket(summary.first_agent_audio_ms));
             event.summary = Some(*summary);
             w.publish_until_done(&event).await;
             let tally_id = format!("tally.{}", event.event_id);
@@ -72,6 +77,15 @@ pub(crate) async fn settle(
                     backon_retry(|| w.bus.tally(&req.campaign, outcome.as_str(), &tally_id)).await
             {
                 tracing::error!(call.id = %req.call_id, error = %e, "campaign tally not recorded");
+            }
+            if job.campaign_job
+                && let Some(bucket) = first_audio
+            {
+                let what = format!("{}.{bucket}", s::TALLY_FIRST_AUDIO);
+                let id = format!("{tally_id}.{}", s::TALLY_FIRST_AUDIO);
+                if let Err(e) = backon_retry(|| w.bus.tally(&req.campaign, &what, &id)).await {
+                    tracing::error!(call.id = %req.call_id, error = %e, "first-audio tally not recorded");
+                }
             }
             w.put_state_until_done(&state).await;
             Outcome::Ack

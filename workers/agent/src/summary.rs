@@ -1,10 +1,11 @@
 //! Building the call-ended summary (DESIGN.md §3).
 
 use callfleet_domain::{
-    CallOutcome, CallRequest, CallState, EndReason,
+    CallOutcome, CallRequest, CallState, EndReason, latency,
     request::SessionOptions,
     summary::{
-        AttemptRecord, CallSummary, DurationEstimate, Recording, SCHEMA_VERSION, SipStatus, Usage,
+        AttemptRecord, CallSummary, DurationEstimate, LatencyPercentiles, Recording,
+        SCHEMA_VERSION, SipStatus, TurnMetrics, Usage,
     },
 };
 use jiff::Timestamp;
@@ -31,6 +32,20 @@ pub struct Parts {
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {
     let d = to.duration_since(from).as_secs_f64();
     (d * 1000.0).round() / 1000.0
+}
+
+/// Dead air at the start of a call: the answer to the first agent audio frame, in whole
+/// milliseconds (0 when the agent's audio went out before the answer was recorded).
+pub fn first_agent_audio_ms(answered: Timestamp, first_audio: Option<Timestamp>) -> Option<u64> {
+    let d = first_audio?.duration_since(answered).as_millis();
+    Some(u64::try_from(d.max(0)).unwrap_or(u64::MAX))
+}
+
+/// p50 and p95 of the turns' response latency (end of the callee's turn to the agent's first
+/// audio); `None` without a measured turn.
+pub fn response_latency(turns: &[TurnMetrics]) -> Option<LatencyPercentiles> {
+    let samples: Vec<f64> = turns.iter().filter_map(|t| t.response_latency_ms).collect();
+    latency::percentiles(&samples)
 }
 
 pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
@@ -193,5 +208,31 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
             .filter(|u| u.len() <= MAX_ECHOED_TEXT)
             .map(str::to_owned),
         worker_id: worker.worker_id.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_agent_audio_is_measured_from_the_answer() {
+        let answered: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+        let spoke: Timestamp = "2026-01-01T00:00:01.234Z".parse().expect("ts");
+        assert_eq!(first_agent_audio_ms(answered, Some(spoke)), Some(1234));
+        assert_eq!(first_agent_audio_ms(spoke, Some(answered)), Some(0));
+        assert_eq!(first_agent_audio_ms(answered, None), None);
+    }
+
+    #[test]
+    fn response_latency_over_the_measured_turns() {
+        let turn = |ms: Option<f64>| TurnMetrics {
+            response_latency_ms: ms,
+            ..TurnMetrics::default()
+        };
+        assert_eq!(response_latency(&[turn(None)]), None);
+        let p = response_latency(&[turn(Some(800.0)), turn(None), turn(Some(1200.0))])
+            .expect("two measured");
+        assert_eq!((p.p50, p.p95), (800.0, 1200.0));
     }
 }

@@ -1,4 +1,4 @@
-//! The voice session on an answered call (when `agent.voice_session` is on): the worker joins
+//! The voice session on an answered call (`agent.voice_session`, on by default): the worker joins
 //! the call's room as `agent-<call_id>` with the pure-Rust media transport, and the voice
 //! engine talks with the SIP participant through it. Providers are resolved before dialing, so
 //! an unknown provider or a missing key fails the call before anyone's phone rings.
@@ -59,6 +59,8 @@ pub struct Report {
     pub transcript: Vec<TranscriptEntry>,
     pub error: Option<String>,
     pub close_reason: Option<SessionCloseReason>,
+    /// When the first agent audio frame went to the transport; `None` if the agent never spoke.
+    pub first_audio_at: Option<Timestamp>,
 }
 
 impl From<SessionReport> for Report {
@@ -72,6 +74,7 @@ impl From<SessionReport> for Report {
             turns: r.turns,
             transcript: r.transcript,
             close_reason: Some(r.end_reason),
+            first_audio_at: r.first_audio_at,
         }
     }
 }

@@ -7,11 +7,18 @@
 //! ring, answer and hang up on loopback. Binaries come from `.tools/bin` (`make setup`) or PATH.
 //! Then it runs ingress, agent, notifier and campaigner in-process.
 //!
+//! Every answered call runs the voice session (the default). Without provider keys, dev starts
+//! the project's scripted provider stand-ins in-process and points the agent at them
+//! ([`providers`]); the banner says so, and how to switch to real providers (`.env.local`).
+//! The demo number's callee says "Hello, who is this?" (speech from `make setup`), so the
+//! printed curl line gives a real turn and a webhook with a transcript.
+//!
 //! Every child is supervised ([`supervise`]): the banner names a child only once it answered
 //! its readiness probe (a port, a health endpoint, Redis' PING, the callee's SIP OPTIONS), and a
 //! child that exits at any time is reported at once with the last lines of its log. Dev then
 //! drains the roles and exits non-zero rather than run on half a rig.
 
+mod providers;
 mod supervise;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -35,8 +42,9 @@ const CALLEE_MEDIA_PORT: u16 = 6080;
 const DEV_KEY: &str = "devkey";
 const DEV_SECRET: &str = "callfleet-dev-secret-change-me-0123456789";
 const DEV_FROM_NUMBER: &str = "+61299990000";
-/// The callee answers numbers ending in HH200 and hangs up after HH seconds.
-const DEMO_NUMBER: &str = "+614000005200";
+/// The callee answers numbers ending in 00206, says "Hello, who is this?" and listens until the
+/// caller hangs up (`tests/sipp/callee.xml`).
+const DEMO_NUMBER: &str = "+614000000206";
 
 fn tool(name: &str) -> anyhow::Result<PathBuf> {
     let local = PathBuf::from(".tools/bin").join(name);
@@ -80,9 +88,17 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
             return Ok(());
         }
     };
+    // Stand-ins live as long as `providers`, i.e. until dev returns.
+    let providers = providers::choose(&config, &callfleet_agent::provider_env()).await;
+    let provider_env = providers.env();
     let config = Arc::new(config);
     // The banner (with the curl line) once the ingress really listens.
-    tokio::spawn(announce(config.clone(), telephony, shutdown.clone()));
+    tokio::spawn(announce(
+        config.clone(),
+        telephony,
+        providers::describe(&providers),
+        shutdown.clone(),
+    ));
     // A role that fails (the ingress cannot bind its port, say) stops the others: dev never
     // runs on without one of them.
     let role = |name: &'static str, run: tokio::task::JoinHandle<anyhow::Result<()>>| {
@@ -107,7 +123,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
             ),
             role(
                 "agent",
-                tokio::spawn(agent(config.clone(), shutdown.clone()))
+                tokio::spawn(agent(config.clone(), shutdown.clone(), provider_env))
             ),
             role(
                 "notifier",
@@ -138,6 +154,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
     };
     // Servers stop after the roles, so NATS never vanishes under a draining fleet.
     rig.stop().await;
+    drop(providers);
     outcome
 }
 
@@ -224,7 +241,7 @@ async fn start_telephony(config: &mut Config, rig: &mut Supervisor) -> anyhow::R
         .context("the callee's scenario: run `make run` from the repository root")?;
     let callee_dir = dir.join("callee");
     std::fs::create_dir_all(&callee_dir).context("creating .tools/dev/callee")?;
-    callfleet_rig::callee::write_audio(&callee_dir).context("writing the callee's audio")?;
+    callfleet_rig::callee::write_audio(&callee_dir, &root).context("writing the callee's audio")?;
     let callee_dir = std::fs::canonicalize(&callee_dir)?;
     let mut callee = Command::new(tool("sipp")?);
     callee
@@ -266,7 +283,8 @@ async fn start_telephony(config: &mut Config, rig: &mut Supervisor) -> anyhow::R
     );
     println!(
         "dev: the callee's behaviour is picked by the dialed number's last digits (tests/sipp/callee.xml): \
-         ...HH200 answers and hangs up after HH s, ...00486 busy, ...00180 rings, ...00603 declines"
+         ...00206 says \"Hello, who is this?\" and listens, ...HH200 answers and hangs up after HH s, \
+         ...00486 busy, ...00180 rings, ...00603 declines"
     );
     Ok(())
 }
@@ -275,8 +293,12 @@ async fn ingress(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
     Ok(callfleet_ingress::run(config, shutdown).await?)
 }
 
-async fn agent(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    Ok(callfleet_agent::run(config, shutdown).await?)
+async fn agent(
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    provider_env: std::collections::HashMap<String, String>,
+) -> anyhow::Result<()> {
+    Ok(callfleet_agent::run_with_providers(config, shutdown, provider_env).await?)
 }
 
 async fn notifier(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -288,7 +310,12 @@ async fn campaigner(config: Arc<Config>, shutdown: CancellationToken) -> anyhow:
 }
 
 /// Print the banner once the ingress accepts connections; nothing when dev stops first.
-async fn announce(config: Arc<Config>, telephony: bool, shutdown: CancellationToken) {
+async fn announce(
+    config: Arc<Config>,
+    telephony: bool,
+    voice: Vec<String>,
+    shutdown: CancellationToken,
+) {
     let bind = config.ingress.bind.clone();
     let listening = async {
         while tokio::net::TcpStream::connect(&bind).await.is_err() {
@@ -296,12 +323,12 @@ async fn announce(config: Arc<Config>, telephony: bool, shutdown: CancellationTo
         }
     };
     tokio::select! {
-        () = listening => banner(&config, telephony),
+        () = listening => banner(&config, telephony, &voice),
         () = shutdown.cancelled() => {}
     }
 }
 
-fn banner(config: &Config, telephony: bool) {
+fn banner(config: &Config, telephony: bool, voice: &[String]) {
     let bind = &config.ingress.bind;
     let number = if telephony {
         DEMO_NUMBER
@@ -314,9 +341,12 @@ fn banner(config: &Config, telephony: bool) {
         .first()
         .map(|_| " -H 'Authorization: Bearer <api key>'")
         .unwrap_or_default();
+    for line in voice {
+        println!("{line}");
+    }
     println!("dev: ingress on http://{bind}; enqueue a call with:");
     println!(
-        "  curl -s -X POST http://{bind}/dispatch -H 'Content-Type: application/json'{auth} \\\n    -d '{{\"destination\":\"{number}\",\"account_code\":\"em-tech-01\",\"session_options\":{{\"llm\":\"openai/gpt-4o-mini\",\"tts\":\"cartesia\"}}}}'"
+        "  curl -s -X POST http://{bind}/dispatch -H 'Content-Type: application/json'{auth} \\\n    -d '{{\"destination\":\"{number}\",\"account_code\":\"em-tech-01\"}}'"
     );
     match &config.notifier.webhook_url {
         Some(url) => println!("dev: summaries go to {url}"),

@@ -25,6 +25,8 @@ pub(super) struct Recorder {
     pub transcript: Vec<TranscriptEntry>,
     pub preemptive: PreemptiveStats,
     pub false_interruptions: u32,
+    /// The first agent audio frame handed to the transport.
+    pub first_audio_at: Option<Instant>,
 }
 
 impl Recorder {
@@ -41,6 +43,7 @@ impl Recorder {
             transcript: Vec::new(),
             preemptive: PreemptiveStats::default(),
             false_interruptions: 0,
+            first_audio_at: None,
         }
     }
 
@@ -89,7 +92,9 @@ impl Recorder {
                 audio_seconds: self.stt_samples as f64 / f64::from(STT_SAMPLE_RATE),
             }],
         };
+        let first_audio_at = self.first_audio_at.map(|t| self.wall(t));
         SessionReport {
+            first_audio_at,
             session_start: self.base_wall,
             session_end: end,
             session_duration_seconds: now.saturating_duration_since(self.base).as_secs_f64(),

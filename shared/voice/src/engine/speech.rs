@@ -185,6 +185,7 @@ impl<A: AudioIo> Engine<'_, A> {
             self.io.send(frame).await?;
             if first {
                 let t = Instant::now();
+                self.rec.first_audio_at.get_or_insert(t);
                 if let Some(m) = sp.turn.as_mut() {
                     m.e2e_latency_ms = sp.speech_end.map(|e| ms(t.saturating_duration_since(e)));
                     m.response_latency_ms = sp.eot_at.map(|e| ms(t.saturating_duration_since(e)));

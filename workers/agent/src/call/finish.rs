@@ -146,6 +146,9 @@ pub(super) fn ended(
         p.error = session.as_ref().and_then(|r| r.error.clone());
     });
     if let Some(report) = session {
+        summary.first_agent_audio_ms =
+            crate::summary::first_agent_audio_ms(answered, report.first_audio_at);
+        summary.response_latency_ms = crate::summary::response_latency(&report.turns);
         summary.usage = report.usage;
         summary.turns = report.turns;
         summary.transcript = report.transcript;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::{Json, extract::State};
-use callfleet_domain::{campaign::CampaignRecord, subjects as s};
+use callfleet_domain::{campaign::CampaignRecord, latency::FirstAudioStats, subjects as s};
 use serde::Serialize;
 
 use crate::{
@@ -33,6 +33,10 @@ pub struct CampaignView {
     pub dial_rate: f64,
     /// Seconds until every contact is done at the rate so far; null before any finished.
     pub eta_seconds: Option<f64>,
+    /// Dead air over the answered calls that ran a voice session: the share whose first agent
+    /// audio came later than 2 s after the answer (or never), and its p50/p95. Counted in
+    /// fixed buckets as calls end; null before the first such call ended.
+    pub first_agent_audio: Option<FirstAudioStats>,
 }
 
 #[utoipa::path(
@@ -86,6 +90,15 @@ pub(crate) async fn view(
         }
     }
     let finished: u64 = outcomes.values().sum();
+    let buckets = bus
+        .subject_counts(s::TALLY_STREAM, &s::first_audio_tallies(&id))
+        .await
+        .map_err(|e| ApiError::bus(&e))?;
+    let first_agent_audio = FirstAudioStats::from_counts(
+        buckets
+            .iter()
+            .map(|(subject, n)| (subject.rsplit('.').next().unwrap_or_default(), *n)),
+    );
     // After completion the campaign's consumer is gone: nothing is in progress then.
     let (pending, live) = bus.released(&id).await.unwrap_or((0, 0));
     let in_progress = pending + live;
@@ -105,5 +118,6 @@ pub(crate) async fn view(
         dials,
         dial_rate: dials as f64 / elapsed,
         eta_seconds,
+        first_agent_audio,
     })
 }
