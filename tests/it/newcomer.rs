@@ -301,6 +301,19 @@ async fn newcomer_make_run_then_the_printed_curl_gives_a_real_turn() {
         summary["first_agent_audio_ms"].is_u64(),
         "dead air measured: {summary}"
     );
+    // The console shows the same conversation, for a newcomer without a webhook receiver.
+    let call_id = summary["call_id"].as_str().unwrap_or_default().to_owned();
+    wait_for(
+        "the call's conversation on dev's console",
+        Duration::from_secs(10),
+        || {
+            let out = dev.output();
+            let head = format!("dev: call {call_id} to +614000000206: answered, agent_hangup");
+            let shown = out.contains(&head) && out.contains("  callee: Hello, who is this?");
+            async move { shown.then_some(()) }
+        },
+    )
+    .await;
     eprintln!(
         "newcomer: first agent audio {} ms, response latency {}",
         summary["first_agent_audio_ms"], summary["response_latency_ms"]

@@ -20,6 +20,7 @@ pub mod metrics;
 mod publish;
 mod state;
 pub mod topology;
+mod watch;
 
 use std::time::Duration;
 

@@ -18,6 +18,7 @@
 //! child that exits at any time is reported at once with the last lines of its log. Dev then
 //! drains the roles and exits non-zero rather than run on half a rig.
 
+mod console;
 mod providers;
 mod supervise;
 
@@ -92,6 +93,8 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
     let providers = providers::choose(&config, &callfleet_agent::provider_env()).await;
     let provider_env = providers.env();
     let config = Arc::new(config);
+    // Each call's conversation on the console as it ends.
+    tokio::spawn(console::print_calls(config.clone(), shutdown.clone()));
     // The banner (with the curl line) once the ingress really listens.
     tokio::spawn(announce(
         config.clone(),

@@ -181,9 +181,25 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// The WebRTC stack logs every call's ICE gathering and teardown at `info` and `warn` (STUN
+/// hosts it cannot resolve, candidates already closed): dozens of lines per call that say
+/// nothing about the call. A bare level (`info`, `debug`, ...) keeps them at `error` below
+/// `trace`; a level with directives (`info,webrtc_ice=debug`) is used as written.
+const WEBRTC_QUIET: &str = "webrtc=error,webrtc_ice=error,webrtc_mdns=error,webrtc_srtp=error,\
+                            webrtc_sctp=error,webrtc_dtls=error";
+
+fn log_directives(level: &str) -> String {
+    if level.contains('=') || level.trim().eq_ignore_ascii_case("trace") {
+        level.to_owned()
+    } else {
+        format!("{level},{WEBRTC_QUIET}")
+    }
+}
+
 fn init_tracing(config: &Config) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(log_directives(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt()
         .with_env_filter(filter)
