@@ -9,7 +9,8 @@
 //! `chunk_length_schedule` of 50 characters and lets the server's schedule cut the text; the
 //! engine hands us whole phrases (the reply's chunker), so we send each with `flush` (as
 //! LiveKit's plugin does per sentence), which generates it at once and leaves no schedule to
-//! tune. We also ask for `sync_alignment`: the word timings an interruption cuts the transcript by.
+//! tune. We also ask for `sync_alignment`: the word timings an interruption cuts the
+//! transcript by.
 
 use std::{sync::Arc, time::Duration};
 
