@@ -16,12 +16,14 @@ DEEPGRAM_PY_VERSION := 7.17.0
 ASSEMBLYAI_PY_VERSION := 1.8.2
 CARTESIA_PY_VERSION := 4.2.0
 SARVAMAI_PY_VERSION := 0.1.39
-CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSION) assemblyai==$(ASSEMBLYAI_PY_VERSION) cartesia==$(CARTESIA_PY_VERSION) sarvamai==$(SARVAMAI_PY_VERSION)
+ELEVENLABS_PY_VERSION := 2.78.0
+CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSION) assemblyai==$(ASSEMBLYAI_PY_VERSION) cartesia==$(CARTESIA_PY_VERSION) sarvamai==$(SARVAMAI_PY_VERSION) elevenlabs==$(ELEVENLABS_PY_VERSION)
 # Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps,
 # stress-ng (make test-load), and espeak-ng + sox, which speak the callee's words at setup
-# (.tools/audio/hello-8k.ulaw).
+# (.tools/audio/hello-8k.ulaw), and openssl, which makes the ElevenLabs conformance driver's
+# throwaway TLS certificate.
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin

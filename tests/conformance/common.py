@@ -56,3 +56,57 @@ def strict(model_cls, data):
         if callable(errs):
             return [f"{model_cls.__name__}.{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs()]
         return [f"{model_cls.__name__}: {e}"]
+
+
+def self_signed_cert(directory):
+    """A throwaway certificate and key for 127.0.0.1 and localhost, made with the openssl CLI
+    (Python's stdlib cannot make one); returns `(cert_path, key_path)`."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        sys.exit("openssl is not installed: run `apt-get install openssl` (make setup does)")
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def tls_proxy(upstream_port, cert, key):
+    """A TLS-terminating TCP proxy on 127.0.0.1 in front of `127.0.0.1:upstream_port`, for an
+    SDK that only dials wss://. Bytes pass through unchanged both ways; it runs on an asyncio
+    loop in a daemon thread for the life of the driver. Returns its port."""
+    import asyncio
+    import ssl
+    import threading
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_r, client_w):
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx))
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return server.sockets[0].getsockname()[1]

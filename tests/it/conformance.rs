@@ -11,9 +11,9 @@
 //! The SDK is the reference for the wire format. Error paths: a 401 on the upgrade / request.
 //!
 //! SDKs (pinned in the Makefile's venv step): `openai`, `deepgram-sdk`, `assemblyai`,
-//! `cartesia`, `sarvamai`. Not covered yet: ElevenLabs, whose SDK always dials `wss://` (it
-//! rewrites its base URL's scheme), so it cannot reach a plain-ws stand-in; LiveKit's
-//! `livekit-plugins-elevenlabs` (which takes a base URL) is the planned peer.
+//! `cartesia`, `sarvamai`, `elevenlabs`. ElevenLabs' SDK always dials `wss://` (it rewrites its
+//! base URL's scheme): its driver puts a TLS-terminating proxy (`common.tls_proxy`, a throwaway
+//! certificate from `openssl`, trusted through `SSL_CERT_FILE`) in front of the ws:// stand-in.
 //!
 //! The interpreter is `.tools/venv/bin/python` (`make setup`); `CALLFLEET_CONFORMANCE_PYTHON`
 //! overrides it.

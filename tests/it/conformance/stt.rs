@@ -235,6 +235,12 @@ async fn conformance_assemblyai_sdk_and_our_client_agree() {
         "the raw key, no scheme"
     );
     assert_eq!(our_log.auth, sdk_log.auth);
+    assert_eq!(
+        sdk_log.api_version.as_deref(),
+        Some("2025-05-12"),
+        "the SDK pins the API version (`AssemblyAI-Version`)"
+    );
+    assert_eq!(our_log.api_version, sdk_log.api_version);
     assert_eq!(our_log.audio_bytes, sdk_log.audio_bytes);
     assert_eq!(
         texts(&sdk_log.text_messages),

@@ -36,6 +36,8 @@ pub struct SttLog {
     pub auth: Option<String>,
     /// The `api-subscription-key` header (Sarvam).
     pub api_key: Option<String>,
+    /// The `AssemblyAI-Version` header (the API version an AssemblyAI client asks for).
+    pub api_version: Option<String>,
     /// Audio messages received (Sarvam: the JSON envelope of the first one is kept in
     /// `first_audio`).
     pub audio_messages: usize,
@@ -216,16 +218,15 @@ async fn serve(
             return Err(refused);
         }
         entry.uri = req.uri().to_string();
-        entry.auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        entry.api_key = req
-            .headers()
-            .get("api-subscription-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        entry.auth = header("authorization");
+        entry.api_key = header("api-subscription-key");
+        entry.api_version = header("assemblyai-version");
         Ok(resp)
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {

@@ -1,8 +1,9 @@
-//! Local Cartesia (`/tts/websocket`, contexts), ElevenLabs (`stream-input`) and Sarvam
-//! (`/text-to-speech/ws`: config, text, flush; audio and a `final` event) servers. Audio is a
-//! tone lasting `ms_per_char` per character of text, sent as base64 s16le (with word timings
-//! where the provider has them). Every connection's messages are recorded unless started with
-//! [`Record::Off`].
+//! Local Cartesia (`/tts/websocket`, contexts), ElevenLabs (`stream-input`: after the empty
+//! text that ends the input, the last audio, `isFinal`, then a normal close, as the server does
+//! and ElevenLabs' SDK waits for) and Sarvam (`/text-to-speech/ws`: config, text, flush; audio
+//! and a `final` event) servers. Audio is a tone lasting `ms_per_char` per character of text,
+//! sent as base64 s16le (with word timings where the provider has them). Every connection's
+//! messages and upgrade headers are recorded unless started with [`Record::Off`].
 
 use std::{
     collections::HashMap,
@@ -18,6 +19,7 @@ use tokio_tungstenite::tungstenite::{
     Message,
     handshake::server::{ErrorResponse, Request, Response},
     http::StatusCode,
+    protocol::{CloseFrame, frame::coding::CloseCode},
 };
 
 use super::{Record, callee::lock};
@@ -47,6 +49,8 @@ pub struct TtsLog {
     pub messages: Vec<Value>,
     /// Contexts cancelled by the client (Cartesia).
     pub cancelled: Vec<String>,
+    /// The code of the close frame the client sent, if it sent one.
+    pub client_close: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -207,10 +211,10 @@ async fn serve(
         g.len() - 1
     });
     let (mut sink, mut stream) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
     tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
-            if sink.send(Message::text(m)).await.is_err() {
+            if sink.send(m).await.is_err() {
                 return;
             }
         }
@@ -218,6 +222,9 @@ async fn serve(
     // Per context (Cartesia) or per connection (ElevenLabs): a generator task fed by a channel.
     let mut gens: HashMap<String, Generator> = HashMap::new();
     while let Some(Ok(msg)) = stream.next().await {
+        if let (Message::Close(frame), Some(i)) = (&msg, idx) {
+            lock(&log)[i].client_close = Some(frame.as_ref().map_or(1005, |f| f.code.into()));
+        }
         let Message::Text(t) = msg else { continue };
         let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
             continue;
@@ -267,7 +274,7 @@ async fn serve(
         if !text.trim().is_empty() {
             match fail {
                 Some(TtsFail::Garbage) => {
-                    let _ = out_tx.send("<html><body>502 Bad Gateway</body></html>".to_owned());
+                    let _ = out_tx.send(Message::text("<html><body>502 Bad Gateway</body></html>"));
                     continue;
                 }
                 Some(TtsFail::DropAfterFirst) => {
@@ -280,7 +287,7 @@ async fn serve(
                             "alignment": null, "normalizedAlignment": null}),
                         Flavor::Sarvam => sarvam_audio(first),
                     };
-                    let _ = out_tx.send(chunk.to_string());
+                    let _ = out_tx.send(Message::text(chunk.to_string()));
                     // The writer flushes the chunk and ends once every sender is gone; both
                     // halves dropped close the TCP connection without a close frame.
                     drop(out_tx);
@@ -309,8 +316,11 @@ async fn generate(
     script: TtsScript,
     ctx: String,
     mut rx: mpsc::UnboundedReceiver<(String, bool)>,
-    out: mpsc::UnboundedSender<String>,
+    out: mpsc::UnboundedSender<Message>,
 ) {
+    let send = |v: Value| {
+        let _ = out.send(Message::text(v.to_string()));
+    };
     let mut first = true;
     let mut offset = 0.0;
     // Sarvam synthesises once `SARVAM_MIN_BUFFER` characters are waiting, or on flush.
@@ -340,32 +350,29 @@ async fn generate(
                 Flavor::Cartesia => {
                     let (w, s): (Vec<_>, Vec<_>) = words.into_iter().unzip();
                     let e: Vec<f64> = s.iter().map(|x| x + 0.1).collect();
-                    let _ = out.send(
+                    send(
                         json!({"type": "timestamps", "done": false, "status_code": 206,
-                        "context_id": ctx, "word_timestamps": {"words": w, "start": s, "end": e}})
-                        .to_string(),
+                        "context_id": ctx, "word_timestamps": {"words": w, "start": s, "end": e}}),
                     );
                     for c in pcm.chunks(2400) {
-                        let _ = out.send(
-                            json!({"type": "chunk", "data": b64(c), "done": false,
-                            "status_code": 206, "step_time": 1.0, "context_id": ctx})
-                            .to_string(),
-                        );
+                        send(json!({"type": "chunk", "data": b64(c), "done": false,
+                            "status_code": 206, "step_time": 1.0, "context_id": ctx}));
                     }
                 }
                 Flavor::ElevenLabs => {
+                    // Whole milliseconds, relative to this chunk (the SDK's `Alignment`).
                     let chars: Vec<String> = text.chars().map(String::from).collect();
-                    let starts: Vec<f64> = (0..chars.len())
-                        .map(|i| (i as u64 * script.ms_per_char) as f64)
+                    let starts: Vec<u64> = (0..chars.len() as u64)
+                        .map(|i| i * script.ms_per_char)
                         .collect();
-                    let durs: Vec<f64> = vec![script.ms_per_char as f64; chars.len()];
-                    let _ = out.send(json!({"audio": b64(&pcm), "isFinal": null,
+                    let durs = vec![script.ms_per_char; chars.len()];
+                    send(json!({"audio": b64(&pcm), "isFinal": null,
                         "alignment": {"chars": chars, "charStartTimesMs": starts, "charDurationsMs": durs},
-                        "normalizedAlignment": null}).to_string());
+                        "normalizedAlignment": null}));
                 }
                 Flavor::Sarvam => {
                     for c in pcm.chunks(2400) {
-                        let _ = out.send(sarvam_audio(c).to_string());
+                        send(sarvam_audio(c));
                     }
                 }
             }
@@ -381,7 +388,14 @@ async fn generate(
                     json!({"type": "event", "data": {"event_type": "final", "request_id": "req-1"}})
                 }
             };
-            let _ = out.send(done.to_string());
+            send(done);
+            if flavor == Flavor::ElevenLabs {
+                // The input is over (`{"text": ""}`): the server closes the connection.
+                let _ = out.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                })));
+            }
             return;
         }
     }

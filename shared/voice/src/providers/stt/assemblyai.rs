@@ -8,6 +8,9 @@ use serde::Deserialize;
 use super::protocol::{STT_SAMPLE_RATE, SttError, SttEvent, SttProtocol, preview};
 use crate::config::SttConfig;
 
+/// The Universal Streaming API version we speak (`AssemblyAI-Version`).
+const API_VERSION: &str = "2025-05-12";
+
 pub struct AssemblyAi {
     cfg: SttConfig,
 }
@@ -69,8 +72,13 @@ impl SttProtocol for AssemblyAi {
         Ok(u)
     }
 
+    /// The key (no scheme) and the API version the SDK pins (`AssemblyAI-Version`, sent by
+    /// `assemblyai` 1.8.2's v3 client): the message schema we parse is that version's.
     fn headers(&self) -> Vec<(&'static str, String)> {
-        vec![("Authorization", self.cfg.api_key.expose().to_owned())]
+        vec![
+            ("Authorization", self.cfg.api_key.expose().to_owned()),
+            ("AssemblyAI-Version", API_VERSION.to_owned()),
+        ]
     }
 
     fn batch(&self) -> Duration {

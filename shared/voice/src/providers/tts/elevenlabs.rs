@@ -1,6 +1,16 @@
 //! ElevenLabs `stream-input` websocket: one connection per utterance. The first message carries
 //! a single space and the voice settings, each text chunk is flushed, an empty text ends the
-//! input; audio arrives base64 with a per-chunk character alignment, then `isFinal`.
+//! input; audio arrives base64 with a per-chunk character alignment, then `isFinal`, and the
+//! server closes the connection. As in ElevenLabs' SDK (`convert_realtime`, the reference of
+//! `tests/it/conformance/tts.rs`), a normal close (1000) after the end of input also ends the
+//! utterance; any other close, or a close before the end of input, is an error.
+//!
+//! Where we differ from the SDK on purpose: it sends `try_trigger_generation` and a
+//! `chunk_length_schedule` of 50 characters and lets the server's schedule cut the text; the
+//! engine hands us whole phrases (the reply's chunker), so we send each with `flush` (as
+//! LiveKit's plugin does per sentence), which generates it at once and leaves no schedule to
+//! tune. We also ask for `sync_alignment`: the word timings an interruption cuts the
+//! transcript by.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,7 +19,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{
+    Message,
+    protocol::{CloseFrame, frame::coding::CloseCode},
+};
 
 use super::protocol::{TtsError, TtsEvent, WordTiming, pcm_from_bytes};
 use crate::{config::TtsConfig, providers::ws};
@@ -17,6 +30,8 @@ use crate::{config::TtsConfig, providers::ws};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Give up if the server sends nothing for this long while audio is owed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait to hand our close frame to the socket once the utterance is complete.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Spawn the connection; returns the text input (`None` = end of input).
 pub fn spawn(
@@ -110,15 +125,21 @@ async fn run(
                 else { tokio::time::timeout(IDLE_TIMEOUT, socket.next()).await }
             } => {
                 let Ok(msg) = msg else { return Err(TtsError::Closed("idle timeout".into())) };
-                if handle(msg, cfg, &mut samples_so_far, events)? { return Ok(()) }
+                if handle(msg, input_open, cfg, &mut samples_so_far, events)? {
+                    // Done: a normal close, as the SDK's (bounded, best effort).
+                    let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(normal))).await;
+                    return Ok(());
+                }
             }
         }
     }
 }
 
-/// Returns `true` when the utterance is complete.
+/// Returns `true` when the utterance is complete (`Done` sent).
 fn handle(
     msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    input_open: bool,
     cfg: &TtsConfig,
     samples_so_far: &mut u64,
     events: &mpsc::UnboundedSender<TtsEvent>,
@@ -126,6 +147,10 @@ fn handle(
     let text = match msg {
         None => return Err(TtsError::Closed("eof".into())),
         Some(Err(e)) => return Err(TtsError::Socket(Box::new(e))),
+        Some(Ok(Message::Close(Some(f)))) if f.code == CloseCode::Normal && !input_open => {
+            let _ = events.send(TtsEvent::Done);
+            return Ok(true);
+        }
         Some(Ok(Message::Close(f))) => {
             return Err(TtsError::Closed(
                 f.map(|f| format!("{} {}", f.code, f.reason))
@@ -199,4 +224,49 @@ fn words_from_chars(chars: &[String], starts_ms: &[f64], offset_s: f64) -> Vec<W
         out.push(WordTiming { word: cur, start });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, TtsProvider};
+
+    fn cfg() -> TtsConfig {
+        TtsConfig {
+            provider: TtsProvider::ElevenLabs,
+            model: "eleven_flash_v2_5".into(),
+            voice: "v".into(),
+            language: None,
+            base_url: "wss://api.elevenlabs.io".into(),
+            sample_rate: 24_000,
+            api_key: Secret::new("k"),
+        }
+    }
+
+    fn close(code: CloseCode) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        Some(Ok(Message::Close(Some(CloseFrame {
+            code,
+            reason: "".into(),
+        }))))
+    }
+
+    /// The SDK reads a normal close after the end of input as the end of the audio.
+    #[test]
+    fn a_normal_close_after_the_input_ends_is_done() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let r = handle(close(CloseCode::Normal), false, &cfg(), &mut 0, &tx);
+        assert!(matches!(r, Ok(true)), "{r:?}");
+        assert_eq!(rx.try_recv().ok(), Some(TtsEvent::Done));
+    }
+
+    /// Text we sent would go unspoken; any other code is the server's failure.
+    #[test]
+    fn an_early_or_abnormal_close_is_an_error() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for (code, input_open) in [(CloseCode::Normal, true), (CloseCode::Policy, false)] {
+            let r = handle(close(code), input_open, &cfg(), &mut 0, &tx);
+            assert!(matches!(r, Err(TtsError::Closed(_))), "{code}: {r:?}");
+        }
+        assert!(rx.try_recv().is_err());
+    }
 }
