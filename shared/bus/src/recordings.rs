@@ -156,9 +156,10 @@ impl Bus {
         let reader: Pin<Box<dyn AsyncRead + Send>> = match range {
             None => Box::pin(object),
             Some((start, end)) => {
-                let skipped = tokio::io::copy(&mut (&mut object).take(start), &mut tokio::io::sink())
-                    .await
-                    .map_err(|e| BusError::js("recording read", e))?;
+                let skipped =
+                    tokio::io::copy(&mut (&mut object).take(start), &mut tokio::io::sink())
+                        .await
+                        .map_err(|e| BusError::js("recording read", e))?;
                 debug_assert_eq!(skipped, start);
                 Box::pin(object.take(end.saturating_sub(start)))
             }

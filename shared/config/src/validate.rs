@@ -45,7 +45,10 @@ impl Config {
             return Err(invalid("recording.max_age_hours", "must be at least 1"));
         }
         if !(1..=60).contains(&rec.segment_secs) {
-            return Err(invalid("recording.segment_secs", "must be between 1 and 60"));
+            return Err(invalid(
+                "recording.segment_secs",
+                "must be between 1 and 60",
+            ));
         }
         if !(6_000..=128_000).contains(&rec.bitrate_bps) {
             return Err(invalid(

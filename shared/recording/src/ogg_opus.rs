@@ -162,10 +162,18 @@ mod tests {
         let mut r = PacketReader::new(Cursor::new(&bytes));
         let head = r.read_packet().expect("read").expect("head");
         assert_eq!(&head.data[..8], b"OpusHead");
-        assert_eq!(head.data.len(), 23, "19 bytes, then streams, coupled and the 2-channel mapping");
+        assert_eq!(
+            head.data.len(),
+            23,
+            "19 bytes, then streams, coupled and the 2-channel mapping"
+        );
         assert_eq!(head.data[9], 2, "channels");
         assert_eq!(u16::from_le_bytes([head.data[10], head.data[11]]), 312);
-        assert_eq!(head.data[18..], [1, 2, 0, 0, 1], "family 1, two uncoupled streams");
+        assert_eq!(
+            head.data[18..],
+            [1, 2, 0, 0, 1],
+            "family 1, two uncoupled streams"
+        );
         assert!(head.last_in_page(), "OpusHead alone on its page");
         assert_eq!(head.absgp_page(), 0);
         let tags = r.read_packet().expect("read").expect("tags");

@@ -231,7 +231,10 @@ async fn upload(
     while let Some(s) = segments.recv().await {
         let mut last = None;
         for attempt in 0..UPLOAD_TRIES {
-            match bus.put_recording_segment(&call_id, s.index, s.bytes.clone()).await {
+            match bus
+                .put_recording_segment(&call_id, s.index, s.bytes.clone())
+                .await
+            {
                 Ok(()) => {
                     last = None;
                     break;
@@ -336,7 +339,7 @@ fn failed(call_id: &str, e: &dyn std::fmt::Display) -> Recording {
 
 /// The Ogg stream's serial number: FNV-1a of the call id.
 fn serial(call_id: &str) -> u32 {
-    call_id
-        .bytes()
-        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    call_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
