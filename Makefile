@@ -13,7 +13,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 # Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps, and
 # stress-ng (make test-load).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng opus-tools ffmpeg
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
@@ -86,10 +86,11 @@ lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md and bench/voice.md
+bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md, bench/voice.md and bench/recording.md
 	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
 	CALLFLEET_BIN=$(CURDIR)/target/release/callfleet ./target/release/bench --out bench/REPORT.md
 	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
+	cargo bench -p callfleet-tests --bench recording_bench -- calls=20 seconds=20 > bench/recording.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench > bench/voice.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench -- load 10 >> bench/voice.md
 

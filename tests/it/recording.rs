@@ -335,7 +335,10 @@ async fn recording_survives_a_killed_worker_as_a_playable_partial() {
     let decoded = callee.len() as f64 / 48_000.0;
     let stored = rec["duration_seconds"].as_f64().unwrap_or(f64::NAN);
     println!("partial recording: {decoded:.2} s decoded, {stored:.2} s in the summary");
-    assert!(decoded >= 3.0, "at least the three segments: {decoded} s");
+    assert!(
+        decoded >= 2.9,
+        "at least the three one-second segments (less the pre-skip): {decoded} s"
+    );
     assert!((decoded - stored).abs() <= 0.1, "{decoded} vs {stored}");
     let call = s["call_duration_seconds"].as_f64().unwrap_or(f64::NAN);
     assert!(
