@@ -59,10 +59,13 @@ impl Segmenter {
     /// Encode one slot (interleaved callee/agent); a segment when one is due.
     pub fn push(&mut self, slot: &[i16; 2 * SLOT]) -> Result<Option<Segment>, Error> {
         self.slots += 1;
-        let end_page = self.slots % SLOTS_PER_PAGE == 0;
+        let end_page = self.slots.is_multiple_of(SLOTS_PER_PAGE);
         let packet = self.encode(slot)?;
         self.writer.push(packet, end_page)?;
-        Ok((self.slots % self.slots_per_segment == 0).then(|| self.cut()))
+        Ok(self
+            .slots
+            .is_multiple_of(self.slots_per_segment)
+            .then(|| self.cut()))
     }
 
     /// End the stream: one more packet of silence covers the encoder's delay, and the last
