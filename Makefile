@@ -21,9 +21,10 @@ CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSI
 # Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps,
 # stress-ng (make test-load), and espeak-ng + sox, which speak the callee's words at setup
 # (.tools/audio/hello-8k.ulaw), and openssl, which makes the ElevenLabs conformance driver's
-# throwaway TLS certificate.
+# throwaway TLS certificate, and opus-tools + ffmpeg, independent decoders of the recordings
+# (tests/it/recording.rs).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
@@ -110,10 +111,11 @@ lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md and bench/voice.md
+bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md, bench/voice.md and bench/recording.md
 	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
 	CALLFLEET_BIN=$(CURDIR)/target/release/callfleet ./target/release/bench --out bench/REPORT.md
 	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
+	cargo bench -p callfleet-tests --bench recording_bench -- calls=20 seconds=20 > bench/recording.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench > bench/voice.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench -- load 10 >> bench/voice.md
 

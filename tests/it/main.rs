@@ -9,7 +9,8 @@
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
 //! rejoin, keepalive); `voice_e2e` is the voice engine in the real worker on a real call, with
-//! the provider stand-ins of `callfleet-standins`.
+//! the provider stand-ins of `callfleet-standins`; `recording` is the worker's own recording
+//! of such calls (served by the ingress, decoded by ffmpeg, salvaged after a kill -9).
 //!
 //! `TEST_LOG` turns logs on (see `callfleet_standins::test_log`); `KEEP_TEMP=1` keeps every
 //! server's logs and stores.
@@ -26,6 +27,7 @@ mod media;
 mod media_transport;
 mod newcomer;
 mod notifier;
+mod recording;
 mod rig;
 mod tel_faults;
 mod telephony;

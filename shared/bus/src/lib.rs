@@ -1,8 +1,8 @@
 //! The JetStream side of callfleet, and the only crate that touches it: connecting, the
 //! topology (streams, consumers, KV buckets), typed publishing of jobs and events, the one
 //! consume loop ([`consume`]: deliveries in, [`Outcome`]s out, [`Bus::settle`] the one mapping
-//! onto acks, NAKs, scheduled follow-ups and dead letters), call state in KV, the one KV lease
-//! protocol ([`lease`]: calls, campaign feeders, number locks), call control, campaigns and the
+//! onto acks, NAKs, scheduled follow-ups and dead letters), call state in KV, call recordings in the object store ([`recordings`]), the one
+//! KV lease protocol ([`lease`]: calls, campaign feeders, number locks), call control, campaigns and the
 //! dead-letter stream.
 //!
 //! Every role calls [`Bus::connect`], which creates or updates the topology idempotently, so any
@@ -18,6 +18,7 @@ mod error;
 pub mod lease;
 pub mod metrics;
 mod publish;
+mod recordings;
 mod state;
 pub mod topology;
 mod watch;
@@ -32,8 +33,9 @@ pub use dlq::{DeadLetter, ReplayError};
 pub use error::BusError;
 pub use lease::{CampaignLease, Lease, LeaseError, LeaseValue};
 pub use publish::{Scheduled, scheduled_job};
+pub use recordings::{RecordingBody, RecordingMeta, StoredRecording, recording_key};
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::{self, kv, object_store::ObjectStore};
 use callfleet_config::Config;
 
 /// A connected client with the topology in place.
@@ -46,6 +48,7 @@ pub struct Bus {
     campaigns: kv::Store,
     numbers: kv::Store,
     dnc: kv::Store,
+    recordings: ObjectStore,
     publish_timeout: Duration,
 }
 
@@ -63,6 +66,7 @@ impl Bus {
             campaigns: b.campaigns,
             numbers: b.numbers,
             dnc: b.dnc,
+            recordings: b.recordings,
             publish_timeout: Duration::from_millis(config.nats.publish_timeout_ms),
         })
     }

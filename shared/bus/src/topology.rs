@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self, consumer, kv,
+    self, consumer, kv, object_store,
     stream::{self, RetentionPolicy, StorageType},
 };
 use callfleet_config::Config;
@@ -293,6 +293,39 @@ pub fn dnc_kv(cfg: &Config) -> kv::Config {
     }
 }
 
+/// The `recordings` object store: call recordings, kept `recording.max_age_hours`.
+pub fn recordings_store(cfg: &Config) -> object_store::Config {
+    object_store::Config {
+        bucket: s::RECORDINGS_BUCKET.into(),
+        description: Some(
+            "Call recordings (Ogg Opus, callee and agent): segments while a call runs, then <call_id>.ogg".into(),
+        ),
+        max_age: Duration::from_secs(cfg.recording.max_age_hours * 3600),
+        storage: StorageType::File,
+        num_replicas: cfg.recording.replicas,
+        ..Default::default()
+    }
+}
+
+/// The object store's stream, for updating it when its settings changed (the client's
+/// `create_object_store` only creates).
+fn recordings_stream(cfg: &Config) -> stream::Config {
+    let store = recordings_store(cfg);
+    let b = &store.bucket;
+    stream::Config {
+        name: format!("OBJ_{b}"),
+        description: store.description,
+        subjects: vec![format!("$O.{b}.C.>"), format!("$O.{b}.M.>")],
+        max_age: store.max_age,
+        storage: store.storage,
+        num_replicas: store.num_replicas,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
 /// The KV buckets every role opens.
 pub struct Buckets {
     pub calls: kv::Store,
@@ -300,6 +333,7 @@ pub struct Buckets {
     pub campaigns: kv::Store,
     pub numbers: kv::Store,
     pub dnc: kv::Store,
+    pub recordings: object_store::ObjectStore,
 }
 
 fn topo(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> BusError {
@@ -361,7 +395,19 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, Bu
         .create_or_update_key_value(dnc_kv(cfg))
         .await
         .map_err(|e| topo("kv dnc", e))?;
+    let recordings = match js.create_object_store(recordings_store(cfg)).await {
+        Ok(store) => store,
+        Err(_) => {
+            js.update_stream(recordings_stream(cfg))
+                .await
+                .map_err(|e| topo("object store recordings", e))?;
+            js.get_object_store(s::RECORDINGS_BUCKET)
+                .await
+                .map_err(|e| topo("object store recordings", e))?
+        }
+    };
     Ok(Buckets {
+        recordings,
         calls,
         leases,
         campaigns,
@@ -422,6 +468,17 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
         ("kv/campaigns.json".into(), kv_as_stream(campaigns_kv(cfg))),
         ("kv/number_locks.json".into(), kv_as_stream(numbers_kv(cfg))),
         ("kv/dnc.json".into(), kv_as_stream(dnc_kv(cfg))),
+        (
+            "object_stores/recordings.json".into(),
+            serde_json::json!({
+                "bucket": s::RECORDINGS_BUCKET,
+                "description": recordings_store(cfg).description,
+                "max_age_secs": recordings_store(cfg).max_age.as_secs(),
+                "storage": json(&StorageType::File),
+                "replicas": recordings_store(cfg).num_replicas,
+                "stream": json(&recordings_stream(cfg)),
+            }),
+        ),
         (
             "consumers/CALL_JOBS.campaign-EXAMPLE.json".into(),
             consumer(s::JOBS_STREAM, campaign_consumer(cfg, "EXAMPLE", 5)),

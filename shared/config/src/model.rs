@@ -17,6 +17,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub retry: RetryConfig,
     pub notifier: NotifierConfig,
+    pub recording: RecordingConfig,
     pub log: LogConfig,
 }
 
@@ -175,6 +176,39 @@ pub struct NotifierConfig {
     pub concurrency: usize,
     /// Also send the non-final events (queued, dialing, answered, ...).
     pub include_progress_events: bool,
+}
+
+/// Where `record_call` recordings go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingBackend {
+    /// The worker records the call's audio itself into the NATS object store.
+    Nats,
+    /// A LiveKit Egress service records the room (needs the Egress service running).
+    Egress,
+}
+
+impl RecordingBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nats => "nats",
+            Self::Egress => "egress",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub backend: RecordingBackend,
+    /// How long recordings are kept in the `recordings` object store.
+    pub max_age_hours: u64,
+    /// Replicas of the `recordings` object store: 1 for one server, 3 for a cluster.
+    pub replicas: usize,
+    /// Seconds of audio per stored segment: at most this much is lost if the worker dies.
+    pub segment_secs: u64,
+    /// Opus bitrate per channel, bits per second.
+    pub bitrate_bps: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -75,3 +75,15 @@ fn errors_name_the_key() {
     let err = Config::from_toml("[livekit]\nurl = \"ws://x:1\"").expect_err("half the credentials");
     assert!(err.to_string().contains("livekit"), "{err}");
 }
+
+#[test]
+fn recording_defaults_to_nats_and_is_validated_by_key() {
+    let config = Config::from_toml("").expect("defaults validate");
+    assert_eq!(config.recording.backend, RecordingBackend::Nats);
+    let egress = Config::from_toml("[recording]\nbackend = \"egress\"").expect("egress is valid");
+    assert_eq!(egress.recording.backend, RecordingBackend::Egress);
+    let err = Config::from_toml("[recording]\nbackend = \"s3\"").expect_err("unknown backend");
+    assert!(err.to_string().contains("backend"), "{err}");
+    let err = Config::from_toml("[recording]\nsegment_secs = 0").expect_err("zero segment");
+    assert!(err.to_string().contains("recording.segment_secs"), "{err}");
+}

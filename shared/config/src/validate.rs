@@ -37,6 +37,25 @@ impl Config {
         if let Some(url) = &self.livekit.url {
             check_url("livekit.url", url, &["http", "https", "ws", "wss"])?;
         }
+        let rec = &self.recording;
+        if !(1..=5).contains(&rec.replicas) {
+            return Err(invalid("recording.replicas", "must be between 1 and 5"));
+        }
+        if rec.max_age_hours == 0 {
+            return Err(invalid("recording.max_age_hours", "must be at least 1"));
+        }
+        if !(1..=60).contains(&rec.segment_secs) {
+            return Err(invalid(
+                "recording.segment_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        if !(6_000..=128_000).contains(&rec.bitrate_bps) {
+            return Err(invalid(
+                "recording.bitrate_bps",
+                "must be between 6000 and 128000",
+            ));
+        }
         if self.livekit.url.is_some() != self.livekit.api_key.is_some()
             || self.livekit.url.is_some() != self.livekit.api_secret.is_some()
         {

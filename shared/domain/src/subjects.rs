@@ -21,6 +21,8 @@ pub const CALLS_BUCKET: &str = "calls";
 pub const CAMPAIGNS_BUCKET: &str = "campaigns";
 pub const NUMBERS_BUCKET: &str = "number_locks";
 pub const DNC_BUCKET: &str = "dnc";
+/// Object store of call recordings.
+pub const RECORDINGS_BUCKET: &str = "recordings";
 pub const LEASES_BUCKET: &str = "call_leases";
 
 pub const DISPATCH_ALL: &str = "calls.dispatch.>";

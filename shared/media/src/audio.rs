@@ -23,14 +23,15 @@ pub const MIN_RATE: u32 = 8_000;
 /// Highest accepted input rate.
 pub const MAX_RATE: u32 = 192_000;
 
-/// Mono i16 -> mono i16 rate converter around rubato.
-struct Resampler {
+/// Mono i16 -> mono i16 rate converter around rubato (also used by the call recorder).
+pub struct Resampler {
     inner: FftFixedIn<f32>,
     input: Vec<f32>,
 }
 
 impl Resampler {
-    fn new(from: u32, to: u32) -> Result<Self> {
+    /// A converter from `from` Hz to `to` Hz.
+    pub fn new(from: u32, to: u32) -> Result<Self> {
         let chunk = (from / 100).max(1) as usize; // ~10 ms chunks
         let inner = FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1)
             .map_err(|e| Error::Resample(e.to_string()))?;
@@ -41,7 +42,7 @@ impl Resampler {
     }
 
     /// Adds `pcm`, appends every sample that can be produced so far to `out`.
-    fn process(&mut self, pcm: &[i16], out: &mut Vec<i16>) -> Result<()> {
+    pub fn process(&mut self, pcm: &[i16], out: &mut Vec<i16>) -> Result<()> {
         self.input
             .extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));
         let mut consumed = 0;

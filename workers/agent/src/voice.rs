@@ -12,6 +12,7 @@ use callfleet_domain::{
     summary::{SessionCloseReason, TranscriptEntry, TurnMetrics, Usage},
 };
 use callfleet_media::{Event, Options, Transport};
+use callfleet_recording::{Side, Tap};
 use callfleet_voice::{
     AudioError, AudioFrame, AudioIo, EngineOptions, Session, SessionConfig, SessionEvent,
     SessionReport,
@@ -85,6 +86,8 @@ struct RoomIo {
     audio: broadcast::Receiver<callfleet_media::AudioFrame>,
     events: broadcast::Receiver<Event>,
     track: callfleet_media::LocalAudioTrack,
+    /// The call's recorder, when it records: both sides' frames as they pass.
+    tap: Option<Tap>,
 }
 
 impl AudioIo for RoomIo {
@@ -92,7 +95,12 @@ impl AudioIo for RoomIo {
         loop {
             tokio::select! {
                 f = self.audio.recv() => match f {
-                    Ok(f) if f.identity == self.callee => return Some(AudioFrame::new(f.samples, f.sample_rate)),
+                    Ok(f) if f.identity == self.callee => {
+                        if let Some(tap) = &self.tap {
+                            tap.push(Side::Callee, &f.samples, f.sample_rate);
+                        }
+                        return Some(AudioFrame::new(f.samples, f.sample_rate));
+                    }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
@@ -107,6 +115,9 @@ impl AudioIo for RoomIo {
 
     async fn send(&mut self, frame: AudioFrame) -> Result<(), AudioError> {
         // The engine paces its output (at most its playout lead ahead of real time).
+        if let Some(tap) = &self.tap {
+            tap.push(Side::Agent, &frame.samples, frame.sample_rate);
+        }
         self.track
             .push(&frame.samples)
             .await
@@ -146,6 +157,7 @@ pub async fn converse(
     answered: Timestamp,
     keep: &Keepalive,
     control: &mut Control,
+    tap: Option<Tap>,
 ) -> (Held, Report) {
     let req = &job.req;
     let failed = |error: String| {
@@ -182,6 +194,7 @@ pub async fn converse(
         audio: transport.remote_audio(),
         events: transport.events(),
         track,
+        tap,
     };
     let max = Duration::from_secs(w.config.agent.max_call_duration_secs);
     let elapsed = Timestamp::now().duration_since(answered).unsigned_abs();

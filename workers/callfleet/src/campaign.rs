@@ -58,14 +58,15 @@ pub enum CampaignCommand {
     },
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: Option<String>,
+/// The ingress's HTTP API, as configured (also used by `callfleet recording`).
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) key: Option<String>,
 }
 
 impl Api {
-    fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         let base = config
             .ingress
             .public_url

@@ -4,6 +4,7 @@ mod campaign;
 mod dev;
 mod dlq;
 mod export;
+mod recording;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -47,6 +48,11 @@ enum Command {
     Campaign {
         #[command(subcommand)]
         command: campaign::CampaignCommand,
+    },
+    /// Call recordings: `recording get <call_id> -o FILE` saves one (through the ingress).
+    Recording {
+        #[command(subcommand)]
+        command: recording::RecordingCommand,
     },
     /// Dead letters: list and replay.
     Dlq {
@@ -132,6 +138,7 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Dev => dev::run(config, shutdown).await?,
         Command::Dlq { command } => dlq::run(&config, command).await?,
         Command::Campaign { command } => campaign::run(&config, command).await?,
+        Command::Recording { command } => recording::run(&config, command).await?,
         Command::Config => println!("{}", redacted(&config)?),
         Command::Export { .. } => {}
     }

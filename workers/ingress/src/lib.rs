@@ -18,6 +18,7 @@ mod error;
 mod ids;
 mod metrics;
 mod openapi;
+mod recording;
 
 use std::{sync::Arc, time::Duration};
 
@@ -129,6 +130,7 @@ pub fn router(state: AppState) -> Router {
             get(calls::get_call).delete(control::cancel_call),
         )
         .route("/calls/{id}/transfer", post(control::transfer_call))
+        .route("/calls/{id}/recording", get(recording::get_recording))
         .route("/campaigns/{id}", get(campaigns::get))
         .route("/campaigns/{id}/pause", post(campaigns::pause))
         .route("/campaigns/{id}/resume", post(campaigns::resume))

@@ -17,6 +17,8 @@ pub(super) struct Attempt<'a> {
     pub(super) session_start: Timestamp,
     /// The recording as far as it got; a fresh dial requests it once the room exists.
     pub(super) recording: Recording,
+    /// The worker's own recorder (`recording.backend = "nats"`), from the answer to the hang-up.
+    pub(super) recorder: Option<callfleet_recording::Recorder>,
 }
 
 impl<'a> Attempt<'a> {
@@ -35,11 +37,12 @@ impl<'a> Attempt<'a> {
             control,
             session_start: Timestamp::now(),
             recording: Recording::default(),
+            recorder: None,
         }
     }
 }
 
-/// Delete the room (hangs up the SIP leg) and stop the recording.
+/// Delete the room (hangs up the SIP leg) and stop the egress recording.
 pub(super) async fn hang_up(a: &Attempt<'_>) {
     let (w, room) = (a.w, a.job.req.room.as_str());
     if let Some(id) = &a.recording.egress_id

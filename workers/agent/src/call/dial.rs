@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use callfleet_domain::{CallOutcome, CallState, CallStatus, EventKind, summary::Recording};
+use callfleet_domain::{CallOutcome, CallState, CallStatus, EventKind};
 use callfleet_livekit::{Dial, SipLeg};
 use callfleet_voice::SessionConfig;
 use jiff::Timestamp;
@@ -66,7 +66,7 @@ pub(super) async fn prepare(a: &mut Attempt<'_>) -> Result<Ready, Failure> {
     let voice = crate::voice::prepare(a.w, &a.job.req)
         .map_err(|reason| Failure::new(CallOutcome::InvalidRequest, reason))?;
     create_room(a).await?;
-    start_recording(a).await;
+    super::record::request(a, voice.is_some()).await;
     Ok(Ready { trunk_id, voice })
 }
 
@@ -95,36 +95,6 @@ async fn create_room(a: &Attempt<'_>) -> Result<(), Failure> {
         };
         Failure::new(outcome, e.to_string())
     })
-}
-
-/// Start recording the room if the request asks for it; a recording that fails to start is
-/// noted in the summary and the call goes on.
-async fn start_recording(a: &mut Attempt<'_>) {
-    let (w, req) = (a.w, &a.job.req);
-    let recording = &mut a.recording;
-    *recording = Recording {
-        requested: req.session_options.record_call,
-        ..Default::default()
-    };
-    if !recording.requested {
-        return;
-    }
-    let path = w
-        .config
-        .livekit
-        .recording_filepath
-        .replace("{room}", &req.room)
-        .replace("{call_id}", &req.call_id);
-    match w.livekit.start_recording(&req.room, &path).await {
-        Ok(id) => {
-            recording.egress_id = Some(id);
-            recording.location = Some(path);
-        }
-        Err(e) => {
-            tracing::warn!(call.id = %req.call_id, error = %e, "recording failed; the call goes on");
-            recording.error = Some(e.to_string());
-        }
-    }
 }
 
 /// `CreateSIPParticipant` until the callee answers or the dial fails, publishing `ringing`

@@ -23,8 +23,9 @@ pub(super) async fn hold_or_converse(
 ) -> (Held, Option<Report>) {
     match voice {
         Some(cfg) => {
+            let tap = super::record::start(a, answered);
             let (held, report) =
-                crate::voice::converse(a.w, a.job, cfg, answered, a.keep, a.control).await;
+                crate::voice::converse(a.w, a.job, cfg, answered, a.keep, a.control, tap).await;
             (held, Some(report))
         }
         None => (hold(a, answered).await, None),

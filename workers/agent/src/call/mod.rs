@@ -17,6 +17,7 @@ mod dial;
 mod finish;
 mod hold;
 mod reconcile;
+mod record;
 
 use callfleet_domain::CallState;
 
@@ -72,5 +73,6 @@ async fn fresh(mut a: Attempt<'_>) -> Disposition {
         return Disposition::Abandon;
     };
     hang_up(&a).await;
+    record::finish(&mut a).await;
     finish::ended(a, end_reason, answered, session)
 }

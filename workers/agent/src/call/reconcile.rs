@@ -23,7 +23,7 @@ use crate::{
 
 /// Reconcile the attempt with what LiveKit says of its SIP leg.
 pub(super) async fn run(mut a: Attempt<'_>) -> Disposition {
-    a.recording.requested = a.job.req.session_options.record_call;
+    super::record::salvage(&mut a).await;
     // The call is ours now: `GET /calls/{id}` names this worker, not the lost one.
     a.state.worker_id = Some(a.w.worker_id.to_string());
     a.w.put_state_until_done(&a.state).await;

@@ -340,6 +340,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(guarded, 14);
+        assert_eq!(guarded, 15);
     }
 }

@@ -33,6 +33,7 @@ use utoipa::{
         crate::calls::get_call,
         crate::control::cancel_call,
         crate::control::transfer_call,
+        crate::recording::get_recording,
         crate::campaigns::create,
         crate::campaigns::add_contacts,
         crate::campaigns::get,
