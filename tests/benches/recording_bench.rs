@@ -1,122 +1,31 @@
-//! The worker's cost of recording a call (`recording.backend = "nats"`), in process: N
-//! concurrent simulated two-channel calls (the callee's 20 ms frames at 48 kHz, the agent's at
-//! 24 kHz, as the voice session's room audio passes them) run once without recording and once
-//! with a recorder per call (resampling, Opus encoding, Ogg paging, segments streamed to a real
-//! local nats-server's object store, and the join at hang-up). Prints a Markdown table: CPU
-//! seconds per call-minute and RSS per call, recorded beside unrecorded, and their ratio.
+//! The worker's cost of recording a call (`recording.backend = "nats"`), beside the same call
+//! unrecorded, in one run. A call's media in the worker is one transport joined to a real
+//! livekit-server, publishing the agent's audio and receiving the callee's
+//! (`callfleet_tests::bench::pairs`: rooms of two, the peer playing the callee). The run:
+//!
+//! 1. unrecorded: `calls` rooms, measured over a steady window: CPU and RSS per participant is
+//!    the worker's media cost of one call;
+//! 2. recorded: the same rooms again, with a recorder per call tapping the agent side's frames
+//!    both ways (timeline, resampling, two Opus encoders, Ogg paging, segments streamed to a
+//!    real local nats-server's object store), then each recording finished (the join at
+//!    hang-up). The recorder's cost per call is run 2 minus run 1, plus the finish.
+//!
+//! The voice engine's provider traffic (STT, LLM, TTS) is not in the baseline, so the ratio is
+//! an upper bound of what recording adds to a real voice call.
 //!
 //! `cargo bench -p callfleet-tests --bench recording_bench -- calls=20 seconds=20`
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use callfleet_recording::{Recorder, Settings, Side};
-use callfleet_tests::NatsServer;
+use callfleet_recording::{Recorder, Settings, Side, Tap};
+use callfleet_tests::{
+    NatsServer,
+    bench::{Direction, FrameHook, cpu_seconds, pairs},
+};
 use tokio::time::Instant;
 
-/// Clock ticks per second for /proc/self/stat (Linux on x86-64: 100).
-const CLK_TCK: f64 = 100.0;
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(11) + tick(12)) / CLK_TCK
-}
-
-fn rss_kb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Speech-ish: a tone with a slow wobble, `n` samples from sample `at` at `rate`.
-fn frame(n: usize, at: u64, rate: f64, hz: f64) -> Vec<i16> {
-    (0..n as u64)
-        .map(|i| {
-            let t = (at + i) as f64 / rate;
-            let wobble = 0.5 + 0.5 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
-            (9000.0 * wobble * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
-        })
-        .collect()
-}
-
-/// One simulated call: `seconds` of frames on both sides, tapped if it records.
-async fn call(seconds: u64, recorder: Option<Recorder>) -> Option<f64> {
-    let tap = recorder.as_ref().map(Recorder::tap);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut sink = 0i64;
-    for n in 0..seconds * 50 {
-        tick.tick().await;
-        let callee = frame(960, n * 960, 48_000.0, 1000.0);
-        let agent = frame(480, n * 480, 24_000.0, 267.0);
-        if let Some(tap) = &tap {
-            tap.push(Side::Callee, &callee, 48_000);
-            tap.push(Side::Agent, &agent, 24_000);
-        }
-        sink += i64::from(callee[0]) + i64::from(agent[0]);
-    }
-    std::hint::black_box(sink);
-    match recorder {
-        Some(r) => r.finish(Instant::now()).await.bytes.map(|b| b as f64),
-        None => None,
-    }
-}
-
-struct Run {
-    cpu: f64,
-    rss_peak_kb: f64,
-    bytes: f64,
-}
-
-async fn run(bus: Option<&callfleet_bus::Bus>, calls: u64, seconds: u64) -> Run {
-    let settings = Settings {
-        segment: Duration::from_secs(5),
-        bitrate_bps: 24_000,
-        max_segments: 1000,
-    };
-    let (cpu0, rss0) = (cpu_seconds(), rss_kb());
-    let mut tasks = Vec::new();
-    for i in 0..calls {
-        let recorder = bus.map(|b| {
-            Recorder::start(
-                b.clone(),
-                &settings,
-                &format!("bench-{i}-{}", uuid()),
-                Instant::now(),
-            )
-            .expect("recorder")
-        });
-        tasks.push(tokio::spawn(call(seconds, recorder)));
-    }
-    // Sample RSS while the calls run (bounded: one look per 200 ms of the calls' length).
-    let mut peak = rss_kb();
-    for _ in 0..seconds * 5 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        peak = peak.max(rss_kb());
-    }
-    let mut bytes = 0.0;
-    for t in tasks {
-        bytes += t.await.expect("call").unwrap_or(0.0);
-    }
-    Run {
-        cpu: cpu_seconds() - cpu0,
-        rss_peak_kb: (peak - rss0).max(0.0),
-        bytes,
-    }
-}
-
-fn uuid() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn main() {
-    let (mut calls, mut seconds) = (20u64, 20u64);
+    let (mut calls, mut seconds) = (20usize, 20u64);
     for arg in std::env::args().skip(1) {
         if let Some(v) = arg.strip_prefix("calls=") {
             calls = v.parse().unwrap_or(calls);
@@ -134,32 +43,76 @@ fn main() {
         let config = callfleet_config::Config::from_toml(&format!("[nats]\nurl = \"{}\"", nats.url()))
             .expect("config");
         let bus = callfleet_bus::Bus::connect(&config, "bench").await.expect("bus");
-        let plain = run(None, calls, seconds).await;
-        let recorded = run(Some(&bus), calls, seconds).await;
-        let minutes = (calls * seconds) as f64 / 60.0;
-        let per_min = |r: &Run| r.cpu / minutes;
-        let rss_per = |r: &Run| r.rss_peak_kb / 1024.0 / calls as f64;
-        println!("{calls} concurrent simulated calls of {seconds} s, 2 worker threads, one local nats-server (file storage).\n");
-        println!("| | CPU s per call-minute | RSS per call (MB, peak delta) | stored bytes per call-minute |");
-        println!("|---|---|---|---|");
-        println!("| unrecorded (frames only) | {:.4} | {:.2} | - |", per_min(&plain), rss_per(&plain));
+        let settings = Settings {
+            segment: Duration::from_secs(5),
+            bitrate_bps: 24_000,
+            max_segments: 1000,
+        };
+        let n = calls * 2;
+
+        // 1. Unrecorded.
+        let plain = pairs(n, seconds, None).await;
+
+        // 2. Recorded: participant 2k+1 is call k's agent.
+        let run = std::process::id();
+        let recorders: Vec<Recorder> = (0..calls)
+            .map(|k| {
+                Recorder::start(bus.clone(), &settings, &format!("bench-{run}-{k}"), Instant::now())
+                    .expect("recorder")
+            })
+            .collect();
+        let taps: Arc<Vec<Tap>> = Arc::new(recorders.iter().map(Recorder::tap).collect());
+        let hook: FrameHook = {
+            let taps = taps.clone();
+            Arc::new(move |i, dir, pcm, rate| {
+                if i % 2 == 1 {
+                    let side = match dir {
+                        Direction::Sent => Side::Agent,
+                        Direction::Received => Side::Callee,
+                    };
+                    taps[i / 2].push(side, pcm, rate);
+                }
+            })
+        };
+        let recorded = pairs(n, seconds, Some(hook)).await;
+        let cpu0 = cpu_seconds();
+        let mut bytes = 0u64;
+        for r in recorders {
+            bytes += r.finish(Instant::now()).await.bytes.unwrap_or(0);
+        }
+        let finish_cpu = cpu_seconds() - cpu0;
+
+        // Per call, per minute of call.
+        let call_cpu = plain.cpu_per * 60.0;
+        let recorder_cpu = ((recorded.cpu_per - plain.cpu_per) * n as f64 / calls as f64) * 60.0
+            + finish_cpu / calls as f64 / (seconds as f64 / 60.0);
+        let call_rss = plain.rss_mb_per;
+        let recorder_rss =
+            ((recorded.rss_total_mb - plain.rss_total_mb) / calls as f64).max(0.0);
+        let stored_per_min = bytes as f64 / calls as f64 / (seconds as f64 / 60.0);
+
         println!(
-            "| recorded (tap, resample, Opus ×2, Ogg, segments to NATS, join) | {:.4} | {:.2} | {:.0} |",
-            per_min(&recorded),
-            rss_per(&recorded),
-            recorded.bytes / minutes
+            "{calls} concurrent calls (rooms of two transports on a real livekit-server, the agent side is the worker's call), {seconds} s steady window each, 2 worker threads; recordings stored in a local nats-server.\n"
+        );
+        println!("| | CPU s per call-minute | % of a core per call | RSS per call (MB) |");
+        println!("|---|---|---|---|");
+        println!(
+            "| unrecorded call (the worker's media: transport, Opus in and out) | {call_cpu:.3} | {:.2} | {call_rss:.2} |",
+            call_cpu / 60.0 * 100.0
         );
         println!(
-            "\nRatio recorded / unrecorded: CPU **{:.1}x**, RSS {}. The recorder's own cost: {:.4} CPU s per call-minute ({:.2}% of a core per call), {:.2} MB per call.",
-            per_min(&recorded) / per_min(&plain).max(1e-9),
-            if rss_per(&plain) >= 0.01 {
-                format!("**{:.1}x**", rss_per(&recorded) / rss_per(&plain))
-            } else {
-                "n/a (the unrecorded path holds no memory per call)".to_owned()
-            },
-            per_min(&recorded) - per_min(&plain),
-            (per_min(&recorded) - per_min(&plain)) / 60.0 * 100.0,
-            rss_per(&recorded) - rss_per(&plain),
+            "| recorded call (the same + tap, timeline, Opus x2, Ogg, segments to NATS, join) | {:.3} | {:.2} | {:.2} |",
+            call_cpu + recorder_cpu,
+            (call_cpu + recorder_cpu) / 60.0 * 100.0,
+            call_rss + recorder_rss
+        );
+        println!(
+            "\nRatio recorded / unrecorded, same run: CPU **{:.2}x**, RSS **{:.2}x**. The recorder alone: {recorder_cpu:.3} CPU s per call-minute, {recorder_rss:.2} MB per call; {:.0} kB stored per call-minute. Frames delivered: {:.1}% unrecorded, {:.1}% recorded.",
+            (call_cpu + recorder_cpu) / call_cpu.max(1e-9),
+            (call_rss + recorder_rss) / call_rss.max(1e-9),
+            stored_per_min / 1000.0,
+            plain.delivered * 100.0,
+            recorded.delivered * 100.0,
         );
         bus.drain(Duration::from_secs(2)).await;
     });

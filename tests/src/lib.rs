@@ -3,6 +3,7 @@
 //! [`media`] holds the media transport tests' helpers; [`test_log`] is the one switch for test
 //! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`).
 
+pub mod bench;
 mod fleet;
 pub mod media;
 mod servers;
