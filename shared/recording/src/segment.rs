@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use crate::{
     Error,
-    ogg_opus::{OggOpusWriter, RATE},
-    timeline::SLOT,
+    ogg_opus::{FRAME, OggOpusWriter, RATE},
+    timeline::{CAPTURE_RATE, SLOT},
 };
 
 /// Slots per Ogg page: one second (a partial file loses at most the page being written).
@@ -41,9 +41,12 @@ impl Segmenter {
     /// A stream with serial number `serial`, `bitrate` bits/s per channel, cut every
     /// `segment` of audio (rounded to whole seconds, at least one).
     pub fn new(serial: u32, bitrate: u32, segment: Duration) -> Result<Self, Error> {
-        let mut encoder = opus::MSEncoder::new(RATE, 2, 0, &[0, 1], opus::Application::Voip)?;
+        let mut encoder =
+            opus::MSEncoder::new(CAPTURE_RATE, 2, 0, &[0, 1], opus::Application::Voip)?;
         encoder.set_bitrate(opus::Bitrate::Bits(2 * bitrate as i32))?;
-        let pre_skip = u16::try_from(encoder.get_lookahead()?).unwrap_or(312);
+        // The encoder's delay at its own rate; the pre-skip counts 48 kHz samples.
+        let lookahead = encoder.get_lookahead()? as u32 * (RATE / CAPTURE_RATE);
+        let pre_skip = u16::try_from(lookahead).unwrap_or(312);
         let vendor = concat!("callfleet ", env!("CARGO_PKG_VERSION"), " (libopus)");
         let writer = OggOpusWriter::new(serial, pre_skip, vendor)?;
         Ok(Self {
@@ -72,7 +75,7 @@ impl Segmenter {
     /// granule trims the file to exactly the slots pushed. Returns the last segment.
     pub fn finish(mut self) -> Result<Segment, Error> {
         let packet = self.encode(&[0; 2 * SLOT])?;
-        self.writer.finish(packet, self.slots * SLOT as u64)?;
+        self.writer.finish(packet, self.slots * FRAME)?;
         Ok(self.cut())
     }
 
@@ -92,7 +95,7 @@ impl Segmenter {
 
     /// Seconds of call audio pushed.
     pub fn duration_seconds(&self) -> f64 {
-        self.slots as f64 * SLOT as f64 / f64::from(RATE)
+        self.slots as f64 * FRAME as f64 / f64::from(RATE)
     }
 
     /// Segments handed out so far.
@@ -123,7 +126,7 @@ mod tests {
     fn tone(n: usize) -> [i16; 2 * SLOT] {
         let mut s = [0; 2 * SLOT];
         for i in 0..SLOT {
-            let t = (n * SLOT + i) as f64 / f64::from(RATE);
+            let t = (n * SLOT + i) as f64 / f64::from(CAPTURE_RATE);
             s[2 * i] = (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16;
         }
         s

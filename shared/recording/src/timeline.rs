@@ -1,4 +1,5 @@
-//! The call's clock for two channels: each side's audio queues at 48 kHz as it arrives, and
+//! The call's clock for two channels: each side's audio queues at [`CAPTURE_RATE`] as it
+//! arrives, and
 //! every 20 ms slot of the call takes one frame from each queue, silence where a side had
 //! nothing. Slots are counted by the clock, not by the audio, so the channels stay aligned with
 //! each other and with the call however either side's audio comes (or does not).
@@ -7,13 +8,15 @@ use std::collections::VecDeque;
 
 use callfleet_media::audio::Resampler;
 
-use crate::ogg_opus::{FRAME, RATE};
-
-/// Samples per channel in one slot.
-pub const SLOT: usize = FRAME as usize;
+/// The rate the recording is encoded from: wideband, 16 kHz. A phone callee is 8 kHz G.711
+/// at best, and the agent's voice stays clear; encoding full band (48 kHz) would cost about
+/// twice the CPU for audio the call never carried. (Ogg Opus granules still count 48 kHz.)
+pub const CAPTURE_RATE: u32 = 16_000;
+/// Samples per channel in one 20 ms slot.
+pub const SLOT: usize = CAPTURE_RATE as usize / 50;
 /// Most audio a side may queue ahead of the clock (the agent sends up to its playout lead
 /// early); beyond it the oldest is dropped, so a stalled clock cannot grow memory.
-const MAX_QUEUED: usize = 2 * RATE as usize;
+const MAX_QUEUED: usize = 2 * CAPTURE_RATE as usize;
 
 /// Which side of the call a frame is from; also its channel index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +27,7 @@ pub enum Side {
 
 #[derive(Default)]
 struct Channel {
-    /// The rate the resampler converts from, if the side's audio is not at 48 kHz.
+    /// The rate the resampler converts from, if the side's audio is not at [`CAPTURE_RATE`].
     resampler: Option<(u32, Resampler)>,
     queued: VecDeque<i16>,
     scratch: Vec<i16>,
@@ -33,11 +36,11 @@ struct Channel {
 
 impl Channel {
     fn push(&mut self, pcm: &[i16], rate: u32) {
-        if rate == RATE {
+        if rate == CAPTURE_RATE {
             self.queued.extend(pcm);
         } else {
             if self.resampler.as_ref().is_none_or(|(r, _)| *r != rate) {
-                match Resampler::new(rate, RATE) {
+                match Resampler::new(rate, CAPTURE_RATE) {
                     Ok(r) => self.resampler = Some((rate, r)),
                     Err(e) => {
                         tracing::debug!(rate, error = %e, "recording: audio at an unusable rate dropped");
@@ -98,7 +101,7 @@ mod tests {
     #[test]
     fn a_quiet_side_is_silence_and_the_other_keeps_its_place() {
         let mut t = Timeline::default();
-        t.push(Side::Callee, &[7; SLOT], RATE);
+        t.push(Side::Callee, &[7; SLOT], CAPTURE_RATE);
         let mut out = [1; 2 * SLOT];
         t.slot(&mut out);
         assert!(out.iter().step_by(2).all(|&s| s == 7));
@@ -111,7 +114,7 @@ mod tests {
     #[test]
     fn a_short_side_is_padded_and_keeps_the_rest_for_the_next_slot() {
         let mut t = Timeline::default();
-        t.push(Side::Agent, &[3; SLOT + 100], RATE);
+        t.push(Side::Agent, &[3; SLOT + 100], CAPTURE_RATE);
         let mut out = [0; 2 * SLOT];
         t.slot(&mut out);
         assert!(out.iter().skip(1).step_by(2).all(|&s| s == 3));
@@ -122,21 +125,25 @@ mod tests {
     }
 
     #[test]
-    fn other_rates_are_resampled_to_48k() {
+    fn other_rates_are_resampled_to_the_capture_rate() {
         let mut t = Timeline::default();
-        // One second at 24 kHz is about one second at 48 kHz (less the resampler's delay).
+        // One second at 24 kHz (the agent) or 48 kHz (room audio) is about one second at
+        // 16 kHz (less the resampler's delay).
         for _ in 0..50 {
             t.push(Side::Agent, &[1000; 480], 24_000);
+            t.push(Side::Callee, &[1000; 960], 48_000);
         }
-        let queued = t.channels[1].queued.len();
-        assert!((46_000..=48_000).contains(&queued), "{queued}");
+        for c in 0..2 {
+            let queued = t.channels[c].queued.len();
+            assert!((15_000..=16_000).contains(&queued), "{c}: {queued}");
+        }
     }
 
     #[test]
     fn a_side_far_ahead_of_the_clock_is_bounded() {
         let mut t = Timeline::default();
         for _ in 0..200 {
-            t.push(Side::Callee, &[1; SLOT], RATE);
+            t.push(Side::Callee, &[1; SLOT], CAPTURE_RATE);
         }
         assert_eq!(t.channels[0].queued.len(), MAX_QUEUED);
         assert_eq!(t.dropped(), 200 * SLOT as u64 - MAX_QUEUED as u64);
