@@ -75,6 +75,9 @@ pub struct SipConfig {
     pub display_name: Option<String>,
     /// Ring time before giving up; at most 75 s (livekit-server allows 80 s with wait_until_answered).
     pub ringing_timeout_secs: u64,
+    /// How long a transfer's target may ring (REFER, then the target answering); at most 75 s.
+    /// Its own setting: a dial's ring time is not a transfer's.
+    pub transfer_timeout_secs: u64,
     /// SIP header carrying the account code.
     pub account_code_header: String,
 }

@@ -62,6 +62,11 @@ fn seed_env_names_work_as_is() {
 
 #[test]
 fn errors_name_the_key() {
+    let err = Config::from_toml("[sip]\ntransfer_timeout_secs = 0").expect_err("invalid");
+    assert!(
+        err.to_string().contains("sip.transfer_timeout_secs"),
+        "{err}"
+    );
     let err = Config::from_toml("[sip]\nringing_timeout_secs = 90").expect_err("invalid");
     assert!(
         err.to_string().contains("sip.ringing_timeout_secs"),

@@ -70,6 +70,12 @@ impl Config {
                 "must be between 1 and 75 (livekit-server caps the dial at 80 s)",
             ));
         }
+        if !(1..=75).contains(&self.sip.transfer_timeout_secs) {
+            return Err(invalid(
+                "sip.transfer_timeout_secs",
+                "must be between 1 and 75 (as the dial's ring time)",
+            ));
+        }
         if let Some(cc) = &self.phone.default_country_code
             && (cc.is_empty()
                 || cc.len() > 3

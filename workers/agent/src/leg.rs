@@ -22,7 +22,7 @@ pub(crate) fn identity(call_id: &str) -> String {
 /// SIP leg. Publishes `transferred` on success. The voice session's transfer tool calls this too.
 pub(crate) async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
     let req = &job.req;
-    let ring = Duration::from_secs(w.config.sip.ringing_timeout_secs);
+    let ring = Duration::from_secs(w.config.sip.transfer_timeout_secs);
     tracing::info!(call.id = %req.call_id, "transferring");
     match w
         .livekit
