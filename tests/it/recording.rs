@@ -2,7 +2,8 @@
 //! the callee (channel 1) and the agent (channel 2) into the NATS object store, the ingress
 //! serves it (`GET /calls/{id}/recording`, ranges), and an independent decoder (ffmpeg) reads
 //! it. A worker killed mid-call leaves a playable partial recording; `recording.backend =
-//! "egress"` without an Egress service records nothing and says why, and the call goes on.
+//! "egress"` without an Egress service records nothing and says why, and the call goes on. A
+//! held call (no voice session) is recorded by a receive-only listener.
 
 use callfleet_standins as support;
 
@@ -372,6 +373,65 @@ async fn recording_egress_without_an_egress_service_says_why() {
     assert!(rec["key"].is_null() && rec["egress_id"].is_null(), "{rec}");
     let (status, _, _) = fetch(&rig, &call_id, None).await;
     assert_eq!(status, 404, "nothing recorded");
+}
+
+/// A held call (voice session off) records too: a receive-only listener taps the callee, so
+/// channel 1 carries the callee's 1 kHz and channel 2, where nobody spoke, is silence.
+#[tokio::test(flavor = "multi_thread")]
+async fn recording_of_a_held_call_has_the_callee_and_a_silent_agent() {
+    let mut rig = Rig::with(Peers::Telephony).await;
+    rig.fleet.set("CALLFLEET_AGENT__VOICE_SESSION", "false");
+    rig.fleet.set("CALLFLEET_AGENT__MEDIA_LOOPBACK", "true");
+    rig.fleet
+        .set("CALLFLEET_AGENT__MAX_CALL_DURATION_SECS", "5");
+    rig.fleet.set("CALLFLEET_RECORDING__SEGMENT_SECS", "1");
+    rig.start_ingress().await;
+    rig.fleet.start(Role::Notifier);
+    rig.fleet.start(Role::Agent);
+    // 2 s of the tone, then silence as RTP, until the caller hangs up (at max_duration).
+    let to = Behaviour::SpeakOnce.number(74);
+    let call_id = rig
+        .dispatch(&json!({"destination": to, "account_code": "acct-rec-4", "record_call": true}))
+        .await;
+    let hook = rig.summary_of(&call_id, 60).await;
+    let s = &hook["data"];
+    assert_eq!(s["outcome"], "answered", "{s}");
+    assert_eq!(s["end_reason"], "max_duration", "{s}");
+    assert!(
+        s["transcript"].as_array().is_none_or(Vec::is_empty),
+        "no voice session: {s}"
+    );
+    let rec = &s["recording"];
+    assert_eq!(rec["backend"], "nats", "{rec}");
+    assert!(rec["error"].is_null(), "{rec}");
+    assert_eq!(rec["partial"], false, "{rec}");
+
+    let (status, _, file) = fetch(&rig, &call_id, None).await;
+    assert_eq!(status, 200);
+    let dir = TempDir::new("rec-held");
+    let path = dir.0.join("held.ogg");
+    std::fs::write(&path, &file).expect("write");
+    let call = s["call_duration_seconds"].as_f64().expect("call duration");
+    let (duration, channels, _) = ffprobe(&path);
+    assert_eq!(channels, 2);
+    assert!(
+        (duration - call).abs() <= 0.3,
+        "the recording lasts {duration} s, the call {call} s"
+    );
+    let (callee, agent) = decode(&path);
+    let callee_tone = share_at(&callee, Behaviour::TONE_HZ);
+    let loudest_agent = agent.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+    println!(
+        "held call: {duration:.3} s for a {call:.3} s call; channel 1 {callee_tone:.2} at 1 kHz, channel 2 peak {loudest_agent}"
+    );
+    assert!(
+        callee_tone > 0.5,
+        "channel 1 is the callee's tone: {callee_tone}"
+    );
+    assert!(
+        loudest_agent < 100,
+        "channel 2 is silence (nobody spoke for the agent): peak {loudest_agent}"
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {

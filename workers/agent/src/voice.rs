@@ -291,3 +291,41 @@ pub fn provider_env() -> HashMap<String, String> {
         })
         .collect()
 }
+
+/// A held call's recording (no voice session): join the call's room, publish nothing, and tap
+/// the callee's audio until `stop`. The agent's channel stays silent: no agent speaks. Returns
+/// why it could not hear the call, if it could not.
+pub async fn listen(
+    w: &Worker,
+    job: &Job,
+    tap: Tap,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let req = &job.req;
+    let url = w.config.livekit.url.clone().unwrap_or_default();
+    let token = token(w, &req.room, &format!("agent-{}", req.call_id))?;
+    let options = if w.config.agent.media_loopback {
+        Options::loopback()
+    } else {
+        Options::default()
+    };
+    let transport = Transport::connect(&url, &token, options)
+        .await
+        .map_err(|e| format!("cannot join the call's room: {e}"))?;
+    let callee = identity(&req.call_id);
+    let mut audio = transport.remote_audio();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            f = audio.recv() => match f {
+                Ok(f) if f.identity == callee => tap.push(Side::Callee, &f.samples, f.sample_rate),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    if let Err(e) = transport.leave().await {
+        tracing::debug!(call.id = %req.call_id, error = %e, "leaving the room");
+    }
+    Ok(())
+}

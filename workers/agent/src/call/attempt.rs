@@ -19,6 +19,8 @@ pub(super) struct Attempt<'a> {
     pub(super) recording: Recording,
     /// The worker's own recorder (`recording.backend = "nats"`), from the answer to the hang-up.
     pub(super) recorder: Option<callfleet_recording::Recorder>,
+    /// Why a held call's recording could not hear the callee (its room could not be joined).
+    pub(super) recording_problem: Option<String>,
 }
 
 impl<'a> Attempt<'a> {
@@ -38,6 +40,7 @@ impl<'a> Attempt<'a> {
             session_start: Timestamp::now(),
             recording: Recording::default(),
             recorder: None,
+            recording_problem: None,
         }
     }
 }

@@ -66,7 +66,7 @@ pub(super) async fn prepare(a: &mut Attempt<'_>) -> Result<Ready, Failure> {
     let voice = crate::voice::prepare(a.w, &a.job.req)
         .map_err(|reason| Failure::new(CallOutcome::InvalidRequest, reason))?;
     create_room(a).await?;
-    super::record::request(a, voice.is_some()).await;
+    super::record::request(a).await;
     Ok(Ready { trunk_id, voice })
 }
 

@@ -28,7 +28,35 @@ pub(super) async fn hold_or_converse(
                 crate::voice::converse(a.w, a.job, cfg, answered, a.keep, a.control, tap).await;
             (held, Some(report))
         }
-        None => (hold(a, answered).await, None),
+        None => match super::record::start(a, answered) {
+            // A held call that records: a receive-only listener taps the callee meanwhile.
+            Some(tap) => {
+                let stop = tokio_util::sync::CancellationToken::new();
+                let (w, job) = (a.w, a.job);
+                let listen = crate::voice::listen(w, job, tap, stop.clone());
+                tokio::pin!(listen);
+                let mut problem = None;
+                let held = {
+                    let hold = hold(a, answered);
+                    tokio::pin!(hold);
+                    tokio::select! {
+                        held = &mut hold => held,
+                        Err(e) = &mut listen => {
+                            tracing::warn!(call.id = %job.req.call_id, error = %e, "cannot hear the held call to record it; it goes on");
+                            problem = Some(e);
+                            hold.await
+                        }
+                    }
+                };
+                if problem.is_none() {
+                    stop.cancel();
+                    problem = listen.await.err();
+                }
+                a.recording_problem = problem;
+                (held, None)
+            }
+            None => (hold(a, answered).await, None),
+        },
     }
 }
 

@@ -3,9 +3,9 @@
 //! (`callfleet-recording`) from the answer to the hang-up, and a worker that takes a call over
 //! joins what its lost worker stored into a partial recording.
 //!
-//! The `nats` backend records what the voice session hears and says, so it needs
-//! `agent.voice_session`; without it the summary's `recording.error` says that nothing was
-//! recorded and why.
+//! The `nats` backend records what the voice session hears and says. A held call (no voice
+//! session) is recorded too: a receive-only listener joins the room and taps the callee
+//! (`voice::listen`), and the agent's channel is silence, as nobody spoke for the agent.
 
 use std::time::Duration;
 
@@ -18,9 +18,6 @@ use tokio::time::Instant;
 use super::attempt::Attempt;
 use crate::Worker;
 
-/// Why `nats` recorded nothing on a call without a voice session.
-const NEEDS_VOICE: &str = "recording.backend \"nats\" records the voice session's audio, and agent.voice_session is off: nothing was recorded";
-
 fn settings(w: &Worker) -> Settings {
     Settings::new(
         &w.config.recording,
@@ -29,18 +26,14 @@ fn settings(w: &Worker) -> Settings {
 }
 
 /// Once the room exists: request the recording (`egress`), or prepare for it (`nats`).
-pub(super) async fn request(a: &mut Attempt<'_>, voice_session: bool) {
+pub(super) async fn request(a: &mut Attempt<'_>) {
     let (w, req) = (a.w, &a.job.req);
     if !req.session_options.record_call {
         a.recording = Recording::default();
         return;
     }
     a.recording = match w.config.recording.backend {
-        RecordingBackend::Nats if voice_session => base(),
-        RecordingBackend::Nats => Recording {
-            error: Some(NEEDS_VOICE.into()),
-            ..base()
-        },
+        RecordingBackend::Nats => base(),
         RecordingBackend::Egress => start_egress(w, &req.room, &req.call_id).await,
     };
 }
@@ -74,7 +67,7 @@ async fn start_egress(w: &Worker, room: &str, call_id: &str) -> Recording {
 }
 
 /// At the answer: start the worker's recorder if this call records with `nats`; its tap goes
-/// to the voice session's room audio.
+/// to the voice session's room audio, or to a held call's listener.
 pub(super) fn start(a: &mut Attempt<'_>, answered: Timestamp) -> Option<Tap> {
     let w = a.w;
     let wanted = a.recording.requested
@@ -106,6 +99,9 @@ pub(super) fn start(a: &mut Attempt<'_>, answered: Timestamp) -> Option<Tap> {
 pub(super) async fn finish(a: &mut Attempt<'_>) {
     if let Some(r) = a.recorder.take() {
         a.recording = r.finish(Instant::now()).await;
+        if let Some(problem) = a.recording_problem.take() {
+            a.recording.error = Some(format!("the callee could not be heard: {problem}"));
+        }
     }
 }
 
