@@ -74,6 +74,16 @@ async fn driver(name: &str, args: &Value) -> Value {
 }
 
 /// The path and query parameters of a recorded request URI.
+/// `ws://host:port` of a stand-in URL (the SDKs take the API root and add the path).
+fn root(url: &str) -> String {
+    let u = reqwest::Url::parse(url).expect("stand-in url");
+    format!(
+        "ws://{}:{}",
+        u.host_str().unwrap_or_default(),
+        u.port().unwrap_or_default()
+    )
+}
+
 fn split_uri(uri: &str) -> (String, BTreeMap<String, String>) {
     let u = reqwest::Url::parse(&format!("http://127.0.0.1{uri}")).expect("recorded URI");
     (u.path().to_owned(), u.query_pairs().into_owned().collect())

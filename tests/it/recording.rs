@@ -12,12 +12,7 @@ use std::{path::Path, process::Command, time::Duration};
 use callfleet_tests::{Behaviour, Role, TempDir, wait_for};
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use support::{
-    Rig as Providers,
-    llm::LlmScript,
-    stt::{self, at, dg_result},
-    tts::{self, TtsScript},
-};
+use support::Rig as Providers;
 
 use crate::rig::{Peers, Rig};
 
@@ -26,27 +21,12 @@ const AGENT_HZ: f64 = 0.07 * 24_000.0 / (2.0 * std::f64::consts::PI);
 
 /// Stand-in providers whose agent says two sentences and ends the call.
 async fn providers() -> Providers {
-    Providers::start(
-        vec![
-            LlmScript::text(
-                80,
-                &[
-                    "Hi, this is callfleet calling about your order, thanks for your time today. ",
-                    "Goodbye!",
-                ],
-            )
-            .with_tool("end_call", r#"{"reason":"done"}"#),
+    Providers::hello_then_reply(
+        &[
+            "Hi, this is callfleet calling about your order, thanks for your time today. ",
+            "Goodbye!",
         ],
-        stt::Flavor::Deepgram,
-        vec![
-            at(1000, dg_result("Hello, who", false, false)),
-            at(2300, dg_result("Hello, who is this?", true, true)),
-        ],
-        tts::Flavor::Cartesia,
-        TtsScript {
-            ttfb: Duration::from_millis(40),
-            ms_per_char: 20,
-        },
+        20,
     )
     .await
 }

@@ -19,37 +19,16 @@ use callfleet_tests::{
     wait_for,
 };
 use serde_json::{Value, json};
-use support::{
-    Rig,
-    llm::LlmScript,
-    stt::{self, at, dg_result},
-    tts::{self, TtsScript},
-};
+use support::Rig;
 
 /// The local providers: the callee's words heard, one reply, `end_call`.
 async fn providers() -> Rig {
-    Rig::start(
-        vec![
-            LlmScript::text(
-                80,
-                &[
-                    "Hi, this is callfleet calling about your order. ",
-                    "Goodbye!",
-                ],
-            )
-            .with_tool("end_call", r#"{"reason":"done"}"#),
+    Rig::hello_then_reply(
+        &[
+            "Hi, this is callfleet calling about your order. ",
+            "Goodbye!",
         ],
-        stt::Flavor::Deepgram,
-        // The callee's words (2 s of audio), final just after they stop.
-        vec![
-            at(1000, dg_result("Hello, who", false, false)),
-            at(2300, dg_result("Hello, who is this?", true, true)),
-        ],
-        tts::Flavor::Cartesia,
-        TtsScript {
-            ttfb: Duration::from_millis(40),
-            ms_per_char: 5,
-        },
+        5,
     )
     .await
 }

@@ -9,7 +9,7 @@ use callfleet_tests::scaled;
 use callfleet_voice::providers::stt::{SttClient, SttEvent};
 use serde_json::{Value, json};
 
-use super::{clean, driver, resolve, same_params, split_uri};
+use super::{clean, driver, resolve, root, same_params, split_uri};
 
 /// 2 s of a 440 Hz tone, 16 kHz mono (the drivers send the same).
 fn tone() -> Vec<i16> {
@@ -67,16 +67,6 @@ async fn both(
     assert_eq!(sa.len(), 1, "{sdk}: SDK connections {sa:?}");
     assert_eq!(sb.len(), 1, "{sdk}: our connections {sb:?}");
     (out, sa[0].clone(), events, sb[0].clone())
-}
-
-/// `ws://host:port` of a stand-in URL (the SDKs take the API root and add the path).
-fn root(url: &str) -> String {
-    let u = reqwest::Url::parse(url).expect("stand-in url");
-    format!(
-        "ws://{}:{}",
-        u.host_str().unwrap_or_default(),
-        u.port().unwrap_or_default()
-    )
 }
 
 fn texts(msgs: &[String]) -> Vec<Value> {

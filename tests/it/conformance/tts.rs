@@ -11,7 +11,7 @@ use callfleet_tests::scaled;
 use callfleet_voice::providers::tts::{TtsClient, TtsEvent};
 use serde_json::{Value, json};
 
-use super::{clean, driver, resolve, same_params, split_uri};
+use super::{clean, driver, resolve, root, same_params, split_uri};
 
 const SCRIPT: TtsScript = TtsScript {
     ttfb: Duration::ZERO,
@@ -63,15 +63,6 @@ fn audio_bytes(events: &[TtsEvent]) -> usize {
             }
         })
         .sum()
-}
-
-fn root(url: &str) -> String {
-    let u = reqwest::Url::parse(url).expect("stand-in url");
-    format!(
-        "ws://{}:{}",
-        u.host_str().unwrap_or_default(),
-        u.port().unwrap_or_default()
-    )
 }
 
 fn one(what: &str, fake: &FakeTts) -> TtsLog {

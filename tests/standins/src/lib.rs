@@ -106,6 +106,27 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// The providers of a short outbound call, as the fleet tests script it: the callee's
+    /// "Hello, who is this?" (2 s of its audio) comes back as Deepgram results, final just after
+    /// it stops; the LLM answers with the `reply` chunks, then calls `end_call`; a Cartesia
+    /// stand-in speaks it at `ms_per_char` (40 ms to its first byte).
+    pub async fn hello_then_reply(reply: &[&str], ms_per_char: u64) -> Self {
+        Self::start(
+            vec![LlmScript::text(80, reply).with_tool("end_call", r#"{"reason":"done"}"#)],
+            stt::Flavor::Deepgram,
+            vec![
+                stt::at(1000, stt::dg_result("Hello, who", false, false)),
+                stt::at(2300, stt::dg_result("Hello, who is this?", true, true)),
+            ],
+            tts::Flavor::Cartesia,
+            TtsScript {
+                ttfb: Duration::from_millis(40),
+                ms_per_char,
+            },
+        )
+        .await
+    }
+
     pub async fn start(
         llm: Vec<LlmScript>,
         stt_flavor: stt::Flavor,
