@@ -149,6 +149,21 @@ fn token(w: &Worker, room: &str, who: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Join the call's room as `agent-<call_id>` (the voice session, or a held call's listener).
+async fn join(w: &Worker, job: &Job) -> Result<Transport, String> {
+    let req = &job.req;
+    let url = w.config.livekit.url.clone().unwrap_or_default();
+    let token = token(w, &req.room, &format!("agent-{}", req.call_id))?;
+    let options = if w.config.agent.media_loopback {
+        Options::loopback()
+    } else {
+        Options::default()
+    };
+    Transport::connect(&url, &token, options)
+        .await
+        .map_err(|e| format!("cannot join the call's room: {e}"))
+}
+
 /// Run the session until it ends or the call is taken away; returns how the call ended.
 pub async fn converse(
     w: &Worker,
@@ -170,19 +185,9 @@ pub async fn converse(
             },
         )
     };
-    let url = w.config.livekit.url.clone().unwrap_or_default();
-    let token = match token(w, &req.room, &format!("agent-{}", req.call_id)) {
+    let transport = match join(w, job).await {
         Ok(t) => t,
         Err(e) => return failed(e),
-    };
-    let options = if w.config.agent.media_loopback {
-        Options::loopback()
-    } else {
-        Options::default()
-    };
-    let transport = match Transport::connect(&url, &token, options).await {
-        Ok(t) => t,
-        Err(e) => return failed(format!("cannot join the call's room: {e}")),
     };
     let track = match transport.publish_audio("agent", OUTPUT_RATE).await {
         Ok(t) => t,
@@ -302,16 +307,7 @@ pub async fn listen(
     stop: CancellationToken,
 ) -> Result<(), String> {
     let req = &job.req;
-    let url = w.config.livekit.url.clone().unwrap_or_default();
-    let token = token(w, &req.room, &format!("agent-{}", req.call_id))?;
-    let options = if w.config.agent.media_loopback {
-        Options::loopback()
-    } else {
-        Options::default()
-    };
-    let transport = Transport::connect(&url, &token, options)
-        .await
-        .map_err(|e| format!("cannot join the call's room: {e}"))?;
+    let transport = join(w, job).await?;
     let callee = identity(&req.call_id);
     let mut audio = transport.remote_audio();
     loop {
