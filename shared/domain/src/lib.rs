@@ -7,6 +7,7 @@
 //! - [`summary`], [`event`], [`state`]: what the fleet publishes and stores.
 //! - [`subjects`]: NATS subject names, the single place they are spelled.
 
+pub mod answering;
 pub mod boolish;
 pub mod campaign;
 pub mod control;
