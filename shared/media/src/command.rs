@@ -22,6 +22,11 @@ pub enum Command {
         sid: String,
         muted: bool,
     },
+    /// One DTMF key (already validated) as a `SipDtmf` data packet.
+    Dtmf {
+        digit: char,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Leave {
         reply: oneshot::Sender<()>,
     },

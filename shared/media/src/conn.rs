@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use livekit_protocol as proto;
 use proto::signal_request::Message as Req;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
 use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
@@ -14,17 +16,78 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::error::Result;
+use crate::data;
+use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::peer::{Peer, PeerEvent, Target, build_api, rtc_config};
+use crate::peer::{Peer, PeerEvent, Target, build_api, forward_messages, rtc_config};
 use crate::signal::{Signal, resume_url};
 use crate::track::LocalAudioTrack;
+
+/// Creates the publisher's `_reliable` (ordered) and `_lossy` (unordered, no retransmission)
+/// channels, as the SDKs do before the first offer; returns the reliable one with a flag that
+/// turns true when it opens. Messages the server may send on them reach the session too.
+async fn data_channels(
+    publisher: &Peer,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) -> Result<(Arc<RTCDataChannel>, watch::Receiver<bool>)> {
+    let reliable = publisher
+        .pc
+        .create_data_channel(
+            data::RELIABLE,
+            Some(RTCDataChannelInit {
+                ordered: Some(true),
+                ..Default::default()
+            }),
+        )
+        .await?;
+    let lossy = publisher
+        .pc
+        .create_data_channel(
+            data::LOSSY,
+            Some(RTCDataChannelInit {
+                ordered: Some(false),
+                max_retransmits: Some(0),
+                ..Default::default()
+            }),
+        )
+        .await?;
+    let (open_tx, open) = watch::channel(false);
+    let on_close = open_tx.clone();
+    reliable.on_open(Box::new(move || {
+        let _ = open_tx.send(true);
+        Box::pin(async {})
+    }));
+    reliable.on_close(Box::new(move || {
+        let _ = on_close.send(false);
+        Box::pin(async {})
+    }));
+    forward_messages(&reliable, events.clone());
+    forward_messages(&lossy, events);
+    Ok((reliable, open))
+}
+
+/// Sends `bytes` on `channel` once it is open (waiting at most `timeout`).
+pub async fn send_when_open(
+    (channel, mut open): (Arc<RTCDataChannel>, watch::Receiver<bool>),
+    bytes: Vec<u8>,
+    timeout: Duration,
+) -> Result<()> {
+    match tokio::time::timeout(timeout, open.wait_for(|o| *o)).await {
+        Err(_) => return Err(Error::Timeout("the data channel to open")),
+        Ok(Err(_)) => return Err(Error::Closed),
+        Ok(Ok(_)) => {}
+    }
+    channel.send(&bytes::Bytes::from(bytes)).await?;
+    Ok(())
+}
 
 /// Signal socket + subscriber and publisher peer connections.
 pub struct Conn {
     pub signal: Signal,
     pub subscriber: Peer,
     pub publisher: Peer,
+    /// The publisher's `_reliable` data channel, and whether it is open.
+    pub reliable: (Arc<RTCDataChannel>, watch::Receiver<bool>),
     pub peer_rx: mpsc::UnboundedReceiver<PeerEvent>,
     offer_in_flight: bool,
     offer_again: bool,
@@ -39,11 +102,13 @@ impl Conn {
         let (tx, peer_rx) = mpsc::unbounded_channel();
         let config = rtc_config(&signal.join, opts);
         let subscriber = Peer::new(&api, config.clone(), Target::Subscriber, tx.clone()).await?;
-        let publisher = Peer::new(&api, config, Target::Publisher, tx).await?;
+        let publisher = Peer::new(&api, config, Target::Publisher, tx.clone()).await?;
+        let reliable = data_channels(&publisher, tx).await?;
         Ok(Self {
             signal,
             subscriber,
             publisher,
+            reliable,
             peer_rx,
             offer_in_flight: false,
             offer_again: false,
@@ -90,6 +155,14 @@ impl Conn {
             self.negotiate_publisher().await;
         }
         Ok(())
+    }
+
+    /// Negotiates the publisher connection if it never was (nothing published yet): data
+    /// needs it as much as a track does.
+    pub async fn ensure_publisher(&mut self) {
+        if !self.offer_in_flight && self.publisher.pc.local_description().await.is_none() {
+            self.offer(false).await;
+        }
     }
 
     /// Offers on the publisher connection, or queues one more round if an

@@ -44,6 +44,14 @@ pub enum Event {
     /// changed; after a rejoin local tracks are being published again (new
     /// sids) and remote tracks come back with `TrackSubscribed`.
     Reconnected,
+    /// A participant pressed a key: a `SipDtmf` data packet arrived (livekit-sip sends one
+    /// when the callee's phone sends an RFC 4733 event).
+    Dtmf {
+        /// Identity of the sender (the SIP participant, for a callee's key).
+        identity: String,
+        /// The key: `0`-`9`, `*`, `#` or `A`-`D` (upper case).
+        digit: char,
+    },
     /// The transport is gone: left on purpose, removed by the server, or the
     /// connection was lost. No event follows this one.
     Disconnected {

@@ -12,7 +12,8 @@ use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSampl
 
 use crate::audio::Encoder;
 use crate::command::{Command, Ending, Pending, add_track};
-use crate::conn::Conn;
+use crate::conn::{Conn, send_when_open};
+use crate::data;
 use crate::events::Event;
 use crate::peer::{PeerEvent, Target, opus_capability};
 use crate::roster::split_stream_id;
@@ -120,6 +121,11 @@ impl Session {
                     return Some(Ending::lost(format!("{target:?} peer connection failed")));
                 }
             }
+            PeerEvent::Data(bytes) => {
+                if let Some(e) = data::event(&bytes) {
+                    self.emit(e);
+                }
+            }
             PeerEvent::Track(track) => {
                 let stream_id = track.stream_id();
                 let (participant_sid, packed_track) = split_stream_id(&stream_id);
@@ -137,7 +143,7 @@ impl Session {
         None
     }
 
-    pub(crate) fn on_command(&mut self, conn: &Conn, c: Command) {
+    pub(crate) async fn on_command(&mut self, conn: &mut Conn, c: Command) {
         match c {
             Command::Publish {
                 name,
@@ -168,6 +174,22 @@ impl Session {
             }
             Command::Mute { sid, muted } => {
                 conn.send(Req::Mute(proto::MuteTrackRequest { sid, muted }))
+            }
+            Command::Dtmf { digit, reply } => {
+                self.data_seq += 1;
+                let bytes = match data::dtmf_packet(digit, self.data_seq) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
+                conn.ensure_publisher().await;
+                // The channel opens once the publisher is connected; the loop goes on meanwhile.
+                let (channel, timeout) = (conn.reliable.clone(), self.opts.timeout);
+                tokio::spawn(async move {
+                    let _ = reply.send(send_when_open(channel, bytes, timeout).await);
+                });
             }
             Command::Leave { .. } => {}
         }

@@ -99,6 +99,7 @@
 pub mod audio;
 mod command;
 mod conn;
+pub mod data;
 mod error;
 mod events;
 mod handlers;
@@ -116,4 +117,4 @@ pub use error::{Error, Result};
 pub use events::{AudioFrame, Event};
 pub use options::Options;
 pub use track::LocalAudioTrack;
-pub use transport::Transport;
+pub use transport::{DTMF_INTERVAL, Transport};

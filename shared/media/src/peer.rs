@@ -11,6 +11,7 @@ use webrtc::api::API;
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MediaEngine};
 use webrtc::api::setting_engine::SettingEngine;
+use webrtc::data_channel::RTCDataChannel;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
@@ -44,6 +45,8 @@ pub enum PeerEvent {
     },
     /// A remote track arrived on the subscriber connection.
     Track(Arc<TrackRemote>),
+    /// A data channel message (an encoded `DataPacket`).
+    Data(bytes::Bytes),
 }
 
 /// The Opus codec LiveKit negotiates (payload type 111, as browsers use).
@@ -107,6 +110,14 @@ pub fn rtc_config(join: &proto::JoinResponse, opts: &Options) -> RTCConfiguratio
     }
 }
 
+/// Hands every message of `dc` to the session as [`PeerEvent::Data`].
+pub fn forward_messages(dc: &RTCDataChannel, events: mpsc::UnboundedSender<PeerEvent>) {
+    dc.on_message(Box::new(move |m| {
+        let _ = events.send(PeerEvent::Data(m.data));
+        Box::pin(async {})
+    }));
+}
+
 /// A peer connection plus the remote candidates that arrived before its
 /// remote description (webrtc-rs rejects those, browsers queue them).
 pub struct Peer {
@@ -143,9 +154,14 @@ impl Peer {
             Box::pin(async {})
         }));
         if target == Target::Subscriber {
-            let tx = events;
+            let tx = events.clone();
             pc.on_track(Box::new(move |track, _receiver, _transceiver| {
                 let _ = tx.send(PeerEvent::Track(track));
+                Box::pin(async {})
+            }));
+            // The server forwards the room's data on channels it opens here.
+            pc.on_data_channel(Box::new(move |dc| {
+                forward_messages(&dc, events.clone());
                 Box::pin(async {})
             }));
         }

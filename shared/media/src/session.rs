@@ -123,6 +123,7 @@ impl Session {
                         None => return Err(None),
                         Some(Command::Leave { reply }) => return Err(Some(reply)),
                         Some(Command::Publish { reply, .. }) => { let _ = reply.send(Err(Error::Signal("reconnecting".into()))); }
+                        Some(Command::Dtmf { reply, .. }) => { let _ = reply.send(Err(Error::Signal("reconnecting".into()))); }
                         Some(Command::Mute { .. }) => {} // the track's flag is re-sent on republish
                     },
                 }
@@ -189,7 +190,7 @@ impl Session {
                     Some(Command::Leave { reply }) => {
                         return Ending { reason: "client left".into(), retry: false, resume: false, leave: Some(Some(reply)) };
                     }
-                    Some(c) => self.on_command(conn, c),
+                    Some(c) => self.on_command(conn, c).await,
                 },
                 _ = ping.tick(), if keepalive => {
                     let now = unix_ms();

@@ -24,6 +24,8 @@ pub struct Session {
     pub published: Vec<LocalAudioTrack>,
     pub(crate) pending: HashMap<String, Pending>,
     pub(crate) next_cid: u32,
+    /// The sequence number of our last reliable data packet.
+    pub(crate) data_seq: u32,
     pub(crate) ended_tx: mpsc::UnboundedSender<String>,
     pub(crate) ended_rx: mpsc::UnboundedReceiver<String>,
 }
@@ -51,6 +53,7 @@ impl Session {
             published: Vec::new(),
             pending: HashMap::new(),
             next_cid: 0,
+            data_seq: 0,
             ended_tx,
             ended_rx,
         }

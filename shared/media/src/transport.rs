@@ -13,6 +13,9 @@ use crate::options::Options;
 use crate::state::Session;
 use crate::track::LocalAudioTrack;
 
+/// The pace of [`Transport::send_dtmf_digits`]: one key per livekit-sip key length.
+pub const DTMF_INTERVAL: Duration = Duration::from_millis(500);
+
 /// One participant in one LiveKit room.
 ///
 /// Dropping it leaves the room (like [`Transport::leave`], without waiting).
@@ -99,6 +102,39 @@ impl Transport {
             Ok(Err(_)) => Err(Error::Closed),
             Ok(Ok(r)) => r,
         }
+    }
+
+    /// Presses one DTMF key (`0`-`9`, `*`, `#`, `A`-`D`): a `SipDtmf` data packet to the
+    /// room, which livekit-sip turns into RFC 4733 events toward its callee. Returns once the
+    /// packet is on the reliable data channel; the first one negotiates the publisher
+    /// connection if nothing was published yet. Calls from one task keep their order.
+    pub async fn send_dtmf(&self, digit: char) -> Result<()> {
+        let digit = crate::data::validate(digit.encode_utf8(&mut [0; 4]))?[0];
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Dtmf { digit, reply })
+            .map_err(|_| Error::Closed)?;
+        // The session waits for the channel to open within `timeout`; this waits a little more.
+        match tokio::time::timeout(self.timeout * 2, rx).await {
+            Err(_) => Err(Error::Timeout("the DTMF packet to be sent")),
+            Ok(Err(_)) => Err(Error::Closed),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Presses each key of `digits` in turn, [`DTMF_INTERVAL`] apart: livekit-sip plays one
+    /// key as 250 ms of RFC 4733 events and 250 ms of pause, and reads the room's data in
+    /// order, so keys faster than that would only queue up there. Every key is checked before
+    /// the first is sent.
+    pub async fn send_dtmf_digits(&self, digits: &str) -> Result<()> {
+        let keys = crate::data::validate(digits)?;
+        for (i, key) in keys.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(DTMF_INTERVAL).await;
+            }
+            self.send_dtmf(key).await?;
+        }
+        Ok(())
     }
 
     /// Leaves the room: tells the server, closes everything, and returns
