@@ -32,6 +32,11 @@ impl Role {
 /// without providers, so [`Fleet::new`] turns it off unless the test's env names it.
 pub const VOICE_SESSION: &str = "CALLFLEET_AGENT__VOICE_SESSION";
 
+/// The answering-machine detection switch (`answering.enabled`, on by default). Tests of other
+/// parts of a voice call (whose callees are tones, not people) get it off from [`Fleet::new`]
+/// unless their env names it; the answering tests turn it on.
+pub const ANSWERING: &str = "CALLFLEET_ANSWERING__ENABLED";
+
 /// The env every role of one test shares, and the processes started with it.
 pub struct Fleet {
     pub env: BTreeMap<String, String>,
@@ -58,12 +63,14 @@ pub fn binary() -> PathBuf {
 }
 
 impl Fleet {
-    /// A fleet with `env`. Voice sessions are off (`VOICE_SESSION=false`) unless `env` names
-    /// [`VOICE_SESSION`]; [`Fleet::voice_session_default`] leaves it at the config default.
+    /// A fleet with `env`. Voice sessions and answering-machine detection are off
+    /// (`VOICE_SESSION=false`, `ANSWERING=false`) unless `env` names them;
+    /// [`Fleet::voice_session_default`] leaves both at the config default.
     pub fn new(env: &[(&str, String)]) -> Self {
         let mut map = BTreeMap::new();
         map.insert("LOG_LEVEL".to_owned(), crate::test_log::role_level());
         map.insert(VOICE_SESSION.to_owned(), "false".to_owned());
+        map.insert(ANSWERING.to_owned(), "false".to_owned());
         for (k, v) in env {
             map.insert((*k).to_owned(), v.clone());
         }
@@ -75,10 +82,11 @@ impl Fleet {
         }
     }
 
-    /// Leave `agent.voice_session` at the config default (on): the roles started from now on get
-    /// no [`VOICE_SESSION`] at all.
+    /// Leave `agent.voice_session` and `answering.enabled` at the config default (on): the roles
+    /// started from now on get neither [`VOICE_SESSION`] nor [`ANSWERING`].
     pub fn voice_session_default(&mut self) {
         self.env.remove(VOICE_SESSION);
+        self.env.remove(ANSWERING);
     }
 
     pub fn set(&mut self, key: &str, value: impl Into<String>) {

@@ -13,7 +13,7 @@ mod telephony;
 use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use callfleet_standins::test_log;
-pub use fleet::{Fleet, Role, VOICE_SESSION, binary};
+pub use fleet::{ANSWERING, Fleet, Role, VOICE_SESSION, binary};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};

@@ -18,6 +18,7 @@ pub struct Config {
     pub retry: RetryConfig,
     pub notifier: NotifierConfig,
     pub recording: RecordingConfig,
+    pub answering: AnsweringConfig,
     pub log: LogConfig,
 }
 
@@ -154,6 +155,26 @@ pub struct RetryConfig {
     /// this many times, with exponential backoff from `infra_delay_secs`.
     pub max_infra_retries: u32,
     pub infra_delay_secs: u64,
+    /// A voicemail (hung up without a message, or with `retry: true`) is called again after
+    /// this long, inside its campaign's window; it spends an attempt.
+    pub voicemail_delay_secs: u64,
+}
+
+/// Answering-machine detection on outbound voice calls, and the fleet's default policy per
+/// class. A request's (or its campaign's) `session_options` override the policy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnsweringConfig {
+    pub enabled: bool,
+    /// The agent's greeting is never held longer than this after the answer.
+    pub budget_ms: u64,
+    /// How long a voicemail decision may wait for its beep before giving up.
+    pub max_wait_secs: u64,
+    /// No speech for this long: `silence`.
+    pub silence_secs: u64,
+    pub voicemail: callfleet_domain::answering::VoicemailPolicy,
+    pub call_screening: callfleet_domain::answering::ClassPolicy,
+    pub ivr: callfleet_domain::answering::ClassPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,5 +1,7 @@
 //! Semantic checks, in one place, each naming its key.
 
+use callfleet_domain::answering::AnswerAction;
+
 use crate::{Config, ConfigError};
 
 fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
@@ -55,6 +57,48 @@ impl Config {
                 "recording.bitrate_bps",
                 "must be between 6000 and 128000",
             ));
+        }
+        let ans = &self.answering;
+        if !(100..=10_000).contains(&ans.budget_ms) {
+            return Err(invalid(
+                "answering.budget_ms",
+                "must be between 100 and 10000",
+            ));
+        }
+        if !(1..=120).contains(&ans.max_wait_secs) {
+            return Err(invalid(
+                "answering.max_wait_secs",
+                "must be between 1 and 120",
+            ));
+        }
+        if !(1..=60).contains(&ans.silence_secs) {
+            return Err(invalid(
+                "answering.silence_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        if ans.voicemail.action == Some(AnswerAction::LeaveMessage)
+            && ans
+                .voicemail
+                .message
+                .as_deref()
+                .is_none_or(|m| m.trim().is_empty())
+        {
+            return Err(invalid(
+                "answering.voicemail.message",
+                "is required when answering.voicemail.action is \"leave_message\"",
+            ));
+        }
+        for (field, policy) in [
+            ("answering.call_screening.action", &ans.call_screening),
+            ("answering.ivr.action", &ans.ivr),
+        ] {
+            if policy.action == Some(AnswerAction::LeaveMessage) {
+                return Err(invalid(
+                    field,
+                    "must be \"continue\" or \"hangup\" (leave_message is for voicemail)",
+                ));
+            }
         }
         if self.livekit.url.is_some() != self.livekit.api_key.is_some()
             || self.livekit.url.is_some() != self.livekit.api_secret.is_some()

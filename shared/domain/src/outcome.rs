@@ -43,6 +43,16 @@ pub enum CallOutcome {
     DoNotCall,
     /// Any other SIP failure.
     Failed,
+    /// Answered by a voicemail box; hung up without a message (retried later by default).
+    Voicemail,
+    /// Answered by a voicemail box; the message was spoken after its beep.
+    VoicemailLeft,
+    /// Answered by a call screener, and hung up by policy.
+    CallScreening,
+    /// Answered by an IVR menu, and hung up by policy.
+    Ivr,
+    /// Answered by a fax machine; always hung up.
+    Fax,
 }
 
 impl CallOutcome {
@@ -69,7 +79,39 @@ impl CallOutcome {
             Self::Cancelled => "cancelled",
             Self::DoNotCall => "do_not_call",
             Self::Failed => "failed",
+            Self::Voicemail => "voicemail",
+            Self::VoicemailLeft => "voicemail_left",
+            Self::CallScreening => "call_screening",
+            Self::Ivr => "ivr",
+            Self::Fax => "fax",
         }
+    }
+
+    /// Something picked up: a person, or a machine the worker classified and hung up on.
+    pub fn was_answered(self) -> bool {
+        matches!(
+            self,
+            Self::Answered
+                | Self::Voicemail
+                | Self::VoicemailLeft
+                | Self::CallScreening
+                | Self::Ivr
+                | Self::Fax
+        )
+    }
+}
+
+/// The outcome of a call whose answer was classified and ended by its policy (a person, or an
+/// open line the agent talked to, is `Answered`).
+pub fn of_answer(class: crate::answering::AnswerClass, message_left: bool) -> CallOutcome {
+    use crate::answering::AnswerClass as C;
+    match class {
+        C::Machine | C::Beep if message_left => CallOutcome::VoicemailLeft,
+        C::Machine | C::Beep => CallOutcome::Voicemail,
+        C::CallScreening => CallOutcome::CallScreening,
+        C::Ivr => CallOutcome::Ivr,
+        C::Fax => CallOutcome::Fax,
+        C::Human | C::Silence => CallOutcome::Answered,
     }
 }
 

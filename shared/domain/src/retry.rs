@@ -46,6 +46,9 @@ pub struct RetryDelays {
     pub no_answer: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier_throttled: Option<u64>,
+    /// After a voicemail (see `voicemail.retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voicemail: Option<u64>,
 }
 
 impl RetryDelays {

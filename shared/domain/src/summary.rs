@@ -72,6 +72,11 @@ pub struct CallSummary {
     /// first audio), p50 and p95 in milliseconds. `None` without a measured turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_latency_ms: Option<LatencyPercentiles>,
+    /// What answered (answering-machine detection): the class, the time to decide, when the
+    /// agent was let speak, the action taken and the signals that decided. `None` when
+    /// detection did not run (no voice session, or `answering_machine_detection: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<crate::answering::AnswerReport>,
     pub recording: Recording,
     /// A human-readable error when the call failed.
     pub error: Option<String>,
@@ -212,6 +217,12 @@ pub enum SessionCloseReason {
     Cancelled,
     /// A provider failed for good.
     Error { message: String },
+    /// The answer was not a person and its policy ended the call: hung up at once, or after
+    /// the voicemail message (`message_left`).
+    AnswerPolicy {
+        class: crate::answering::AnswerClass,
+        message_left: bool,
+    },
 }
 
 impl SessionCloseReason {
@@ -225,6 +236,7 @@ impl SessionCloseReason {
             Self::MaxDuration => "max_duration",
             Self::Cancelled => "cancelled",
             Self::Error { .. } => "error",
+            Self::AnswerPolicy { .. } => "answer_policy",
         }
     }
 }

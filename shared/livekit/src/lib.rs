@@ -130,6 +130,8 @@ pub struct Dial {
     pub metadata: String,
     pub ringing_timeout: Duration,
     pub max_call_duration: Duration,
+    /// DTMF digits livekit-sip sends once the callee answers (`w`: a 0.5 s pause).
+    pub dtmf: Option<String>,
 }
 
 #[derive(Clone)]
@@ -292,6 +294,7 @@ impl LiveKit {
             participant_attributes: Some(dial.attributes),
             display_name: dial.display_name,
             sip_number: dial.from_number,
+            dtmf: dial.dtmf,
             wait_until_answered: Some(true),
             ringing_timeout: Some(dial.ringing_timeout),
             max_call_duration: Some(dial.max_call_duration),

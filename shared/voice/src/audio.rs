@@ -55,4 +55,18 @@ pub trait AudioIo: Send {
     fn send(&mut self, frame: AudioFrame) -> impl Future<Output = Result<(), AudioError>> + Send;
     /// Drop any queued, not yet played agent audio (barge-in).
     fn clear(&mut self);
+    /// The next input from the callee: a frame, or a key pressed (SIP DTMF); `None` when the
+    /// callee left. Cancel-safe like `recv`. The default has audio only; a transport that carries
+    /// DTMF overrides it.
+    fn recv_input(&mut self) -> impl Future<Output = Option<Input>> + Send {
+        async { self.recv().await.map(Input::Audio) }
+    }
+}
+
+/// What the callee sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Audio(AudioFrame),
+    /// A key pressed on the callee's phone (`0-9`, `*`, `#`, `A-D`).
+    Dtmf(char),
 }

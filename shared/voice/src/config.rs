@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use callfleet_domain::answering::{AnswerAction, AnswerClass};
 use serde::{Deserialize, Serialize};
 
 /// An API key. Never printed, never serialised.
@@ -138,4 +139,40 @@ pub struct SessionConfig {
     /// Where `transfer_call` sends the callee (`tel:+E164` or `sip:`); `None` disables it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_target: Option<String>,
+    /// Answering-machine detection and the policy per class, set by the worker from the
+    /// request, its campaign and the fleet's config; `None`: the agent speaks at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answering: Option<Answering>,
+}
+
+/// How the session treats the call's first seconds: the classifier's limits, and what each
+/// class of answer gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answering {
+    /// The greeting is never held longer than this after the answer.
+    pub budget_ms: u64,
+    /// How long a voicemail message waits for the beep (or the greeting's end).
+    pub max_wait_ms: u64,
+    /// No speech at all for this long: `silence`.
+    pub silence_ms: u64,
+    pub voicemail: AnswerAction,
+    /// The words spoken for `leave_message`, the contact's variables already filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voicemail_message: Option<String>,
+    pub call_screening: AnswerAction,
+    pub ivr: AnswerAction,
+}
+
+impl Answering {
+    /// The action for a class: people (and an open line) get the agent; a fax is always hung
+    /// up; the rest follow their policy.
+    pub fn action(&self, class: AnswerClass) -> AnswerAction {
+        match class {
+            AnswerClass::Human | AnswerClass::Silence => AnswerAction::Continue,
+            AnswerClass::Machine | AnswerClass::Beep => self.voicemail,
+            AnswerClass::CallScreening => self.call_screening,
+            AnswerClass::Ivr => self.ivr,
+            AnswerClass::Fax => AnswerAction::Hangup,
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! What a running session tells the worker as it happens ([`SessionEvent`]).
 
+use callfleet_domain::answering::AnswerClass;
+
 use crate::metrics::TurnMetrics;
 
 /// Things the worker may want as they happen (the report has them all at the end).
@@ -25,4 +27,16 @@ pub enum SessionEvent {
         reason: String,
     },
     TurnMetrics(TurnMetrics),
+    /// The answer was classified (answering-machine detection).
+    Classified {
+        class: AnswerClass,
+    },
+    /// The agent presses keys (`send_dtmf`): the worker sends them as SIP DTMF.
+    SendDtmf {
+        digits: String,
+    },
+    /// The callee pressed a key.
+    CalleeDtmf {
+        digit: char,
+    },
 }

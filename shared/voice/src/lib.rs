@@ -15,6 +15,7 @@
 //!   protocol types, per stage).
 //! - Before the call: [`resolve`](mod@resolve) (typed session options -> [`SessionConfig`]).
 
+pub mod answer;
 pub mod audio;
 mod chunker;
 pub mod config;
@@ -33,8 +34,8 @@ pub mod tools;
 pub mod turn;
 pub mod vad;
 
-pub use audio::{AudioError, AudioFrame, AudioIo};
-pub use config::SessionConfig;
+pub use audio::{AudioError, AudioFrame, AudioIo, Input};
+pub use config::{Answering, SessionConfig};
 pub use event::SessionEvent;
 pub use metrics::{
     EndReason, SessionCloseReason, SessionReport, SpeakerRole, TranscriptEntry, TurnMetrics, Usage,

@@ -44,6 +44,9 @@ pub struct SessionReport {
     /// `None` when the agent never spoke. The worker measures the call's dead air from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_audio_at: Option<Timestamp>,
+    /// What answered, when answering-machine detection ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<callfleet_domain::answering::AnswerReport>,
     /// The resolved config; secrets are never serialised.
     pub session_config: SessionConfig,
 }

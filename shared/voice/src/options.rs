@@ -27,6 +27,9 @@ pub struct EngineOptions {
     /// A reply whose text is complete fails if the TTS then sends nothing for this long
     /// (`tts (<provider>): no audio within …`) instead of waiting for `max_duration`.
     pub tts_idle_timeout: Duration,
+    /// How long before the session started the callee answered (the worker joins the room
+    /// after the answer); answering-machine detection counts its budget from the answer.
+    pub answered_ago: Duration,
 }
 
 impl Default for EngineOptions {
@@ -43,6 +46,7 @@ impl Default for EngineOptions {
             vad: VadOptions::default(),
             max_tool_rounds: 3,
             tts_idle_timeout: crate::providers::tts::DEFAULT_IDLE_TIMEOUT,
+            answered_ago: Duration::ZERO,
         }
     }
 }

@@ -70,6 +70,28 @@ impl Reply {
         }
     }
 
+    /// Speak `text` as it is, with no LLM (a voicemail message).
+    pub fn say(tts: &TtsClient, text: &str) -> Self {
+        let started = Instant::now();
+        let (tx, events) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
+        let name = tts.config().provider.name();
+        let tts = tts.clone();
+        let text = text.to_owned();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = say(&text, tts, name, &tx) => {}
+            }
+        });
+        Self {
+            started,
+            events,
+            _guard: cancel.drop_guard(),
+        }
+    }
+
     pub async fn next(&mut self) -> Option<ReplyEvent> {
         self.events.recv().await
     }
@@ -153,6 +175,46 @@ async fn run(
                     return;
                 }
             },
+        }
+    }
+}
+
+/// A fixed text through the TTS: the same events as an LLM reply, without its tokens.
+async fn say(
+    text: &str,
+    tts_client: TtsClient,
+    tts_name: &str,
+    tx: &mpsc::UnboundedSender<ReplyEvent>,
+) {
+    let mut tts = None;
+    let mut first_text_at = None;
+    let _ = tx.send(ReplyEvent::Text(text.to_owned()));
+    speak(text, &mut tts, &tts_client, &mut first_text_at, tx);
+    let Some(mut stream) = tts else { return };
+    stream.end_input();
+    let mut got_audio = false;
+    loop {
+        let ev = match stream.next().await {
+            Some(TtsEvent::Audio(pcm)) => {
+                if !got_audio {
+                    got_audio = true;
+                    let sent_at = first_text_at.unwrap_or_else(Instant::now);
+                    let _ = tx.send(ReplyEvent::TtsFirstAudio {
+                        sent_at,
+                        at: Instant::now(),
+                    });
+                }
+                ReplyEvent::Audio(pcm)
+            }
+            Some(TtsEvent::Words(w)) => ReplyEvent::Words(w),
+            Some(TtsEvent::Done) => ReplyEvent::Done,
+            Some(TtsEvent::Error(e)) => ReplyEvent::Failed(format!("tts ({tts_name}): {e}")),
+            None => ReplyEvent::Failed(format!("tts ({tts_name}): stream ended without done")),
+        };
+        let last = matches!(ev, ReplyEvent::Done | ReplyEvent::Failed(_));
+        let _ = tx.send(ev);
+        if last {
+            return;
         }
     }
 }

@@ -76,8 +76,11 @@ async fn end_call_ends_the_session_after_the_goodbye() {
         .sum();
     assert!(sent >= "Goodbye, have a nice day!".len() * 240);
     // No transfer tool without a transfer target.
-    let tools = rig.llm.requests()[0].body["tools"].clone();
-    assert_eq!(tools.as_array().map(Vec::len), Some(1));
+    let names: Vec<_> = rig.llm.requests()[0].body["tools"]
+        .as_array()
+        .map(|t| t.iter().map(|t| t["function"]["name"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec![json!("end_call"), json!("send_dtmf")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +121,14 @@ async fn transfer_call_emits_the_transfer_with_its_target() {
         .as_array()
         .map(|t| t.iter().map(|t| t["function"]["name"].clone()).collect())
         .unwrap_or_default();
-    assert_eq!(names, vec![json!("end_call"), json!("transfer_call")]);
+    assert_eq!(
+        names,
+        vec![
+            json!("end_call"),
+            json!("send_dtmf"),
+            json!("transfer_call")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,5 +174,47 @@ async fn greeting_plays_first_and_silence_ends_the_call() {
         "first audio {first} within the session {} .. {}",
         report.session_start,
         report.session_end
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dtmf_presses_keys_and_the_callees_keys_reach_the_transcript() {
+    let rig =
+        rig(LlmScript::text(30, &["Pressing two."]).with_tool("send_dtmf", r#"{"digits":"2"}"#))
+            .await;
+    let session = rig.session(
+        json!({"tts": "cartesia", "preemptive_generation": false}),
+        EngineOptions::default(),
+    );
+    let (mut callee, io) = Callee::start(
+        vec![Seg::Silence(300), Seg::Speech(1000)],
+        Duration::from_secs(10),
+    );
+    let mut run = support::run(session, io);
+    let ev = run
+        .wait_event("send_dtmf", Duration::from_secs(8), |e| {
+            matches!(e, SessionEvent::SendDtmf { .. })
+        })
+        .await;
+    assert_eq!(ev, SessionEvent::SendDtmf { digits: "2".into() });
+    callee.press('5');
+    run.wait_event("the callee's key", Duration::from_secs(5), |e| {
+        matches!(e, SessionEvent::CalleeDtmf { digit: '5' })
+    })
+    .await;
+    callee.hangup();
+    let report = run.report(Duration::from_secs(5)).await;
+    let texts: Vec<_> = report
+        .transcript
+        .iter()
+        .map(|t| (t.role, t.text.as_str()))
+        .collect();
+    assert!(
+        texts.contains(&(callfleet_voice::SpeakerRole::Assistant, "[DTMF 2]")),
+        "the agent's key press is in the transcript: {texts:?}"
+    );
+    assert!(
+        texts.contains(&(callfleet_voice::SpeakerRole::User, "[DTMF 5]")),
+        "the callee's key press is in the transcript: {texts:?}"
     );
 }

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use callfleet_voice::{AudioError, AudioFrame, AudioIo};
+use callfleet_voice::{AudioError, AudioFrame, AudioIo, Input};
 use tokio::{sync::mpsc, time::Instant};
 
 pub const RATE: u32 = 48_000;
@@ -19,6 +19,11 @@ pub enum Seg {
     Speech(u64),
     /// White noise burst, in ms.
     Noise(u64),
+    /// A pure tone (a voicemail beep, a fax tone) at a third of full scale, in ms.
+    Tone {
+        hz: u32,
+        ms: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -35,12 +40,21 @@ impl IoLog {
 
 pub struct MemoryIo {
     rx: mpsc::Receiver<AudioFrame>,
+    keys: mpsc::UnboundedReceiver<char>,
     log: Arc<Mutex<IoLog>>,
 }
 
 impl AudioIo for MemoryIo {
     async fn recv(&mut self) -> Option<AudioFrame> {
         self.rx.recv().await
+    }
+
+    async fn recv_input(&mut self) -> Option<Input> {
+        tokio::select! {
+            biased;
+            Some(key) = self.keys.recv() => Some(Input::Dtmf(key)),
+            frame = self.rx.recv() => frame.map(Input::Audio),
+        }
     }
 
     async fn send(&mut self, frame: AudioFrame) -> Result<(), AudioError> {
@@ -63,12 +77,14 @@ pub struct Callee {
     hangup: Option<tokio::sync::oneshot::Sender<()>>,
     /// When the first frame of the script was sent.
     pub t0: Arc<Mutex<Option<Instant>>>,
+    keys: mpsc::UnboundedSender<char>,
 }
 
 impl Callee {
     /// Start playing `script` (then silence, for at most `max` in total) into a new `MemoryIo`.
     pub fn start(script: Vec<Seg>, max: Duration) -> (Self, MemoryIo) {
         let (tx, rx) = mpsc::channel(64);
+        let (keys, keys_rx) = mpsc::unbounded_channel();
         let (hangup_tx, mut hangup_rx) = tokio::sync::oneshot::channel();
         let log = Arc::new(Mutex::new(IoLog::default()));
         let t0 = Arc::new(Mutex::new(None));
@@ -101,9 +117,19 @@ impl Callee {
                 log: log.clone(),
                 hangup: Some(hangup_tx),
                 t0,
+                keys,
             },
-            MemoryIo { rx, log },
+            MemoryIo {
+                rx,
+                keys: keys_rx,
+                log,
+            },
         )
+    }
+
+    /// Press a key on the callee's phone (SIP DTMF reaching the session).
+    pub fn press(&self, key: char) {
+        let _ = self.keys.send(key);
     }
 
     pub fn hangup(&mut self) {
@@ -145,6 +171,13 @@ pub fn render(script: &[Seg]) -> Vec<i16> {
             Seg::Noise(ms) => {
                 for _ in 0..ms as usize * 48 {
                     out.push(((lcg(&mut rng) % 20_000) as i32 - 10_000) as i16);
+                }
+            }
+            Seg::Tone { hz, ms } => {
+                for i in 0..ms as usize * 48 {
+                    let t = i as f64 / f64::from(RATE);
+                    let v = (2.0 * std::f64::consts::PI * f64::from(hz) * t).sin();
+                    out.push((v * 0.33 * 32767.0) as i16);
                 }
             }
         }

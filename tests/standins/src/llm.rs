@@ -76,17 +76,24 @@ pub struct LlmRequest {
 impl LlmRequest {
     /// The content of the last user message.
     pub fn last_user(&self) -> String {
-        self.body["messages"]
-            .as_array()
-            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or("")
-            .to_owned()
+        last_user(&self.body)
     }
+}
+
+fn last_user(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_owned()
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Replies chosen by what the callee said last (case-insensitive substring), before the
+    /// scripts in order.
+    rules: Vec<(String, LlmScript)>,
     scripts: VecDeque<LlmScript>,
     fallback: Option<LlmScript>,
     requests: Vec<LlmRequest>,
@@ -109,6 +116,7 @@ impl FakeLlm {
     /// [`requests`](Self::requests) stays empty.
     pub async fn start_with(scripts: Vec<LlmScript>, record: Record) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
+            rules: Vec::new(),
             fallback: scripts.last().cloned(),
             scripts: scripts.into(),
             requests: Vec::new(),
@@ -133,6 +141,13 @@ impl FakeLlm {
     pub fn requests(&self) -> Vec<LlmRequest> {
         lock(&self.inner).requests.clone()
     }
+
+    /// Answer every request whose last user message contains `heard` (any case) with
+    /// `script`, instead of the next script in order; the first matching rule wins. Lets one
+    /// stand-in serve calls that run in any order.
+    pub fn on_hearing(&self, heard: &str, script: LlmScript) {
+        lock(&self.inner).rules.push((heard.to_lowercase(), script));
+    }
 }
 
 async fn handle(
@@ -142,9 +157,14 @@ async fn handle(
 ) -> Response {
     let (idx, script) = {
         let mut g = lock(&inner);
-        let script = g
-            .scripts
-            .pop_front()
+        let heard = last_user(&body).to_lowercase();
+        let ruled = g
+            .rules
+            .iter()
+            .find(|(k, _)| heard.contains(k.as_str()))
+            .map(|(_, s)| s.clone());
+        let script = ruled
+            .or_else(|| g.scripts.pop_front())
             .or_else(|| g.fallback.clone())
             .unwrap_or_else(|| LlmScript::text(0, &["OK."]));
         if g.record == Record::Off {

@@ -66,6 +66,32 @@ pub fn decide(
     }
 }
 
+/// What follows a call a voicemail box answered: called again after `voicemail_delay_secs` (or
+/// the request's `retry.delay_seconds.voicemail`) while attempts remain, when its policy
+/// retries (`retry`). It spends an attempt: a voicemail is a contact not reached.
+pub fn after_voicemail(
+    cfg: &RetryConfig,
+    req: &CallRequest,
+    retry: bool,
+    attempt: u32,
+) -> Decision {
+    let over = req.retry.as_ref();
+    let max_attempts = over
+        .and_then(|r| r.max_attempts)
+        .unwrap_or(cfg.max_attempts);
+    if !retry || attempt >= max_attempts {
+        return Decision::Final;
+    }
+    let secs = over
+        .and_then(|r| r.delay_seconds.voicemail)
+        .unwrap_or(cfg.voicemail_delay_secs);
+    Decision::Retry {
+        after: Duration::from_secs(secs),
+        attempt: attempt + 1,
+        infra_retries: 0,
+    }
+}
+
 /// When a retry decided now is due.
 pub fn due(after: Duration) -> Timestamp {
     let after = jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::ZERO);
@@ -90,6 +116,7 @@ mod tests {
             carrier_throttled_delay_secs: 1200,
             max_infra_retries: 2,
             infra_delay_secs: 5,
+            voicemail_delay_secs: 7200,
         }
     }
 
@@ -140,6 +167,31 @@ mod tests {
             }
         );
         assert_eq!(decide(&cfg(), &r, CallOutcome::Busy, 5, 0), Decision::Final);
+    }
+
+    #[test]
+    fn a_voicemail_is_called_again_by_policy_within_the_budget() {
+        let r = req(json!({}));
+        assert_eq!(
+            after_voicemail(&cfg(), &r, true, 1),
+            Decision::Retry {
+                after: Duration::from_secs(7200),
+                attempt: 2,
+                infra_retries: 0
+            }
+        );
+        assert_eq!(after_voicemail(&cfg(), &r, false, 1), Decision::Final);
+        assert_eq!(after_voicemail(&cfg(), &r, true, 3), Decision::Final);
+        let r = req(json!({"retry": {"max_attempts": 2, "delay_seconds": {"voicemail": 60}}}));
+        assert_eq!(
+            after_voicemail(&cfg(), &r, true, 1),
+            Decision::Retry {
+                after: Duration::from_secs(60),
+                attempt: 2,
+                infra_retries: 0
+            }
+        );
+        assert_eq!(after_voicemail(&cfg(), &r, true, 2), Decision::Final);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub(crate) async fn settle(
             Box::pin(settle(w, msg, job, Disposition::Final(summary))).await
         }
         Disposition::Final(summary) => {
-            let kind = if summary.outcome == CallOutcome::Answered {
+            let kind = if summary.outcome.was_answered() {
                 EventKind::Ended
             } else {
                 EventKind::Failed
@@ -64,8 +64,8 @@ pub(crate) async fn settle(
             state.updated_at = Timestamp::now();
             let mut event = job.event(kind, summary.attempt);
             let outcome = summary.outcome;
-            // An answered call that ran a voice session counts in the campaign's dead-air
-            // histogram (`callfleet_domain::latency`).
+            // A call a person (not a machine) answered that ran a voice session counts in the
+            // campaign's dead-air histogram (`callfleet_domain::latency`).
             let first_audio = (outcome == CallOutcome::Answered
                 && summary.session_close_reason.is_some())
             .then(|| latency::bucket(summary.first_agent_audio_ms));

@@ -5,8 +5,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use callfleet_config::AnsweringConfig;
 use callfleet_domain::{
     CallRequest, EndReason,
+    answering::{AnswerAction, AnswerReport, ClassPolicy},
     control::ControlReply,
     outcome,
     summary::{SessionCloseReason, TranscriptEntry, TurnMetrics, Usage},
@@ -14,8 +16,8 @@ use callfleet_domain::{
 use callfleet_media::{Event, Options, Transport};
 use callfleet_recording::{Side, Tap};
 use callfleet_voice::{
-    AudioError, AudioFrame, AudioIo, EngineOptions, Session, SessionConfig, SessionEvent,
-    SessionReport,
+    Answering, AudioError, AudioFrame, AudioIo, EngineOptions, Input, Session, SessionConfig,
+    SessionEvent, SessionReport,
 };
 use jiff::Timestamp;
 use livekit_api::access_token::{AccessToken, VideoGrants};
@@ -47,9 +49,75 @@ pub fn prepare(w: &Worker, req: &CallRequest) -> Result<Option<SessionConfig>, S
             .get("transfer_target")
             .and_then(serde_json::Value::as_str)
     });
-    callfleet_voice::resolve(&req.session_options, transfer_target, &w.provider_env)
-        .map(Some)
-        .map_err(|e| format!("voice session: {e}"))
+    let mut cfg = callfleet_voice::resolve(&req.session_options, transfer_target, &w.provider_env)
+        .map_err(|e| format!("voice session: {e}"))?;
+    cfg.answering = answering(&w.config.answering, req)?;
+    Ok(Some(cfg))
+}
+
+/// Answering-machine detection for this call: the request's (or its campaign's) policy over the
+/// fleet's, the voicemail message's `{{variables}}` filled from the call's metadata. `None` when
+/// detection is off.
+fn answering(fleet: &AnsweringConfig, req: &CallRequest) -> Result<Option<Answering>, String> {
+    let o = &req.session_options;
+    if !o.answering_machine_detection.unwrap_or(fleet.enabled) {
+        return Ok(None);
+    }
+    let vm = o.voicemail.as_ref();
+    let voicemail = vm
+        .and_then(|v| v.action)
+        .or(fleet.voicemail.action)
+        .unwrap_or_default();
+    let message = vm
+        .and_then(|v| v.message.as_deref())
+        .or(fleet.voicemail.message.as_deref())
+        .map(|m| fill(m, &req.metadata));
+    if voicemail == AnswerAction::LeaveMessage && message.is_none() {
+        return Err(
+            "voice session: session_options.voicemail.message: is required when \
+                    voicemail.action is \"leave_message\" (answering.voicemail.message is not \
+                    configured either)"
+                .into(),
+        );
+    }
+    let class_action = |given: Option<&ClassPolicy>, fleet: &ClassPolicy| {
+        given
+            .and_then(|p| p.action)
+            .or(fleet.action)
+            .unwrap_or(AnswerAction::Continue)
+    };
+    Ok(Some(Answering {
+        budget_ms: fleet.budget_ms,
+        max_wait_ms: fleet.max_wait_secs.saturating_mul(1000),
+        silence_ms: fleet.silence_secs.saturating_mul(1000),
+        voicemail,
+        voicemail_message: message,
+        call_screening: class_action(o.call_screening.as_ref(), &fleet.call_screening),
+        ivr: class_action(o.ivr.as_ref(), &fleet.ivr),
+    }))
+}
+
+/// `{{name}}` → the metadata's `name` (strings as they are, other values as JSON); unknown
+/// names become empty, so a message never reads a template aloud.
+fn fill(template: &str, metadata: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        match metadata.get(after[..close].trim()) {
+            Some(serde_json::Value::String(v)) => out.push_str(v),
+            Some(serde_json::Value::Null) | None => {}
+            Some(v) => out.push_str(&v.to_string()),
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What the session adds to the summary: the engine reports in the summary's own types.
@@ -62,6 +130,8 @@ pub struct Report {
     pub close_reason: Option<SessionCloseReason>,
     /// When the first agent audio frame went to the transport; `None` if the agent never spoke.
     pub first_audio_at: Option<Timestamp>,
+    /// What answered, when answering-machine detection ran.
+    pub answer: Option<AnswerReport>,
 }
 
 impl From<SessionReport> for Report {
@@ -76,6 +146,7 @@ impl From<SessionReport> for Report {
             transcript: r.transcript,
             close_reason: Some(r.end_reason),
             first_audio_at: r.first_audio_at,
+            answer: r.answer,
         }
     }
 }
@@ -93,18 +164,30 @@ struct RoomIo {
 impl AudioIo for RoomIo {
     async fn recv(&mut self) -> Option<AudioFrame> {
         loop {
+            match self.recv_input().await? {
+                Input::Audio(frame) => return Some(frame),
+                Input::Dtmf(_) => {}
+            }
+        }
+    }
+
+    async fn recv_input(&mut self) -> Option<Input> {
+        loop {
             tokio::select! {
                 f = self.audio.recv() => match f {
                     Ok(f) if f.identity == self.callee => {
                         if let Some(tap) = &self.tap {
                             tap.push(Side::Callee, &f.samples, f.sample_rate);
                         }
-                        return Some(AudioFrame::new(f.samples, f.sample_rate));
+                        return Some(Input::Audio(AudioFrame::new(f.samples, f.sample_rate)));
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 e = self.events.recv() => match e {
+                    Ok(Event::Dtmf { identity, digit }) if identity == self.callee => {
+                        return Some(Input::Dtmf(digit));
+                    }
                     Ok(Event::ParticipantLeft { identity }) if identity == self.callee => return None,
                     Ok(Event::Disconnected { .. }) | Err(broadcast::error::RecvError::Closed) => return None,
                     _ => {}
@@ -205,6 +288,7 @@ pub async fn converse(
     let elapsed = Timestamp::now().duration_since(answered).unsigned_abs();
     let opts = EngineOptions {
         max_duration: max.saturating_sub(elapsed),
+        answered_ago: elapsed,
         ..EngineOptions::default()
     };
     let session = match Session::new(cfg, opts) {
@@ -221,11 +305,19 @@ pub async fn converse(
     let report = loop {
         tokio::select! {
             report = &mut run => break report,
-            Some(event) = rx.recv() => {
-                if let SessionEvent::Transfer { target, .. } = event {
+            Some(event) = rx.recv() => match event {
+                SessionEvent::Transfer { target, .. } => {
                     transferred |= transfer(w, job, &target).await.ok;
                 }
-            }
+                // Sent before the session is polled again: a tool runs after its reply has
+                // played, so nothing the agent says is held up (a few keys take well under 1 s).
+                SessionEvent::SendDtmf { digits } => {
+                    if let Err(e) = transport.send_dtmf_digits(&digits).await {
+                        tracing::warn!(call.id = %req.call_id, %digits, error = %e, "cannot send the agent's DTMF");
+                    }
+                }
+                _ => {}
+            },
             t = control.next_transfer() => {
                 let reply: ControlReply = transfer(w, job, &t.to).await;
                 transferred |= reply.ok;
@@ -278,6 +370,7 @@ fn call_end_reason(close: &SessionCloseReason, left: EndReason) -> EndReason {
         SessionCloseReason::Cancelled => EndReason::Shutdown,
         SessionCloseReason::AgentEnded { .. }
         | SessionCloseReason::SilenceTimeout
+        | SessionCloseReason::AnswerPolicy { .. }
         | SessionCloseReason::Error { .. } => EndReason::AgentHangup,
     }
 }

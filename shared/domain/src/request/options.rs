@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::answering::{ClassPolicy, VoicemailPolicy};
+
 /// Keys of `session_options` that may also be given at the top level.
 pub const SESSION_KEYS: &[&str] = &[
     "llm",
@@ -15,6 +17,11 @@ pub const SESSION_KEYS: &[&str] = &[
     "prompt",
     "greeting",
     "language",
+    "answering_machine_detection",
+    "voicemail",
+    "call_screening",
+    "ivr",
+    "dtmf_on_answer",
 ];
 
 /// TTS selection: a descriptor string (`cartesia`, `cartesia/sonic-3:<voice>`) or an object.
@@ -82,6 +89,23 @@ pub struct SessionOptions {
     pub greeting: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Classify the answer (person, voicemail, screener, IVR, fax) before the agent speaks;
+    /// `None` means the fleet's `answering.enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answering_machine_detection: Option<bool>,
+    /// What to do on a voicemail box: `{action: hangup|leave_message|continue, message, retry}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voicemail: Option<VoicemailPolicy>,
+    /// What to do on a call screener: `{action: continue|hangup}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_screening: Option<ClassPolicy>,
+    /// What to do on an IVR menu: `{action: continue|hangup}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivr: Option<ClassPolicy>,
+    /// DTMF digits sent once the call is answered (`0-9`, `*`, `#`, `A-D`; `w` waits 0.5 s),
+    /// e.g. an extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtmf_on_answer: Option<String>,
     /// Keys callfleet does not know yet; kept, never dropped.
     #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
     #[schema(value_type = Object)]

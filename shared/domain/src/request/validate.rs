@@ -5,7 +5,13 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{CallRequest, FieldError, SESSION_KEYS, SessionOptions, TtsOption};
-use crate::{boolish, phone::PhoneNumber, retry::RetryOverride, subjects};
+use crate::{
+    answering::{AnswerAction, ClassPolicy, VoicemailPolicy},
+    boolish,
+    phone::PhoneNumber,
+    retry::RetryOverride,
+    subjects,
+};
 
 const KNOWN_KEYS: &[&str] = &[
     "call_id",
@@ -28,6 +34,9 @@ const MAX_TEXT: usize = 128;
 const MAX_MODEL: usize = 200;
 const MAX_PROMPT: usize = 32 * 1024;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// A voicemail message: about a minute of speech.
+const MAX_MESSAGE: usize = 1000;
+const MAX_DTMF: usize = 32;
 
 /// What [`validate`] needs besides the body.
 #[derive(Debug, Clone, Default)]
@@ -405,12 +414,86 @@ impl Validator<'_> {
         if let Some((f, v)) = get("language") {
             out.language = self.text(&f, v, 32).filter(|s| !s.is_empty());
         }
+        if let Some((f, v)) = get("answering_machine_detection") {
+            out.answering_machine_detection = self.boolish(&f, v);
+        }
+        if let Some((f, v)) = get("voicemail") {
+            out.voicemail = self.voicemail(&f, v);
+        }
+        if let Some((f, v)) = get("call_screening") {
+            out.call_screening = self.class_policy(&f, v);
+        }
+        if let Some((f, v)) = get("ivr") {
+            out.ivr = self.class_policy(&f, v);
+        }
+        if let Some((f, v)) = get("dtmf_on_answer") {
+            out.dtmf_on_answer = self.dtmf(&f, v);
+        }
         for (key, value) in nested {
             if !SESSION_KEYS.contains(&key.as_str()) {
                 out.extra.insert(key, value);
             }
         }
         out
+    }
+
+    /// `voicemail: {action, message, retry}`; `leave_message` needs a message.
+    fn voicemail(&mut self, field: &str, value: &Value) -> Option<VoicemailPolicy> {
+        let policy: VoicemailPolicy = self.policy_object(field, value)?;
+        if let Some(m) = &policy.message
+            && (m.trim().is_empty() || m.len() > MAX_MESSAGE)
+        {
+            self.err(
+                &format!("{field}.message"),
+                format!("must be 1 to {MAX_MESSAGE} bytes of text"),
+            );
+            return None;
+        }
+        Some(policy)
+    }
+
+    /// `call_screening` / `ivr: {action: continue|hangup}`.
+    fn class_policy(&mut self, field: &str, value: &Value) -> Option<ClassPolicy> {
+        let policy: ClassPolicy = self.policy_object(field, value)?;
+        if policy.action == Some(AnswerAction::LeaveMessage) {
+            self.err(
+                &format!("{field}.action"),
+                "must be \"continue\" or \"hangup\" (leave_message is for voicemail)",
+            );
+            return None;
+        }
+        Some(policy)
+    }
+
+    fn policy_object<T: serde::de::DeserializeOwned>(
+        &mut self,
+        field: &str,
+        value: &Value,
+    ) -> Option<T> {
+        if !value.is_object() {
+            self.err(field, format!("must be an object, got {}", kind(value)));
+            return None;
+        }
+        match serde_json::from_value(value.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.err(field, format!("is invalid: {e}"));
+                None
+            }
+        }
+    }
+
+    /// DTMF digits as LiveKit's `CreateSIPParticipant` takes them.
+    fn dtmf(&mut self, field: &str, value: &Value) -> Option<String> {
+        let digits = self.text(field, value, MAX_DTMF)?;
+        if let Some(bad) = digits.chars().find(|c| !is_dtmf_char(*c)) {
+            self.err(
+                field,
+                format!("has `{bad}`: only 0-9, *, #, A-D and w (a 0.5 s pause) are allowed"),
+            );
+            return None;
+        }
+        Some(digits).filter(|d| !d.is_empty())
     }
 
     fn boolish(&mut self, field: &str, value: &Value) -> Option<bool> {
@@ -465,6 +548,11 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A DTMF digit (RFC 4733 events 0-15), or LiveKit's `w` pause.
+pub fn is_dtmf_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'w')
 }
 
 fn is_blank(v: &Value) -> bool {

@@ -6,7 +6,8 @@ use super::state::Engine;
 use crate::{
     audio::{AudioFrame, AudioIo},
     event::SessionEvent,
-    metrics::EndReason,
+    metrics::{EndReason, SpeakerRole},
+    providers::llm::{ChatMessage, Role},
     providers::stt::SttEvent,
     vad::VadEvent,
 };
@@ -34,6 +35,16 @@ impl<A: AudioIo> Engine<'_, A> {
             }
             None => {}
         }
+        self.gate_audio(frame, now);
+    }
+
+    /// A key the callee pressed: in the transcript and the context, as `[DTMF 2]`.
+    pub(super) fn on_dtmf(&mut self, digit: char, now: Instant) {
+        let text = super::speech::dtmf_text(&digit.to_string());
+        self.rec.entry(SpeakerRole::User, &text, now, now, false);
+        self.ctx.push(ChatMessage::new(Role::User, text));
+        self.last_activity = now;
+        self.emit(SessionEvent::CalleeDtmf { digit });
     }
 
     pub(super) fn on_stt(&mut self, ev: Option<SttEvent>, now: Instant) {
@@ -47,6 +58,7 @@ impl<A: AudioIo> Engine<'_, A> {
         };
         match ev {
             SttEvent::Interim { text } => {
+                self.gate_transcript(&text, false, now);
                 self.user.interim(&text);
                 self.on_words(now);
                 self.emit(SessionEvent::UserTranscript {
@@ -55,6 +67,7 @@ impl<A: AudioIo> Engine<'_, A> {
                 });
             }
             SttEvent::Final { text } => {
+                self.gate_transcript(&text, true, now);
                 self.user.final_segment(&text, now);
                 self.on_words(now);
                 self.maybe_preempt(now);
@@ -64,6 +77,7 @@ impl<A: AudioIo> Engine<'_, A> {
                 });
             }
             SttEvent::TurnTranscript { text } => {
+                self.gate_transcript(&text, true, now);
                 self.user.replace_transcript(&text, now);
                 self.on_words(now);
                 self.maybe_preempt(now);
@@ -85,7 +99,7 @@ impl<A: AudioIo> Engine<'_, A> {
 
     /// Words while the agent has the floor: a real interruption.
     fn on_words(&mut self, now: Instant) {
-        if self.user.heard_words() && self.speech.is_some() {
+        if self.user.heard_words() && self.speech.is_some() && !self.leaving_message() {
             self.interrupt(now);
         }
     }
@@ -93,7 +107,7 @@ impl<A: AudioIo> Engine<'_, A> {
     /// Long enough speech while the agent speaks stops playback (pending a transcript).
     pub(super) fn check_interruption(&mut self, now: Instant) {
         let Some(sp) = &self.speech else { return };
-        if sp.paused.is_some() || !self.user.speaking {
+        if sp.paused.is_some() || !self.user.speaking || self.leaving_message() {
             return;
         }
         let Some(since) = self.user.current_speech else {

@@ -11,6 +11,7 @@
 //! commit, playout, tools) -> `state` (the [`Engine`] and the replies it holds) and `report`
 //! (the [`Recorder`]).
 
+mod answer;
 mod input;
 mod report;
 mod speech;
@@ -21,7 +22,7 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    audio::{AudioFrame, AudioIo},
+    audio::{AudioFrame, AudioIo, Input},
     event::SessionEvent,
     metrics::{EndReason, SessionReport},
     parts::Parts,
@@ -43,6 +44,7 @@ enum Wake {
     Stt(Option<SttEvent>),
     Speech(Option<ReplyEvent>),
     Speculative(Option<ReplyEvent>),
+    Dtmf(char),
     Timer,
 }
 
@@ -67,12 +69,19 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             last_activity: now,
             end: None,
             tool_rounds: 0,
+            gate: s.cfg.answering.as_ref().map(|a| {
+                let answered = now.checked_sub(s.opts.answered_ago).unwrap_or(now);
+                answer::Gate::new(a, s.cfg.language.as_deref(), answered)
+            }),
         }
     }
 
     pub async fn run(mut self, cancel: CancellationToken) -> SessionReport {
         self.s.tts.prewarm();
-        if let Some(greeting) = self.s.cfg.greeting.clone() {
+        // With answering-machine detection the gate releases the greeting.
+        if let Some(greeting) = self.s.cfg.greeting.clone()
+            && self.gate.is_none()
+        {
             self.start_greeting(&greeting);
         }
         loop {
@@ -83,7 +92,11 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             let wake = tokio::select! {
                 biased;
                 () = cancel.cancelled() => Wake::Cancelled,
-                f = self.io.recv() => Wake::Audio(f),
+                f = self.io.recv_input() => match f {
+                    Some(Input::Audio(frame)) => Wake::Audio(Some(frame)),
+                    Some(Input::Dtmf(d)) => Wake::Dtmf(d),
+                    None => Wake::Audio(None),
+                },
                 e = self.stt.next(), if self.stt_open => Wake::Stt(e),
                 e = next_event(self.speech.as_mut()) => Wake::Speech(e),
                 e = next_event(self.speculative.as_mut().map(|s| &mut s.speech)) => Wake::Speculative(e),
@@ -97,6 +110,7 @@ impl<'s, A: AudioIo> Engine<'s, A> {
                 Wake::Stt(ev) => self.on_stt(ev, now),
                 Wake::Speech(ev) => self.on_speech_event(ev, now),
                 Wake::Speculative(ev) => self.on_speculative_event(ev),
+                Wake::Dtmf(digit) => self.on_dtmf(digit, now),
                 Wake::Timer => {}
             }
             if self.end.is_none() {
@@ -107,12 +121,20 @@ impl<'s, A: AudioIo> Engine<'s, A> {
 
     /// Time-driven decisions, then send whatever audio is due.
     async fn tick(&mut self, now: Instant) {
+        self.gate_tick(now);
+        if self.end.is_some() {
+            return;
+        }
         self.check_interruption(now);
         self.check_false_interruption(now);
         if let Some(at) = self.user.deadline(&self.s.opts.endpointing)
             && at <= now
         {
-            self.commit_turn(now);
+            if self.held() {
+                self.hold_turn(now);
+            } else {
+                self.commit_turn(now);
+            }
         }
         if let Err(e) = self.pump_audio().await {
             self.end = Some(EndReason::Error {
@@ -121,7 +143,11 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             return;
         }
         self.check_speech_done(Instant::now());
-        let quiet = self.speech.is_none() && !self.user.speaking && !self.user.heard_words();
+        self.gate_message_done();
+        let quiet = self.speech.is_none()
+            && !self.user.speaking
+            && !self.user.heard_words()
+            && self.silence_may_end();
         if quiet && now.duration_since(self.last_activity) >= self.s.opts.silence_timeout {
             self.end = Some(EndReason::SilenceTimeout);
         }
@@ -136,9 +162,10 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             self.user.deadline(&o.endpointing),
             Some(self.started + o.max_duration),
         ];
-        if self.speech.is_none() && !self.user.speaking {
+        if self.speech.is_none() && !self.user.speaking && self.silence_may_end() {
             d.push(Some(self.last_activity + o.silence_timeout));
         }
+        d.push(self.gate_deadline());
         if let Some(sp) = &self.speech {
             match &sp.paused {
                 None => {
@@ -171,8 +198,15 @@ impl<'s, A: AudioIo> Engine<'s, A> {
         if self.speculative.take().is_some() {
             self.rec.preemptive.discarded += 1;
         }
+        if self.held() {
+            // What a machine said before its policy ended the call.
+            self.hold_turn(now);
+        }
         self.stt.finish();
-        self.rec.report(&self.s.cfg, reason, now)
+        let answer = self.gate.as_ref().and_then(answer::Gate::report);
+        let mut report = self.rec.report(&self.s.cfg, reason, now);
+        report.answer = answer;
+        report
     }
 }
 

@@ -104,6 +104,7 @@ impl Recorder {
             transcript: self.transcript,
             preemptive: self.preemptive,
             false_interruptions: self.false_interruptions,
+            answer: None,
             session_config: cfg.clone(),
         }
     }

@@ -14,11 +14,25 @@ use crate::{
     tools::{self, ToolAction},
 };
 
+/// How pressed keys read in the transcript.
+pub(super) fn dtmf_text(digits: &str) -> String {
+    format!("[DTMF {digits}]")
+}
+
 impl<A: AudioIo> Engine<'_, A> {
     fn new_speech(&self, messages: Vec<ChatMessage>) -> Speech {
+        self.speech_of(Reply::spawn(
+            &self.s.llm,
+            &self.s.tts,
+            messages,
+            &self.tools,
+        ))
+    }
+
+    fn speech_of(&self, reply: Reply) -> Speech {
         let o = &self.s.opts;
         Speech {
-            reply: Reply::spawn(&self.s.llm, &self.s.tts, messages, &self.tools),
+            reply,
             text: String::new(),
             tools: Vec::new(),
             playout: Playout::new(self.s.tts.sample_rate(), o.output_frame),
@@ -80,6 +94,7 @@ impl<A: AudioIo> Engine<'_, A> {
     pub(super) fn maybe_preempt(&mut self, now: Instant) {
         let pausing = !self.vad.silence_run().is_zero();
         if !self.s.cfg.preemptive_generation
+            || self.held()
             || (self.user.speaking && !pausing)
             || self.speech.is_some()
         {
@@ -283,6 +298,11 @@ impl<A: AudioIo> Engine<'_, A> {
         self.run_tools(&calls);
     }
 
+    /// A reply that only speaks `text` (a voicemail message): the TTS, no LLM.
+    pub(super) fn say(&mut self, text: &str) {
+        self.speech = Some(self.speech_of(Reply::say(&self.s.tts, text)));
+    }
+
     fn run_tools(&mut self, calls: &[ToolCall]) {
         let mut follow_up = false;
         for call in calls {
@@ -311,6 +331,18 @@ impl<A: AudioIo> Engine<'_, A> {
                         follow_up = true;
                     }
                 },
+                ToolAction::SendDtmf { call_id, digits } => {
+                    let now = Instant::now();
+                    self.rec
+                        .entry(SpeakerRole::Assistant, &dtmf_text(&digits), now, now, false);
+                    self.emit(SessionEvent::SendDtmf {
+                        digits: digits.clone(),
+                    });
+                    self.ctx.push(ChatMessage::tool_result(
+                        &call_id,
+                        format!("Pressed {digits}. Wait for what the line says next."),
+                    ));
+                }
                 ToolAction::Invalid { call_id, message } => {
                     self.ctx.push(ChatMessage::tool_result(&call_id, message));
                     follow_up = true;

@@ -41,6 +41,8 @@ pub(crate) struct Engine<'s, A: AudioIo> {
     pub(super) last_activity: Instant,
     pub(super) end: Option<EndReason>,
     pub(super) tool_rounds: u32,
+    /// Answering-machine detection, when the session runs it.
+    pub(super) gate: Option<super::answer::Gate>,
 }
 
 impl<A: AudioIo> Engine<'_, A> {

@@ -76,6 +76,7 @@ pub fn resolve(
             greeting,
             language,
             transfer_target: given(transfer_target),
+            answering: None,
         }),
         _ => Err(ResolveError { errors: r.errors }),
     }

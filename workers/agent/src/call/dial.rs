@@ -217,6 +217,7 @@ fn dial_spec(w: &Worker, job: &Job, trunk_id: String) -> Dial {
         metadata: serde_json::Value::Object(req.metadata.clone()).to_string(),
         ringing_timeout: Duration::from_secs(sip.ringing_timeout_secs),
         max_call_duration: Duration::from_secs(w.config.agent.max_call_duration_secs),
+        dtmf: req.session_options.dtmf_on_answer.clone(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Settling an attempt into a [`Disposition`]: a failed dial is retried or closed, an ended or
 //! reconciled call gets its final summary (the attempt's record appended to the call's history).
 
+use callfleet_config::AnsweringConfig;
 use callfleet_domain::{
-    CallOutcome, EndReason,
-    summary::{AttemptRecord, CallSummary, DurationEstimate, SipStatus},
+    CallOutcome, CallRequest, EndReason, outcome,
+    summary::{AttemptRecord, CallSummary, DurationEstimate, SessionCloseReason, SipStatus},
 };
 use callfleet_livekit::DialFailure;
 use jiff::Timestamp;
@@ -124,7 +125,17 @@ pub(super) fn ended(
     session: Option<Report>,
 ) -> Disposition {
     let call_end = Timestamp::now();
-    tracing::info!(call.id = %a.job.req.call_id, reason = ?end_reason, "call ended");
+    let answer = session.as_ref().and_then(|r| match &r.close_reason {
+        Some(SessionCloseReason::AnswerPolicy {
+            class,
+            message_left,
+        }) => Some((*class, *message_left)),
+        _ => None,
+    });
+    let outcome = answer.map_or(CallOutcome::Answered, |(class, left)| {
+        outcome::of_answer(class, left)
+    });
+    tracing::info!(call.id = %a.job.req.call_id, reason = ?end_reason, outcome = outcome.as_str(), "call ended");
     let ok = || {
         Some(SipStatus {
             code: Some(200),
@@ -133,12 +144,33 @@ pub(super) fn ended(
     };
     let record = AttemptRecord {
         attempt: a.job.attempt,
-        outcome: CallOutcome::Answered,
+        outcome,
         started_at: a.session_start,
         ended_at: call_end,
         sip: ok(),
         error: None,
     };
+    if let Some((class, left)) = answer
+        && class.is_voicemail()
+        && let Decision::Retry {
+            after,
+            attempt,
+            infra_retries,
+        } = retry::after_voicemail(
+            &a.w.config.retry,
+            &a.job.req,
+            voicemail_retries(&a.w.config.answering, &a.job.req, left),
+            a.job.attempt,
+        )
+    {
+        return Disposition::Retry {
+            at: retry::due(after),
+            attempt,
+            infra_retries,
+            reason: format!("{}: called again later", outcome.as_str()),
+            record,
+        };
+    }
     let mut summary = close(a, record, end_reason, |p| {
         p.sip = ok();
         p.call_start = Some(answered);
@@ -153,8 +185,20 @@ pub(super) fn ended(
         summary.turns = report.turns;
         summary.transcript = report.transcript;
         summary.session_close_reason = report.close_reason;
+        summary.answer = report.answer;
     }
     Disposition::Final(Box::new(summary))
+}
+
+/// Whether a voicemail is called again: the request's `voicemail.retry`, else the fleet's, else
+/// yes unless the message was left.
+fn voicemail_retries(fleet: &AnsweringConfig, req: &CallRequest, message_left: bool) -> bool {
+    req.session_options
+        .voicemail
+        .as_ref()
+        .and_then(|v| v.retry)
+        .or(fleet.voicemail.retry)
+        .unwrap_or(!message_left)
 }
 
 /// A ring taken over from a lost worker that this worker stopped following.

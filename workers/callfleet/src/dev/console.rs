@@ -35,8 +35,8 @@ pub async fn print_calls(config: Arc<Config>, shutdown: CancellationToken) {
     }
 }
 
-/// `dev: call <id> to <number>: <outcome>, <end reason>, <duration>; <dead air>`, then what
-/// each side said, one line per transcript entry.
+/// `dev: call <id> to <number>: <outcome>, <end reason>, <duration>; <what answered>; <dead
+/// air>`, then what each side said, one line per transcript entry.
 fn render(s: &CallSummary) -> String {
     let mut head = format!(
         "dev: call {} to {}: {}, {}",
@@ -47,6 +47,14 @@ fn render(s: &CallSummary) -> String {
     );
     if let Some(d) = s.call_duration_seconds {
         head.push_str(&format!(", {d:.1} s"));
+    }
+    if let Some(a) = &s.answer {
+        head.push_str(&format!(
+            "; answered by: {} (decided after {} ms, {})",
+            a.class.as_str(),
+            a.decided_ms,
+            a.action.as_str()
+        ));
     }
     if let Some(ms) = s.first_agent_audio_ms {
         head.push_str(&format!("; first agent audio after {ms} ms"));

@@ -1,0 +1,294 @@
+//! The call's first seconds (answering-machine detection): the [`Gate`] holds the agent back
+//! while the [`Classifier`] listens, releases it for a person (or when the budget runs out), and
+//! carries out the policy for anything else: hang up, or wait for the beep, speak the
+//! voicemail message once and hang up, or let the agent carry on.
+//!
+//! While the gate holds, the callee's turns are written to the transcript and the context but
+//! get no reply, no speculative LLM request is made, and the silence timeout waits: a voicemail
+//! greeting is heard, never answered. While the message plays, barge-in is off (the box is
+//! recording, not talking).
+
+use std::time::Duration;
+
+use callfleet_domain::answering::{AnswerAction, AnswerClass, AnswerReport};
+use tokio::time::Instant;
+
+use super::state::Engine;
+use crate::{
+    answer::{AnswerEvent, AnswerOptions, Classifier},
+    audio::{AudioFrame, AudioIo},
+    config::Answering,
+    event::SessionEvent,
+    metrics::{EndReason, SpeakerRole},
+    providers::llm::{ChatMessage, Role},
+};
+
+/// A pause shorter than this keeps an utterance going (the classifier's own measure).
+const UTTERANCE_PAUSE: Duration = Duration::from_millis(700);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Classifying; the agent speaks once released.
+    Listening,
+    /// A voicemail whose message waits for the beep (or the greeting's end).
+    AwaitingBeep,
+    /// The voicemail message is playing.
+    Message,
+}
+
+pub(super) struct Gate {
+    classifier: Classifier,
+    policy: Answering,
+    answered: Instant,
+    released: Option<Instant>,
+    action: Option<AnswerAction>,
+    phase: Phase,
+}
+
+impl Gate {
+    /// `answered`: when the callee picked up (the session starts a little later, once the
+    /// worker has joined the room).
+    pub(super) fn new(policy: &Answering, language: Option<&str>, answered: Instant) -> Self {
+        let opts = AnswerOptions {
+            budget: Duration::from_millis(policy.budget_ms),
+            max_wait: Duration::from_millis(policy.max_wait_ms),
+            silence: Duration::from_millis(policy.silence_ms),
+            language: language.unwrap_or("en").to_owned(),
+        };
+        Self {
+            classifier: Classifier::new(opts),
+            policy: policy.clone(),
+            answered,
+            released: None,
+            action: None,
+            phase: Phase::Listening,
+        }
+    }
+
+    fn since(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.answered)
+    }
+
+    pub(super) fn report(&self) -> Option<AnswerReport> {
+        let released = self.released.map(|r| self.since(r));
+        self.classifier
+            .report(self.action.unwrap_or(AnswerAction::Continue), released)
+    }
+}
+
+impl<A: AudioIo> Engine<'_, A> {
+    /// The agent may not take a turn: the answer is still being classified, or the call is a
+    /// voicemail whose message is pending or playing.
+    pub(super) fn held(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|g| g.released.is_none() || g.phase != Phase::Listening)
+    }
+
+    /// The voicemail message is playing: nothing the line does interrupts it.
+    pub(super) fn leaving_message(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|g| g.phase == Phase::Message)
+    }
+
+    /// Whether the silence timeout may end the call now (not while the gate decides or waits).
+    pub(super) fn silence_may_end(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| {
+            g.phase == Phase::Listening && g.released.is_some() && g.classifier.class().is_some()
+        })
+    }
+
+    pub(super) fn gate_deadline(&self) -> Option<Instant> {
+        let g = self.gate.as_ref()?;
+        let classifier = g.classifier.next_deadline().map(|d| g.answered + d);
+        let beep = (g.phase == Phase::AwaitingBeep)
+            .then(|| g.answered + Duration::from_millis(g.policy.max_wait_ms));
+        [classifier, beep].into_iter().flatten().min()
+    }
+
+    /// One frame of the callee's audio, with the VAD's verdict on it.
+    pub(super) fn gate_audio(&mut self, frame: &AudioFrame, now: Instant) {
+        let speech = self.vad.speaking();
+        let Some(g) = self.gate.as_mut() else { return };
+        let at = g.since(now);
+        let ev = g
+            .classifier
+            .push_audio(&frame.samples, frame.sample_rate, speech, at);
+        self.on_answer_event(ev, now);
+    }
+
+    pub(super) fn gate_transcript(&mut self, text: &str, is_final: bool, now: Instant) {
+        let Some(g) = self.gate.as_mut() else { return };
+        let at = g.since(now);
+        let ev = g.classifier.push_transcript(text, is_final, at);
+        self.on_answer_event(ev, now);
+    }
+
+    /// Time-driven decisions: the budget, silence, the classifier's own limits, and a beep that
+    /// never came.
+    pub(super) fn gate_tick(&mut self, now: Instant) {
+        let Some(g) = self.gate.as_mut() else { return };
+        let at = g.since(now);
+        let ev = g.classifier.tick(at);
+        let beep_overdue =
+            g.phase == Phase::AwaitingBeep && at >= Duration::from_millis(g.policy.max_wait_ms);
+        let class = g.classifier.class();
+        self.on_answer_event(ev, now);
+        if beep_overdue && self.end.is_none() {
+            tracing::info!("voice.answer: no beep within the wait; hanging up without a message");
+            self.end = Some(EndReason::AnswerPolicy {
+                class: class.unwrap_or(AnswerClass::Machine),
+                message_left: false,
+            });
+        }
+    }
+
+    /// The voicemail message has played to its end: hang up.
+    pub(super) fn gate_message_done(&mut self) {
+        if self.leaving_message() && self.speech.is_none() && self.end.is_none() {
+            let class = self.gate.as_ref().and_then(|g| g.classifier.class());
+            self.end = Some(EndReason::AnswerPolicy {
+                class: class.unwrap_or(AnswerClass::Machine),
+                message_left: true,
+            });
+        }
+    }
+
+    fn on_answer_event(&mut self, ev: Option<AnswerEvent>, now: Instant) {
+        let Some(ev) = ev else { return };
+        match ev {
+            // The budget ran out while the callee was talking: the greeting never starts over
+            // their words. The classification comes within moments: a person's "hello?" ends
+            // and is followed by quiet (a person), a greeting keeps going (a machine).
+            AnswerEvent::Release if self.mid_utterance(now) => {
+                tracing::debug!(
+                    "voice.answer: budget reached mid-utterance; waiting for the class"
+                );
+            }
+            AnswerEvent::Release => self.release(now),
+            AnswerEvent::Classified(class) => self.classified(class, now),
+            AnswerEvent::Recording { beep } => {
+                if self
+                    .gate
+                    .as_ref()
+                    .is_some_and(|g| g.phase == Phase::AwaitingBeep)
+                {
+                    tracing::info!(beep, "voice.answer: the box records; leaving the message");
+                    self.leave_message();
+                }
+            }
+        }
+    }
+
+    fn classified(&mut self, class: AnswerClass, now: Instant) {
+        let Some(g) = self.gate.as_mut() else { return };
+        let action = g.policy.action(class);
+        g.action = Some(action);
+        tracing::info!(
+            class = class.as_str(),
+            action = action.as_str(),
+            after_ms = g.since(now).as_millis() as u64,
+            "voice.answer: classified"
+        );
+        self.emit(SessionEvent::Classified { class });
+        match action {
+            AnswerAction::Continue => self.release(now),
+            AnswerAction::Hangup => {
+                self.end = Some(EndReason::AnswerPolicy {
+                    class,
+                    message_left: false,
+                });
+            }
+            AnswerAction::LeaveMessage => {
+                self.silence_agent(now);
+                if let Some(g) = self.gate.as_mut() {
+                    g.phase = Phase::AwaitingBeep;
+                }
+                if class == AnswerClass::Beep {
+                    self.leave_message();
+                }
+            }
+        }
+    }
+
+    /// The callee is talking, or paused for less than a person's wait (a greeting's pause
+    /// between sentences).
+    fn mid_utterance(&self, now: Instant) -> bool {
+        self.user.speaking
+            || self
+                .user
+                .last_speech_end
+                .is_some_and(|end| now.saturating_duration_since(end) < UTTERANCE_PAUSE)
+    }
+
+    /// Let the agent speak: its greeting, or its answer to what the callee already said.
+    fn release(&mut self, now: Instant) {
+        let Some(g) = self.gate.as_mut() else { return };
+        if g.released.is_some() {
+            return;
+        }
+        g.released = Some(now);
+        match self.s.cfg.greeting.clone() {
+            Some(greeting) => {
+                // The greeting answers the callee's "hello?": no second reply to it.
+                self.hold_turn(now);
+                if self.speech.is_none() {
+                    self.start_greeting(&greeting);
+                }
+            }
+            // No greeting: the callee's words so far are the first turn, answered as usual.
+            None => {
+                if self.user.deadline(&self.s.opts.endpointing).is_some() && !self.user.speaking {
+                    self.commit_turn(now);
+                }
+            }
+        }
+    }
+
+    /// A turn heard while the gate holds: into the transcript and the context, unanswered.
+    pub(super) fn hold_turn(&mut self, now: Instant) {
+        let speech_end = self.user.last_speech_end;
+        let start = self.user.first_speech.unwrap_or(now);
+        let text = self.user.take_text();
+        self.user.reset();
+        if text.is_empty() {
+            return;
+        }
+        self.rec.entry(
+            SpeakerRole::User,
+            &text,
+            start,
+            speech_end.unwrap_or(now),
+            false,
+        );
+        self.ctx.push(ChatMessage::new(Role::User, text));
+    }
+
+    /// Stop whatever the agent was saying or preparing (a tentative release met a machine).
+    fn silence_agent(&mut self, now: Instant) {
+        if self.speech.is_some() {
+            self.interrupt(now);
+        }
+        if self.speculative.take().is_some() {
+            self.rec.preemptive.discarded += 1;
+        }
+    }
+
+    fn leave_message(&mut self) {
+        // The greeting heard so far goes into the transcript before the message.
+        self.hold_turn(Instant::now());
+        let Some(g) = self.gate.as_mut() else { return };
+        g.phase = Phase::Message;
+        match g.policy.voicemail_message.clone() {
+            Some(text) => self.say(&text),
+            // Resolution refuses leave_message without a message; never leave silence.
+            None => {
+                self.end = Some(EndReason::AnswerPolicy {
+                    class: AnswerClass::Machine,
+                    message_left: false,
+                });
+            }
+        }
+    }
+}
