@@ -25,9 +25,16 @@
 //!    and track removal ([`Event::TrackUnsubscribed`]).
 //! 7. Keepalive: every `ping_interval` s we send `ping` (int64 ms) and `ping_req`;
 //!    any server message resets a `ping_timeout` s deadline.
-//! 8. [`Transport::leave`] sends `LeaveRequest{CLIENT_INITIATED, DISCONNECT}`,
+//! 8. DTMF: before its first offer the client creates `_reliable` (ordered) and `_lossy`
+//!    data channels on the publisher, as the SDKs do; [`Transport::send_dtmf`] sends a
+//!    `DataPacket{kind: RELIABLE, sequence, SipDtmf{code, digit}}` on `_reliable`
+//!    (negotiating the publisher first if nothing was published); livekit-sip turns it into
+//!    RFC 4733 toward its callee. The server forwards the room's data on channels it opens
+//!    on the subscriber; a `SipDtmf` there (livekit-sip's, when the callee pressed a key)
+//!    becomes [`Event::Dtmf`] with the sender's identity, which the server fills in.
+//! 9. [`Transport::leave`] sends `LeaveRequest{CLIENT_INITIATED, DISCONNECT}`,
 //!    closes the socket and both peer connections.
-//! 9. Loss: ping timeout, a closed socket, a failed peer connection, or a server
+//! 10. Loss: ping timeout, a closed socket, a failed peer connection, or a server
 //!    `leave` whose action is not DISCONNECT. With `Options::reconnect_attempts > 0`
 //!    the transport emits [`Event::Reconnecting`] and then:
 //!    * **resume** (signal loss or ping timeout while the subscriber PC is still
@@ -52,15 +59,16 @@
 //! packet-loss concealment for small gaps), publishing any number of mono
 //! audio tracks from PCM at 8-192 kHz (resampled to 48 kHz, 20 ms Opus at
 //! 32 kbit/s, in-band FEC), mute, participant and track events, keepalive,
-//! loss detection, resume and full rejoin, clean leave.
+//! loss detection, resume and full rejoin, clean leave, DTMF both ways (`SipDtmf` data packets).
 //!
 //! ## Not implemented
 //! * Resume is tried once per loss; it does not apply ICE servers from the
-//!   `ReconnectResponse` and does not replay data messages (no data channels).
+//!   `ReconnectResponse`, does not list our data channels in `SyncState`, and
+//!   replays no data: a key sent while reconnecting fails rather than waits.
 //!   A full rejoin changes the participant and track sids and loses a few
 //!   hundred ms of audio.
-//! * Video, data channels / data packets (the server's subscriber data
-//!   channels are accepted but ignored), simulcast, E2EE, RED, DTX, selective
+//! * Video, data packets other than `SipDtmf` (user packets, RPC, streams; they are
+//!   received and dropped), simulcast, E2EE, RED, DTX, selective
 //!   subscription, `wss://` (TLS) URLs, region failover, the `/rtc/v1` single
 //!   PC path, jitter buffering (packets are decoded in arrival order; late ones
 //!   are dropped).
@@ -93,7 +101,7 @@
 //! - `command` (commands, pending publications, loop endings) -> `track` ([`LocalAudioTrack`],
 //!   remote track pumps; reaches the session through `track::SessionLink`).
 //! - Leaves: [`Options`], [`Event`]/[`AudioFrame`] (`events`), `roster`, [`audio`] (Opus,
-//!   resampling), [`Error`], [`tone`].
+//!   resampling), [`data`] (DTMF keys and their data packets), [`Error`], [`tone`].
 #![forbid(unsafe_code)]
 
 pub mod audio;
