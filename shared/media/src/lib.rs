@@ -25,16 +25,9 @@
 //!    and track removal ([`Event::TrackUnsubscribed`]).
 //! 7. Keepalive: every `ping_interval` s we send `ping` (int64 ms) and `ping_req`;
 //!    any server message resets a `ping_timeout` s deadline.
-//! 8. DTMF: before its first offer the client creates `_reliable` (ordered) and `_lossy`
-//!    data channels on the publisher, as the SDKs do; [`Transport::send_dtmf`] sends a
-//!    `DataPacket{kind: RELIABLE, sequence, SipDtmf{code, digit}}` on `_reliable`
-//!    (negotiating the publisher first if nothing was published); livekit-sip turns it into
-//!    RFC 4733 toward its callee. The server forwards the room's data on channels it opens
-//!    on the subscriber; a `SipDtmf` there (livekit-sip's, when the callee pressed a key)
-//!    becomes [`Event::Dtmf`] with the sender's identity, which the server fills in.
-//! 9. [`Transport::leave`] sends `LeaveRequest{CLIENT_INITIATED, DISCONNECT}`,
+//! 8. [`Transport::leave`] sends `LeaveRequest{CLIENT_INITIATED, DISCONNECT}`,
 //!    closes the socket and both peer connections.
-//! 10. Loss: ping timeout, a closed socket, a failed peer connection, or a server
+//! 9. Loss: ping timeout, a closed socket, a failed peer connection, or a server
 //!    `leave` whose action is not DISCONNECT. With `Options::reconnect_attempts > 0`
 //!    the transport emits [`Event::Reconnecting`] and then:
 //!    * **resume** (signal loss or ping timeout while the subscriber PC is still
@@ -53,6 +46,14 @@
 //!    Either ends with [`Event::Reconnected`]. When attempts run out, or on a
 //!    server `leave` with action DISCONNECT (removed, room deleted, duplicate
 //!    identity), the transport ends with [`Event::Disconnected`].
+//!
+//! **DTMF.** before its first offer the client creates `_reliable` (ordered) and `_lossy`
+//! data channels on the publisher, as the SDKs do; [`Transport::send_dtmf`] sends a
+//! `DataPacket{kind: RELIABLE, sequence, SipDtmf{code, digit}}` on `_reliable`
+//! (negotiating the publisher first if nothing was published); livekit-sip turns it into
+//! RFC 4733 toward its callee. The server forwards the room's data on channels it opens
+//! on the subscriber; a `SipDtmf` there (livekit-sip's, when the callee pressed a key)
+//! becomes [`Event::Dtmf`] with the sender's identity, which the server fills in.
 //!
 //! ## Implemented
 //! Join, auto-subscribe, Opus decode to 48 kHz mono i16 20 ms frames (with
