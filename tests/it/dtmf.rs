@@ -303,3 +303,38 @@ async fn until(callee: &Callee, source: std::net::SocketAddr, t: Instant) -> Str
     )
     .await
 }
+
+/// A voicemail callee with a hold time hangs up by itself: `HH` s after its greeting file
+/// (`speech::VOICEMAIL_SECS`), the SIP participant leaves the room.
+#[tokio::test(flavor = "multi_thread")]
+async fn dtmf_voicemail_hangs_up_after_its_recording_time() {
+    use callfleet_rig::callee::speech::VOICEMAIL_SECS;
+    let tel = Telephony::start().await;
+    let callee = tel.callee(&[FROM]).await;
+    let room = format!("vm-hh-{}", uuid::Uuid::new_v4().simple());
+    let me = join(&tel, &room, "agent").await;
+    let mut events = me.events();
+    dial(
+        &tel,
+        &callee,
+        &Behaviour::Voicemail(2).number(3),
+        &room,
+        None,
+    )
+    .await;
+    let answered = Instant::now();
+    wait_event_named(
+        &mut events,
+        Duration::from_secs(VOICEMAIL_SECS as u64 + 20),
+        "the callee to hang up",
+        |e| matches!(e, Event::ParticipantLeft { identity } if identity == CALLEE),
+    )
+    .await;
+    let after = answered.elapsed();
+    eprintln!("the voicemail hung up {after:?} after the answer");
+    assert!(
+        after >= Duration::from_secs(VOICEMAIL_SECS as u64 + 2),
+        "not before its greeting and 2 s of recording: {after:?}"
+    );
+    me.leave().await.expect("the transport leaves");
+}

@@ -47,7 +47,7 @@
 //!    server `leave` with action DISCONNECT (removed, room deleted, duplicate
 //!    identity), the transport ends with [`Event::Disconnected`].
 //!
-//! **DTMF.** before its first offer the client creates `_reliable` (ordered) and `_lossy`
+//! **DTMF.** Before its first offer the client creates `_reliable` (ordered) and `_lossy`
 //! data channels on the publisher, as the SDKs do; [`Transport::send_dtmf`] sends a
 //! `DataPacket{kind: RELIABLE, sequence, SipDtmf{code, digit}}` on `_reliable`
 //! (negotiating the publisher first if nothing was published); livekit-sip turns it into
