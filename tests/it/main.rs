@@ -20,6 +20,7 @@ mod campaigns;
 mod conformance;
 mod contracts;
 mod defects;
+mod dtmf;
 mod e2e;
 mod fuzz;
 mod ingress;

@@ -1,6 +1,7 @@
 //! The rig: real servers for integration tests. Each binds free loopback ports, keeps its state
 //! in a temp folder, and is killed on Drop. A missing binary fails with the install command.
-//! [`media`] holds the media transport tests' helpers; [`test_log`] is the one switch for test
+//! [`media`] holds the media transport tests' helpers; [`tap`] records the RTP a callee
+//! receives (and can answer it, as an IVR); [`test_log`] is the one switch for test
 //! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`).
 
 pub mod bench;
@@ -8,6 +9,7 @@ mod fleet;
 pub mod media;
 mod servers;
 mod sink;
+pub mod tap;
 mod telephony;
 
 use std::{future::Future, path::PathBuf, time::Duration};

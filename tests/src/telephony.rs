@@ -15,8 +15,8 @@ use std::{
 use livekit_api::services::sip::SIPClient;
 
 use crate::{
-    LiveKitServer, TempDir, free_port, log_tail, scaled, tool, wait_for_logged, wait_port_logged,
-    workspace_root,
+    LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool, wait_for_logged,
+    wait_port_logged, workspace_root,
 };
 
 use crate::servers::BIND_ATTEMPTS;
@@ -256,6 +256,22 @@ pub enum Behaviour {
     /// listen, sending silence as RTP like a phone; the words again every
     /// `HELLO_PERIOD_SECS`; wait for the caller's BYE. `make run`'s demo number.
     SayHello,
+    /// Answer (media toward the callee's [`Callee::tap`], as for every behaviour below), say
+    /// "Hello?" once, then silence as RTP until the caller's BYE: a person.
+    Person,
+    /// Answer with a voicemail greeting, a 0.4 s pause and a 1 kHz beep of 0.5 s (all within
+    /// `callfleet_rig::callee::speech::VOICEMAIL_SECS`), then silence as RTP (recording)
+    /// until the caller's BYE; with `n > 0`, hang up `n` s (0-99) after those seconds.
+    Voicemail(u8),
+    /// Answer as a call screener ("… Please say your name and why you're calling."), then
+    /// silence until the caller's BYE.
+    Screener,
+    /// Answer and send no RTP: the tap plays the IVR (see [`crate::tap::Tap::set_ivr`]).
+    Ivr,
+    /// Answer with a calling fax's CNG (1100 Hz 0.5 s on, 3 s off) until the caller's BYE.
+    FaxCng,
+    /// Answer with an answering fax's CED (2100 Hz for 3 s), then CNG until the caller's BYE.
+    FaxCed,
     /// Ring until the caller cancels.
     Ring,
     /// Reject with this final status: 486 600 480 408 503 603 404 484 403.
@@ -279,6 +295,12 @@ impl Behaviour {
             Self::PlayTone => (0, 203),
             Self::SpeakOnce => (0, 204),
             Self::SayHello => (0, 206),
+            Self::Person => (0, 207),
+            Self::Voicemail(s) => (s, 208),
+            Self::Screener => (0, 209),
+            Self::Ivr => (0, 210),
+            Self::FaxCng => (0, 211),
+            Self::FaxCed => (0, 212),
             Self::Ring => (0, 180),
             Self::Reject(code) => (0, code),
         };
@@ -312,10 +334,12 @@ impl SipRequest {
     }
 }
 
-/// SIPp as the PSTN callee on a free loopback port, with a trunk pointing at it.
+/// SIPp as the PSTN callee on a free loopback port, with a trunk pointing at it, and the RTP
+/// tap its behaviours 207-212 name as their media address.
 pub struct Callee {
     pub port: u16,
     pub trunk_id: String,
+    tap: Tap,
     dir: TempDir,
     _child: Owned,
 }
@@ -323,6 +347,7 @@ pub struct Callee {
 impl Callee {
     async fn start(tel: &Telephony, from_numbers: &[&str], rtp_echo: bool) -> Self {
         let dir = TempDir::new("callee");
+        let tap = Tap::start().await;
         let scenario = callfleet_rig::callee::scenario(&workspace_root())
             .unwrap_or_else(|e| panic!("the callee's scenario: {e}"));
         callfleet_rig::callee::write_audio(&dir.0, &workspace_root())
@@ -343,6 +368,7 @@ impl Callee {
                     media_port: media,
                     log_dir: &dir.0,
                     rtp_echo,
+                    tap_port: Some(tap.port()),
                 },
             ));
             let mut child = spawn(cmd, "sipp", Some(dir.0.join("stdout.log")));
@@ -373,6 +399,7 @@ impl Callee {
             let mut callee = Self {
                 port,
                 trunk_id: String::new(),
+                tap,
                 dir,
                 _child: child,
             };
@@ -383,6 +410,11 @@ impl Callee {
         }
         let tails: String = logs.iter().map(|p| crate::log_tail(p, 30)).collect();
         panic!("sipp exited at start five times (ports taken?){tails}");
+    }
+
+    /// What livekit-sip sent to the behaviours 207-212 (and what the tap answers, as an IVR).
+    pub fn tap(&self) -> &Tap {
+        &self.tap
     }
 
     /// Every SIP request the callee has received so far, in order (the rig's own readiness

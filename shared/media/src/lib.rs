@@ -47,20 +47,29 @@
 //!    server `leave` with action DISCONNECT (removed, room deleted, duplicate
 //!    identity), the transport ends with [`Event::Disconnected`].
 //!
+//! **DTMF.** Before its first offer the client creates `_reliable` (ordered) and `_lossy`
+//! data channels on the publisher, as the SDKs do; [`Transport::send_dtmf`] sends a
+//! `DataPacket{kind: RELIABLE, sequence, SipDtmf{code, digit}}` on `_reliable`
+//! (negotiating the publisher first if nothing was published); livekit-sip turns it into
+//! RFC 4733 toward its callee. The server forwards the room's data on channels it opens
+//! on the subscriber; a `SipDtmf` there (livekit-sip's, when the callee pressed a key)
+//! becomes [`Event::Dtmf`] with the sender's identity, which the server fills in.
+//!
 //! ## Implemented
 //! Join, auto-subscribe, Opus decode to 48 kHz mono i16 20 ms frames (with
 //! packet-loss concealment for small gaps), publishing any number of mono
 //! audio tracks from PCM at 8-192 kHz (resampled to 48 kHz, 20 ms Opus at
 //! 32 kbit/s, in-band FEC), mute, participant and track events, keepalive,
-//! loss detection, resume and full rejoin, clean leave.
+//! loss detection, resume and full rejoin, clean leave, DTMF both ways (`SipDtmf` data packets).
 //!
 //! ## Not implemented
 //! * Resume is tried once per loss; it does not apply ICE servers from the
-//!   `ReconnectResponse` and does not replay data messages (no data channels).
+//!   `ReconnectResponse`, does not list our data channels in `SyncState`, and
+//!   replays no data: a key sent while reconnecting fails rather than waits.
 //!   A full rejoin changes the participant and track sids and loses a few
 //!   hundred ms of audio.
-//! * Video, data channels / data packets (the server's subscriber data
-//!   channels are accepted but ignored), simulcast, E2EE, RED, DTX, selective
+//! * Video, data packets other than `SipDtmf` (user packets, RPC, streams; they are
+//!   received and dropped), simulcast, E2EE, RED, DTX, selective
 //!   subscription, `wss://` (TLS) URLs, region failover, the `/rtc/v1` single
 //!   PC path, jitter buffering (packets are decoded in arrival order; late ones
 //!   are dropped).
@@ -93,7 +102,7 @@
 //! - `command` (commands, pending publications, loop endings) -> `track` ([`LocalAudioTrack`],
 //!   remote track pumps; reaches the session through `track::SessionLink`).
 //! - Leaves: [`Options`], [`Event`]/[`AudioFrame`] (`events`), `roster`, [`audio`] (Opus,
-//!   resampling), [`Error`], [`tone`].
+//!   resampling), [`data`] (DTMF keys and their data packets), [`Error`], [`tone`].
 #![forbid(unsafe_code)]
 
 pub mod audio;

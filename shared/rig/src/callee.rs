@@ -1,4 +1,7 @@
-//! The SIPp callee: audio files, command line and readiness probe.
+//! The SIPp callee: audio files, command line and readiness probe. [`speech`] holds the audio
+//! of the behaviours 207-212.
+
+pub mod speech;
 
 use std::{
     ffi::OsString,
@@ -54,7 +57,8 @@ pub fn audio_files(hello: &[u8]) -> [(&'static str, Vec<u8>); 4] {
 }
 
 /// Write the callee's audio files into `dir`, SIPp's working directory. The spoken words come
-/// from `<root>/`[`HELLO_SOURCE`]; without them this fails, naming `make setup`.
+/// from `<root>/`[`HELLO_SOURCE`] and [`speech::ALL`]; without them this fails, naming
+/// `make setup`.
 pub fn write_audio(dir: &Path, root: &Path) -> io::Result<()> {
     let source = root.join(HELLO_SOURCE);
     let hello = std::fs::read(&source).map_err(|e| {
@@ -76,7 +80,7 @@ pub fn write_audio(dir: &Path, root: &Path) -> io::Result<()> {
             ),
         ));
     }
-    for (name, bytes) in audio_files(&hello) {
+    for (name, bytes) in audio_files(&hello).into_iter().chain(speech::files(root)?) {
         std::fs::write(dir.join(name), bytes)?;
     }
     Ok(())
@@ -95,12 +99,17 @@ pub struct Options<'a> {
     pub log_dir: &'a Path,
     /// Send back every RTP packet received (`-rtp_echo`).
     pub rtp_echo: bool,
+    /// Where the behaviours 207-212 tell livekit-sip to send the call's audio (their SDP's
+    /// port on 127.0.0.1): a test's RTP tap. `None`: SIPp's own media port, where the audio
+    /// is dropped (`callfleet dev` has no tap). SIPp still sends from its media port.
+    pub tap_port: Option<u16>,
 }
 
 /// SIPp's arguments. Run it with the audio files' folder as its working directory.
 pub fn args(o: &Options<'_>) -> Vec<OsString> {
     let port = o.port.to_string();
     let media_port = o.media_port.to_string();
+    let tap_port = o.tap_port.unwrap_or(o.media_port).to_string();
     let mut a: Vec<OsString> = Vec::new();
     if o.rtp_echo {
         a.push("-rtp_echo".into());
@@ -115,6 +124,10 @@ pub fn args(o: &Options<'_>) -> Vec<OsString> {
         "127.0.0.1",
         "-mp",
         &media_port,
+        // `[tap_port]` in the scenario.
+        "-key",
+        "tap_port",
+        &tap_port,
         // -aa answers OPTIONS (the readiness probe) and in-dialog INFO/NOTIFY/UPDATE with 200.
         "-nostdin",
         "-aa",
@@ -251,6 +264,51 @@ mod tests {
     }
 
     #[test]
+    fn played_once_files_last_as_long_as_the_scenario_waits() {
+        // `<recv request="BYE" timeout="N" ontimeout="…">` ends each file played once.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let xml = std::fs::read_to_string(root.join(SCENARIO)).unwrap_or_default();
+        for (file, secs) in [
+            (speech::PERSON_FILE, speech::PERSON_SECS),
+            (speech::VOICEMAIL_FILE, speech::VOICEMAIL_SECS),
+            (speech::SCREENER_FILE, speech::SCREENER_SECS),
+            (speech::CED_FILE, speech::CED_SECS),
+        ] {
+            let after = xml
+                .split(&format!("rtp_stream=\"{file},1,0\""))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{SCENARIO} plays {file} once"));
+            let timeout = after
+                .split("timeout=\"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .and_then(|t| t.parse::<usize>().ok());
+            assert_eq!(timeout, Some(secs * 1000), "{file}");
+        }
+    }
+
+    #[test]
+    fn tap_port_defaults_to_the_media_port() {
+        let dir = Path::new("/tmp");
+        let mut o = Options {
+            scenario: dir,
+            port: 5060,
+            media_port: 6000,
+            log_dir: dir,
+            rtp_echo: false,
+            tap_port: None,
+        };
+        let key = |o: &Options<'_>| {
+            let a = args(o);
+            let i = a.iter().position(|x| x == "tap_port").unwrap_or(0);
+            a.get(i + 1).cloned()
+        };
+        assert_eq!(key(&o), Some("6000".into()));
+        o.tap_port = Some(7000);
+        assert_eq!(key(&o), Some("7000".into()));
+    }
+
+    #[test]
     fn missing_speech_names_make_setup() {
         let dir = std::env::temp_dir().join(format!("rig-no-audio-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -267,7 +325,8 @@ mod tests {
         // The scenario must stream only files write_audio produces, or SIPp exits at load.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let xml = std::fs::read_to_string(root.join(SCENARIO)).unwrap_or_default();
-        let names: Vec<&str> = audio_files(&[]).iter().map(|(n, _)| *n).collect();
+        let mut names: Vec<&str> = audio_files(&[]).iter().map(|(n, _)| *n).collect();
+        names.extend(speech::FILE_NAMES);
         let streamed: Vec<&str> = xml
             .split("rtp_stream=\"")
             .skip(1)

@@ -4,6 +4,7 @@
 //! uses the one launcher without depending on this rig.
 
 mod audio_roundtrip;
+mod dtmf;
 mod keepalive;
 mod leave_events;
 mod mute;

@@ -256,6 +256,7 @@ async fn start_telephony(config: &mut Config, rig: &mut Supervisor) -> anyhow::R
                 media_port: CALLEE_MEDIA_PORT,
                 log_dir: &callee_dir,
                 rtp_echo: false,
+                tap_port: None,
             },
         ));
     rig.start("sipp callee", callee, &[], Probe::SipOptions(CALLEE_PORT))
