@@ -38,13 +38,18 @@ APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" 
 # copies next to the scenario.
 HELLO_TEXT := Hello, who is this?
 HELLO_AUDIO := $(TOOLS)/audio/hello-8k.ulaw
+# The callee's other words (behaviours 207-210: a person, a voicemail greeting, a call screener,
+# an IVR's prompts), spoken by tests/tools/callee_audio.sh (espeak-ng + sox, fixed voices, no
+# dither); callfleet_rig::callee::write_audio copies them next to the scenario.
+CALLEE_SPEECH := $(addprefix $(TOOLS)/audio/,person-8k.ulaw voicemail-8k.ulaw screener-8k.ulaw ivr-menu-8k.ulaw ivr-sales-8k.ulaw ivr-support-8k.ulaw)
+CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools/callee_audio.sh | cut -d" " -f1)
 
 .PHONY: help setup run test test-load lint bench nats clean-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs; speak the callee's audio
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs; speak the callee's audio
 
 # espeak-ng speaks at 22.05 kHz; sox resamples to 8 kHz mono mu-law without dither (-D), so the
 # bytes are the same on every run.
@@ -54,6 +59,11 @@ $(HELLO_AUDIO): | $(APT_STAMP)
 	sox -D $(TOOLS)/audio/hello.wav -r 8000 -c 1 -e mu-law -t raw $@.tmp
 	rm -f $(TOOLS)/audio/hello.wav
 	mv $@.tmp $@
+
+$(CALLEE_SPEECH_STAMP): tests/tools/callee_audio.sh | $(APT_STAMP)
+	rm -f $(CALLEE_SPEECH)
+	tests/tools/callee_audio.sh $(TOOLS)/audio
+	mkdir -p $(TOOLS)/stamps && touch $@
 
 $(APT_STAMP):
 	mkdir -p $(TOOLS)/stamps
