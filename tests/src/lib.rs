@@ -1,13 +1,15 @@
 //! The rig: real servers for integration tests. Each binds free loopback ports, keeps its state
 //! in a temp folder, and is killed on Drop. A missing binary fails with the install command.
 //! [`media`] holds the media transport tests' helpers; [`test_log`] is the one switch for test
-//! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`).
+//! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`). [`SphinxStt`]
+//! is a real speech recogniser (pocketsphinx) speaking Deepgram's streaming protocol.
 
 pub mod bench;
 mod fleet;
 pub mod media;
 mod servers;
 mod sink;
+pub mod sphinx;
 mod telephony;
 
 use std::{future::Future, path::PathBuf, time::Duration};
@@ -16,6 +18,7 @@ pub use callfleet_standins::test_log;
 pub use fleet::{Fleet, Role, VOICE_SESSION, binary};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
+pub use sphinx::SphinxStt;
 pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};
 
 /// Where a tool lives: `.tools/bin` (installed by `make setup`) or PATH. Panics with the
