@@ -10,7 +10,9 @@
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
 //! rejoin, keepalive); `voice_e2e` is the voice engine in the real worker on a real call, with
 //! the provider stand-ins of `callfleet-standins`; `recording` is the worker's own recording
-//! of such calls (served by the ingress, decoded by ffmpeg, salvaged after a kill -9).
+//! of such calls (served by the ingress, decoded by ffmpeg, salvaged after a kill -9);
+//! `sphinx` is real speech recognition (pocketsphinx) behind the Deepgram protocol, through our
+//! Deepgram client and Deepgram's SDK.
 //!
 //! `TEST_LOG` turns logs on (see `callfleet_standins::test_log`); `KEEP_TEMP=1` keeps every
 //! server's logs and stores.
@@ -30,6 +32,7 @@ mod newcomer;
 mod notifier;
 mod recording;
 mod rig;
+mod sphinx;
 mod tel_faults;
 mod telephony;
 mod voice_e2e;

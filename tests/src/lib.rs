@@ -2,13 +2,15 @@
 //! in a temp folder, and is killed on Drop. A missing binary fails with the install command.
 //! [`media`] holds the media transport tests' helpers; [`tap`] records the RTP a callee
 //! receives (and can answer it, as an IVR); [`test_log`] is the one switch for test
-//! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`).
+//! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`). [`SphinxStt`]
+//! is a real speech recogniser (pocketsphinx) speaking Deepgram's streaming protocol.
 
 pub mod bench;
 mod fleet;
 pub mod media;
 mod servers;
 mod sink;
+pub mod sphinx;
 pub mod tap;
 mod telephony;
 
@@ -18,6 +20,7 @@ pub use callfleet_standins::test_log;
 pub use fleet::{ANSWERING, Fleet, Role, VOICE_SESSION, binary};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
+pub use sphinx::SphinxStt;
 pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};
 
 /// Where a tool lives: `.tools/bin` (installed by `make setup`) or PATH. Panics with the
