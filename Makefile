@@ -17,20 +17,24 @@ ASSEMBLYAI_PY_VERSION := 1.8.2
 CARTESIA_PY_VERSION := 4.2.0
 SARVAMAI_PY_VERSION := 0.1.39
 ELEVENLABS_PY_VERSION := 2.78.0
+# A real local speech recogniser behind the Deepgram stand-in (tests/standins/sphinx/): the
+# answering-machine tests hear the callees' words through it (its wheel ships an en-us model).
+SPHINX_PY := pocketsphinx==5.0.4 websockets==17.4
 CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSION) assemblyai==$(ASSEMBLYAI_PY_VERSION) cartesia==$(CARTESIA_PY_VERSION) sarvamai==$(SARVAMAI_PY_VERSION) elevenlabs==$(ELEVENLABS_PY_VERSION)
 # Debian packages: sipp (SIPp 3.6.1, RTP streaming), redis-server, livekit-sip's CGO deps,
 # stress-ng (make test-load), and espeak-ng + sox, which speak the callee's words at setup
 # (.tools/audio/hello-8k.ulaw), and openssl, which makes the ElevenLabs conformance driver's
 # throwaway TLS certificate, and opus-tools + ffmpeg, independent decoders of the recordings
-# (tests/it/recording.rs).
+# (tests/it/recording.rs), and flite, which speaks the answering tests' callees (pocketsphinx
+# recognises its voices; see tests/tools/callee_audio.sh).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg flite
 
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
 LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
-VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-sdks-$(shell echo $(CONFORMANCE_PY) | cksum | cut -d" " -f1)
+VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-sdks-$(shell echo $(CONFORMANCE_PY) $(SPHINX_PY) | cksum | cut -d" " -f1)
 SIP_STAMP := $(TOOLS)/stamps/livekit-sip-$(LIVEKIT_SIP_VERSION)
 APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" " -f1)
 # The callee's words ("Hello, who is this?"), raw G.711 mu-law, 8 kHz, mono: what SIPp streams
@@ -99,7 +103,7 @@ $(LIVEKIT_STAMP):
 $(VENV_STAMP):
 	mkdir -p $(TOOLS)/stamps
 	python3 -m venv $(TOOLS)/venv
-	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) $(CONFORMANCE_PY)
+	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) $(CONFORMANCE_PY) $(SPHINX_PY)
 	touch $@
 
 run: setup ## Run the whole fleet locally (nats-server, and the local telephony rig when LIVEKIT_URL is unset)

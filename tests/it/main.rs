@@ -17,6 +17,7 @@
 //! `TEST_LOG` turns logs on (see `callfleet_standins::test_log`); `KEEP_TEMP=1` keeps every
 //! server's logs and stores.
 
+mod answering;
 mod bus;
 mod campaigns;
 mod conformance;

@@ -161,7 +161,7 @@ async fn e2e_voice_is_the_default_false_holds_and_missing_keys_fail_before_diali
     rig.fleet.start(Role::Campaigner);
 
     // 1. The default converses: a campaign of one, no provider named anywhere.
-    let talk = Behaviour::SpeakOnce.number(2);
+    let talk = Behaviour::SayHello.number(2);
     let (status, body) = rig
         .call_api(
             reqwest::Method::POST,

@@ -272,3 +272,40 @@ async fn a_machine_found_after_the_budget_cuts_the_agent_off() {
     assert!(answer.decided_ms > 2500, "decided after: {answer:?}");
     assert!(!lock(&callee.log).sent.is_empty(), "the agent had started");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_greeting_the_persons_first_words_are_answered_once_released() {
+    let rig = rig(vec![at(900, dg_result("Hello?", true, true))]).await;
+    let cfg = callfleet_voice::resolve_json(
+        &json!({"tts": "cartesia", "preemptive_generation": false}),
+        &rig.env,
+    )
+    .map(|mut c| {
+        c.answering = Some(policy(AnswerAction::Hangup));
+        c
+    })
+    .expect("options resolve");
+    let session = std::sync::Arc::new(
+        callfleet_voice::Session::new(
+            cfg,
+            EngineOptions {
+                silence_timeout: Duration::from_secs(3),
+                ..EngineOptions::default()
+            },
+        )
+        .expect("session"),
+    );
+    let (_callee, io) = Callee::start(
+        vec![Seg::Silence(300), Seg::Speech(600), Seg::Silence(6000)],
+        Duration::from_secs(8),
+    );
+    let run = support::run(session, io);
+    let report = run.report(Duration::from_secs(12)).await;
+    assert_eq!(
+        report.answer.as_ref().map(|a| a.class),
+        Some(AnswerClass::Human)
+    );
+    assert_eq!(rig.llm.requests().len(), 1, "one reply, to the hello");
+    assert_eq!(rig.llm.requests()[0].last_user(), "Hello?");
+    assert_eq!(report.turns.len(), 1, "the hello is a measured turn");
+}

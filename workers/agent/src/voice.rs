@@ -232,8 +232,17 @@ fn token(w: &Worker, room: &str, who: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Leave the room a voice session joined for a call that was never answered.
+pub async fn leave(joined: Option<Result<Transport, String>>, call_id: &str) {
+    if let Some(Ok(transport)) = joined
+        && let Err(e) = transport.leave().await
+    {
+        tracing::debug!(call.id = %call_id, error = %e, "leaving the room");
+    }
+}
+
 /// Join the call's room as `agent-<call_id>` (the voice session, or a held call's listener).
-async fn join(w: &Worker, job: &Job) -> Result<Transport, String> {
+pub async fn join(w: &Worker, job: &Job) -> Result<Transport, String> {
     let req = &job.req;
     let url = w.config.livekit.url.clone().unwrap_or_default();
     let token = token(w, &req.room, &format!("agent-{}", req.call_id))?;
@@ -247,11 +256,14 @@ async fn join(w: &Worker, job: &Job) -> Result<Transport, String> {
         .map_err(|e| format!("cannot join the call's room: {e}"))
 }
 
-/// Run the session until it ends or the call is taken away; returns how the call ended.
+/// Run the session in the room `joined` (while the phone rang) until it ends or the call is
+/// taken away; returns how the call ended.
+#[allow(clippy::too_many_arguments)]
 pub async fn converse(
     w: &Worker,
     job: &Job,
     cfg: SessionConfig,
+    joined: Result<Transport, String>,
     answered: Timestamp,
     keep: &Keepalive,
     control: &mut Control,
@@ -268,7 +280,7 @@ pub async fn converse(
             },
         )
     };
-    let transport = match join(w, job).await {
+    let transport = match joined {
         Ok(t) => t,
         Err(e) => return failed(e),
     };

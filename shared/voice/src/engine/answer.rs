@@ -85,6 +85,14 @@ impl<A: AudioIo> Engine<'_, A> {
             .is_some_and(|g| g.released.is_none() || g.phase != Phase::Listening)
     }
 
+    /// Nothing is decided yet and the agent is not released: the callee's words wait as they
+    /// are (a person's first turn is answered once released; a machine's is only written down).
+    pub(super) fn undecided(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|g| g.released.is_none() && g.action.is_none())
+    }
+
     /// The voicemail message is playing: nothing the line does interrupts it.
     pub(super) fn leaving_message(&self) -> bool {
         self.gate
@@ -237,9 +245,14 @@ impl<A: AudioIo> Engine<'_, A> {
                     self.start_greeting(&greeting);
                 }
             }
-            // No greeting: the callee's words so far are the first turn, answered as usual.
+            // No greeting: the callee's words so far are the first turn, answered as usual (now,
+            // if its end of turn has passed while the gate held it; else when it comes).
             None => {
-                if self.user.deadline(&self.s.opts.endpointing).is_some() && !self.user.speaking {
+                if self
+                    .user
+                    .deadline(&self.s.opts.endpointing)
+                    .is_some_and(|d| d <= now)
+                {
                     self.commit_turn(now);
                 }
             }

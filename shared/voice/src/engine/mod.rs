@@ -130,10 +130,10 @@ impl<'s, A: AudioIo> Engine<'s, A> {
         if let Some(at) = self.user.deadline(&self.s.opts.endpointing)
             && at <= now
         {
-            if self.held() {
-                self.hold_turn(now);
-            } else {
+            if !self.held() {
                 self.commit_turn(now);
+            } else if !self.undecided() {
+                self.hold_turn(now);
             }
         }
         if let Err(e) = self.pump_audio().await {
@@ -158,10 +158,11 @@ impl<'s, A: AudioIo> Engine<'s, A> {
 
     fn next_deadline(&self) -> Option<Instant> {
         let o = &self.s.opts;
-        let mut d = vec![
-            self.user.deadline(&o.endpointing),
-            Some(self.started + o.max_duration),
-        ];
+        // An undecided answer keeps the callee's turn waiting (its deadline has passed).
+        let turn = (!self.undecided())
+            .then(|| self.user.deadline(&o.endpointing))
+            .flatten();
+        let mut d = vec![turn, Some(self.started + o.max_duration)];
         if self.speech.is_none() && !self.user.speaking && self.silence_may_end() {
             d.push(Some(self.last_activity + o.silence_timeout));
         }

@@ -19,16 +19,18 @@ use crate::{
 pub(super) async fn hold_or_converse(
     a: &mut Attempt<'_>,
     voice: Option<SessionConfig>,
+    joined: Option<Result<callfleet_media::Transport, String>>,
     answered: Timestamp,
 ) -> (Held, Option<Report>) {
-    match voice {
-        Some(cfg) => {
+    match (voice, joined) {
+        (Some(cfg), Some(joined)) => {
             let tap = super::record::start(a, answered);
             let (held, report) =
-                crate::voice::converse(a.w, a.job, cfg, answered, a.keep, a.control, tap).await;
+                crate::voice::converse(a.w, a.job, cfg, joined, answered, a.keep, a.control, tap)
+                    .await;
             (held, Some(report))
         }
-        None => match super::record::start(a, answered) {
+        _ => match super::record::start(a, answered) {
             // A held call that records: a receive-only listener taps the callee meanwhile.
             Some(tap) => {
                 let stop = tokio_util::sync::CancellationToken::new();

@@ -59,16 +59,30 @@ async fn fresh(mut a: Attempt<'_>) -> Disposition {
         Ok(ready) => ready,
         Err(failure) => return finish::failed(a, failure),
     };
-    let answered = match dial::ring(&a, ready.trunk_id).await {
+    // The voice session joins the room while the phone rings, so it hears the callee from
+    // the answer on (a person's "hello?" comes within a second; joining after the answer took
+    // about as long and missed it).
+    let joining = async {
+        match ready.voice {
+            Some(_) => Some(crate::voice::join(a.w, a.job).await),
+            None => None,
+        }
+    };
+    let (rang, joined) = tokio::join!(dial::ring(&a, ready.trunk_id), joining);
+    let answered = match rang {
         Rang::Answered(at) => at,
         Rang::Failed(failure) => {
+            crate::voice::leave(joined, &a.job.req.call_id).await;
             hang_up(&a).await;
             return finish::failed(a, failure);
         }
-        Rang::Lost => return Disposition::Abandon,
+        Rang::Lost => {
+            crate::voice::leave(joined, &a.job.req.call_id).await;
+            return Disposition::Abandon;
+        }
     };
     dial::mark_answered(&mut a, answered).await;
-    let (held, session) = hold::hold_or_converse(&mut a, ready.voice, answered).await;
+    let (held, session) = hold::hold_or_converse(&mut a, ready.voice, joined, answered).await;
     let Held::Ended(end_reason) = held else {
         return Disposition::Abandon;
     };
