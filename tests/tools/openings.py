@@ -378,7 +378,8 @@ def main():
                     tdir = os.path.join(args.out, "transcripts")
                     os.makedirs(tdir, exist_ok=True)
                     with open(os.path.join(tdir, oid + ".jsonl"), "w") as f:
-                        for line in transcript(rng, o):
+                        # Its own generator: the audio is the same with or without transcripts.
+                        for line in transcript(random.Random(f"{args.seed}/{oid}"), o):
                             f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 labels.append({"id": oid, **label})
     with open(os.path.join(args.out, "labels.json"), "w") as f:

@@ -14,7 +14,10 @@
 //!   `resample`, `chunker`, [`tools`], and [`providers`] (client -> provider modules -> shared
 //!   protocol types, per stage).
 //! - Before the call: [`resolve`](mod@resolve) (typed session options -> [`SessionConfig`]).
+//! - After the answer: [`answer`] (answering-machine detection: `tones`, `cadence`, `phrases`
+//!   -> `rules` -> the `Classifier`; pure, uses only [`vad::level_dbfs`]).
 
+pub mod answer;
 pub mod audio;
 mod chunker;
 pub mod config;
