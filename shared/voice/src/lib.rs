@@ -14,6 +14,8 @@
 //!   `resample`, `chunker`, [`tools`], and [`providers`] (client -> provider modules -> shared
 //!   protocol types, per stage).
 //! - Before the call: [`resolve`](mod@resolve) (typed session options -> [`SessionConfig`]).
+//! - After the answer: [`answer`] (answering-machine detection: `tones`, `cadence`, `phrases`
+//!   -> `rules` -> the `Classifier`; pure, uses only [`vad::level_dbfs`]).
 
 pub mod answer;
 pub mod audio;

@@ -3,10 +3,13 @@
 //! [`JOIN`], so a greeting's breaths between sentences do not end it).
 //!
 //! The VAD's flag alone is not trusted: a frame only counts as speech when it is also not a
-//! tone (a line test tone or a beep is loud, and an energy VAD calls it speech) and stands above
-//! the line's noise floor. The floor is the quietest 100 ms stretch of the last 2 s: the
-//! project's energy VAD freezes its own floor while it thinks someone speaks, so steady line
-//! noise loud from the first frame (-40 dBFS and up) reads to it as endless speech.
+//! tone (a line test tone or a beep is loud, and an energy VAD calls it speech), stands
+//! [`OVER_FLOOR_DB`] above the line's noise floor, and is part of a run of such frames at least
+//! [`ACTIVATION`] long. The floor is the quietest 100 ms stretch (its mean power) of the last
+//! 3 s: the project's energy VAD freezes its own floor while it thinks someone speaks, so line
+//! noise at -45 dBFS and up from the first frame reads to it as endless speech. A 100 ms mean
+//! sits about 4.5 dB under the loudest 20 ms frames of pink line noise, so noise alone rarely
+//! passes, and never for 60 ms running.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -15,7 +18,9 @@ use std::{collections::VecDeque, time::Duration};
 pub(crate) const JOIN: Duration = Duration::from_millis(700);
 /// A frame must be this far above the noise floor to count as speech (dB).
 const OVER_FLOOR_DB: f32 = 6.0;
-const FLOOR_WINDOW: usize = 20;
+/// Speech frames must run this long to count (a click, a noise burst do not).
+const ACTIVATION: Duration = Duration::from_millis(60);
+const FLOOR_WINDOW: usize = 30;
 const FLOOR_CHUNK: Duration = Duration::from_millis(100);
 
 /// A stretch of speech whose pauses were all shorter than [`JOIN`].
@@ -34,10 +39,13 @@ impl Utterance {
 
 #[derive(Debug, Default)]
 pub(crate) struct Cadence {
-    /// Per-100 ms minimum levels, newest last.
+    /// Per-100 ms mean levels (dBFS), newest last.
     chunks: VecDeque<f32>,
-    chunk_min: f32,
+    /// The chunk being filled: sum of power x seconds, and its length.
+    chunk_energy: f64,
     chunk_len: Duration,
+    /// How long frames above the floor have run.
+    run: Duration,
     current: Option<Utterance>,
     last_ended: Option<Utterance>,
     first_speech: Option<Duration>,
@@ -56,9 +64,11 @@ impl Cadence {
     ) -> bool {
         let floor = self.floor();
         self.track_floor(level, dur);
-        let is_speech = speech && !tonal && floor.is_none_or(|f| level >= f + OVER_FLOOR_DB);
+        let loud = speech && !tonal && floor.is_some_and(|f| level >= f + OVER_FLOOR_DB);
+        self.run = if loud { self.run + dur } else { Duration::ZERO };
+        let is_speech = self.run >= ACTIVATION;
         if is_speech {
-            let start = at.saturating_sub(dur);
+            let start = at.saturating_sub(self.run);
             self.first_speech.get_or_insert(start);
             match &mut self.current {
                 Some(u) => u.end = at,
@@ -84,13 +94,13 @@ impl Cadence {
     }
 
     fn track_floor(&mut self, level: f32, dur: Duration) {
-        if self.chunk_len.is_zero() {
-            self.chunk_min = level;
-        }
-        self.chunk_min = self.chunk_min.min(level);
+        self.chunk_energy += 10f64.powf(f64::from(level) / 10.0) * dur.as_secs_f64();
         self.chunk_len += dur;
         if self.chunk_len >= FLOOR_CHUNK {
-            self.chunks.push_back(self.chunk_min);
+            let mean = self.chunk_energy / self.chunk_len.as_secs_f64();
+            self.chunks
+                .push_back((10.0 * mean.max(1e-10).log10()) as f32);
+            self.chunk_energy = 0.0;
             if self.chunks.len() > FLOOR_WINDOW {
                 self.chunks.pop_front();
             }

@@ -14,12 +14,12 @@
 //!
 //! 1. **Fax**: with no speech before it, 1100 Hz (±50) for 400 ms (CNG's 0.5 s burst) or
 //!    2100 Hz (±50) for 1 s (CED) (`tones.rs`).
-//! 2. **Beep**: a narrowband tone of 120 ms to 3 s, 400-2500 Hz, that ended after speech (or,
+//! 2. **Beep**: a narrowband tone of 150 ms to 3 s, 400-2500 Hz, that ended after speech (or,
 //!    with no speech at all, one of at most 2 s that is not a fax tone: a box with no greeting).
 //! 3. **Phrase**: the transcript so far matches a phrase set (`phrases.rs`): voicemail,
 //!    screener, menu. It may overturn a tentative release; it never overturns a decision.
 //! 4. **Greeting** (machine): an utterance has run 2.4 s. When transcripts are flowing the
-//!    decision waits up to 1.5 s more for a phrase that names a screener or a menu (both speak
+//!    decision waits up to 2.5 s more for a phrase that names a screener or a menu (both speak
 //!    like greetings); a phrase naming a voicemail decides at once.
 //! 5. **Person**: an utterance of at most 1.8 s followed by 0.7 s of quiet (no speech, no tone);
 //!    or one shorter than a greeting followed by 1.5 s of quiet.

@@ -12,11 +12,13 @@ const HUMAN_MAX: Duration = Duration::from_millis(1800);
 const GREETING: Duration = Duration::from_millis(2400);
 /// Quiet that ends any utterance shorter than a greeting as a person's (rule 5).
 const LONG_QUIET: Duration = Duration::from_millis(1500);
-/// How long a greeting's decision waits for a phrase when transcripts flow (rule 4).
-const PHRASE_GRACE: Duration = Duration::from_millis(1500);
+/// How long a greeting's decision waits for a phrase when transcripts flow (rule 4): a menu
+/// names its first digit in its second sentence, 4-5 s in, and the recogniser lags the speech.
+const PHRASE_GRACE: Duration = Duration::from_millis(2500);
 /// Quiet after a voicemail greeting that means the box records without a beep.
 const AFTER_GREETING: Duration = Duration::from_millis(1800);
-const BEEP_MIN: Duration = Duration::from_millis(120);
+/// Vowels can be sine-like for 120 ms; beeps last 200 ms and more.
+const BEEP_MIN: Duration = Duration::from_millis(150);
 const BEEP_MAX: Duration = Duration::from_secs(3);
 /// A tone with no greeting before it is a beep only if it stops by then (a test tone does not).
 const LONE_BEEP_MAX: Duration = Duration::from_secs(2);

@@ -63,7 +63,11 @@ impl ToneDetector {
 
     fn set_rate(&mut self, rate: u32) {
         self.rate = rate;
-        self.factor = if rate % 8000 == 0 { rate / 8000 } else { 1 };
+        self.factor = if rate.is_multiple_of(8000) {
+            rate / 8000
+        } else {
+            1
+        };
         let analysis = (rate / self.factor) as f32;
         self.block_len = (rate / self.factor / BLOCK_RATE).max(1) as usize;
         self.block.clear();
