@@ -19,8 +19,9 @@
 //! 3. **Phrase**: the transcript so far matches a phrase set (`phrases.rs`): voicemail,
 //!    screener, menu. It may overturn a tentative release; it never overturns a decision.
 //! 4. **Greeting** (machine): an utterance has run 2.4 s. When transcripts are flowing the
-//!    decision waits up to 2.5 s more for a phrase that names a screener or a menu (both speak
-//!    like greetings); a phrase naming a voicemail decides at once.
+//!    decision waits 2.5 s more for a phrase that names a screener or a menu (both speak like
+//!    greetings), and on while the greeting still talks, up to 5 s (a screener asks for the
+//!    name in its last sentence); a phrase naming a voicemail decides at once.
 //! 5. **Person**: an utterance of at most 1.8 s followed by 0.7 s of quiet (no speech, no tone);
 //!    or one shorter than a greeting followed by 1.5 s of quiet.
 //! 6. **Silence**: no speech for [`AnswerOptions::silence`]. A tone with no speech (a line test

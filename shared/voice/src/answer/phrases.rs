@@ -23,6 +23,8 @@ const EN: [(AnswerClass, Keys); 3] = [
         &[
             ("say your name", 2),
             ("state your name", 2),
+            ("share your name", 2),
+            ("person you re calling", 1),
             ("record your name", 2),
             ("your name and", 1),
             ("why you re calling", 2),

@@ -15,6 +15,10 @@ const LONG_QUIET: Duration = Duration::from_millis(1500);
 /// How long a greeting's decision waits for a phrase when transcripts flow (rule 4): a menu
 /// names its first digit in its second sentence, 4-5 s in, and the recogniser lags the speech.
 const PHRASE_GRACE: Duration = Duration::from_millis(2500);
+/// While the greeting is still talking, its decision waits for a phrase up to this long: a
+/// screener asks for the name in its last sentence ("... please say your name and why you're
+/// calling"), 4-6 s in, and a voicemail's words only cost the wait.
+const PHRASE_MAX: Duration = Duration::from_secs(5);
 /// Quiet after a voicemail greeting that means the box records without a beep.
 const AFTER_GREETING: Duration = Duration::from_millis(1800);
 /// Vowels can be sine-like for 120 ms; beeps last 200 ms and more.
@@ -151,7 +155,8 @@ impl Classifier {
     }
 
     /// Rule 4. Once an utterance reached greeting length it stays a greeting, even if it ends
-    /// while a phrase is awaited.
+    /// while a phrase is awaited. With transcripts it waits [`PHRASE_GRACE`] for a phrase, and
+    /// on while the greeting talks, up to [`PHRASE_MAX`].
     fn greeting(&mut self, at: Duration) -> Option<Verdict> {
         let (since, len) = match self.greeting_at {
             Some(g) => g,
@@ -163,7 +168,10 @@ impl Classifier {
                 *self.greeting_at.insert((at, u.len()))
             }
         };
-        if self.transcripts && at < since + PHRASE_GRACE {
+        let talking = self.cadence.current().is_some();
+        if self.transcripts
+            && (at < since + PHRASE_GRACE || (talking && at < since + PHRASE_MAX))
+        {
             return None;
         }
         let detail = format!("greeting {:.1} s", len.as_secs_f32());
@@ -221,6 +229,7 @@ impl Classifier {
             .map(|s| s.max(self.last_tonal.unwrap_or_default()));
         let candidates = match self.class {
             None => {
+                // The earliest a greeting may decide; while it talks on, its frames drive it.
                 let greeting = self.greeting_at.map(|(g, _)| g + PHRASE_GRACE);
                 let person = quiet_from.map(|q| q + JOIN);
                 let long = quiet_from.map(|q| q + LONG_QUIET);
