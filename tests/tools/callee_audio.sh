@@ -30,7 +30,7 @@ speak() {
 }
 
 speak person-8k.ulaw slt "Hello?"
-speak voicemail-8k.ulaw slt "Hi, you've reached Alex Morgan. I can't take your call right now. Please leave a message after the tone."
+speak voicemail-8k.ulaw rms "Hi, you've reached Alex Morgan. I can't take your call right now. Please leave a message after the tone."
 speak screener-8k.ulaw rms "Hi, the person you're calling is using a screening service. Please say your name and why you're calling."
 speak ivr-menu-8k.ulaw rms "Thank you for calling. For sales, press 1. For support, press 2."
 speak ivr-sales-8k.ulaw rms "You pressed one. Connecting you to sales."
