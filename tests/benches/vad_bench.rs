@@ -15,9 +15,7 @@ use std::{
 };
 
 use callfleet_tests::bench::cpu_seconds;
-use callfleet_voice::vad::{
-    Detector, Prepared, SpeechDetector, VadEvent, VadOptions, WebRtcMode,
-};
+use callfleet_voice::vad::{Detector, Prepared, SpeechDetector, VadEvent, VadOptions, WebRtcMode};
 use serde_json::Value;
 
 const FRAME: usize = 320;
@@ -77,8 +75,14 @@ fn main() {
     let clips = load(&root, &dir);
     let detectors: Vec<(&str, Detector)> = vec![
         ("energy (current)", Detector::Energy),
-        ("webrtc aggressive", Detector::WebRtc(WebRtcMode::Aggressive)),
-        ("webrtc very aggressive", Detector::WebRtc(WebRtcMode::VeryAggressive)),
+        (
+            "webrtc aggressive",
+            Detector::WebRtc(WebRtcMode::Aggressive),
+        ),
+        (
+            "webrtc very aggressive",
+            Detector::WebRtc(WebRtcMode::VeryAggressive),
+        ),
         ("earshot 0.5", Detector::Earshot { threshold: 0.5 }),
         ("silero 0.5", Detector::silero_dev()),
     ];
@@ -113,7 +117,8 @@ fn load(root: &Path, dir: &Path) -> Vec<Clip> {
     }
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     let s = |c: &Value, k: &str| c[k].as_str().unwrap_or_default().to_owned();
     v["clips"]
         .as_array()
@@ -174,12 +179,17 @@ fn run(mut vad: impl SpeechDetector, clip: &Clip) -> Run {
     // Starts that belong to no utterance are spurious (all of them on non-speech clips).
     r.starts = starts
         .iter()
-        .filter(|&&s| !clip.utterances.iter().any(|&(a, b)| s + 1 >= a && s < b + GRACE_FRAMES))
+        .filter(|&&s| {
+            !clip
+                .utterances
+                .iter()
+                .any(|&(a, b)| s + 1 >= a && s < b + GRACE_FRAMES)
+        })
         .count();
     r
 }
 
-fn total<'a>(clips: &[Clip], runs: &'a [Run], keep: impl Fn(&Clip) -> bool) -> Run {
+fn total(clips: &[Clip], runs: &[Run], keep: impl Fn(&Clip) -> bool) -> Run {
     let mut t = Run::default();
     for (c, r) in clips.iter().zip(runs) {
         if keep(c) {
@@ -222,7 +232,9 @@ fn report(clips: &[Clip], results: &Results) {
         clips.len(),
         frames as f64 * FRAME_MS / 1000.0
     );
-    println!("## False speech (non-speech frames called speech · spurious StartOfSpeech per minute)\n");
+    println!(
+        "## False speech (non-speech frames called speech · spurious StartOfSpeech per minute)\n"
+    );
     let cats = ["noise", "music", "tones", "chatter"];
     print!("| detector |");
     for c in cats {
@@ -247,8 +259,15 @@ fn report(clips: &[Clip], results: &Results) {
             t.starts as f64 / t.minutes()
         );
     }
-    println!("\n## Quiet speech (speech frames missed · utterances never detected · onset p50/p90 ms)\n");
-    let levels = [("-26", "reference -26 dBFS"), ("-35", "-35 dBFS"), ("-40", "-40 dBFS"), ("-45", "-45 dBFS")];
+    println!(
+        "\n## Quiet speech (speech frames missed · utterances never detected · onset p50/p90 ms)\n"
+    );
+    let levels = [
+        ("-26", "reference -26 dBFS"),
+        ("-35", "-35 dBFS"),
+        ("-40", "-40 dBFS"),
+        ("-45", "-45 dBFS"),
+    ];
     print!("| detector |");
     for (_, l) in levels {
         print!(" {l} |");
@@ -270,7 +289,11 @@ fn report(clips: &[Clip], results: &Results) {
     for (label, _, cpu) in results {
         let us = cpu * 1e6 / frames as f64;
         let share = us / (FRAME_MS * 1000.0) * 100.0;
-        let per_core = if share > 0.0 { format!("{:.0}", 100.0 / share) } else { "–".into() };
+        let per_core = if share > 0.0 {
+            format!("{:.0}", 100.0 / share)
+        } else {
+            "–".into()
+        };
         println!("| {label} | {us:.2} | {share:.3} % | {per_core} |");
     }
     println!("\n## Per clip (spurious StartOfSpeech; for speech clips: utterances found of 12)\n");

@@ -174,10 +174,11 @@ impl Prepared {
     pub fn start(&self) -> Vad {
         let gate = Gate::new(self.opts.activation, self.opts.min_silence);
         let kind = match (&self.opts.detector, &self.silero) {
-            (Detector::Silero { .. }, Some((model, threshold))) => {
-                Kind::Silero(silero::Silero::new(model.clone()), Score::new(*threshold))
-            }
-            (Detector::WebRtc(mode), _) => Kind::WebRtc(webrtc::WebRtc::new(*mode)),
+            (Detector::Silero { .. }, Some((model, threshold))) => Kind::Silero(
+                Box::new(silero::Silero::new(model.clone())),
+                Score::new(*threshold),
+            ),
+            (Detector::WebRtc(mode), _) => Kind::WebRtc(Box::new(webrtc::WebRtc::new(*mode))),
             (Detector::Earshot { threshold }, _) => {
                 Kind::Earshot(earshot::Earshot::new(), Score::new(*threshold))
             }
@@ -196,11 +197,12 @@ pub struct Vad {
 }
 
 #[derive(Debug)]
+// Boxed: the WebRTC and Silero states are hundreds of bytes, the energy VAD's a dozen.
 enum Kind {
     Energy(energy::Energy),
-    WebRtc(webrtc::WebRtc),
+    WebRtc(Box<webrtc::WebRtc>),
     Earshot(earshot::Earshot, Score),
-    Silero(silero::Silero, Score),
+    Silero(Box<silero::Silero>, Score),
 }
 
 impl Vad {
