@@ -30,6 +30,12 @@ CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSI
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
 APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg flite
 
+# Silero VAD v6, the voice session's default speech detector (agent.vad), run by tract: the
+# ONNX model ships inside PyPI's silero-vad wheel; this is the one variant tract loads
+# (op18, no If nodes). Fetched at setup, checked by sha256, never at run time.
+SILERO_VAD_VERSION := 6.2.3
+SILERO_VAD_SHA256 := 7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28
+
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
@@ -46,6 +52,7 @@ HELLO_AUDIO := $(TOOLS)/audio/hello-8k.ulaw
 # an IVR's prompts), spoken by tests/tools/callee_audio.sh (espeak-ng + sox, fixed voices, no
 # dither); callfleet_rig::callee::write_audio copies them next to the scenario.
 CALLEE_SPEECH := $(addprefix $(TOOLS)/audio/,person-8k.ulaw voicemail-8k.ulaw screener-8k.ulaw ivr-menu-8k.ulaw ivr-sales-8k.ulaw ivr-support-8k.ulaw)
+SILERO_MODEL := $(TOOLS)/models/silero_vad.onnx
 CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools/callee_audio.sh | cut -d" " -f1)
 
 .PHONY: help setup run test test-load lint bench nats clean-tools
@@ -53,7 +60,7 @@ CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs; speak the callee's audio
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs; speak the callee's audio
 
 # espeak-ng speaks at 22.05 kHz; sox resamples to 8 kHz mono mu-law without dither (-D), so the
 # bytes are the same on every run.
@@ -68,6 +75,13 @@ $(CALLEE_SPEECH_STAMP): tests/tools/callee_audio.sh | $(APT_STAMP)
 	rm -f $(CALLEE_SPEECH)
 	tests/tools/callee_audio.sh $(TOOLS)/audio
 	mkdir -p $(TOOLS)/stamps && touch $@
+
+$(SILERO_MODEL): | $(VENV_STAMP)
+	mkdir -p $(TOOLS)/models $(TOOLS)/downloads
+	$(TOOLS)/venv/bin/pip download --quiet --no-deps --disable-pip-version-check --dest $(TOOLS)/downloads silero-vad==$(SILERO_VAD_VERSION)
+	python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("silero_vad/data/silero_vad_op18_ifless.onnx"))' $(TOOLS)/downloads/silero_vad-$(SILERO_VAD_VERSION)-py3-none-any.whl > $@.tmp
+	echo "$(SILERO_VAD_SHA256)  $@.tmp" | sha256sum --check --quiet || { rm -f $@.tmp; echo "silero_vad_op18_ifless.onnx from silero-vad $(SILERO_VAD_VERSION) has an unexpected sha256"; exit 1; }
+	mv $@.tmp $@
 
 $(APT_STAMP):
 	mkdir -p $(TOOLS)/stamps
@@ -125,11 +139,13 @@ lint: ## rustfmt and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md, bench/voice.md and bench/recording.md
+bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md, bench/voice.md, bench/recording.md, bench/vad.md and bench/amd.md
 	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
 	CALLFLEET_BIN=$(CURDIR)/target/release/callfleet ./target/release/bench --out bench/REPORT.md
 	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
 	cargo bench -p callfleet-tests --bench recording_bench -- calls=20 seconds=20 > bench/recording.md
+	cargo bench -p callfleet-tests --bench vad_bench > bench/vad.md
+	cargo bench -p callfleet-tests --bench amd_bench > bench/amd.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench > bench/voice.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench -- load 10 >> bench/voice.md
 

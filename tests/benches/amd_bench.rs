@@ -224,12 +224,14 @@ fn read_transcript(path: &Path) -> Vec<(Duration, String, bool)> {
         .collect()
 }
 
-/// The project's VAD, one flag per frame (kept in one place: the VAD may become a trait).
+/// The engine's default VAD (Silero since the VAD bench chose it), one flag per frame.
 struct Speech(callfleet_voice::vad::Vad);
 
 impl Speech {
     fn new() -> Self {
-        Self(callfleet_voice::vad::Vad::new(Default::default()))
+        let vad = callfleet_voice::vad::Prepared::new(&Default::default())
+            .unwrap_or_else(|e| panic!("the default VAD: {e}"));
+        Self(vad.start())
     }
 
     fn frame(&mut self, samples: &[i16]) -> bool {

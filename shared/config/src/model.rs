@@ -135,6 +135,12 @@ pub struct AgentConfig {
     pub voice_session: bool,
     /// Gather only loopback ICE candidates when joining rooms (LiveKit on this machine).
     pub media_loopback: bool,
+    /// The voice session's speech detector: `silero`, `webrtc` or `energy`.
+    pub vad: VadKind,
+    /// Silero's ONNX model; empty: `.tools/models/silero_vad.onnx` of the checkout the binary was
+    /// built in (where `make setup` puts it).
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub vad_model: Option<String>,
     /// A message delivered this many times is dead-lettered (poison or crash loop).
     pub max_deliveries: i64,
     /// Worker id; a random one is generated when empty.
@@ -158,6 +164,15 @@ pub struct RetryConfig {
     /// A voicemail (hung up without a message, or with `retry: true`) is called again after
     /// this long, inside its campaign's window; it spends an attempt.
     pub voicemail_delay_secs: u64,
+}
+
+/// The speech detector under barge-in, endpointing and answering-machine detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VadKind {
+    Silero,
+    Webrtc,
+    Energy,
 }
 
 /// Answering-machine detection on outbound voice calls, and the fleet's default policy per

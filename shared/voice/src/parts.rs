@@ -5,6 +5,7 @@ use crate::{
     config::SessionConfig,
     options::EngineOptions,
     providers::{llm::LlmClient, stt::SttClient, tts::TtsClient},
+    vad,
 };
 
 #[derive(Debug, Clone)]
@@ -14,4 +15,6 @@ pub(crate) struct Parts {
     pub llm: LlmClient,
     pub stt: SttClient,
     pub tts: TtsClient,
+    /// The VAD choice with its model loaded; each run starts its own detector from it.
+    pub vad: vad::Prepared,
 }

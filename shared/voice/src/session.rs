@@ -24,6 +24,8 @@ use crate::{
 pub enum SessionError {
     #[error("could not set up the LLM client")]
     Llm(#[from] LlmError),
+    #[error("could not set up the VAD")]
+    Vad(#[from] crate::vad::VadError),
 }
 
 /// A voice session, ready to run over one call's audio.
@@ -38,6 +40,7 @@ impl Session {
             llm: LlmClient::new(cfg.llm.clone())?,
             stt: SttClient::new(cfg.stt.clone()),
             tts: TtsClient::new(cfg.tts.clone()).with_idle_timeout(opts.tts_idle_timeout),
+            vad: crate::vad::Prepared::new(&opts.vad)?,
             cfg,
             opts,
         };

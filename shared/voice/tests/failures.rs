@@ -5,6 +5,8 @@
 //! Every test bounds the whole session (`Running::report` times out) and checks the
 //! `EndReason::Error` message names the stage, the provider and the problem.
 
+mod common;
+
 use callfleet_standins as support;
 
 use std::{sync::atomic::Ordering, time::Duration};
@@ -69,7 +71,7 @@ fn deepgram_cartesia() -> Value {
 /// The callee asks one question; the session must end on its own, well before the callee's
 /// audio runs out (then it would be `CalleeHungUp`).
 async fn call(rig: &Rig, options: Value) -> SessionReport {
-    let session = rig.session(options, EngineOptions::default());
+    let session = rig.session(options, common::engine_options());
     let (_callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],
         Duration::from_secs(20),
@@ -271,7 +273,7 @@ async fn stt_disconnect_once_reconnects_and_the_turn_completes() {
     )
     .await;
     let rig = rig_with_deepgram(flaky.url.clone()).await;
-    let session = rig.session(deepgram_cartesia(), EngineOptions::default());
+    let session = rig.session(deepgram_cartesia(), common::engine_options());
     let (mut callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],
         Duration::from_secs(20),
@@ -499,7 +501,7 @@ async fn sarvam_tts_malformed_message_ends_the_call() {
 async fn silent_tts_ends_the_call_after_the_idle_timeout() {
     let opts = EngineOptions {
         tts_idle_timeout: Duration::from_millis(1000),
-        ..EngineOptions::default()
+        ..common::engine_options()
     };
     for (flavor, options, name) in [
         (tts::Flavor::Cartesia, deepgram_cartesia(), "tts (cartesia)"),

@@ -1,11 +1,13 @@
 //! Barge-in truncates the assistant message to what was played; a noise burst pauses the reply
 //! and it resumes.
 
+mod common;
+
 use callfleet_standins as support;
 
 use std::time::Duration;
 
-use callfleet_voice::{EndReason, EngineOptions, SessionEvent, metrics::SpeakerRole};
+use callfleet_voice::{EndReason, SessionEvent, metrics::SpeakerRole};
 use serde_json::json;
 use support::{
     Rig,
@@ -50,7 +52,7 @@ async fn barge_in_truncates_to_what_was_played() {
         "Okay, stopping.",
     )
     .await;
-    let session = rig.session(options(), EngineOptions::default());
+    let session = rig.session(options(), common::engine_options());
     let script = vec![
         Seg::Silence(300),
         Seg::Speech(800),
@@ -134,7 +136,7 @@ async fn barge_in_truncates_to_what_was_played() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noise_burst_pauses_then_resumes_the_reply() {
     let rig = rig(vec![], "unused").await;
-    let session = rig.session(options(), EngineOptions::default());
+    let session = rig.session(options(), common::engine_options());
     let script = vec![
         Seg::Silence(300),
         Seg::Speech(800),

@@ -1,11 +1,13 @@
 //! Preemptive generation: a speculative reply is reused when the transcript is unchanged, and
 //! cancelled and regenerated when it changed.
 
+mod common;
+
 use callfleet_standins as support;
 
 use std::time::Duration;
 
-use callfleet_voice::{EngineOptions, SessionEvent};
+use callfleet_voice::SessionEvent;
 use serde_json::json;
 use support::{
     Rig,
@@ -37,7 +39,7 @@ async fn unchanged_transcript_reuses_the_speculative_reply() {
         },
     )
     .await;
-    let session = rig.session(options(), EngineOptions::default());
+    let session = rig.session(options(), common::engine_options());
     let (mut callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],
         Duration::from_secs(10),
@@ -98,7 +100,7 @@ async fn changed_transcript_cancels_and_regenerates() {
         },
     )
     .await;
-    let session = rig.session(options(), EngineOptions::default());
+    let session = rig.session(options(), common::engine_options());
     // "What are your" ... pause ... "opening hours?"
     let script = vec![
         Seg::Silence(300),

@@ -1,11 +1,13 @@
 //! The other provider sets over their wire protocols: AssemblyAI v3 -> Groq (OpenAI-compatible)
 //! -> ElevenLabs stream-input, and Sarvam STT -> OpenAI -> Sarvam TTS.
 
+mod common;
+
 use callfleet_standins as support;
 
 use std::time::Duration;
 
-use callfleet_voice::{EndReason, EngineOptions, SessionEvent};
+use callfleet_voice::{EndReason, SessionEvent};
 use serde_json::json;
 use support::{
     Rig,
@@ -42,7 +44,7 @@ async fn assemblyai_groq_elevenlabs_turn() {
     let session = rig.session(
         json!({"llm": "groq/llama-3.3-70b-versatile", "stt": "assemblyai/universal-streaming:en",
                "tts": {"provider": "elevenlabs", "model": "eleven_flash_v2_5", "voice": "el-v1"}}),
-        EngineOptions::default(),
+        common::engine_options(),
     );
     let (mut callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],
@@ -128,7 +130,7 @@ async fn sarvam_stt_openai_sarvam_tts_turn() {
         json!({"llm": "openai/gpt-4o-mini", "stt": "sarvam/saarika:v2.5:hi-IN",
                "tts": {"provider": "sarvam", "model": "bulbul:v2", "voice": "arya"},
                "language": "hi", "preemptive_generation": "off"}),
-        EngineOptions::default(),
+        common::engine_options(),
     );
     let (mut callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],

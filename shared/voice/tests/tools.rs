@@ -1,6 +1,8 @@
 //! `end_call` and `transfer_call` end the session with the right outcome; a greeting plays
 //! first when configured; silence ends the call.
 
+mod common;
+
 use callfleet_standins as support;
 
 use std::time::Duration;
@@ -44,7 +46,7 @@ async fn end_call_ends_the_session_after_the_goodbye() {
     .await;
     let session = rig.session(
         json!({"tts": "cartesia", "preemptive_generation": false}),
-        EngineOptions::default(),
+        common::engine_options(),
     );
     let (callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],
@@ -90,7 +92,7 @@ async fn transfer_call_emits_the_transfer_with_its_target() {
     .await;
     let session = rig.session(
         json!({"tts": "cartesia", "preemptive_generation": false, "transfer_target": "tel:+61731071901"}),
-        EngineOptions::default(),
+        common::engine_options(),
     );
     let (_callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],
@@ -140,7 +142,7 @@ async fn greeting_plays_first_and_silence_ends_the_call() {
     .await;
     let opts = EngineOptions {
         silence_timeout: Duration::from_millis(1500),
-        ..EngineOptions::default()
+        ..common::engine_options()
     };
     let session = rig.session(
         json!({"greeting": "Say hi as Maya.", "tts": "cartesia"}),

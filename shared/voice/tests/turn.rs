@@ -1,11 +1,13 @@
 //! A full turn over the real provider clients and local wire-protocol servers: callee speech
 //! -> Deepgram -> OpenAI-compatible SSE -> Cartesia -> agent audio out.
 
+mod common;
+
 use callfleet_standins as support;
 
 use std::time::Duration;
 
-use callfleet_voice::{EndReason, EngineOptions, SessionEvent, metrics::SpeakerRole};
+use callfleet_voice::{EndReason, SessionEvent, metrics::SpeakerRole};
 use serde_json::json;
 use support::{
     Rig,
@@ -37,7 +39,7 @@ async fn full_turn_deepgram_openai_cartesia() {
     let session = rig.session(
         json!({"llm": "openai/gpt-4o-mini", "stt": "deepgram/nova-3:en", "tts": "cartesia/sonic-3:voice-abc",
                "preemptive_generation": "off", "prompt": "Be brief."}),
-        EngineOptions::default(),
+        common::engine_options(),
     );
     let (mut callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],

@@ -57,6 +57,8 @@ pub enum AgentError {
     Bus(#[from] callfleet_bus::BusError),
     #[error("cannot open the agents consumer")]
     Consumer(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("agent.vad: {0}")]
+    Vad(#[from] callfleet_voice::vad::VadError),
 }
 
 /// One agent worker process.
@@ -70,6 +72,8 @@ pub struct Worker {
     pub(crate) hangup: CancellationToken,
     /// Provider keys and base URLs for voice sessions, read once at start.
     pub(crate) provider_env: Arc<HashMap<String, String>>,
+    /// The voice sessions' speech detector (`agent.vad`).
+    pub(crate) vad: Arc<callfleet_voice::vad::VadOptions>,
 }
 
 pub use voice::provider_env;
@@ -88,6 +92,11 @@ impl Worker {
         provider_env: HashMap<String, String>,
     ) -> Result<Self, AgentError> {
         let (url, key, secret) = config.livekit.credentials().ok_or(AgentError::NoLiveKit)?;
+        let vad = voice::vad_options(&config.agent);
+        if config.agent.voice_session {
+            // A missing model fails here, at start, not on a callee who just answered.
+            callfleet_voice::vad::Prepared::new(&vad)?;
+        }
         let livekit = LiveKit::new(
             url,
             key,
@@ -105,6 +114,7 @@ impl Worker {
             worker_id: worker_id.into(),
             hangup: CancellationToken::new(),
             provider_env: Arc::new(provider_env),
+            vad: Arc::new(vad),
         })
     }
 

@@ -5,7 +5,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use callfleet_config::AnsweringConfig;
+use std::path::PathBuf;
+
+use callfleet_config::{AnsweringConfig, VadKind};
+use callfleet_voice::vad::{Detector, VadOptions, WebRtcMode};
 use callfleet_domain::{
     CallRequest, EndReason,
     answering::{AnswerAction, AnswerReport, ClassPolicy},
@@ -301,6 +304,7 @@ pub async fn converse(
     let opts = EngineOptions {
         max_duration: max.saturating_sub(elapsed),
         answered_ago: elapsed,
+        vad: (*w.vad).clone(),
         ..EngineOptions::default()
     };
     let session = match Session::new(cfg, opts) {
@@ -385,6 +389,22 @@ fn call_end_reason(close: &SessionCloseReason, left: EndReason) -> EndReason {
         | SessionCloseReason::AnswerPolicy { .. }
         | SessionCloseReason::Error { .. } => EndReason::AgentHangup,
     }
+}
+
+/// The speech detector `agent.vad` names.
+pub fn vad_options(agent: &callfleet_config::AgentConfig) -> VadOptions {
+    let detector = match agent.vad {
+        VadKind::Silero => Detector::Silero {
+            model: agent
+                .vad_model
+                .as_deref()
+                .map_or_else(callfleet_voice::vad::dev_model_path, PathBuf::from),
+            threshold: 0.5,
+        },
+        VadKind::Webrtc => Detector::WebRtc(WebRtcMode::Aggressive),
+        VadKind::Energy => Detector::Energy,
+    };
+    VadOptions::default().with_detector(detector)
 }
 
 /// The provider keys and base URLs the engine may read, from the process environment.

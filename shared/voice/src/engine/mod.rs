@@ -31,7 +31,6 @@ use crate::{
     resample::ToRate,
     tools,
     turn::UserTurn,
-    vad::Vad,
 };
 
 use report::Recorder;
@@ -57,7 +56,7 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             stt: s.stt.start(),
             stt_open: true,
             resampler: ToRate::new(STT_SAMPLE_RATE),
-            vad: Vad::new(s.opts.vad.clone()),
+            vad: s.vad.start(),
             user: UserTurn::default(),
             ctx: ChatContext::new(&s.cfg.prompt),
             tools: tools::specs(s.cfg.transfer_target.is_some()),
