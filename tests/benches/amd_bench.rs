@@ -155,11 +155,13 @@ fn generate(dir: &Path, args: &Args) {
             script.display()
         )
     });
-    assert!(
-        status.success(),
-        "{} failed ({status}); it names what is missing",
-        script.display()
-    );
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(dir);
+        panic!(
+            "{} failed ({status}); its message names what is missing",
+            script.display()
+        );
+    }
 }
 
 fn load(dir: &Path, args: &Args) -> Vec<Opening> {
