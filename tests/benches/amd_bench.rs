@@ -155,11 +155,13 @@ fn generate(dir: &Path, args: &Args) {
             script.display()
         )
     });
-    assert!(
-        status.success(),
-        "{} failed ({status}); it names what is missing",
-        script.display()
-    );
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(dir);
+        panic!(
+            "{} failed ({status}); its message names what is missing",
+            script.display()
+        );
+    }
 }
 
 fn load(dir: &Path, args: &Args) -> Vec<Opening> {
@@ -298,9 +300,19 @@ fn report(
     cpu: f64,
     audio_s: f64,
 ) {
-    println!("# Answering-machine detection\n");
+    let short = match (&args.transcripts, args.oracle) {
+        (Some(_), _) => "audio + recogniser transcripts",
+        (None, true) => "audio + oracle transcripts",
+        (None, false) => "audio only",
+    };
+    println!("# Answering-machine detection: {short}\n");
+    let tuned = if args.seed == 1 {
+        "the seed the rules were tuned on".to_owned()
+    } else {
+        "the rules were tuned on seed 1, not on this one".to_owned()
+    };
     println!(
-        "{} openings from `tests/tools/openings.py` (seed {}; espeak-ng en/es/fr/de voices at 130-190 wpm, 8 kHz, line noise -60..-30 dBFS, G.711 mu-law), fed in 20 ms frames in simulated time with `callfleet_voice::vad` deciding speech. Mode: {mode}. Options: the defaults (budget 2.5 s, silence 5 s, max_wait 30 s).\n",
+        "{} openings from `tests/tools/openings.py` (seed {}: {tuned}; espeak-ng en/es/fr/de voices at 130-190 wpm, 8 kHz, line noise -60..-30 dBFS, G.711 mu-law), fed in 20 ms frames in simulated time with `callfleet_voice::vad` deciding speech. Mode: {mode}. Options: the defaults (budget 2.5 s, silence 5 s, max_wait 30 s).\n",
         openings.len(),
         args.seed
     );
@@ -414,18 +426,30 @@ fn report(
     );
 
     println!("\n## Time to decide, by what answered\n");
-    println!("| what answered | n | p50 | p95 |");
-    println!("|---|---|---|---|");
+    println!(
+        "Released first: the agent was let speak at the budget before the class was known (for a person that is the point; for the rest, the agent spoke until the decision).\n"
+    );
+    println!("| what answered | n | p50 | p95 | released first |");
+    println!("|---|---|---|---|---|");
     for c in classes {
-        let t: Vec<f64> = zip(openings, outcomes)
+        let rows: Vec<_> = zip(openings, outcomes)
             .filter(|(o, _)| o.class == c)
+            .collect();
+        let t: Vec<f64> = rows
+            .iter()
             .filter_map(|(_, r)| r.decided.map(|d| d.1.as_secs_f64()))
             .collect();
-        if !t.is_empty() {
+        let first = rows
+            .iter()
+            .filter(
+                |(_, r)| matches!((r.released, r.decided), (Some(rel), Some((_, d))) if rel < d),
+            )
+            .count();
+        if !rows.is_empty() {
             println!(
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {first} |",
                 c.as_str(),
-                t.len(),
+                rows.len(),
                 secs(percentile(&t, 50.0)),
                 secs(percentile(&t, 95.0))
             );

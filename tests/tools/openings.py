@@ -8,7 +8,7 @@ or a line test tone). Speech is espeak-ng (several voices, 130-190 wpm, en/es/fr
 through what a phone line does to it: 8 kHz, line noise mixed at -60 to -30 dBFS (sox
 whitenoise/pinknoise), and a G.711 mu-law round trip (sox).
 
-Written to OUT: `<id>.raw` (8 kHz mono s16le), `labels.json` (a list of
+Written to OUT: `<id>.raw` (8 kHz mono s16le; with --wav also `<id>.wav`), `labels.json` (a list of
 {id, class, kind, language, text, seconds, events}), and with --transcripts an oracle transcript
 per opening in `transcripts/<id>.jsonl` (the words spoken, with ~10 % of them dropped or
 misheard, timed like a streaming recogniser: interim results during the speech, a final one
@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import wave
 
 RATE = 8000
 INSTALL = "apt-get install espeak-ng sox"
@@ -360,6 +361,8 @@ def main():
     p.add_argument("--count", type=int, default=sum(c for _, c in CLASSES),
                    help="openings in all (>= 72); spread over the classes in their proportions")
     p.add_argument("--transcripts", action="store_true", help="write oracle transcripts too")
+    p.add_argument("--wav", action="store_true", help="write each opening as <id>.wav too "
+                   "(for a recogniser: sphinx_stt.py transcribe FILE.wav)")
     args = p.parse_args()
     need("espeak-ng")
     need("sox")
@@ -372,8 +375,15 @@ def main():
             for i in range(max(1, round(count * args.count / total))):
                 oid = f"{cls}-{i:02d}"
                 o, samples, label = build(rng, tmp, cls, i)
+                pcm = to_bytes(samples)
                 with open(os.path.join(args.out, oid + ".raw"), "wb") as f:
-                    f.write(to_bytes(samples))
+                    f.write(pcm)
+                if args.wav:
+                    with wave.open(os.path.join(args.out, oid + ".wav"), "wb") as w:
+                        w.setnchannels(1)
+                        w.setsampwidth(2)
+                        w.setframerate(RATE)
+                        w.writeframes(pcm)
                 if args.transcripts:
                     tdir = os.path.join(args.out, "transcripts")
                     os.makedirs(tdir, exist_ok=True)

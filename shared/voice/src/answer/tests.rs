@@ -365,3 +365,24 @@ fn a_person_is_not_overturned_by_a_later_phrase() {
     assert_eq!(call.kinds(), vec![classified(AnswerClass::Human)]);
     assert_eq!(call.c.class(), Some(AnswerClass::Human));
 }
+
+#[test]
+fn a_vowel_gliding_like_a_tone_is_not_a_beep() {
+    // A voice's low harmonic can hold most of a block's energy for 180 ms, but it glides with
+    // the intonation (here 450 -> 400 Hz) and ends below the band: not a steady beep.
+    let mut call = Call::new();
+    call.quiet(300);
+    call.say(600);
+    let r = f64::from(call.rate);
+    let n = call.samples(200);
+    let mut phase = 0.0;
+    let glide = (0..n)
+        .map(|i| {
+            phase += TAU * (450.0 - 60.0 * i as f64 / n as f64) / r;
+            0.3 * phase.sin()
+        })
+        .collect();
+    call.play(glide);
+    call.quiet(2000);
+    assert_eq!(call.kinds(), vec![classified(AnswerClass::Human)]);
+}

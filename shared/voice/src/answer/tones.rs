@@ -1,9 +1,9 @@
 //! Narrowband tones in the callee's audio: a voicemail beep, fax CNG (1100 Hz) and CED
 //! (2100 Hz), a line test tone.
 //!
-//! A Goertzel bank (400-2500 Hz every 25 Hz) over 20 ms blocks at 8 kHz (input at a multiple
+//! A Goertzel bank (375-2525 Hz every 25 Hz) over 20 ms blocks at 8 kHz (input at a multiple
 //! of 8 kHz is first decimated by averaging; a phone line carries nothing above 4 kHz, and the
-//! averaging's droop at 2.5 kHz is under 1 dB), so no FFT crate: 85 bins over 160 samples is
+//! averaging's droop at 2.5 kHz is under 1 dB), so no FFT crate: 87 bins over 160 samples is
 //! about 14k multiply-adds per block. A block is *tonal* when one bin holds most of its energy
 //! (a sine does, speech spreads over harmonics and formants); the tracker joins tonal blocks of
 //! one frequency into a [`Tone`], forgiving a single odd block (CED's phase reversals, a noise
@@ -11,8 +11,10 @@
 
 use std::time::Duration;
 
-const LOW_HZ: f32 = 400.0;
-const HIGH_HZ: f32 = 2500.0;
+/// The bank reaches a bin past the 400-2500 Hz the rules use: a block whose strongest bin is
+/// at the bank's edge peaks outside it (a voice's low harmonic) and is not a tone.
+const LOW_HZ: f32 = 375.0;
+const HIGH_HZ: f32 = 2525.0;
 const STEP_HZ: f32 = 25.0;
 /// Share of a block's energy in its strongest bin for the block to count as a tone. An on-bin
 /// sine gives 1.0, one a quarter bin off 0.81; G.711 and line noise at -30 dBFS under a
@@ -20,8 +22,10 @@ const STEP_HZ: f32 = 25.0;
 const TONAL_SHARE: f32 = 0.6;
 /// Blocks quieter than this are never a tone (dBFS).
 const MIN_LEVEL_DBFS: f32 = -45.0;
-/// How far a block's frequency may stray from the tone's and still extend it.
-const SAME_TONE_HZ: f32 = 40.0;
+/// How far a block's frequency may stray from the tone's and still extend it. A beep's sine
+/// holds its pitch to a few hertz; a vowel's harmonic glides with the intonation (a "here"
+/// falling 450 -> 400 Hz in 160 ms passed as a tone at 40 Hz).
+const SAME_TONE_HZ: f32 = 20.0;
 /// A tone shorter than this is not reported (vowels can be briefly sine-like).
 pub(crate) const MIN_TONE: Duration = Duration::from_millis(100);
 const BLOCK_RATE: u32 = 50;
@@ -147,9 +151,10 @@ impl ToneDetector {
             0.0
         };
         let freq_hz = self.bank.get(best_i).map_or(0.0, |b| b.0) + delta * STEP_HZ;
+        let inside = best_i > 0 && best_i + 1 < self.bank.len();
         Block {
             freq_hz,
-            tonal: best >= TONAL_SHARE && level_dbfs >= MIN_LEVEL_DBFS,
+            tonal: inside && best >= TONAL_SHARE && level_dbfs >= MIN_LEVEL_DBFS,
             end,
         }
     }
