@@ -1,7 +1,11 @@
 //! Answering-machine detection inside the session: the greeting waits for the classifier (never
 //! longer than the budget), a person gets it at once, a voicemail box's greeting is heard and not
 //! answered, the message is spoken once after the beep, `hangup` and a fax end the session
-//! without a word, and a machine found after a tentative release cuts the agent off.
+//! without a word, and a machine found after a tentative release cuts the agent off. The
+//! stand-in callee's "speech" is synthetic, so these use the energy VAD (`common`); the
+//! classifier on real speech and the default VAD is `tests/it/answering.rs` and the bench.
+
+mod common;
 
 use callfleet_standins as support;
 
@@ -66,7 +70,7 @@ fn session(rig: &Rig, answering: Answering) -> std::sync::Arc<callfleet_voice::S
             cfg,
             EngineOptions {
                 silence_timeout: Duration::from_secs(4),
-                ..EngineOptions::default()
+                ..common::engine_options()
             },
         )
         .expect("session"),
@@ -290,7 +294,7 @@ async fn without_a_greeting_the_persons_first_words_are_answered_once_released()
             cfg,
             EngineOptions {
                 silence_timeout: Duration::from_secs(3),
-                ..EngineOptions::default()
+                ..common::engine_options()
             },
         )
         .expect("session"),

@@ -186,7 +186,7 @@ async fn send_dtmf_presses_keys_and_the_callees_keys_reach_the_transcript() {
             .await;
     let session = rig.session(
         json!({"tts": "cartesia", "preemptive_generation": false}),
-        EngineOptions::default(),
+        common::engine_options(),
     );
     let (mut callee, io) = Callee::start(
         vec![Seg::Silence(300), Seg::Speech(1000)],

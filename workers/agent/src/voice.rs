@@ -8,7 +8,6 @@ use std::{collections::HashMap, time::Duration};
 use std::path::PathBuf;
 
 use callfleet_config::{AnsweringConfig, VadKind};
-use callfleet_voice::vad::{Detector, VadOptions, WebRtcMode};
 use callfleet_domain::{
     CallRequest, EndReason,
     answering::{AnswerAction, AnswerReport, ClassPolicy},
@@ -18,6 +17,7 @@ use callfleet_domain::{
 };
 use callfleet_media::{Event, Options, Transport};
 use callfleet_recording::{Side, Tap};
+use callfleet_voice::vad::{Detector, VadOptions, WebRtcMode};
 use callfleet_voice::{
     Answering, AudioError, AudioFrame, AudioIo, EngineOptions, Input, Session, SessionConfig,
     SessionEvent, SessionReport,

@@ -29,7 +29,9 @@
 //! 7. **Deadline**: at 10 s (or just after `silence`, if longer) anything undecided is a person.
 //!
 //! At the budget with nothing decided, [`AnswerEvent::Release`], unless a tone is sounding with
-//! no speech before it (a fax or a test tone is not greeted). After `Classified(Machine)`:
+//! no speech before it (a fax or a test tone is not greeted) or an utterance is under way (the
+//! agent never starts over the callee's words: the release waits for the utterance to end, and
+//! one that runs on becomes a greeting first). After `Classified(Machine)`:
 //! [`AnswerEvent::Recording`] when a beep ends (rule 2's tone), when 1.8 s of quiet follow the
 //! greeting, or at `max_wait`.
 //!

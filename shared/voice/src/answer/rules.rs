@@ -56,7 +56,13 @@ impl Classifier {
                     self.class = Some((class, at));
                     return Some(AnswerEvent::Classified(class));
                 }
-                if self.released.is_none() && at >= self.opts.budget && !self.lone_tone() {
+                // Never over the callee's words: mid-utterance (a pause shorter than a person's
+                // wait), the release waits for it to end or to become a greeting.
+                if self.released.is_none()
+                    && at >= self.opts.budget
+                    && !self.lone_tone()
+                    && self.cadence.current().is_none()
+                {
                     self.released = Some(at);
                     return Some(AnswerEvent::Release);
                 }
@@ -169,9 +175,7 @@ impl Classifier {
             }
         };
         let talking = self.cadence.current().is_some();
-        if self.transcripts
-            && (at < since + PHRASE_GRACE || (talking && at < since + PHRASE_MAX))
-        {
+        if self.transcripts && (at < since + PHRASE_GRACE || (talking && at < since + PHRASE_MAX)) {
             return None;
         }
         let detail = format!("greeting {:.1} s", len.as_secs_f32());

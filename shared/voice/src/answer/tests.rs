@@ -235,9 +235,9 @@ fn the_budget_releases_and_a_later_phrase_overturns_it() {
         },
         8000,
     );
-    call.quiet(200);
+    // Nothing heard by the budget: released; then the menu speaks.
+    call.quiet(2600);
     call.say(2000);
-    call.quiet(400);
     call.say_text("gracias por llamar para ventas pulse uno", false);
     call.quiet(400);
     assert_eq!(
@@ -261,10 +261,25 @@ fn a_greeting_waits_for_a_phrase_naming_a_screener_when_transcripts_flow() {
         false,
     );
     call.say(500);
+    // Talking through the budget: no release over its words, then its phrase decides.
+    assert_eq!(call.kinds(), vec![classified(AnswerClass::CallScreening)]);
+}
+
+#[test]
+fn the_budget_never_releases_over_the_callees_words() {
+    let mut call = Call::new();
+    call.quiet(300);
+    call.say(1900);
+    call.quiet(300);
+    call.say(1500);
+    call.quiet(2000);
+    let kinds = call.kinds();
     assert_eq!(
-        call.kinds(),
-        vec![AnswerEvent::Release, classified(AnswerClass::CallScreening)]
+        kinds.first(),
+        Some(&classified(AnswerClass::Machine)),
+        "{kinds:?}"
     );
+    assert!(!kinds.contains(&AnswerEvent::Release), "{kinds:?}");
 }
 
 #[test]

@@ -23,9 +23,6 @@ use crate::{
     providers::llm::{ChatMessage, Role},
 };
 
-/// A pause shorter than this keeps an utterance going (the classifier's own measure).
-const UTTERANCE_PAUSE: Duration = Duration::from_millis(700);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
     /// Classifying; the agent speaks once released.
@@ -166,14 +163,6 @@ impl<A: AudioIo> Engine<'_, A> {
     fn on_answer_event(&mut self, ev: Option<AnswerEvent>, now: Instant) {
         let Some(ev) = ev else { return };
         match ev {
-            // The budget ran out while the callee was talking: the greeting never starts over
-            // their words. The classification comes within moments: a person's "hello?" ends
-            // and is followed by quiet (a person), a greeting keeps going (a machine).
-            AnswerEvent::Release if self.mid_utterance(now) => {
-                tracing::debug!(
-                    "voice.answer: budget reached mid-utterance; waiting for the class"
-                );
-            }
             AnswerEvent::Release => self.release(now),
             AnswerEvent::Classified(class) => self.classified(class, now),
             AnswerEvent::Recording { beep } => {
@@ -218,16 +207,6 @@ impl<A: AudioIo> Engine<'_, A> {
                 }
             }
         }
-    }
-
-    /// The callee is talking, or paused for less than a person's wait (a greeting's pause
-    /// between sentences).
-    fn mid_utterance(&self, now: Instant) -> bool {
-        self.user.speaking
-            || self
-                .user
-                .last_speech_end
-                .is_some_and(|end| now.saturating_duration_since(end) < UTTERANCE_PAUSE)
     }
 
     /// Let the agent speak: its greeting, or its answer to what the callee already said.
