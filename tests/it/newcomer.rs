@@ -24,7 +24,7 @@ use tokio::{
 const SECRET: &str = "whsec_bmV3Y29tZXItdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ==";
 
 /// A copy of what `make run` needs from a checkout: the callee's scenario, the installed tools
-/// (`.tools/bin`, linked) and the callee's speech (`.tools/audio`, from `make setup`).
+/// (`.tools/bin`, linked) and the callees' speech (`.tools/audio`, from `make setup`).
 /// `.tools/dev` (logs, stores) starts empty, as on a fresh clone.
 fn checkout_copy() -> TempDir {
     let dir = TempDir::new("newcomer");
@@ -50,17 +50,19 @@ fn checkout_copy() -> TempDir {
     if bin.exists() {
         std::os::unix::fs::symlink(&bin, dir.0.join(".tools/bin")).expect("link .tools/bin");
     }
-    let speech = callfleet_rig::callee::HELLO_SOURCE;
-    let source = workspace_root().join(speech);
-    assert!(
-        source.exists(),
-        "{} is missing: run `make setup` (it speaks the callee's words with espeak-ng and sox: \
-         `apt-get install espeak-ng sox`)",
-        source.display()
-    );
-    let copy = dir.0.join(speech);
-    std::fs::create_dir_all(copy.parent().expect("a folder")).expect("create .tools/audio");
-    std::fs::copy(&source, &copy).expect("copy the callee's speech");
+    let spoken = callfleet_rig::callee::speech::ALL.map(|s| s.source);
+    for speech in std::iter::once(callfleet_rig::callee::HELLO_SOURCE).chain(spoken) {
+        let source = workspace_root().join(speech);
+        assert!(
+            source.exists(),
+            "{} is missing: run `make setup` (it speaks the callees' words with espeak-ng, flite \
+             and sox: `apt-get install espeak-ng flite sox`)",
+            source.display()
+        );
+        let copy = dir.0.join(speech);
+        std::fs::create_dir_all(copy.parent().expect("a folder")).expect("create .tools/audio");
+        std::fs::copy(&source, &copy).expect("copy the callee's speech");
+    }
     dir
 }
 

@@ -1,6 +1,6 @@
 //! The audio of the behaviours 207-212 (a person, voicemail, a call screener, an IVR, fax
 //! tones): spoken words read from `.tools/audio/` (`tests/tools/callee_audio.sh`, run by
-//! `make setup`, speaks them with espeak-ng and sox), tones made here. The files SIPp plays
+//! `make setup`, speaks them with flite and sox), tones made here. The files SIPp plays
 //! once are padded with silence to a fixed length, because the scenario switches to looped
 //! silence after a fixed time (`<recv request="BYE" timeout=...>`, which takes no variable);
 //! a unit test keeps the scenario's timeouts and these lengths in step.
@@ -98,8 +98,8 @@ pub fn read(root: &Path, speech: Speech) -> io::Result<Vec<u8>> {
             e.kind(),
             format!(
                 "the callee's speech {} cannot be read ({e}): run `make setup`, which speaks \
-                 it with tests/tools/callee_audio.sh (espeak-ng and sox; Debian: \
-                 `apt-get install espeak-ng sox`)",
+                 it with tests/tools/callee_audio.sh (flite and sox; Debian: \
+                 `apt-get install flite sox`)",
                 path.display()
             ),
         )

@@ -204,6 +204,12 @@ impl Classifier {
         self.deadline()
     }
 
+    /// The call is over: an undecided answer gets the deadline's verdict now (a person if anyone
+    /// spoke, else silence), so the report always names a class.
+    pub fn finish(&mut self, at: Duration) {
+        self.conclude(at);
+    }
+
     pub fn class(&self) -> Option<AnswerClass> {
         self.class.map(|(c, _)| c)
     }

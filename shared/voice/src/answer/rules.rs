@@ -221,6 +221,25 @@ impl Classifier {
             .is_some_and(|t| self.before_any_speech(&t))
     }
 
+    /// The call ended before a decision: decide now as the deadline would (a person if anyone
+    /// spoke, else silence), so every call the session ran on reports a class.
+    pub(super) fn conclude(&mut self, at: Duration) {
+        if self.class.is_some() {
+            return;
+        }
+        let (class, kind) = if self.cadence.first_speech().is_some() {
+            (AnswerClass::Human, SignalKind::Cadence)
+        } else {
+            (AnswerClass::Silence, SignalKind::Silence)
+        };
+        let detail = format!(
+            "the call ended at {:.1} s, before a decision",
+            at.as_secs_f32()
+        );
+        self.signal(kind, class, at, detail);
+        self.class = Some((class, at));
+    }
+
     fn decide_by(&self) -> Duration {
         DECIDE_BY.max(self.opts.silence + Duration::from_secs(1))
     }

@@ -1,5 +1,5 @@
-//! The call's first seconds (answering-machine detection): the [`Gate`] holds the agent back
-//! while the [`Classifier`] listens, releases it for a person (or when the budget runs out), and
+//! The call's first seconds (answering-machine detection): the gate (`gate.rs`) holds the agent
+//! back while the classifier (`crate::answer`) listens, releases it for a person (or when the budget runs out), and
 //! carries out the policy for anything else: hang up, or wait for the beep, speak the
 //! voicemail message once and hang up, or let the agent carry on.
 //!
@@ -10,68 +10,17 @@
 
 use std::time::Duration;
 
-use callfleet_domain::answering::{AnswerAction, AnswerClass, AnswerReport};
+use callfleet_domain::answering::{AnswerAction, AnswerClass};
 use tokio::time::Instant;
 
-use super::state::Engine;
+use super::{gate::Phase, state::Engine};
 use crate::{
-    answer::{AnswerEvent, AnswerOptions, Classifier},
+    answer::AnswerEvent,
     audio::{AudioFrame, AudioIo},
-    config::Answering,
     event::SessionEvent,
     metrics::{EndReason, SpeakerRole},
     providers::llm::{ChatMessage, Role},
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Classifying; the agent speaks once released.
-    Listening,
-    /// A voicemail whose message waits for the beep (or the greeting's end).
-    AwaitingBeep,
-    /// The voicemail message is playing.
-    Message,
-}
-
-pub(super) struct Gate {
-    classifier: Classifier,
-    policy: Answering,
-    answered: Instant,
-    released: Option<Instant>,
-    action: Option<AnswerAction>,
-    phase: Phase,
-}
-
-impl Gate {
-    /// `answered`: when the callee picked up (the session starts a little later, once the
-    /// worker has joined the room).
-    pub(super) fn new(policy: &Answering, language: Option<&str>, answered: Instant) -> Self {
-        let opts = AnswerOptions {
-            budget: Duration::from_millis(policy.budget_ms),
-            max_wait: Duration::from_millis(policy.max_wait_ms),
-            silence: Duration::from_millis(policy.silence_ms),
-            language: language.unwrap_or("en").to_owned(),
-        };
-        Self {
-            classifier: Classifier::new(opts),
-            policy: policy.clone(),
-            answered,
-            released: None,
-            action: None,
-            phase: Phase::Listening,
-        }
-    }
-
-    fn since(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.answered)
-    }
-
-    pub(super) fn report(&self) -> Option<AnswerReport> {
-        let released = self.released.map(|r| self.since(r));
-        self.classifier
-            .report(self.action.unwrap_or(AnswerAction::Continue), released)
-    }
-}
 
 impl<A: AudioIo> Engine<'_, A> {
     /// The agent may not take a turn: the answer is still being classified, or the call is a

@@ -7,11 +7,13 @@
 //! finalize (transcript, metrics, tools).
 //!
 //! Layers, each using only those below it: this module (the loop: `run`, `tick`, deadlines) ->
-//! `input` (the callee's audio and transcripts, barge-in) -> `speech` (the agent's replies:
-//! commit, playout, tools) -> `state` (the [`Engine`] and the replies it holds) and `report`
-//! (the [`Recorder`]).
+//! `input` (the callee's audio and transcripts, barge-in, keys) -> `answer` (answering-machine
+//! detection: holds the greeting, carries out the class's policy) -> `speech` (the agent's
+//! replies: commit, playout, tools, a fixed message) -> `state` (the [`Engine`] and the replies
+//! it holds), `gate` (the classifier and where the call stands) and `report` (the [`Recorder`]).
 
 mod answer;
+mod gate;
 mod input;
 mod report;
 mod speech;
@@ -70,7 +72,7 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             tool_rounds: 0,
             gate: s.cfg.answering.as_ref().map(|a| {
                 let answered = now.checked_sub(s.opts.answered_ago).unwrap_or(now);
-                answer::Gate::new(a, s.cfg.language.as_deref(), answered)
+                gate::Gate::new(a, s.cfg.language.as_deref(), answered)
             }),
         }
     }
@@ -203,7 +205,11 @@ impl<'s, A: AudioIo> Engine<'s, A> {
             self.hold_turn(now);
         }
         self.stt.finish();
-        let answer = self.gate.as_ref().and_then(answer::Gate::report);
+        if let Some(g) = self.gate.as_mut() {
+            let at = g.since(now);
+            g.classifier.finish(at);
+        }
+        let answer = self.gate.as_ref().and_then(gate::Gate::report);
         let mut report = self.rec.report(&self.s.cfg, reason, now);
         report.answer = answer;
         report

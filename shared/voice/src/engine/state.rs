@@ -42,7 +42,7 @@ pub(crate) struct Engine<'s, A: AudioIo> {
     pub(super) end: Option<EndReason>,
     pub(super) tool_rounds: u32,
     /// Answering-machine detection, when the session runs it.
-    pub(super) gate: Option<super::answer::Gate>,
+    pub(super) gate: Option<super::gate::Gate>,
 }
 
 impl<A: AudioIo> Engine<'_, A> {

@@ -3,7 +3,7 @@
 //! tell speech from anything else loud enough: music on hold, tones and steps in line noise
 //! all look like speech to it (bench/vad.md).
 
-use super::{VadOptions, level_dbfs};
+use super::options::{VadOptions, level_dbfs};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Energy {

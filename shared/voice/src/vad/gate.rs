@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::VadEvent;
+use super::options::VadEvent;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Gate {

@@ -15,7 +15,7 @@ use std::{
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::anyhow;
 
-use super::{VadError, window::Windows};
+use super::{options::VadError, window::Windows};
 
 /// Samples per window at 16 kHz (the model's only 16 kHz window besides its multiples).
 const WINDOW: usize = 512;
@@ -191,7 +191,7 @@ fn infer(model: &SileroModel, input: &[f32], state: &mut Tensor) -> TractResult<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vad::dev_model_path;
+    use crate::vad::options::dev_model_path;
 
     #[test]
     fn a_missing_model_names_make_setup() {
@@ -230,5 +230,46 @@ mod tests {
         let max_speech = speech.iter().copied().fold(0.0, f32::max);
         assert!(max_quiet < 0.1, "silence scored {max_quiet}");
         assert!(max_speech > 0.8, "speech scored at most {max_speech}");
+    }
+}
+
+#[cfg(test)]
+mod phone_rate_tests {
+    use super::*;
+    use crate::vad::options::dev_model_path;
+
+    /// What the engine feeds it on a call: 48 kHz frames of 20 ms (the transport's rate), and
+    /// the flite "Hello?" of the answering callee, read from `.tools/audio/person-8k.ulaw`.
+    #[test]
+    fn scores_a_phone_hello_at_48k_in_20ms_frames() {
+        let model = SileroModel::load(&dev_model_path()).expect("the model (make setup)");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../.tools/audio/person-8k.ulaw");
+        let ulaw = std::fs::read(&path).expect("person-8k.ulaw (make setup)");
+        let pcm8: Vec<i16> = ulaw.iter().map(|&b| decode(b)).collect();
+        let pcm48: Vec<i16> = pcm8.iter().flat_map(|&s| [s; 6]).collect();
+        let mut silero = Silero::new(model);
+        let mut scores = Vec::new();
+        for frame in pcm48.chunks(960) {
+            silero.push(frame, 48_000, |p| scores.push(p));
+        }
+        let max = scores.iter().copied().fold(0.0, f32::max);
+        let mut s8 = Silero::new(SileroModel::load(&dev_model_path()).expect("model"));
+        let mut scores8 = Vec::new();
+        for frame in pcm8.chunks(160) {
+            s8.push(frame, 8_000, |p| scores8.push(p));
+        }
+        let max8 = scores8.iter().copied().fold(0.0, f32::max);
+        assert!(max > 0.5, "48 kHz: at most {max}; 8 kHz: at most {max8}");
+    }
+
+    fn decode(b: u8) -> i16 {
+        let b = !b;
+        let sign = b & 0x80;
+        let exp = (b >> 4) & 0x07;
+        let mant = b & 0x0f;
+        let mut v = ((i32::from(mant) << 3) + 0x84) << exp;
+        v -= 0x84;
+        (if sign != 0 { -v } else { v }) as i16
     }
 }
