@@ -145,7 +145,8 @@ bench: setup ## Benchmarks; writes bench/REPORT.md, bench/media.md, bench/voice.
 	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
 	cargo bench -p callfleet-tests --bench recording_bench -- calls=20 seconds=20 > bench/recording.md
 	cargo bench -p callfleet-tests --bench vad_bench > bench/vad.md
-	cargo bench -p callfleet-tests --bench amd_bench > bench/amd.md
+	cargo bench -p callfleet-tests --bench amd_bench -- seed=2 > bench/amd.md
+	cargo bench -p callfleet-tests --bench amd_bench -- seed=2 --oracle >> bench/amd.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench > bench/voice.md
 	cargo run -q --release -p callfleet-standins --bin voice_bench -- load 10 >> bench/voice.md
 

@@ -43,10 +43,24 @@ fn python() -> PathBuf {
 
 /// Run `tests/conformance/<name>_driver.py` with `args`; its one JSON line of output.
 async fn driver(name: &str, args: &Value) -> Value {
+    run_driver(
+        &workspace_root().join(format!("tests/conformance/{name}_driver.py")),
+        args,
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// Run an SDK driver script in the venv with `args` (one JSON argument), within `limit`
+/// (scaled for load); its last JSON line of output. A failure shows both its outputs.
+pub(crate) async fn run_driver(script: &std::path::Path, args: &Value, limit: Duration) -> Value {
     let python = python();
-    let script = workspace_root().join(format!("tests/conformance/{name}_driver.py"));
+    let name = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let child = tokio::process::Command::new(&python)
-        .arg(&script)
+        .arg(script)
         .arg(args.to_string())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::piped())
@@ -54,19 +68,19 @@ async fn driver(name: &str, args: &Value) -> Value {
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let limit = scaled(Duration::from_secs(30));
+    let limit = scaled(limit);
     let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("the {name} driver ran longer than {limit:?}"))
+        .unwrap_or_else(|_| panic!("the {name} script ran longer than {limit:?}"))
         .expect("driver output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stdout.lines().rev().find(|l| l.starts_with('{'));
     match (out.status.success(), last) {
         (true, Some(line)) => serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{name} driver printed bad JSON ({e}): {line}")),
+            .unwrap_or_else(|e| panic!("{name} printed bad JSON ({e}): {line}")),
         _ => panic!(
-            "the {name} driver failed ({}); a missing module means the venv is stale: run \
+            "{name} failed ({}); a missing module means the venv is stale: run \
              `make setup`\nstdout:\n{stdout}\nstderr:\n{stderr}",
             out.status
         ),

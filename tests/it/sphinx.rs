@@ -14,10 +14,7 @@
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use callfleet_tests::{
-    SphinxStt, TempDir, scaled,
-    sphinx::{SPHINX_KEY, python},
-};
+use callfleet_tests::{SphinxStt, TempDir, scaled, sphinx::SPHINX_KEY};
 use callfleet_voice::providers::stt::{SttClient, SttEvent};
 use serde_json::{Value, json};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -290,35 +287,9 @@ async fn sphinx_hears_and_finalises_espeak_speech() {
 
 /// Run `tests/standins/sphinx/<name>_driver.py` with `args`; its one JSON line of output.
 async fn driver(name: &str, args: &Value) -> Value {
-    let python = python();
     let script =
         callfleet_tests::workspace_root().join(format!("tests/standins/sphinx/{name}_driver.py"));
-    let child = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(args.to_string())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let limit = scaled(Duration::from_secs(60));
-    let out = tokio::time::timeout(limit, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("the {name} driver ran longer than {limit:?}"))
-        .expect("driver output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().rev().find(|l| l.starts_with('{'));
-    match (out.status.success(), last) {
-        (true, Some(line)) => serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{name} driver printed bad JSON ({e}): {line}")),
-        _ => panic!(
-            "the {name} driver failed ({}); a missing module means the venv is stale: run \
-             `make setup`\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+    crate::conformance::run_driver(&script, args, Duration::from_secs(60)).await
 }
 
 /// "Please leave a message after the tone." in flite's voice, as a raw 16 kHz s16le file.
