@@ -16,9 +16,11 @@ use callfleet_tests::{
 };
 use livekit_api::{
     access_token::{AccessToken, VideoGrants},
-    services::{room::RoomClient, sip::CreateSIPParticipantOptions},
+    services::sip::CreateSIPParticipantOptions,
 };
 use tokio::sync::broadcast;
+
+use crate::media::hang_up;
 
 const FROM: &str = "+61123456789";
 /// The SIP participant's identity in the room.
@@ -84,22 +86,6 @@ async fn callee_frame(
             Ok(Ok(_)) => {}
         }
     }
-}
-
-async fn hang_up(tel: &Telephony, callee: &Callee, room: &str) {
-    RoomClient::with_api_key(
-        &tel.livekit.http_url(),
-        &tel.livekit.key,
-        &tel.livekit.secret,
-    )
-    .remove_participant(room, CALLEE)
-    .await
-    .unwrap_or_else(|e| panic!("RemoveParticipant {CALLEE}: {e}"));
-    wait_for("the callee gets BYE", Duration::from_secs(15), || {
-        let bye = !callee.received("BYE").is_empty();
-        async move { bye.then_some(()) }
-    })
-    .await;
 }
 
 /// (a) `CreateSIPParticipant`'s `dtmf` reaches the callee as RFC 4733 keys; (b) the

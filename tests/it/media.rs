@@ -153,8 +153,9 @@ async fn hear_callee(audio: &mut broadcast::Receiver<AudioFrame>, hz: f64, what:
     );
 }
 
-/// Hang up: remove the SIP participant, then wait for the BYE to reach the callee.
-async fn hang_up(tel: &Telephony, callee: &Callee, room: &str) {
+/// Hang up: remove the SIP participant, then wait for the BYE to reach the callee (also the
+/// DTMF tests').
+pub(crate) async fn hang_up(tel: &Telephony, callee: &Callee, room: &str) {
     room_client(tel)
         .remove_participant(room, CALLEE)
         .await
