@@ -110,3 +110,28 @@ def tls_proxy(upstream_port, cert, key):
     server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx))
     threading.Thread(target=loop.run_forever, daemon=True).start()
     return server.sockets[0].getsockname()[1]
+
+
+def deepgram_client(a):
+    """Deepgram's SDK client pointed at the server `a["ws"]`, and the SDK's own model of each
+    listen message type (for `strict`). Shared by the conformance and sphinx drivers."""
+    from deepgram import DeepgramClient
+    from deepgram.environment import DeepgramClientEnvironment
+    from deepgram.listen.v1.types import (
+        ListenV1Metadata,
+        ListenV1Results,
+        ListenV1SpeechStarted,
+        ListenV1UtteranceEnd,
+    )
+
+    ws = a["ws"]
+    env = DeepgramClientEnvironment(
+        base=ws.replace("ws://", "http://"), production=ws, agent=ws, agent_rest=ws
+    )
+    models = {
+        "Results": ListenV1Results,
+        "Metadata": ListenV1Metadata,
+        "UtteranceEnd": ListenV1UtteranceEnd,
+        "SpeechStarted": ListenV1SpeechStarted,
+    }
+    return DeepgramClient(api_key=a["key"], environment=env), models

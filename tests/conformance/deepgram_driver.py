@@ -5,24 +5,11 @@ every message until the server closes. Prints the results as the SDK parsed them
 Args: {"ws": "ws://127.0.0.1:<port>", "key": "...", "language": optional}.
 """
 
-from common import args, chunks, emit, error_text, pcm16, strict
-
-from deepgram import DeepgramClient
-from deepgram.environment import DeepgramClientEnvironment
-from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results, ListenV1UtteranceEnd, ListenV1SpeechStarted
+from common import args, chunks, deepgram_client, emit, error_text, pcm16, strict
 
 a = args()
-env = DeepgramClientEnvironment(
-    base=a["ws"].replace("ws://", "http://"), production=a["ws"], agent=a["ws"], agent_rest=a["ws"]
-)
-client = DeepgramClient(api_key=a["key"], environment=env)
+client, models = deepgram_client(a)
 out = {"messages": [], "errors": [], "schema_errors": []}
-models = {
-    "Results": ListenV1Results,
-    "Metadata": ListenV1Metadata,
-    "UtteranceEnd": ListenV1UtteranceEnd,
-    "SpeechStarted": ListenV1SpeechStarted,
-}
 try:
     params = dict(
         model="nova-3", encoding="linear16", sample_rate="16000", channels="1",

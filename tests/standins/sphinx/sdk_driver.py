@@ -13,29 +13,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conformance"))
 
-from common import args, chunks, emit, error_text, strict  # noqa: E402
-
-from deepgram import DeepgramClient  # noqa: E402
-from deepgram.environment import DeepgramClientEnvironment  # noqa: E402
-from deepgram.listen.v1.types import (  # noqa: E402
-    ListenV1Metadata,
-    ListenV1Results,
-    ListenV1SpeechStarted,
-    ListenV1UtteranceEnd,
-)
+from common import args, chunks, deepgram_client, emit, error_text, strict  # noqa: E402
 
 a = args()
-env = DeepgramClientEnvironment(
-    base=a["ws"].replace("ws://", "http://"), production=a["ws"], agent=a["ws"], agent_rest=a["ws"]
-)
-client = DeepgramClient(api_key=a["key"], environment=env)
+client, models = deepgram_client(a)
 out = {"messages": [], "errors": [], "schema_errors": []}
-models = {
-    "Results": ListenV1Results,
-    "Metadata": ListenV1Metadata,
-    "UtteranceEnd": ListenV1UtteranceEnd,
-    "SpeechStarted": ListenV1SpeechStarted,
-}
 try:
     with open(a["pcm"], "rb") as f:
         pcm = f.read()
