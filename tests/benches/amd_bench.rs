@@ -45,7 +45,8 @@ struct Opening {
     kind: String,
     language: String,
     samples: Vec<i16>,
-    transcript: Vec<(Duration, String, bool)>,
+    /// `None` when the run has no transcripts (audio only).
+    transcript: Option<Vec<(Duration, String, bool)>>,
     /// When the labelled beep ended, for voicemail.
     beep_end: Option<Duration>,
 }
@@ -194,8 +195,7 @@ fn load(dir: &Path, args: &Args) -> Vec<Opening> {
             });
             let transcript = transcripts
                 .as_ref()
-                .map(|d| read_transcript(&d.join(format!("{id}.jsonl"))))
-                .unwrap_or_default();
+                .map(|d| read_transcript(&d.join(format!("{id}.jsonl"))));
             Opening {
                 id,
                 class,
@@ -247,6 +247,7 @@ impl Speech {
 fn classify(o: &Opening) -> Outcome {
     let opts = AnswerOptions {
         language: o.language.clone(),
+        transcribed: o.transcript.is_some(),
         ..AnswerOptions::default()
     };
     let mut c = Classifier::new(opts);
@@ -265,7 +266,7 @@ fn classify(o: &Opening) -> Outcome {
         Some(AnswerEvent::Recording { beep }) => out.recording = Some((beep, at)),
         None => {}
     };
-    let mut words = o.transcript.iter().peekable();
+    let mut words = o.transcript.iter().flatten().peekable();
     for (i, frame) in o.samples.chunks(FRAME).enumerate() {
         let at = Duration::from_millis(20 * (i as u64 + 1));
         while let Some((t, text, is_final)) = words.next_if(|w| w.0 <= at) {

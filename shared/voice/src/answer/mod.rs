@@ -18,7 +18,7 @@
 //!    with no speech at all, one of at most 2 s that is not a fax tone: a box with no greeting).
 //! 3. **Phrase**: the transcript so far matches a phrase set (`phrases.rs`): voicemail,
 //!    screener, menu. It may overturn a tentative release; it never overturns a decision.
-//! 4. **Greeting** (machine): an utterance has run 2.4 s. When transcripts are flowing the
+//! 4. **Greeting** (machine): an utterance has run 2.4 s. When the callee is transcribed the
 //!    decision waits 2.5 s more for a phrase that names a screener or a menu (both speak like
 //!    greetings), and on while the greeting still talks, up to 5 s (a screener asks for the
 //!    name in its last sentence); a phrase naming a voicemail decides at once.
@@ -66,6 +66,10 @@ pub struct AnswerOptions {
     pub silence: Duration,
     /// The callee's language (`"en"`, `"es-ES"`); picks the phrase sets.
     pub language: String,
+    /// An STT transcribes the callee, so a greeting waits for its phrase (rule 4) from the
+    /// start, not only once the first transcript has arrived: a slow recogniser on a busy
+    /// machine must not turn a screener into a plain machine (default false: audio only).
+    pub transcribed: bool,
 }
 
 impl Default for AnswerOptions {
@@ -75,6 +79,7 @@ impl Default for AnswerOptions {
             max_wait: Duration::from_secs(30),
             silence: Duration::from_secs(5),
             language: "en".to_owned(),
+            transcribed: false,
         }
     }
 }
@@ -122,6 +127,7 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn new(opts: AnswerOptions) -> Self {
+        let transcripts = opts.transcribed;
         Self {
             opts,
             detector: ToneDetector::new(),
@@ -132,7 +138,7 @@ impl Classifier {
             finals: String::new(),
             interim: String::new(),
             phrase: None,
-            transcripts: false,
+            transcripts,
             greeting_at: None,
             class: None,
             released: None,

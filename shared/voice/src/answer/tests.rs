@@ -265,6 +265,31 @@ fn a_greeting_waits_for_a_phrase_naming_a_screener_when_transcripts_flow() {
     assert_eq!(call.kinds(), vec![classified(AnswerClass::CallScreening)]);
 }
 
+/// CI on a busy machine: the recogniser's first words came after the greeting rule's 2.4 s.
+/// A transcribed call still waits for the phrase; an audio-only one decides on cadence.
+#[test]
+fn a_transcribed_greeting_waits_for_a_late_first_transcript() {
+    let late = |transcribed| {
+        let mut call = Call::with(
+            AnswerOptions {
+                transcribed,
+                ..AnswerOptions::default()
+            },
+            8000,
+        );
+        call.quiet(100);
+        call.say(3000);
+        call.say_text(
+            "hi the person you're calling is using a screening service",
+            false,
+        );
+        call.say(500);
+        call.kinds()
+    };
+    assert_eq!(late(true), vec![classified(AnswerClass::CallScreening)]);
+    assert_eq!(late(false), vec![classified(AnswerClass::Machine)]);
+}
+
 #[test]
 fn the_budget_never_releases_over_the_callees_words() {
     let mut call = Call::new();

@@ -39,6 +39,7 @@ impl Gate {
             max_wait: Duration::from_millis(policy.max_wait_ms),
             silence: Duration::from_millis(policy.silence_ms),
             language: language.unwrap_or("en").to_owned(),
+            transcribed: true,
         };
         Self {
             classifier: Classifier::new(opts),
