@@ -57,12 +57,14 @@ pub async fn dispatch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value = crate::body::json(&headers, body, state.config.ingress.body_limit_bytes)?;
-    let fallback_call_id = idempotency_call_id(&headers)?;
+    let (fallback_call_id, fresh) = idempotency_call_id(&headers)?;
     let opts = ValidateOptions {
         default_country_code: state.config.phone.default_country_code.clone(),
         fallback_call_id: Some(fallback_call_id),
     };
     let req = request::validate(&value, &opts).map_err(ApiError::invalid)?;
+    // A random id this request was just given cannot have been enqueued before.
+    let fresh = fresh && opts.fallback_call_id.as_deref() == Some(req.call_id.as_str());
 
     let accepted = |status: CallStatus, duplicate: bool| DispatchAccepted {
         call_id: req.call_id.clone(),
@@ -74,8 +76,14 @@ pub async fn dispatch(
         duplicate,
     };
 
-    // Beyond JetStream's dedup window, the call's KV record still makes a repeat a no-op.
-    match state.bus.call_state(&req.call_id).await {
+    // Beyond JetStream's dedup window, the call's KV record still makes a repeat a no-op. A
+    // fresh id skips the read: it cannot be a repeat.
+    let existing = if fresh {
+        Ok(None)
+    } else {
+        state.bus.call_state(&req.call_id).await
+    };
+    match existing {
         Ok(Some((existing, _))) => {
             state.metrics.duplicates.inc();
             return Ok(respond(accepted(existing.status, true)));
@@ -141,20 +149,25 @@ async fn record_queued(
     let mut call = CallState::queued(&req.call_id, &req.room, &req.campaign);
     call.status = status;
     call.next_attempt_at = at;
-    if let Err(e) = state.bus.create_call_state(&call).await {
-        tracing::warn!(call.id = %req.call_id, error = %e, "could not record the queued state");
-    }
     let mut event = CallEvent::new(&req.call_id, EventKind::Queued, 0);
     event.detail = at.map(|t| serde_json::json!({ "not_before": t }));
-    if let Err(e) = state.bus.publish_event(&event).await {
+    // Independent writes: one round trip, not two.
+    let (created, published) = tokio::join!(
+        state.bus.create_call_state(&call),
+        state.bus.publish_event(&event)
+    );
+    if let Err(e) = created {
+        tracing::warn!(call.id = %req.call_id, error = %e, "could not record the queued state");
+    }
+    if let Err(e) = published {
         tracing::warn!(call.id = %req.call_id, error = %e, "could not publish the queued event");
     }
 }
 
-/// A call id derived from `Idempotency-Key`, or a fresh one.
-fn idempotency_call_id(headers: &HeaderMap) -> Result<String, ApiError> {
+/// A call id derived from `Idempotency-Key` (false), or a fresh random one (true).
+fn idempotency_call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(uuid::Uuid::new_v4().simple().to_string());
+        return Ok((uuid::Uuid::new_v4().simple().to_string(), true));
     };
     let key = raw
         .to_str()
@@ -162,9 +175,12 @@ fn idempotency_call_id(headers: &HeaderMap) -> Result<String, ApiError> {
         .map(str::trim)
         .filter(|k| (1..=255).contains(&k.len()));
     match key {
-        Some(key) => Ok(uuid::Uuid::new_v5(&IDEMPOTENCY_NS, key.as_bytes())
-            .simple()
-            .to_string()),
+        Some(key) => Ok((
+            uuid::Uuid::new_v5(&IDEMPOTENCY_NS, key.as_bytes())
+                .simple()
+                .to_string(),
+            false,
+        )),
         None => Err(ApiError::invalid(vec![FieldError::new(
             "Idempotency-Key",
             "must be 1 to 255 visible ASCII characters",

@@ -2,6 +2,7 @@
 //! raw JetStream publish measured in the same run as the reference. Writes a Markdown report.
 //!
 //! Load generator and system under test share the machine's cores; numbers are conservative.
+//! `--ingress-only` runs the ingress rows alone and prints them (for iterating on the ingress).
 
 mod campaign;
 mod dial;
@@ -253,6 +254,17 @@ async fn main() {
         "bench: ingress ({REQUESTS} requests, {CONCURRENCY} concurrent) and raw JetStream publish"
     );
     let (ingress, raw) = bench_ingress().await;
+    if std::env::args().any(|a| a == "--ingress-only") {
+        // For iterating on the ingress: print its two rows, write nothing.
+        for (name, r) in [("ingress", &ingress), ("raw", &raw)] {
+            println!(
+                "{name}: {:.0}/s p50 {:.2} ms p99 {:.2} ms errors {}",
+                r.rate, r.p50_ms, r.p99_ms, r.errors
+            );
+        }
+        println!("ratio {:.3}", ingress.rate / raw.rate);
+        return;
+    }
     eprintln!("bench: notifier ({WEBHOOKS} webhooks)");
     let (wh_rate, wh_p50, wh_p99, wh_n) = bench_notifier().await;
     eprintln!(
