@@ -107,8 +107,14 @@ fn the_roles_probe_listeners_default_to_loopback_and_must_be_host_port() {
     assert_eq!(config.agent.metrics_listen, "0.0.0.0:8081");
     for (toml, key) in [
         ("[agent]\nmetrics_listen = \"8081\"", "agent.metrics_listen"),
-        ("[notifier]\nmetrics_listen = \"localhost\"", "notifier.metrics_listen"),
-        ("[campaigner]\nmetrics_listen = \"\"", "campaigner.metrics_listen"),
+        (
+            "[notifier]\nmetrics_listen = \"localhost\"",
+            "notifier.metrics_listen",
+        ),
+        (
+            "[campaigner]\nmetrics_listen = \"\"",
+            "campaigner.metrics_listen",
+        ),
     ] {
         let err = Config::from_toml(toml).expect_err(toml).to_string();
         assert!(err.contains(key), "{err}");

@@ -40,7 +40,11 @@ fn kubeconform(files: &[std::path::PathBuf]) -> (bool, String) {
 /// Every document of a YAML file, as JSON (PyYAML in .tools/venv).
 fn yaml(path: &Path) -> Vec<Value> {
     let python = workspace_root().join(".tools/venv/bin/python");
-    assert!(python.exists(), "{} is missing: run `make setup`", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run `make setup`",
+        python.display()
+    );
     let out = Command::new(python)
         .args([
             "-c",
@@ -49,7 +53,11 @@ fn yaml(path: &Path) -> Vec<Value> {
         .arg(path)
         .output()
         .expect("run python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
@@ -82,7 +90,12 @@ fn env_of(container: &Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -98,7 +111,10 @@ fn scale_k8s_manifests_are_valid_kubernetes_and_keda() {
     on_disk.sort();
     let mut listed = files.clone();
     listed.sort();
-    assert_eq!(on_disk, listed, "every manifest is in kustomization.yaml (and so validated)");
+    assert_eq!(
+        on_disk, listed,
+        "every manifest is in kustomization.yaml (and so validated)"
+    );
 
     let (ok, out) = kubeconform(&files);
     assert!(ok, "kubeconform -strict:\n{out}");
@@ -111,8 +127,16 @@ fn scale_k8s_manifests_are_valid_kubernetes_and_keda() {
     // The schemas bite: an unknown field in the ScaledObject or a Deployment is refused.
     let tmp = TempDir::new("k8s");
     for (file, from, to) in [
-        ("agent-scaledobject.yaml", "minReplicaCount:", "minReplicas:"),
-        ("agent.yaml", "terminationGracePeriodSeconds:", "terminationGracePeriod:"),
+        (
+            "agent-scaledobject.yaml",
+            "minReplicaCount:",
+            "minReplicas:",
+        ),
+        (
+            "agent.yaml",
+            "terminationGracePeriodSeconds:",
+            "terminationGracePeriod:",
+        ),
     ] {
         let text = std::fs::read_to_string(dir().join(file)).expect("read");
         let broken = tmp.0.join(file);
@@ -134,7 +158,10 @@ fn scale_k8s_manifests_match_the_code() {
     assert!(status.success());
     let so = &yaml(&dir().join("agent-scaledobject.yaml"))[0];
     let triggers = so["spec"]["triggers"].as_array().expect("triggers");
-    let nats = triggers.iter().find(|t| t["type"] == "nats-jetstream").expect("nats-jetstream");
+    let nats = triggers
+        .iter()
+        .find(|t| t["type"] == "nats-jetstream")
+        .expect("nats-jetstream");
     let (stream, consumer) = (
         nats["metadata"]["stream"].as_str().expect("stream"),
         nats["metadata"]["consumer"].as_str().expect("consumer"),
@@ -148,12 +175,21 @@ fn scale_k8s_manifests_match_the_code() {
     assert_eq!(exported["durable_name"], consumer);
     // The campaigns' consumers: the export's example campaign, `campaign-EXAMPLE`.
     let campaign: Value = serde_json::from_str(
-        &std::fs::read_to_string(tmp.0.join(format!("consumers/{stream}.campaign-EXAMPLE.json")))
-            .expect("the export's campaign consumer"),
+        &std::fs::read_to_string(
+            tmp.0
+                .join(format!("consumers/{stream}.campaign-EXAMPLE.json")),
+        )
+        .expect("the export's campaign consumer"),
     )
     .expect("json");
-    let prefix = campaign["durable_name"].as_str().expect("name").trim_end_matches("EXAMPLE");
-    let prom = triggers.iter().find(|t| t["type"] == "prometheus").expect("prometheus");
+    let prefix = campaign["durable_name"]
+        .as_str()
+        .expect("name")
+        .trim_end_matches("EXAMPLE");
+    let prom = triggers
+        .iter()
+        .find(|t| t["type"] == "prometheus")
+        .expect("prometheus");
     let query = prom["metadata"]["query"].as_str().expect("query");
     for part in [
         format!("stream=\"{stream}\""),
@@ -224,17 +260,27 @@ fn scale_k8s_manifests_match_the_code() {
         let config: Value = serde_json::from_slice(&out.stdout).expect("config json");
         assert_eq!(config["nats"]["replicas"], 3);
         if role == "agent" {
-            let slots = config["agent"]["max_concurrent_calls"].as_u64().expect("slots");
+            let slots = config["agent"]["max_concurrent_calls"]
+                .as_u64()
+                .expect("slots");
             let grace = config["agent"]["drain_grace_secs"].as_u64().expect("grace");
             assert_eq!(config["agent"]["metrics_listen"], listen);
             // The drain: grace, then up to 30 s for hung-up calls, then 10 s of NATS drain.
-            let period = pod["terminationGracePeriodSeconds"].as_u64().expect("period");
-            assert!(period >= grace + 30 + 10, "terminationGracePeriodSeconds {period} < drain {grace} + 40");
+            let period = pod["terminationGracePeriodSeconds"]
+                .as_u64()
+                .expect("period");
+            assert!(
+                period >= grace + 30 + 10,
+                "terminationGracePeriodSeconds {period} < drain {grace} + 40"
+            );
             // KEDA: one worker per `slots` jobs waiting or in flight.
             let slots = slots.to_string();
             assert_eq!(nats["metadata"]["lagThreshold"], slots.as_str());
             assert_eq!(prom["metadata"]["threshold"], slots.as_str());
-            assert_eq!(so["spec"]["advanced"]["scalingModifiers"]["target"], slots.as_str());
+            assert_eq!(
+                so["spec"]["advanced"]["scalingModifiers"]["target"],
+                slots.as_str()
+            );
             assert_eq!(so["spec"]["scaleTargetRef"]["name"], d["metadata"]["name"]);
         }
     }

@@ -11,7 +11,10 @@ pub struct Scrape(Vec<(String, BTreeMap<String, String>, f64)>);
 impl Scrape {
     pub fn parse(text: &str) -> Self {
         let mut samples = Vec::new();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let Some((key, value)) = line.rsplit_once(' ') else {
                 continue;
             };
@@ -32,7 +35,10 @@ impl Scrape {
         self.0
             .iter()
             .find(|(n, l, _)| {
-                n == name && with.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+                n == name
+                    && with
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
             })
             .map(|(_, _, v)| *v)
     }

@@ -30,7 +30,10 @@ const WATCHED: [Watch; 2] = [
 
 /// The worker's report; `draining` is its shutdown token.
 pub(crate) fn ops(bus: &Bus, slots: &Slots, draining: CancellationToken) -> Result<Ops, OpsError> {
-    let total = IntGauge::new(SLOTS_TOTAL, "Call slots of this worker (agent.max_concurrent_calls)")?;
+    let total = IntGauge::new(
+        SLOTS_TOTAL,
+        "Call slots of this worker (agent.max_concurrent_calls)",
+    )?;
     let free = IntGauge::new(SLOTS_FREE, "Call slots no job holds")?;
     let busy = IntGauge::new(
         SLOTS_BUSY,
