@@ -30,6 +30,13 @@ CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSI
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
 APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg flite
 
+# The Kubernetes manifests (deploy/k8s) are validated offline by kubeconform (tests/it/scale/k8s.rs)
+# against schemas generated at setup from Kubernetes' OpenAPI document and KEDA's ScaledObject CRD,
+# both fetched through the Go module proxy at these versions (deploy/k8s/schemas/generate.py).
+KUBECONFORM_VERSION := v0.8.0
+K8S_SCHEMA_VERSION := v1.34.4
+KEDA_VERSION := v2.18.0
+
 # Silero VAD v6, the voice session's default speech detector (agent.vad), run by tract: the
 # ONNX model ships inside PyPI's silero-vad wheel; this is the one variant tract loads
 # (op18, no If nodes). Fetched at setup, checked by sha256, never at run time.
@@ -53,6 +60,8 @@ HELLO_AUDIO := $(TOOLS)/audio/hello-8k.ulaw
 # dither); callfleet_rig::callee::write_audio copies them next to the scenario.
 CALLEE_SPEECH := $(addprefix $(TOOLS)/audio/,person-8k.ulaw voicemail-8k.ulaw screener-8k.ulaw ivr-menu-8k.ulaw ivr-sales-8k.ulaw ivr-support-8k.ulaw)
 SILERO_MODEL := $(TOOLS)/models/silero_vad.onnx
+KUBECONFORM_STAMP := $(TOOLS)/stamps/kubeconform-$(KUBECONFORM_VERSION)
+K8S_SCHEMAS_STAMP := $(TOOLS)/stamps/k8s-schemas-$(K8S_SCHEMA_VERSION)-keda-$(KEDA_VERSION)-$(shell cksum < deploy/k8s/schemas/generate.py | cut -d" " -f1)
 CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools/callee_audio.sh | cut -d" " -f1)
 
 .PHONY: help setup run test test-load lint bench nats clean-tools
@@ -60,7 +69,7 @@ CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs; speak the callee's audio
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) $(KUBECONFORM_STAMP) $(K8S_SCHEMAS_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs, kubeconform and its schemas; speak the callee's audio
 
 # espeak-ng speaks at 22.05 kHz; sox resamples to 8 kHz mono mu-law without dither (-D), so the
 # bytes are the same on every run.
@@ -105,6 +114,24 @@ $(NATS_STAMP):
 	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
 	mkdir -p $(BIN) $(TOOLS)/stamps
 	GOBIN=$(BIN) go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+	touch $@
+
+$(KUBECONFORM_STAMP):
+	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(BIN) $(TOOLS)/stamps
+	GOBIN=$(BIN) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	touch $@
+
+# Kubernetes' swagger.json (k8s.io/kubernetes module) and KEDA's ScaledObject CRD
+# (github.com/kedacore/keda/v2 module) from the Go module cache, converted to strict JSON Schemas.
+$(K8S_SCHEMAS_STAMP): deploy/k8s/schemas/generate.py | $(VENV_STAMP)
+	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.24 (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(TOOLS)/stamps
+	k8s=$$(go mod download -json k8s.io/kubernetes@$(K8S_SCHEMA_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	keda=$$(go mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	rm -rf $(TOOLS)/k8s-schemas && \
+	$(TOOLS)/venv/bin/python deploy/k8s/schemas/generate.py $$k8s/api/openapi-spec/swagger.json \
+	  $$keda/config/crd/bases/keda.sh_scaledobjects.yaml $(TOOLS)/k8s-schemas
 	touch $@
 
 $(LIVEKIT_STAMP):

@@ -33,6 +33,7 @@ mod newcomer;
 mod notifier;
 mod recording;
 mod rig;
+mod scale;
 mod sphinx;
 mod tel_faults;
 mod telephony;

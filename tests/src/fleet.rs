@@ -17,6 +17,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The env key of the role's probe and metrics listener (`<role>.metrics_listen`).
+    pub fn metrics_env(self) -> Option<&'static str> {
+        match self {
+            Self::Ingress => None,
+            Self::Agent => Some("CALLFLEET_AGENT__METRICS_LISTEN"),
+            Self::Notifier => Some("CALLFLEET_NOTIFIER__METRICS_LISTEN"),
+            Self::Campaigner => Some("CALLFLEET_CAMPAIGNER__METRICS_LISTEN"),
+        }
+    }
+
     fn arg(self) -> &'static str {
         match self {
             Self::Ingress => "ingress",
@@ -43,6 +53,8 @@ pub struct Fleet {
     cwd: TempDir,
     procs: Vec<(Role, Child)>,
     logs: Vec<PathBuf>,
+    /// Each started process's `/healthz`, `/readyz`, `/metrics` address, in start order.
+    probes: Vec<(Role, String)>,
 }
 
 pub fn binary() -> PathBuf {
@@ -79,6 +91,7 @@ impl Fleet {
             cwd: TempDir::new("fleet"),
             procs: Vec::new(),
             logs: Vec::new(),
+            probes: Vec::new(),
         }
     }
 
@@ -109,12 +122,25 @@ impl Fleet {
         if !show {
             self.logs.push(log);
         }
+        // Each process gets its own probe port (unless the test chose one), so that several
+        // roles, and several tests, never fight over the default.
+        let mut own = Vec::new();
+        if let Some(key) = role.metrics_env() {
+            let addr = self
+                .env
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| format!("127.0.0.1:{}", crate::free_port()));
+            own.push((key, addr.clone()));
+            self.probes.push((role, addr));
+        }
         let child = Command::new(binary())
             .arg(role.arg())
             .current_dir(&self.cwd.0)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&self.env)
+            .envs(own)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -134,6 +160,21 @@ impl Fleet {
         for pid in self.pids(role) {
             let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
         }
+    }
+
+    /// The probe address (`host:port` of `/healthz`, `/readyz`, `/metrics`) of the role's
+    /// latest started process.
+    pub fn probe_addr(&self, role: Role) -> Option<String> {
+        self.probes
+            .iter()
+            .rev()
+            .find(|(r, _)| *r == role)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// SIGTERM every process of a role without waiting: the test watches the drain.
+    pub fn term(&self, role: Role) {
+        self.signal(role, "-TERM");
     }
 
     /// kill -9 every process of a role.

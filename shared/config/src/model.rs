@@ -17,6 +17,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub retry: RetryConfig,
     pub notifier: NotifierConfig,
+    pub campaigner: CampaignerConfig,
     pub recording: RecordingConfig,
     pub answering: AnsweringConfig,
     pub log: LogConfig,
@@ -146,6 +147,9 @@ pub struct AgentConfig {
     /// Worker id; a random one is generated when empty.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub worker_id: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen (`host:port`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -215,6 +219,17 @@ pub struct NotifierConfig {
     pub concurrency: usize,
     /// Also send the non-final events (queued, dialing, answered, ...).
     pub include_progress_events: bool,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen (`host:port`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub metrics_listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignerConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen (`host:port`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub metrics_listen: String,
 }
 
 /// Where `record_call` recordings go.

@@ -92,3 +92,31 @@ fn recording_defaults_to_nats_and_is_validated_by_key() {
     let err = Config::from_toml("[recording]\nsegment_secs = 0").expect_err("zero segment");
     assert!(err.to_string().contains("recording.segment_secs"), "{err}");
 }
+
+#[test]
+fn the_roles_probe_listeners_default_to_loopback_and_must_be_host_port() {
+    let config = Config::from_toml("").expect("defaults validate");
+    for listen in [
+        &config.agent.metrics_listen,
+        &config.notifier.metrics_listen,
+        &config.campaigner.metrics_listen,
+    ] {
+        assert!(listen.starts_with("127.0.0.1:"), "{listen}");
+    }
+    let config = Config::from_toml("[agent]\nmetrics_listen = \"0.0.0.0:8081\"").expect("valid");
+    assert_eq!(config.agent.metrics_listen, "0.0.0.0:8081");
+    for (toml, key) in [
+        ("[agent]\nmetrics_listen = \"8081\"", "agent.metrics_listen"),
+        (
+            "[notifier]\nmetrics_listen = \"localhost\"",
+            "notifier.metrics_listen",
+        ),
+        (
+            "[campaigner]\nmetrics_listen = \"\"",
+            "campaigner.metrics_listen",
+        ),
+    ] {
+        let err = Config::from_toml(toml).expect_err(toml).to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}

@@ -135,6 +135,15 @@ impl Config {
             .bind
             .parse::<std::net::SocketAddr>()
             .map_err(|e| invalid("ingress.bind", format!("is not host:port ({e})")))?;
+        for (key, listen) in [
+            ("agent.metrics_listen", &self.agent.metrics_listen),
+            ("notifier.metrics_listen", &self.notifier.metrics_listen),
+            ("campaigner.metrics_listen", &self.campaigner.metrics_listen),
+        ] {
+            listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| invalid(key, format!("is not host:port ({e})")))?;
+        }
         if self.ingress.upload_limit_bytes < self.ingress.body_limit_bytes {
             return Err(invalid(
                 "ingress.upload_limit_bytes",

@@ -97,20 +97,27 @@ pub fn campaign_event(campaign: &str, kind: &str) -> String {
     format!("campaigns.events.{campaign}.{kind}")
 }
 
+/// The start of every campaign's consumer name on `CALL_JOBS` ([`campaign_consumer`]).
+pub const CAMPAIGN_CONSUMER_PREFIX: &str = "campaign-";
+/// The start of every campaign's feeder consumer name on `CAMPAIGN_CONTACTS`.
+pub const FEEDER_CONSUMER_PREFIX: &str = "feeder-";
+/// The start of every campaign's waiting-contacts counter on `CAMPAIGN_CONTACTS`.
+pub const WAITING_CONSUMER_PREFIX: &str = "waiting-";
+
 /// The per-campaign consumer of released jobs on `CALL_JOBS`.
 pub fn campaign_consumer(campaign: &str) -> String {
-    format!("campaign-{campaign}")
+    format!("{CAMPAIGN_CONSUMER_PREFIX}{campaign}")
 }
 
 /// A consumer nobody pulls: its `num_pending` counts the campaign's contacts waiting for a
 /// window or a retry, without listing their subjects.
 pub fn waiting_consumer(campaign: &str) -> String {
-    format!("waiting-{campaign}")
+    format!("{WAITING_CONSUMER_PREFIX}{campaign}")
 }
 
 /// The campaigner's consumer of a campaign's waiting contacts.
 pub fn feeder_consumer(campaign: &str) -> String {
-    format!("feeder-{campaign}")
+    format!("{FEEDER_CONSUMER_PREFIX}{campaign}")
 }
 
 pub fn schedule(call_id: &str) -> String {

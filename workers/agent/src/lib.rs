@@ -22,7 +22,9 @@
 //!    publishing the final event.
 //!
 //! Shutdown: stop fetching, let live calls run up to `drain_grace_secs`, then hang them up with
-//! end reason `shutdown`; their summaries are published before the process exits.
+//! end reason `shutdown`; their summaries are published before the process exits. Meanwhile
+//! `agent.metrics_listen` answers `/readyz` with `503 draining` ([`metrics`]: slots and the job
+//! consumers' counts on `/metrics`, for the autoscaler).
 
 mod call;
 mod control;
@@ -32,6 +34,7 @@ mod job;
 mod keepalive;
 mod leg;
 mod leg_watch;
+mod metrics;
 mod retry;
 mod settle;
 mod summary;
@@ -39,7 +42,7 @@ mod voice;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use callfleet_bus::{Bus, Sources, consume};
+use callfleet_bus::{Bus, Slots, Sources, consume};
 use callfleet_config::Config;
 use callfleet_domain::{CallEvent, CallRequest, CallState, subjects as s};
 use callfleet_livekit::LiveKit;
@@ -59,6 +62,8 @@ pub enum AgentError {
     Consumer(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("agent.vad: {0}")]
     Vad(#[from] callfleet_voice::vad::VadError),
+    #[error(transparent)]
+    Ops(#[from] callfleet_ops::OpsError),
 }
 
 /// One agent worker process.
@@ -177,8 +182,11 @@ pub async fn run_with_providers(
 ) -> Result<(), AgentError> {
     let worker = Worker::with_providers(config.clone(), provider_env).await?;
     let mut sources = Sources::with_campaigns(worker.consumer().await?);
-    let slots = config.agent.max_concurrent_calls;
-    tracing::info!(worker.id = %worker.worker_id, slots, "agent started");
+    let slots = Slots::new(config.agent.max_concurrent_calls);
+    let ops = metrics::ops(&worker.bus, &slots, shutdown.clone())?;
+    let probes = ops.serve(&config.agent.metrics_listen).await?;
+    ops.consuming();
+    tracing::info!(worker.id = %worker.worker_id, slots = slots.total(), "agent started");
     let handler = {
         let worker = worker.clone();
         move |delivery| {
@@ -186,7 +194,7 @@ pub async fn run_with_providers(
             async move { handle::handle(&worker, delivery).await }
         }
     };
-    let tracker = consume(&worker.bus, &mut sources, slots, &shutdown, handler).await;
+    let tracker = consume(&worker.bus, &mut sources, &slots, &shutdown, handler).await;
 
     let grace = Duration::from_secs(config.agent.drain_grace_secs);
     tracing::info!(
@@ -208,6 +216,7 @@ pub async fn run_with_providers(
         }
     }
     worker.bus.drain(Duration::from_secs(10)).await;
+    probes.stop().await;
     tracing::info!("agent stopped");
     Ok(())
 }

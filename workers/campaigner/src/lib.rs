@@ -22,13 +22,18 @@
 //! Contacts are pulled and settled through the bus ([`callfleet_bus::Delivery`],
 //! [`callfleet_bus::Outcome`]): a release or a reschedule is a scheduled follow-up that is
 //! published before the contact is acknowledged.
+//!
+//! `campaigner.metrics_listen` serves `/healthz`, `/readyz` (503 while draining) and `/metrics`
+//! through [`callfleet_ops`]: every campaign's `campaign-*` (released jobs: what the agents'
+//! autoscaler adds to the `agents` backlog), `feeder-*` and `waiting-*` consumer counts.
 
 mod feeder;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use callfleet_bus::Bus;
+use callfleet_bus::{Bus, Watch};
 use callfleet_config::Config;
+use callfleet_domain::subjects as s;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -36,11 +41,39 @@ use tokio_util::sync::CancellationToken;
 pub enum CampaignerError {
     #[error(transparent)]
     Bus(#[from] callfleet_bus::BusError),
+    #[error(transparent)]
+    Ops(#[from] callfleet_ops::OpsError),
 }
+
+/// The consumers the campaigner reports on `/metrics`: every campaign's.
+pub const WATCHED: [Watch; 3] = [
+    Watch::Prefix {
+        stream: s::JOBS_STREAM,
+        prefix: s::CAMPAIGN_CONSUMER_PREFIX,
+    },
+    Watch::Prefix {
+        stream: s::CONTACTS_STREAM,
+        prefix: s::FEEDER_CONSUMER_PREFIX,
+    },
+    Watch::Prefix {
+        stream: s::CONTACTS_STREAM,
+        prefix: s::WAITING_CONSUMER_PREFIX,
+    },
+];
 
 /// Run until `shutdown`: look for campaigns every second and feed those whose lease we hold.
 pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(), CampaignerError> {
     let bus = Bus::connect(&config, "campaigner").await?;
+    let ops = callfleet_ops::Ops::new(
+        "campaigner",
+        bus.clone(),
+        WATCHED.to_vec(),
+        shutdown.clone(),
+        Vec::new(),
+        Vec::new(),
+    )?;
+    let probes = ops.serve(&config.campaigner.metrics_listen).await?;
+    ops.consuming();
     let me: Arc<str> = format!(
         "campaigner-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -79,6 +112,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         }
     }
     bus.drain(Duration::from_secs(10)).await;
+    probes.stop().await;
     tracing::info!("campaigner stopped");
     Ok(())
 }

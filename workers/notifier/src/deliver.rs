@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use callfleet_bus::{BusError, Delivery, Outcome, Outgoing, Sources, backoff, consume};
+use callfleet_bus::{BusError, Delivery, Outcome, Outgoing, Slots, Sources, backoff, consume};
 use callfleet_domain::subjects as s;
 use jiff::Timestamp;
 use rand::Rng;
@@ -45,7 +45,7 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
         .await
         .map_err(|e| NotifierError::Consumer(s::DELIVERY_CONSUMER, Box::new(e)))?;
     let mut sources = Sources::one(consumer, FETCH_WAIT);
-    let slots = ctx.config.notifier.concurrency;
+    let slots = Slots::new(ctx.config.notifier.concurrency);
     let handler = {
         let ctx = ctx.clone();
         move |delivery| {
@@ -53,7 +53,7 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
             async move { handle(&ctx, &delivery).await }
         }
     };
-    let tracker = consume(&ctx.bus, &mut sources, slots, &shutdown, handler).await;
+    let tracker = consume(&ctx.bus, &mut sources, &slots, &shutdown, handler).await;
     if tokio::time::timeout(
         Duration::from_secs(ctx.config.notifier.timeout_secs + 2),
         tracker.wait(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use callfleet_bus::{Delivery, Outcome, Sources, backoff, consume};
+use callfleet_bus::{Delivery, Outcome, Slots, Sources, backoff, consume};
 use callfleet_domain::{CallEvent, subjects as s};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,14 @@ pub async fn run(ctx: Ctx, shutdown: CancellationToken) -> Result<(), NotifierEr
             async move { handle(&ctx, &event).await }
         }
     };
-    let tracker = consume(&ctx.bus, &mut sources, BATCH, &shutdown, handler).await;
+    let tracker = consume(
+        &ctx.bus,
+        &mut sources,
+        &Slots::new(BATCH),
+        &shutdown,
+        handler,
+    )
+    .await;
     if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
         .await
         .is_err()

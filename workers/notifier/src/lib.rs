@@ -13,6 +13,8 @@
 //!
 //! Both run on the bus's consume loop ([`callfleet_bus::consume`]): their handlers return an
 //! outcome (ack, retry later, scheduled copy, dead letter) and the bus carries it out.
+//! `notifier.metrics_listen` serves `/healthz`, `/readyz` (503 while draining) and `/metrics`
+//! (both consumers' `num_pending` and `num_ack_pending`) through [`callfleet_ops`].
 
 mod deliver;
 mod fanout;
@@ -21,8 +23,9 @@ pub mod sign;
 
 use std::{sync::Arc, time::Duration};
 
-use callfleet_bus::Bus;
+use callfleet_bus::{Bus, Watch};
 use callfleet_config::Config;
+use callfleet_domain::subjects as s;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +42,8 @@ pub enum NotifierError {
     ),
     #[error("invalid notifier configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Ops(#[from] callfleet_ops::OpsError),
 }
 
 /// One webhook to deliver: stable id, target, and the exact body to sign and send.
@@ -90,6 +95,24 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         .build()
         .map_err(|e| NotifierError::Config(e.to_string()))?;
     let bus = Bus::connect(&config, "notifier").await?;
+    let ops = callfleet_ops::Ops::new(
+        "notifier",
+        bus.clone(),
+        vec![
+            Watch::Consumer {
+                stream: s::EVENTS_STREAM,
+                name: s::NOTIFIER_CONSUMER,
+            },
+            Watch::Consumer {
+                stream: s::WEBHOOKS_STREAM,
+                name: s::DELIVERY_CONSUMER,
+            },
+        ],
+        shutdown.clone(),
+        Vec::new(),
+        Vec::new(),
+    )?;
+    let probes = ops.serve(&config.notifier.metrics_listen).await?;
     let ctx = Ctx {
         bus: bus.clone(),
         config,
@@ -100,6 +123,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
     tracing::info!("notifier started");
     let fan = tokio::spawn(fanout::run(ctx.clone(), shutdown.clone()));
     let del = tokio::spawn(deliver::run(ctx, shutdown.clone()));
+    ops.consuming();
     let (a, b) = tokio::join!(fan, del);
     for r in [a, b] {
         match r {
@@ -109,6 +133,7 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> Result<(),
         }
     }
     bus.drain(Duration::from_secs(10)).await;
+    probes.stop().await;
     tracing::info!("notifier stopped");
     Ok(())
 }

@@ -9,26 +9,28 @@
 
 mod delivery;
 mod outcome;
+mod slots;
 mod sources;
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
-use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use delivery::Delivery;
 pub use outcome::{Outcome, Outgoing, backoff};
+pub use slots::Slots;
 pub use sources::{Consumer, Sources};
 
 use crate::Bus;
 
-/// Pull from `sources` until `shutdown`, never holding more than `slots` deliveries at once;
-/// each delivery's handler runs in its own task and its outcome is settled. Returns the tracker
-/// of the handlers still running (closed), for the role to drain as it sees fit.
+/// Pull from `sources` until `shutdown`, never holding more than `slots.total()` deliveries at
+/// once; each delivery's handler runs in its own task and its outcome is settled, and `slots`
+/// counts it busy meanwhile. Returns the tracker of the handlers still running (closed), for
+/// the role to drain as it sees fit.
 pub async fn consume<H, Fut>(
     bus: &Bus,
     sources: &mut Sources,
-    slots: usize,
+    slots: &Slots,
     shutdown: &CancellationToken,
     handler: H,
 ) -> TaskTracker
@@ -36,16 +38,16 @@ where
     H: Fn(Delivery) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(slots.max(1)));
+    let permits_of = slots.permits.clone();
     let tracker = TaskTracker::new();
     while !shutdown.is_cancelled() {
         // Wait for one free slot, then take every other free one: that is the batch size.
         let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            permit = permits_of.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             () = shutdown.cancelled() => break,
         };
         let mut permits = vec![first];
-        while let Ok(p) = slots.clone().try_acquire_owned() {
+        while let Ok(p) = permits_of.clone().try_acquire_owned() {
             permits.push(p);
         }
         sources.refresh(bus).await;
@@ -73,9 +75,11 @@ where
                 continue;
             };
             let (bus, handler) = (bus.clone(), handler.clone());
+            let busy = slots.occupy();
             tracker.spawn(async move {
                 let outcome = handler(delivery.clone()).await;
                 bus.settle(&delivery, outcome).await;
+                drop(busy);
                 drop(permit);
             });
         }

@@ -43,7 +43,7 @@ impl Bus {
         let mut names = stream.consumer_names();
         let mut found = Vec::new();
         while let Some(Ok(name)) = names.next().await {
-            if name.starts_with("campaign-")
+            if name.starts_with(s::CAMPAIGN_CONSUMER_PREFIX)
                 && let Ok(inner) = stream.get_consumer(&name).await
             {
                 found.push(Consumer { inner });
