@@ -43,6 +43,7 @@ pub struct Fleet {
     cwd: TempDir,
     procs: Vec<(Role, Child)>,
     logs: Vec<PathBuf>,
+    bin: Option<PathBuf>,
 }
 
 pub fn binary() -> PathBuf {
@@ -79,6 +80,7 @@ impl Fleet {
             cwd: TempDir::new("fleet"),
             procs: Vec::new(),
             logs: Vec::new(),
+            bin: None,
         }
     }
 
@@ -87,6 +89,12 @@ impl Fleet {
     pub fn voice_session_default(&mut self) {
         self.env.remove(VOICE_SESSION);
         self.env.remove(ANSWERING);
+    }
+
+    /// Start roles from this binary instead of [`binary`]'s (the density bench runs the
+    /// release build).
+    pub fn set_binary(&mut self, path: PathBuf) {
+        self.bin = Some(path);
     }
 
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
@@ -109,7 +117,8 @@ impl Fleet {
         if !show {
             self.logs.push(log);
         }
-        let child = Command::new(binary())
+        let bin = self.bin.clone().unwrap_or_else(binary);
+        let child = Command::new(bin)
             .arg(role.arg())
             .current_dir(&self.cwd.0)
             .env_clear()
