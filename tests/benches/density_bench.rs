@@ -89,7 +89,7 @@ fn main() {
         rows
     });
 
-    println!("# End-to-end density on real calls\n");
+    println!("## End-to-end density on real calls\n");
     println!(
         "N concurrent calls through livekit-server and livekit-sip to SIPp callees that say \
          \"Hello, who is this?\" every 6 s and listen; the voice session on every call (STT -> LLM \
@@ -107,9 +107,9 @@ fn main() {
         started.elapsed().as_secs_f64(),
     );
     println!("{}", table(&rows));
-    println!("## Against the target\n");
+    println!("### Against the target\n");
     println!("{}", verdict(&rows, Target::default()));
-    println!("## What each column is\n");
+    println!("### What each column is\n");
     println!(
         "- **CPU**: utime + stime of the agent worker process (`/proc/<pid>/stat`) over the \
          window, as % of one core, divided by the live calls; **RSS / PSS per call**: (at the \

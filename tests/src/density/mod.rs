@@ -227,3 +227,31 @@ pub async fn measure<S: System>(
         script: &bed.script,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_are_whole_talk_periods_that_outlast_the_ramp_and_window() {
+        let period = callfleet_rig::callee::TALK_PERIOD_SECS as u8;
+        for (n, secs) in [(10, 30), (25, 30), (50, 30), (2, 5), (500, 90)] {
+            let hold = hold_secs(n, Duration::from_secs(secs));
+            assert_eq!(hold % period, 0, "N={n}: {hold}");
+            assert!(hold <= 96, "two digits: {hold}");
+            assert!(
+                u64::from(hold) >= (secs + 15).min(96),
+                "N={n}, {secs} s: {hold}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&[3.0], 0.99), 3.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+}

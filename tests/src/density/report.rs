@@ -244,3 +244,60 @@ pub fn ratios(rows: &[DensityRow], base: &str, peer: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::density::Turn;
+
+    fn sample(cpu_s: f64, rss_mb: f64) -> Sample {
+        Sample {
+            cpu_s,
+            rss_kb: rss_mb * 1024.0,
+            pss_kb: rss_mb * 1024.0,
+            procs: 1,
+        }
+    }
+
+    #[test]
+    fn a_row_is_per_live_call_and_latency_is_net_of_providers() {
+        let turn = |response, llm, tts| Turn {
+            response_ms: Some(response),
+            llm_ttft_ms: Some(llm),
+            tts_ttfb_ms: Some(tts),
+            interrupted: false,
+        };
+        let results = vec![CallResult {
+            id: "a".into(),
+            answered: true,
+            outcome: "answered/callee_hangup".into(),
+            turns: vec![turn(460.0, 305.0, 152.0), turn(470.0, 310.0, 155.0)],
+        }];
+        let script = Script::default();
+        let r = row(Inputs {
+            system: "x".into(),
+            n: 10,
+            live: 10,
+            ramp_s: Some(3.0),
+            wall: 10.0,
+            idle: sample(0.0, 20.0),
+            s0: sample(5.0, 40.0),
+            s1: sample(6.0, 40.0),
+            server_cpu: (0.5, 0.25),
+            packets: 5000,
+            heard_frames: (2.0 * script.reply_frames()) as usize,
+            results: &results,
+            script: &script,
+        });
+        assert!((r.cpu_pct_per_call - 1.0).abs() < 1e-9, "{r:?}");
+        assert!((r.rss_mb_per_call - 2.0).abs() < 1e-9);
+        assert!((r.rtp_ratio - 1.0).abs() < 1e-9);
+        assert!((r.frames_ratio - 1.0).abs() < 1e-9);
+        assert_eq!(r.added_p50_ms, 10.0);
+        assert_eq!(r.overhead_p99_ms, 5.0);
+        assert_eq!(r.livekit_cpu_pct, 50.0);
+        let md = table(&[r.clone()]);
+        assert!(md.contains("| x | 10 | 10 |"), "{md}");
+        assert!(verdict(&[r], Target::default()).contains("| 100 | met"));
+    }
+}
