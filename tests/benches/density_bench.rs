@@ -95,14 +95,16 @@ fn main() {
          \"Hello, who is this?\" every 6 s and listen; the voice session on every call (STT -> LLM \
          -> TTS, preemptive generation off, answering-machine detection off) against the local \
          provider stand-ins: LLM time to first token {} ms, TTS first byte {} ms, the reply \
-         \"{}\" ({} ms of audio). Measured over a {seconds} s window with every call live; the \
-         worker is the release build, one process with N slots. {cores} cores; load average \
+         \"{}\" ({} ms of audio). Measured over a {seconds} s window with every call live (shorter \
+         if the calls came up late: see the window column); the worker, one process with N \
+         slots, is `{}`. {cores} cores; load average \
          {load_before} before, {} after; {:.0} s in all. The machine is shared: treat the \
          numbers as this run's, not a constant.\n",
         script.llm_ttft_ms,
         script.tts_ttfb_ms,
         script.reply,
         script.reply.chars().count() as u64 * script.tts_ms_per_char,
+        bin.display(),
         loadavg(),
         started.elapsed().as_secs_f64(),
     );

@@ -137,6 +137,29 @@ pub fn hold_secs(n: usize, window: Duration) -> u8 {
     u8::try_from(periods * period).unwrap_or(96)
 }
 
+/// The lengths (in frames) of the runs of speech frames in `levels`: each reply the callee
+/// heard, if none was cut (a gap of up to 3 quiet frames is inside a run).
+fn bursts(levels: &[crate::tap::Level]) -> Vec<f64> {
+    let mut out = Vec::new();
+    let (mut run, mut quiet) = (0usize, 0usize);
+    for l in levels {
+        if l.dbfs >= SPEECH_DBFS {
+            run += 1 + quiet.min(3) * usize::from(run > 0);
+            quiet = 0;
+        } else {
+            quiet += 1;
+            if quiet > 3 && run > 0 {
+                out.push(run as f64);
+                run = 0;
+            }
+        }
+    }
+    if run > 0 {
+        out.push(run as f64);
+    }
+    out
+}
+
 /// One size for one system: place `n` calls, measure the window with all of them live,
 /// collect their turns. `Err` when the system failed to start or place the calls.
 pub async fn measure<S: System>(
@@ -207,10 +230,12 @@ pub async fn measure<S: System>(
     system.stop().await;
     let results = results?;
     // The agent's speech as the callees heard it, over whole calls.
-    let heard_frames: usize = new(tap.streams())
+    let streams = new(tap.streams());
+    let heard_frames: usize = streams
         .iter()
         .map(|s| s.levels.iter().filter(|l| l.dbfs >= SPEECH_DBFS).count())
         .sum();
+    let bursts: Vec<f64> = streams.iter().flat_map(|s| bursts(&s.levels)).collect();
     Ok(report::row(report::Inputs {
         system: system.name(),
         n,
@@ -223,6 +248,7 @@ pub async fn measure<S: System>(
         server_cpu: ((lk1 - lk0) / wall, (sip1 - sip0) / wall),
         packets,
         heard_frames,
+        bursts: &bursts,
         results: &results,
         script: &bed.script,
     }))

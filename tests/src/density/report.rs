@@ -70,6 +70,8 @@ pub(super) struct Inputs<'a> {
     pub server_cpu: (f64, f64),
     pub packets: usize,
     pub heard_frames: usize,
+    /// The length of each run of agent speech heard, in frames.
+    pub bursts: &'a [f64],
     pub results: &'a [CallResult],
     pub script: &'a Script,
 }
@@ -102,6 +104,17 @@ pub(super) fn row(i: Inputs<'_>) -> DensityRow {
     let mut notes = String::new();
     if !unanswered.is_empty() {
         let _ = write!(notes, "{} not answered ({:?}); ", unanswered.len(), unanswered);
+    }
+    if !i.bursts.is_empty() {
+        let _ = write!(
+            notes,
+            "agent speech heard as {} bursts of {:.0} frames at the median (min {:.0}, max {:.0}; a reply is {:.0}); ",
+            i.bursts.len(),
+            quantile(i.bursts, 0.5),
+            quantile(i.bursts, 0.0),
+            quantile(i.bursts, 1.0),
+            i.script.reply_frames(),
+        );
     }
     if i.ramp_s.is_none() {
         notes.push_str("not every call came up before the ramp limit; ");
@@ -138,11 +151,12 @@ pub(super) fn row(i: Inputs<'_>) -> DensityRow {
 /// The rows as a Markdown table (any systems, in the order given).
 pub fn table(rows: &[DensityRow]) -> String {
     let mut out = String::from(
-        "| system | N | live | ramp s | CPU % of a core per call (total) | RSS MB per call (total) | PSS MB per call (total) | procs | RTP to callees | agent speech heard / sent | turns (interrupted) | response p50 / p99 ms | added beyond providers p50 / p99 ms | turn overhead p50 / p99 ms | livekit-server CPU % | livekit-sip CPU % |\n\
+        "| system | N | live | ramp / window s | CPU % of a core per call (total) | RSS MB per call (total) | PSS MB per call (total) | procs | RTP to callees | agent speech heard / sent | turns (interrupted) | response p50 / p99 ms | added beyond providers p50 / p99 ms | turn overhead p50 / p99 ms | livekit-server CPU % | livekit-sip CPU % |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let ramp = r.ramp_s.map_or("-".to_owned(), |s| format!("{s:.1}"));
+        let ramp = format!("{ramp} / {:.0}", r.window_s);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {ramp} | {:.2} ({:.1}) | {:.2} ({:.0}) | {:.2} ({:.0}) | {} | {:.3} | {:.3} | {} ({}) | {:.0} / {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} | {:.0} |",
@@ -286,6 +300,7 @@ mod tests {
             server_cpu: (0.5, 0.25),
             packets: 5000,
             heard_frames: (2.0 * script.reply_frames()) as usize,
+            bursts: &[],
             results: &results,
             script: &script,
         });
@@ -297,7 +312,7 @@ mod tests {
         assert_eq!(r.overhead_p99_ms, 5.0);
         assert_eq!(r.livekit_cpu_pct, 50.0);
         let md = table(&[r.clone()]);
-        assert!(md.contains("| x | 10 | 10 |"), "{md}");
+        assert!(md.contains("| x | 10 | 10 | 3.0 / 10 |"), "{md}");
         assert!(verdict(&[r], Target::default()).contains("| 100 | met"));
     }
 }
