@@ -131,7 +131,7 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 /// while the agent's reply plays), at most 96 s (the number carries two digits).
 pub fn hold_secs(n: usize, window: Duration) -> u8 {
     let period = callfleet_rig::callee::TALK_PERIOD_SECS;
-    let ramp = 15 + n as u64 / 2;
+    let ramp = 10 + n as u64 / 5;
     let want = window.as_secs() + ramp;
     let periods = want.div_ceil(period).min(96 / period);
     u8::try_from(periods * period).unwrap_or(96)
@@ -266,7 +266,7 @@ mod tests {
             assert_eq!(hold % period, 0, "N={n}: {hold}");
             assert!(hold <= 96, "two digits: {hold}");
             assert!(
-                u64::from(hold) >= (secs + 15).min(96),
+                u64::from(hold) >= (secs + 10).min(96),
                 "N={n}, {secs} s: {hold}"
             );
         }
