@@ -87,9 +87,7 @@ impl Bed {
             ],
             SttOptions {
                 record: Record::Off,
-                repeat_every: Some(Duration::from_secs(
-                    callfleet_rig::callee::TALK_PERIOD_SECS,
-                )),
+                repeat_every: Some(Duration::from_secs(callfleet_rig::callee::TALK_PERIOD_SECS)),
             },
         )
         .await;

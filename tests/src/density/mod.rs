@@ -222,7 +222,12 @@ pub async fn measure<S: System>(
     let live = live_at(start + Duration::from_millis(500)).min(live_at(end));
     let packets: usize = streams
         .iter()
-        .map(|s| s.packets.iter().filter(|p| p.at >= start && p.at < end).count())
+        .map(|s| {
+            s.packets
+                .iter()
+                .filter(|p| p.at >= start && p.at < end)
+                .count()
+        })
         .sum();
 
     let within = Duration::from_secs(u64::from(hold) + 60);

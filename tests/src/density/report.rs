@@ -103,7 +103,12 @@ pub(super) fn row(i: Inputs<'_>) -> DensityRow {
         .collect();
     let mut notes = String::new();
     if !unanswered.is_empty() {
-        let _ = write!(notes, "{} not answered ({:?}); ", unanswered.len(), unanswered);
+        let _ = write!(
+            notes,
+            "{} not answered ({:?}); ",
+            unanswered.len(),
+            unanswered
+        );
     }
     if !i.bursts.is_empty() {
         let _ = write!(
@@ -187,7 +192,14 @@ pub fn table(rows: &[DensityRow]) -> String {
     let notes: Vec<String> = rows
         .iter()
         .filter(|r| !r.notes.is_empty())
-        .map(|r| format!("- {} N={}: {}", r.system, r.n, r.notes.trim_end_matches("; ")))
+        .map(|r| {
+            format!(
+                "- {} N={}: {}",
+                r.system,
+                r.n,
+                r.notes.trim_end_matches("; ")
+            )
+        })
         .collect();
     if !notes.is_empty() {
         out.push('\n');
@@ -227,10 +239,18 @@ pub fn verdict(rows: &[DensityRow], target: Target) -> String {
             "| {} | {} | {per_core:.0} | {} ({:.2}x) | {:.2} | {} ({:.2}x) |",
             r.system,
             r.n,
-            if per_core >= target.calls_per_core { "met" } else { "not met" },
+            if per_core >= target.calls_per_core {
+                "met"
+            } else {
+                "not met"
+            },
             per_core / target.calls_per_core,
             r.rss_mb_per_call,
-            if r.rss_mb_per_call <= target.mb_per_call { "met" } else { "not met" },
+            if r.rss_mb_per_call <= target.mb_per_call {
+                "met"
+            } else {
+                "not met"
+            },
             target.mb_per_call / r.rss_mb_per_call,
         );
     }
