@@ -55,6 +55,7 @@ pub struct Fleet {
     logs: Vec<PathBuf>,
     /// Each started process's `/healthz`, `/readyz`, `/metrics` address, in start order.
     probes: Vec<(Role, String)>,
+    bin: Option<PathBuf>,
 }
 
 pub fn binary() -> PathBuf {
@@ -92,6 +93,7 @@ impl Fleet {
             procs: Vec::new(),
             logs: Vec::new(),
             probes: Vec::new(),
+            bin: None,
         }
     }
 
@@ -100,6 +102,12 @@ impl Fleet {
     pub fn voice_session_default(&mut self) {
         self.env.remove(VOICE_SESSION);
         self.env.remove(ANSWERING);
+    }
+
+    /// Start roles from this binary instead of [`binary`]'s (the density bench runs the
+    /// release build).
+    pub fn set_binary(&mut self, path: PathBuf) {
+        self.bin = Some(path);
     }
 
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
@@ -134,7 +142,8 @@ impl Fleet {
             own.push((key, addr.clone()));
             self.probes.push((role, addr));
         }
-        let child = Command::new(binary())
+        let bin = self.bin.clone().unwrap_or_else(binary);
+        let child = Command::new(bin)
             .arg(role.arg())
             .current_dir(&self.cwd.0)
             .env_clear()

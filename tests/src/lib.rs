@@ -6,6 +6,7 @@
 //! is a real speech recogniser (pocketsphinx) speaking Deepgram's streaming protocol.
 
 pub mod bench;
+pub mod density;
 mod fleet;
 pub mod media;
 mod servers;

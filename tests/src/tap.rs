@@ -115,6 +115,11 @@ impl Tap {
         self.shared.with(|s| s.streams.clone())
     }
 
+    /// How many sources have sent something (cheaper than [`Tap::streams`]).
+    pub fn source_count(&self) -> usize {
+        self.shared.with(|s| s.streams.len())
+    }
+
     /// The stream from `source`, if any packet came from it.
     pub fn stream(&self, source: SocketAddr) -> Option<Stream> {
         self.shared

@@ -188,6 +188,11 @@ impl Telephony {
         self.sip = None;
     }
 
+    /// livekit-sip's pid while it runs (the density bench measures its CPU).
+    pub fn sip_pid(&self) -> Option<u32> {
+        self.sip.as_ref().map(|o| o.0.id())
+    }
+
     pub fn sip_client(&self) -> SIPClient {
         SIPClient::with_api_key(
             &self.livekit.http_url(),
@@ -272,6 +277,11 @@ pub enum Behaviour {
     FaxCng,
     /// Answer with an answering fax's CED (2100 Hz for 3 s), then CNG until the caller's BYE.
     FaxCed,
+    /// Answer (media toward the tap) and talk: say [`Self::HELLO_TEXT`] every
+    /// `callfleet_rig::callee::TALK_PERIOD_SECS` and listen in between (a turn per period, the
+    /// density bench's callee); with `n > 0` hang up after about `n` s (0-99), else wait for
+    /// the caller's BYE.
+    Talker(u8),
     /// Ring until the caller cancels.
     Ring,
     /// Reject with this final status: 486 600 480 408 503 603 404 484 403.
@@ -301,6 +311,7 @@ impl Behaviour {
             Self::Ivr => (0, 210),
             Self::FaxCng => (0, 211),
             Self::FaxCed => (0, 212),
+            Self::Talker(s) => (s, 213),
             Self::Ring => (0, 180),
             Self::Reject(code) => (0, code),
         };

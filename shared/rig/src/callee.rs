@@ -32,6 +32,12 @@ pub const HELLO_FILE: &str = "hello-then-listen.ulaw";
 pub const HELLO_TEXT: &str = "Hello, who is this?";
 /// The length of one loop of [`HELLO_FILE`], speech included.
 pub const HELLO_PERIOD_SECS: u64 = 20;
+/// `…00213` (the density bench's talker): the spoken [`HELLO_TEXT`], then silence up to
+/// [`TALK_PERIOD_SECS`], looped: a person who talks every few seconds and listens in between,
+/// so a call has a turn every period.
+pub const TALK_FILE: &str = "talk-then-listen.ulaw";
+/// The length of one loop of [`TALK_FILE`], speech included.
+pub const TALK_PERIOD_SECS: u64 = 6;
 /// The spoken words, relative to the repository root: written by `make setup` with espeak-ng
 /// and sox (raw G.711 mu-law, 8 kHz, mono).
 pub const HELLO_SOURCE: &str = ".tools/audio/hello-8k.ulaw";
@@ -39,20 +45,24 @@ pub const HELLO_SOURCE: &str = ".tools/audio/hello-8k.ulaw";
 /// The files [`write_audio`] writes, with their bytes: raw, headerless G.711 mu-law at 8 kHz.
 /// SIPp 3.6 sends a file's bytes as they are, 160 per 20 ms packet (a WAV header would go out
 /// as audio). `hello` is the spoken [`HELLO_SOURCE`].
-pub fn audio_files(hello: &[u8]) -> [(&'static str, Vec<u8>); 4] {
+pub fn audio_files(hello: &[u8]) -> [(&'static str, Vec<u8>); 5] {
     let tone = tone_ulaw();
     let mut speak = tone.clone();
     speak.extend(&tone);
     speak.extend(std::iter::repeat_n(ulaw(0), 8000 * 20));
-    let period = usize::try_from(8000 * HELLO_PERIOD_SECS).unwrap_or(usize::MAX);
-    let mut hello = hello.to_vec();
-    hello.truncate(period);
-    hello.resize(period, ulaw(0));
+    let looped = |secs: u64| {
+        let period = usize::try_from(8000 * secs).unwrap_or(usize::MAX);
+        let mut words = hello.to_vec();
+        words.truncate(period);
+        words.resize(period, ulaw(0));
+        words
+    };
     [
         (TONE_FILE, tone),
         (SPEAK_FILE, speak),
         (SILENCE_FILE, vec![ulaw(0); 8000]),
-        (HELLO_FILE, hello),
+        (HELLO_FILE, looped(HELLO_PERIOD_SECS)),
+        (TALK_FILE, looped(TALK_PERIOD_SECS)),
     ]
 }
 
@@ -255,12 +265,14 @@ mod tests {
         assert_eq!(len(SPEAK_FILE), Some(8000 * 22));
         assert_eq!(len(SILENCE_FILE), Some(8000));
         assert_eq!(len(HELLO_FILE), Some(8000 * 20));
-        let hello = &files[3].1;
-        assert_eq!(hello[..16_000], [0x7f; 16_000], "the words come first");
-        assert!(
-            hello[16_000..].iter().all(|&b| b == ulaw(0)),
-            "then silence"
-        );
+        assert_eq!(len(TALK_FILE), Some(8000 * 6));
+        for looped in [&files[3].1, &files[4].1] {
+            assert_eq!(looped[..16_000], [0x7f; 16_000], "the words come first");
+            assert!(
+                looped[16_000..].iter().all(|&b| b == ulaw(0)),
+                "then silence"
+            );
+        }
     }
 
     #[test]

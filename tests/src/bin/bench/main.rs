@@ -324,7 +324,7 @@ window's opening as a scheduled message; then it idles for {idle} s while they w
 | campaigner RSS while they wait | {c_rss:.0} MB |\n\n\
 Targets (issue 6): at least 100,000 contacts per campaign; waiting contacts hold no worker or ack-pending slot\n\
 (they are JetStream scheduled messages) and cost the fleet nothing while they wait.\n\n\
-Not measured yet: worker density (needs the voice session wired into the worker).\n",
+Worker density on real calls follows (`density_bench`, appended by `make bench`; also `bench/density.md`).\n",
         date = jiff::Timestamp::now().strftime("%Y-%m-%d"),
         nats = "v2.12.15",
         ir = ingress.rate,
