@@ -66,6 +66,9 @@ CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools
 
 .PHONY: help setup run test test-load lint bench nats clean-tools
 
+# Where cargo builds (CARGO_TARGET_DIR when set).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -168,7 +171,7 @@ lint: ## rustfmt and clippy, warnings as errors
 
 bench: setup ## Benchmarks; writes bench/REPORT.md (with bench/density.md appended), bench/density.md, bench/media.md, bench/voice.md, bench/recording.md, bench/vad.md and bench/amd.md
 	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
-	CALLFLEET_BIN=$(CURDIR)/target/release/callfleet ./target/release/bench --out bench/REPORT.md
+	CALLFLEET_BIN=$(TARGET_DIR)/release/callfleet $(TARGET_DIR)/release/bench --out bench/REPORT.md
 	cargo bench -p callfleet-tests --bench density_bench -- sizes=10,25,50 seconds=30 vads=energy,silero > bench/density.md
 	cat bench/density.md >> bench/REPORT.md
 	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md

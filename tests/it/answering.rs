@@ -152,6 +152,16 @@ async fn amd_classifies_real_callees_and_carries_out_each_policy() {
         stream.speech_between(beep_end, beep_end + Duration::from_secs(8)),
         "the message reached the callee after the beep"
     );
+    // All of it: the TTS stand-in speaks 40 ms per character. livekit-sip's mixer keeps 5
+    // frames (100 ms) per input and drops older ones, so audio sent further ahead of real time
+    // than that never reached the phone (the engine's playout lead was 200 ms: the first
+    // ~120 ms of every reply were lost).
+    let synthesised = MESSAGE_FILLED.len() as u64 * 40;
+    let heard = stream.loud_ms(beep_end, beep_end + Duration::from_secs(12));
+    assert!(
+        heard * 100 >= synthesised * 95,
+        "the callee heard {heard} ms of the {synthesised} ms message"
+    );
     eprintln!(
         "amd: voicemail decided after {} ms ({}), message spoken {} ms after the beep",
         answer(s)["decided_ms"],

@@ -41,7 +41,10 @@ impl Default for EngineOptions {
             resume_false_interruption: true,
             silence_timeout: Duration::from_secs(30),
             max_duration: Duration::from_secs(3600),
-            playout_lead: Duration::from_millis(200),
+            // livekit-sip's mixer holds 5 frames (100 ms) per input and drops the oldest
+            // beyond that; it starts playing at 3. Sending more than ~100 ms ahead of real
+            // time cut the start of every reply on a phone call.
+            playout_lead: Duration::from_millis(60),
             output_frame: Duration::from_millis(20),
             vad: VadOptions::default(),
             max_tool_rounds: 3,
