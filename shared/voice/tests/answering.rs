@@ -201,9 +201,18 @@ async fn a_voicemail_hears_silence_then_one_message_after_its_beep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hangup_on_a_voicemail_and_on_a_fax_ends_without_a_word() {
-    for (script, class) in [
+    // The greeting is transcribed as a real STT would: a transcribed call waits for a
+    // greeting's phrase (a screener's or a menu's) before deciding on cadence alone.
+    let greeting = || {
+        vec![at(
+            2000,
+            dg_result("hi you've reached sam please leave a message", false, false),
+        )]
+    };
+    for (script, stt, class) in [
         (
             vec![Seg::Silence(200), Seg::Speech(5000), Seg::Silence(3000)],
+            greeting(),
             AnswerClass::Machine,
         ),
         (
@@ -212,10 +221,11 @@ async fn hangup_on_a_voicemail_and_on_a_fax_ends_without_a_word() {
                 Seg::Tone { hz: 2100, ms: 3000 },
                 Seg::Silence(3000),
             ],
+            Vec::new(),
             AnswerClass::Fax,
         ),
     ] {
-        let rig = rig(Vec::new()).await;
+        let rig = rig(stt).await;
         let (callee, io) = Callee::start(script, Duration::from_secs(8));
         let run = support::run(session(&rig, policy(AnswerAction::Hangup)), io);
         let report = run.report(Duration::from_secs(10)).await;
