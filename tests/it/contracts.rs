@@ -11,7 +11,17 @@ fn contract_nats_folder_matches_the_code() {
     );
     assert_eq!(code, Some(0), "{err}");
     let mut checked = 0;
-    for sub in ["streams", "consumers", "kv", "schemas"] {
+    for sub in [
+        "streams",
+        "consumers",
+        "kv",
+        "object_stores",
+        "schemas",
+        "cluster/streams",
+        "cluster/consumers",
+        "cluster/kv",
+        "cluster/object_stores",
+    ] {
         for entry in std::fs::read_dir(out.0.join(sub)).expect("exported folder") {
             let path = entry.expect("entry").path();
             let name = path.file_name().expect("name").to_owned();
@@ -32,6 +42,35 @@ fn contract_nats_folder_matches_the_code() {
         checked >= 14,
         "all definitions and schemas checked ({checked})"
     );
+}
+
+/// The topology export shows the replica count each deployment gets: R1 for one server at
+/// the top of `nats/`, R3 for the 3-node cluster under `nats/cluster/` (every stream, KV bucket
+/// and the recordings object store).
+#[test]
+fn contract_cluster_topology_is_r3() {
+    let root = workspace_root().join("nats");
+    let read = |path: std::path::PathBuf| -> serde_json::Value {
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `make nats`)", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let mut seen = 0;
+    for (sub, key) in [
+        ("streams", "num_replicas"),
+        ("kv", "replicas"),
+        ("object_stores", "replicas"),
+    ] {
+        for entry in std::fs::read_dir(root.join(sub)).expect("nats/ folder") {
+            let name = entry.expect("entry").file_name();
+            let single = read(root.join(sub).join(&name));
+            let cluster = read(root.join("cluster").join(sub).join(&name));
+            assert_eq!(single[key], 1, "{sub}/{name:?}: {single}");
+            assert_eq!(cluster[key], 3, "cluster/{sub}/{name:?}: {cluster}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 12, "6 streams, 5 buckets, 1 object store ({seen})");
 }
 
 /// Invalid configuration exits 64 and names the key.
