@@ -297,6 +297,21 @@ async fn wait_ingress_quorum(cluster: &NatsCluster) {
     }
 }
 
+/// The node holding the most agents' connections (the ingress's breaks a tie).
+async fn busiest_node(cluster: &NatsCluster) -> usize {
+    let mut best = (0, 0);
+    for node in 0..callfleet_tests::CLUSTER_NODES {
+        let names = cluster.connection_names(node).await.unwrap_or_default();
+        let agents = names.iter().filter(|n| *n == "callfleet-agent").count();
+        let ingress = usize::from(names.iter().any(|n| n == "callfleet-ingress"));
+        let score = agents * 2 + ingress;
+        if score > best.1 {
+            best = (node, score);
+        }
+    }
+    best.0
+}
+
 async fn scenario(fault: Fault) {
     let started = Instant::now();
     let mut rig = ClusterRig::start(true).await;
@@ -354,10 +369,21 @@ async fn scenario(fault: Fault) {
     )
     .await;
 
-    let leader = rig
-        .cluster
-        .wait_stream_leader("CALL_JOBS", Duration::from_secs(10))
+    // The harshest node to lose: the one most agents talk through, made the leader of
+    // `CALL_JOBS` and of its `agents` consumer.
+    let leader = busiest_node(&rig.cluster).await;
+    rig.cluster
+        .move_leader("CALL_JOBS", Some("agents"), leader)
         .await;
+    let clients_on_leader = rig
+        .cluster
+        .connection_names(leader)
+        .await
+        .unwrap_or_default();
+    assert!(
+        clients_on_leader.iter().any(|n| n == "callfleet-agent"),
+        "an agent talks through the node at fault: {clients_on_leader:?}"
+    );
     let live_at_fault = rig.live_calls().await.expect("events before the fault");
     let fault_at = Instant::now();
     match fault {
@@ -447,7 +473,7 @@ async fn scenario(fault: Fault) {
     let n503 = answers.iter().filter(|a| a.status == 503).count();
     eprintln!(
         "cluster {fault:?}: {CALLS} calls enqueued in {enqueued_in:?}; {} live at the fault; \
-         node {} (CALL_JOBS leader) down; quorum back after {:?}; node back after {:?}, whole \
+         node {} (CALL_JOBS and agents leader, clients {clients_on_leader:?}) down; quorum back after {:?}; node back after {:?}, whole \
          after {:?}; trickle {} requests ({} × 202, {n503} × 503, {degraded_202} × 202 while \
          degraded); {} final webhooks; done in {done_in:?}",
         live_at_fault.len(),

@@ -279,21 +279,33 @@ impl NatsCluster {
         wait_port_logged(n.client_port, &n.name, &[&n.log]).await;
     }
 
-    /// Cut every link of `node`: its routes to and from the others, both ways, and its
-    /// clients; new connections are refused until [`Self::heal`].
+    /// Partition `node`: its routes to and from the others, both ways, and its clients' links
+    /// go silent (black-holed: sockets stay open, nothing passes, new connections are never
+    /// answered), as in a real network partition, until [`Self::heal`]. Its peers and its
+    /// clients notice by their own timeouts.
     pub fn partition(&mut self, node: usize) {
-        self.clients[node].cut();
+        self.break_links(node, Proxy::black_hole);
+    }
+
+    /// Cut `node` off: every link of its (routes both ways, clients) is closed, and new ones
+    /// are refused, until [`Self::heal`].
+    pub fn cut_off(&mut self, node: usize) {
+        self.break_links(node, Proxy::cut);
+    }
+
+    fn break_links(&mut self, node: usize, how: fn(&Proxy)) {
+        how(&self.clients[node]);
         for r in self
             .routes
             .iter()
             .filter(|r| r.from == node || r.to == node)
         {
-            r.proxy.cut();
+            how(&r.proxy);
         }
         self.nodes[node].partitioned = true;
     }
 
-    /// Restore every link of `node`.
+    /// Restore every link of `node` (black-holed connections resume).
     pub fn heal(&mut self, node: usize) {
         for r in self
             .routes
@@ -316,6 +328,91 @@ impl NatsCluster {
             .await
             .ok()?;
         resp.json().await.ok()
+    }
+
+    /// The names of the client connections a node holds (`callfleet-agent`, ...), from its
+    /// monitoring endpoint's `/connz`.
+    pub async fn connection_names(&self, node: usize) -> Option<Vec<String>> {
+        let url = format!(
+            "http://127.0.0.1:{}/connz?limit=1024",
+            self.nodes[node].http_port
+        );
+        let resp = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .ok()?;
+        let connz: Value = resp.json().await.ok()?;
+        Some(
+            connz["connections"]
+                .as_array()?
+                .iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// Make `node` the leader of `stream` and, with `consumer`, of that consumer too
+    /// (`$JS.API.…LEADER.STEPDOWN` with the node as the preferred placement), waiting until
+    /// the stream info says so.
+    pub async fn move_leader(&self, stream: &str, consumer: Option<&str>, node: usize) {
+        let body = serde_json::json!({"placement": {"preferred": self.name(node)}}).to_string();
+        let logs = self.logs();
+        let logs: Vec<&std::path::Path> = logs.iter().map(PathBuf::as_path).collect();
+        let subjects: Vec<(String, String)> = std::iter::once((
+            format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+            format!("$JS.API.STREAM.INFO.{stream}"),
+        ))
+        .chain(consumer.map(|c| {
+            (
+                format!("$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{c}"),
+                format!("$JS.API.CONSUMER.INFO.{stream}.{c}"),
+            )
+        }))
+        .collect();
+        for (stepdown, info) in &subjects {
+            // One step-down at a time: the election it starts takes a moment.
+            let last = std::sync::Mutex::new(None::<tokio::time::Instant>);
+            wait_for_logged(
+                &format!("{} to lead ({stepdown})", self.name(node)),
+                Duration::from_secs(30),
+                &logs,
+                || async {
+                    let client = self.client().await;
+                    let ask = |subject: String, body: String| {
+                        let client = client.clone();
+                        async move {
+                            let reply = tokio::time::timeout(
+                                Duration::from_secs(2),
+                                client.request(subject, body.into()),
+                            )
+                            .await
+                            .ok()?
+                            .ok()?;
+                            serde_json::from_slice::<Value>(&reply.payload).ok()
+                        }
+                    };
+                    let now = ask(info.clone(), String::new()).await?;
+                    if now["cluster"]["leader"].as_str() == Some(self.name(node)) {
+                        return Some(());
+                    }
+                    // Not yet: ask the leader to step down toward the node, then look again.
+                    let due = last
+                        .lock()
+                        .ok()
+                        .is_some_and(|l| l.is_none_or(|t| t.elapsed() > Duration::from_secs(3)));
+                    if due {
+                        ask(stepdown.clone(), body.clone()).await;
+                        if let Ok(mut l) = last.lock() {
+                            *l = Some(tokio::time::Instant::now());
+                        }
+                    }
+                    None
+                },
+            )
+            .await;
+        }
     }
 
     /// Wait until every healthy node names the same JetStream meta leader, itself healthy.

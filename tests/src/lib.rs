@@ -21,9 +21,9 @@ mod telephony;
 use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use callfleet_standins::test_log;
-pub use cluster::NatsCluster;
+pub use cluster::{NODES as CLUSTER_NODES, NatsCluster};
 pub use fleet::{ANSWERING, Fleet, Role, VOICE_SESSION, binary};
-pub use proxy::Proxy;
+pub use proxy::{Link, Proxy};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use sphinx::SphinxStt;

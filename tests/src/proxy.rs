@@ -1,19 +1,35 @@
-//! A TCP proxy a test controls: it forwards 127.0.0.1:`port` to a target port until it is
-//! [cut](Proxy::cut) (every open connection is closed both ways and new ones are closed as soon
-//! as they are accepted, so the peer sees a refused or reset connection), then again once it is
-//! [healed](Proxy::heal). The NATS cluster rig puts one in front of every route link and every
-//! client port, so a test can partition a node without touching the process.
+//! A TCP proxy a test controls. It forwards 127.0.0.1:`port` to a target port while the link
+//! is open, and breaks the link two ways:
+//! - [cut](Proxy::cut): every open connection is closed both ways, and new ones are closed as
+//!   soon as they are accepted (the peer sees its connection reset or refused);
+//! - [black hole](Proxy::black_hole): nothing passes either way, but every socket stays open
+//!   (as when a network partition drops packets: the peers notice only by their own timeouts),
+//!   and new connections are accepted and never answered.
+//!
+//! [heal](Proxy::heal) opens the link again: black-holed connections resume where they stopped
+//! (no byte is lost: each direction holds what it read until it may write it), cut ones stay
+//! closed. The NATS cluster rig puts one in front of every route link and every client port, so
+//! a test can partition a node without touching the process.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+    atomic::{AtomicU64, Ordering},
 };
 
 use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
     task::JoinHandle,
 };
+
+/// The state of the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Open,
+    BlackHole,
+    Cut,
+}
 
 /// A forwarding listener on a free loopback port, stopped on Drop.
 pub struct Proxy {
@@ -24,10 +40,9 @@ pub struct Proxy {
 }
 
 struct State {
-    cut: AtomicBool,
-    /// Bumped by every cut: each connection closes when it changes.
-    epoch: watch::Sender<u64>,
-    /// Connections forwarded so far (for failure messages and tests of the proxy itself).
+    /// The link, and the number of cuts so far (a connection closes when it changes).
+    link: watch::Sender<(Link, u64)>,
+    /// Connections forwarded so far.
     forwarded: AtomicU64,
 }
 
@@ -39,8 +54,7 @@ impl Proxy {
             .unwrap_or_else(|e| panic!("proxy: cannot bind 127.0.0.1:0: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let state = Arc::new(State {
-            cut: AtomicBool::new(false),
-            epoch: watch::Sender::new(0),
+            link: watch::Sender::new((Link::Open, 0)),
             forwarded: AtomicU64::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, target, state.clone()));
@@ -64,17 +78,27 @@ impl Proxy {
 
     /// Close every open connection both ways, and every new one as soon as it is accepted.
     pub fn cut(&self) {
-        self.state.cut.store(true, Ordering::SeqCst);
-        self.state.epoch.send_modify(|e| *e += 1);
+        self.state.link.send_modify(|(link, cuts)| {
+            *link = Link::Cut;
+            *cuts += 1;
+        });
     }
 
-    /// Forward new connections again.
+    /// Let nothing through either way, keeping every socket open; new connections are
+    /// accepted and never answered.
+    pub fn black_hole(&self) {
+        self.state
+            .link
+            .send_modify(|(link, _)| *link = Link::BlackHole);
+    }
+
+    /// Forward again (black-holed connections resume).
     pub fn heal(&self) {
-        self.state.cut.store(false, Ordering::SeqCst);
+        self.state.link.send_modify(|(link, _)| *link = Link::Open);
     }
 
-    pub fn is_cut(&self) -> bool {
-        self.state.cut.load(Ordering::SeqCst)
+    pub fn link(&self) -> Link {
+        self.state.link.borrow().0
     }
 
     /// How many connections it has forwarded.
@@ -86,7 +110,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
-        // Every connection task watches the epoch: a last cut closes them all.
+        // Every connection task watches the link: a last cut closes them all.
         self.cut();
     }
 }
@@ -101,36 +125,71 @@ async fn accept_loop(listener: TcpListener, target: u16, state: Arc<State>) {
                 continue;
             }
         };
-        if state.cut.load(Ordering::SeqCst) {
+        let mut link = state.link.subscribe();
+        let (now, cuts) = *link.borrow_and_update();
+        match now {
             // Cut: the peer sees its connection closed at once.
-            drop(inbound);
-            continue;
-        }
-        let epoch = state.epoch.subscribe();
-        let state = state.clone();
-        tokio::spawn(async move {
-            let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
-                return; // the target is down: the inbound connection closes
-            };
-            if state.cut.load(Ordering::SeqCst) {
-                return;
+            Link::Cut => drop(inbound),
+            // Black hole: held, unanswered, until the link changes; then closed.
+            Link::BlackHole => {
+                tokio::spawn(async move {
+                    let _ = link.changed().await;
+                    drop(inbound);
+                });
             }
-            state.forwarded.fetch_add(1, Ordering::SeqCst);
-            forward(inbound, outbound, epoch).await;
-        });
+            Link::Open => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return; // the target is down: the inbound connection closes
+                    };
+                    state.forwarded.fetch_add(1, Ordering::SeqCst);
+                    forward(inbound, outbound, link, cuts).await;
+                });
+            }
+        }
     }
 }
 
-/// Copy both ways until either side closes or the proxy is cut; then both sockets close.
-async fn forward(mut inbound: TcpStream, mut outbound: TcpStream, mut epoch: watch::Receiver<u64>) {
+/// Copy both ways until either side closes or the link is cut; then both sockets close.
+async fn forward(
+    inbound: TcpStream,
+    outbound: TcpStream,
+    link: watch::Receiver<(Link, u64)>,
+    cuts: u64,
+) {
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
+    let (from_in, to_in) = inbound.into_split();
+    let (from_out, to_out) = outbound.into_split();
+    let mut cut = link.clone();
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-        _ = epoch.changed() => {}
+        () = pump(from_in, to_out, link.clone()) => {}
+        () = pump(from_out, to_in, link) => {}
+        _ = cut.wait_for(|(l, n)| *l == Link::Cut || *n != cuts) => {}
     }
-    // Dropping with unread data or SO_LINGER unset closes with FIN; either way the peers see
-    // their connection end, as when a link goes down and a keepalive notices.
+}
+
+/// One direction: read a chunk, wait while the link is a black hole, write it.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut link: watch::Receiver<(Link, u64)>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        match link.wait_for(|(l, _)| *l != Link::BlackHole).await {
+            Ok(state) if state.0 == Link::Open => {}
+            _ => return,
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +257,41 @@ mod tests {
             .expect("connect");
         assert_eq!(round_trip(&mut s).await.as_deref(), Some(&b"ping"[..]));
         assert_eq!(proxy.forwarded(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_black_hole_holds_bytes_until_healed() {
+        let proxy = Proxy::start(echo_server().await).await;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port()))
+            .await
+            .expect("connect");
+        assert_eq!(round_trip(&mut s).await.as_deref(), Some(&b"ping"[..]));
+
+        proxy.black_hole();
+        s.write_all(b"pong").await.expect("write into the hole");
+        let mut buf = [0u8; 4];
+        let silent = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await;
+        assert!(
+            silent.is_err(),
+            "nothing comes back through a black hole: {silent:?}"
+        );
+        // A new connection is accepted and never answered.
+        let mut fresh = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port()))
+            .await
+            .expect("accepted");
+        fresh.write_all(b"ping").await.expect("write");
+        let silent = tokio::time::timeout(Duration::from_millis(300), fresh.read(&mut buf)).await;
+        assert!(
+            silent.is_err(),
+            "a new connection is not answered: {silent:?}"
+        );
+
+        proxy.heal();
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .expect("the held bytes arrive once healed")
+            .expect("read");
+        assert_eq!(&buf, b"pong");
+        assert_eq!(round_trip(&mut s).await.as_deref(), Some(&b"ping"[..]));
     }
 }
