@@ -609,6 +609,27 @@ async fn cluster_streams_and_buckets_are_r3() {
     assert!(pids.iter().all(Option::is_some), "{pids:?}");
 }
 
+/// `nats.replicas = 3` on a single server is refused at start, plainly: the process exits
+/// non-zero naming the stream and NATS's reason, instead of running on R1.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_replicas_on_a_single_server_are_refused_at_start() {
+    let nats = callfleet_tests::NatsServer::start().await;
+    let fleet = Fleet::new(&[
+        ("NATS_URL", nats.url()),
+        ("CALLFLEET_NATS__REPLICAS", "3".to_owned()),
+        (
+            "CALLFLEET_INGRESS__BIND",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+    ]);
+    let (code, _, err) = fleet.run(&["ingress"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("CALL_JOBS") && err.contains("non-clustered"),
+        "names the stream and the reason: {err}"
+    );
+}
+
 /// kill -9 of the node leading `CALL_JOBS` with 200 calls enqueued and 20 live; restarted once
 /// 20 more calls ended on the remaining two.
 #[tokio::test(flavor = "multi_thread")]

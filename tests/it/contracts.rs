@@ -161,3 +161,111 @@ fn contract_no_import_cycles() {
         assert!(report.contains("no cycles"), "{krate}:\n{report}");
     }
 }
+
+/// `compose.yaml` as JSON, read by PyYAML from `.tools/venv` (it comes with schemathesis).
+fn compose_file() -> serde_json::Value {
+    let python = workspace_root().join(".tools/venv/bin/python");
+    let out = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(workspace_root().join("compose.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}): run `make setup`", python.display()));
+    assert!(
+        out.status.success(),
+        "compose.yaml is not YAML PyYAML reads (or the venv lacks it: run `make setup`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from python")
+}
+
+/// `compose.yaml`'s `cluster` profile runs the three nodes of `nats/cluster/` (each with its own
+/// config, store volume and the routes the configs name) and every role on them with
+/// `CALLFLEET_NATS__REPLICAS=3` and a `NATS_URL` naming the three nodes; the default stack
+/// stays on its single node.
+#[test]
+fn contract_compose_cluster_profile_matches_nats_cluster() {
+    let compose = compose_file();
+    let services = compose["services"].as_object().expect("services");
+    let nodes = ["n1", "n2", "n3"];
+    let url = "nats://n1:4222,nats://n2:4222,nats://n3:4222";
+    for (i, node) in nodes.iter().enumerate() {
+        let s = &services[*node];
+        assert_eq!(s["profiles"], serde_json::json!(["cluster"]), "{node}: {s}");
+        let volumes: Vec<&str> = s["volumes"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        let conf_mount = format!(
+            "./nats/cluster/node{}.conf:/etc/nats/nats-server.conf:ro",
+            i + 1
+        );
+        assert!(
+            volumes.contains(&conf_mount.as_str()),
+            "{node}: {volumes:?}"
+        );
+        assert!(
+            volumes.contains(&format!("{node}-data:/var/lib/nats").as_str()),
+            "{node} keeps its store in a volume: {volumes:?}"
+        );
+        assert_eq!(
+            s["command"],
+            serde_json::json!(["-c", "/etc/nats/nats-server.conf"])
+        );
+        let conf = std::fs::read_to_string(
+            workspace_root().join(format!("nats/cluster/node{}.conf", i + 1)),
+        )
+        .expect("node config");
+        assert!(
+            conf.contains(&format!("server_name: {node}\n")),
+            "{node}: {conf}"
+        );
+        assert!(
+            conf.contains("store_dir: \"/var/lib/nats\""),
+            "{node}: {conf}"
+        );
+        assert!(
+            conf.contains(&format!("NATS_URL={url}")),
+            "{node}'s comment: {conf}"
+        );
+        for peer in conf
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("nats://"))
+        {
+            let host = peer.split(':').next().unwrap_or_default();
+            assert!(
+                nodes.contains(&host),
+                "{node} routes to {peer}, not a node of the profile"
+            );
+        }
+    }
+    let mut roles = Vec::new();
+    for (name, s) in services {
+        let env = &s["environment"];
+        if name.ends_with("-cluster") {
+            assert_eq!(s["profiles"], serde_json::json!(["cluster"]), "{name}: {s}");
+            assert_eq!(env["NATS_URL"], url, "{name}: {s}");
+            assert_eq!(env["CALLFLEET_NATS__REPLICAS"], "3", "{name}: {s}");
+            assert_eq!(env["CALLFLEET_RECORDING__REPLICAS"], "3", "{name}: {s}");
+            assert_eq!(s["depends_on"], serde_json::json!(nodes), "{name}: {s}");
+            roles.push(s["command"][0].as_str().unwrap_or_default().to_owned());
+        } else if !nodes.contains(&name.as_str()) {
+            assert!(
+                s.get("profiles").is_none(),
+                "{name} is in the default stack: {s}"
+            );
+            if name != "nats" {
+                assert_eq!(env["NATS_URL"], "nats://nats:4222", "{name}: {s}");
+                assert!(env.get("CALLFLEET_NATS__REPLICAS").is_none(), "{name}: {s}");
+            }
+        }
+    }
+    roles.sort();
+    assert_eq!(
+        roles,
+        ["agent", "campaigner", "ingress", "notifier"],
+        "every role on the cluster"
+    );
+}
