@@ -28,7 +28,7 @@ fn every_url_of_a_cluster_is_checked() {
     .expect("a 3-node cluster's URLs");
     assert_eq!(ok.nats.replicas, 3);
     assert_eq!(
-        ok.nats.ping_interval_secs, 2,
+        ok.nats.ping_interval_secs, 1,
         "a dead link is noticed in seconds"
     );
     let err = Config::from_toml("[nats]\nurl = \"nats://n1:4222,http://n2:4222\"")
