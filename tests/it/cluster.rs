@@ -226,6 +226,8 @@ struct Answer {
     answered: Instant,
     status: u16,
     call_id: Option<String>,
+    /// The error's message, if any.
+    message: String,
 }
 
 async fn dispatch(http: &reqwest::Client, url: &str, key: &str, to: &str) -> Answer {
@@ -251,6 +253,7 @@ async fn dispatch(http: &reqwest::Client, url: &str, key: &str, to: &str) -> Ans
         call_id: (status == 202)
             .then(|| body["call_id"].as_str().map(str::to_owned))
             .flatten(),
+        message: body["message"].as_str().unwrap_or_default().to_owned(),
     }
 }
 
@@ -567,11 +570,12 @@ async fn scenario(fault: Fault) {
         };
         if !ok {
             bad.push(format!(
-                "{} sent at +{:?} answered at +{:?} (fault at 0, quorum back at +{:?})",
+                "{} sent at +{:?} answered at +{:?} (fault at 0, quorum back at +{:?}): {}",
                 a.status,
                 a.sent.saturating_duration_since(fault_at),
                 a.answered.saturating_duration_since(fault_at),
-                quorum_at - fault_at
+                quorum_at - fault_at,
+                a.message
             ));
         }
     }
