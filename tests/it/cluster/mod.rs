@@ -1,7 +1,7 @@
 //! The fleet on a 3-node NATS cluster (`nats.replicas = 3`), every NATS link through the rig's
 //! proxies, with real calls through livekit-sip to a SIPp callee, under faults:
 //! - kill -9 of the node leading `CALL_JOBS` (the `agents` consumer's stream), restarted later;
-//! - a partition of that node (its routes and clients cut both ways), healed later.
+//! - a partition of that node (its routes and clients black-holed both ways), healed later.
 //!
 //! Each fault hits while 200 calls are enqueued and 20 are live (two agents of 10 slots; every
 //! callee answers, holds [`HOLD_SECS`] and hangs up), and while a trickle of `POST /dispatch`
@@ -10,34 +10,26 @@
 //! double dial), the calls live at the fault end normally, and the ingress answered only 202,
 //! or 503 while the cluster had no quorum for what it writes.
 
+mod rig;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
-use callfleet_tests::{
-    Behaviour, Callee, Fleet, NatsCluster, Role, Telephony, WebhookSink, free_port, wait_for,
-    wait_for_logged,
-};
-use serde_json::{Value, json};
+use callfleet_tests::{Behaviour, Fleet, NatsCluster, free_port, wait_for, wait_for_logged};
 use tokio::time::Instant;
 
-use crate::rig::{FROM_NUMBER, SECRET};
+use rig::{AGENTS, ClusterRig, SLOTS, busiest_node, dispatch, trickle};
 
 /// Calls enqueued before the fault.
 const CALLS: usize = 200;
-/// Agents, and call slots each: 20 live calls.
-const AGENTS: usize = 2;
-const SLOTS: usize = 10;
 /// How long each callee holds the answered call before hanging up.
 const HOLD_SECS: u8 = 4;
-/// The trickle's pace and its bound (its callees decline at once: 603).
-const TRICKLE_EVERY: Duration = Duration::from_millis(200);
-const TRICKLE_MAX: usize = 300;
 /// What the ingress writes (its quorum): the jobs stream, the call-state bucket, the events.
 const INGRESS_STREAMS: [&str; 3] = ["CALL_JOBS", "KV_calls", "CALL_EVENTS"];
 /// Every stream and bucket the fleet creates.
@@ -56,233 +48,6 @@ const ALL_STREAMS: [&str; 12] = [
     "OBJ_recordings",
 ];
 
-struct ClusterRig {
-    cluster: NatsCluster,
-    telephony: Option<Telephony>,
-    callee: Option<Callee>,
-    sink: WebhookSink,
-    fleet: Fleet,
-    http: reqwest::Client,
-    ingress_port: u16,
-}
-
-impl ClusterRig {
-    /// The cluster, a webhook sink and the fleet's env; with `telephony`, the SIP rig and a
-    /// callee too. No role runs yet.
-    async fn start(telephony: bool) -> Self {
-        let cluster = NatsCluster::start().await;
-        let telephony = if telephony {
-            Some(Telephony::start().await)
-        } else {
-            None
-        };
-        let callee = match &telephony {
-            Some(t) => Some(t.callee(&[FROM_NUMBER]).await),
-            None => None,
-        };
-        let sink = WebhookSink::start().await;
-        let ingress_port = free_port();
-        let mut env = vec![
-            ("NATS_URL", cluster.client_urls()),
-            ("CALLFLEET_NATS__REPLICAS", "3".to_owned()),
-            ("CALLFLEET_RECORDING__REPLICAS", "3".to_owned()),
-            (
-                "CALLFLEET_INGRESS__BIND",
-                format!("127.0.0.1:{ingress_port}"),
-            ),
-            ("N8N_WEBHOOK_URL", sink.url()),
-            ("WEBHOOK_SECRET", SECRET.to_owned()),
-            (
-                "SIP_TRUNK_ID",
-                callee
-                    .as_ref()
-                    .map_or_else(|| "ST_test".to_owned(), |c| c.trunk_id.clone()),
-            ),
-            ("SIP_FROM_NUMBER", FROM_NUMBER.to_owned()),
-            ("CALLFLEET_NOTIFIER__SCHEDULE_SECS", "[0,1,1,1]".to_owned()),
-            ("CALLFLEET_NOTIFIER__JITTER", "0".to_owned()),
-            ("CALLFLEET_AGENT__HOLD_POLL_MS", "200".to_owned()),
-            ("CALLFLEET_AGENT__DRAIN_GRACE_SECS", "5".to_owned()),
-            ("CALLFLEET_AGENT__MAX_CONCURRENT_CALLS", SLOTS.to_string()),
-        ];
-        if let Some(t) = &telephony {
-            env.extend(t.livekit.fleet_env());
-        }
-        Self {
-            cluster,
-            telephony,
-            callee,
-            sink,
-            fleet: Fleet::new(&env),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("http client"),
-            ingress_port,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ingress_port)
-    }
-
-    fn logs(&self) -> Vec<std::path::PathBuf> {
-        let mut logs = self.fleet.logs();
-        logs.extend(self.cluster.logs());
-        logs.extend(self.callee.as_ref().map(Callee::log_path));
-        logs
-    }
-
-    async fn start_ingress(&mut self) {
-        self.fleet.start(Role::Ingress);
-        let (http, url) = (self.http.clone(), self.url("/readyz"));
-        wait_for("the ingress ready", Duration::from_secs(30), || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let r = http.get(&url).send().await.ok()?;
-                (r.status() == 200).then_some(())
-            }
-        })
-        .await;
-    }
-
-    /// Every role: the ingress, the notifier and the agents.
-    async fn start_fleet(&mut self) {
-        self.start_ingress().await;
-        self.fleet.start(Role::Notifier);
-        for n in 0..AGENTS {
-            self.fleet
-                .set("CALLFLEET_AGENT__WORKER_ID", format!("agent-{n}"));
-            self.fleet.start(Role::Agent);
-        }
-    }
-
-    /// The kinds of events each call has so far (from the per-subject counts of
-    /// `CALL_EVENTS`, asked of the cluster; `None` while it cannot answer).
-    async fn event_kinds(&self) -> Option<HashMap<String, HashSet<String>>> {
-        let client = self.cluster.client().await;
-        let reply = tokio::time::timeout(
-            Duration::from_secs(3),
-            client.request(
-                "$JS.API.STREAM.INFO.CALL_EVENTS",
-                json!({"subjects_filter": "calls.events.>"})
-                    .to_string()
-                    .into(),
-            ),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        let info: Value = serde_json::from_slice(&reply.payload).ok()?;
-        let subjects = info["state"]["subjects"].as_object()?;
-        let mut kinds: HashMap<String, HashSet<String>> = HashMap::new();
-        for subject in subjects.keys() {
-            let mut parts = subject.splitn(4, '.').skip(2);
-            if let (Some(id), Some(kind)) = (parts.next(), parts.next()) {
-                kinds
-                    .entry(id.to_owned())
-                    .or_default()
-                    .insert(kind.to_owned());
-            }
-        }
-        Some(kinds)
-    }
-
-    /// The calls answered and not over yet.
-    async fn live_calls(&self) -> Option<HashSet<String>> {
-        let kinds = self.event_kinds().await?;
-        Some(
-            kinds
-                .into_iter()
-                .filter(|(_, k)| k.contains("answered") && !k.contains("ended"))
-                .filter(|(_, k)| !k.contains("failed"))
-                .map(|(id, _)| id)
-                .collect(),
-        )
-    }
-
-    /// The delivered (2xx) final webhooks per call id.
-    fn finals(&self) -> HashMap<String, Vec<Value>> {
-        let mut by_call: HashMap<String, Vec<Value>> = HashMap::new();
-        for r in self.sink.delivered() {
-            let body = r.json();
-            if let Some(id) = body["data"]["call_id"].as_str() {
-                by_call.entry(id.to_owned()).or_default().push(body);
-            }
-        }
-        by_call
-    }
-
-    async fn jobs_left(&self) -> Option<u64> {
-        let info = self.cluster.stream_info("CALL_JOBS").await?;
-        info["state"]["messages"].as_u64()
-    }
-}
-
-/// One `POST /dispatch` of the trickle: when it was sent and answered, and how.
-#[derive(Debug, Clone)]
-struct Answer {
-    sent: Instant,
-    answered: Instant,
-    status: u16,
-    call_id: Option<String>,
-    /// The error's message, if any.
-    message: String,
-}
-
-async fn dispatch(http: &reqwest::Client, url: &str, key: &str, to: &str) -> Answer {
-    let sent = Instant::now();
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("Idempotency-Key", key)
-        .body(json!({"destination": to, "account_code": "acct-cluster"}).to_string())
-        .send()
-        .await;
-    let (status, body) = match resp {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-        Err(e) => (0, json!({"transport_error": e.to_string()})),
-    };
-    Answer {
-        sent,
-        answered: Instant::now(),
-        status,
-        call_id: (status == 202)
-            .then(|| body["call_id"].as_str().map(str::to_owned))
-            .flatten(),
-        message: body["message"].as_str().unwrap_or_default().to_owned(),
-    }
-}
-
-/// `POST /dispatch` every [`TRICKLE_EVERY`] until `stop` (at most [`TRICKLE_MAX`]); each
-/// callee declines (603), so a call is one INVITE and a final webhook.
-fn trickle(
-    http: reqwest::Client,
-    url: String,
-    stop: Arc<AtomicBool>,
-) -> (Arc<Mutex<Vec<Answer>>>, tokio::task::JoinHandle<()>) {
-    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
-    let out = answers.clone();
-    let task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TRICKLE_EVERY);
-        for n in 0..TRICKLE_MAX {
-            tick.tick().await;
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let to = Behaviour::Reject(603).number(300 + n as u16);
-            let answer = dispatch(&http, &url, &format!("trickle-{n}"), &to).await;
-            if let Ok(mut a) = out.lock() {
-                a.push(answer);
-            }
-        }
-    });
-    (answers, task)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     Kill9,
@@ -298,21 +63,6 @@ async fn wait_ingress_quorum(cluster: &NatsCluster) {
             .wait_stream_leader(stream, Duration::from_secs(30))
             .await;
     }
-}
-
-/// The node holding the most agents' connections (the ingress's breaks a tie).
-async fn busiest_node(cluster: &NatsCluster) -> usize {
-    let mut best = (0, 0);
-    for node in 0..callfleet_tests::CLUSTER_NODES {
-        let names = cluster.connection_names(node).await.unwrap_or_default();
-        let agents = names.iter().filter(|n| *n == "callfleet-agent").count();
-        let ingress = usize::from(names.iter().any(|n| n == "callfleet-ingress"));
-        let score = agents * 2 + ingress;
-        if score > best.1 {
-            best = (node, score);
-        }
-    }
-    best.0
 }
 
 async fn scenario(fault: Fault) {
@@ -641,8 +391,8 @@ async fn cluster_kill9_of_the_jobs_leader_loses_nothing() {
     scenario(Fault::Kill9).await;
 }
 
-/// The node leading `CALL_JOBS` partitioned (routes and clients cut both ways, new links
-/// refused) with 200 calls enqueued and 20 live; healed once 20 more calls ended.
+/// The node leading `CALL_JOBS` partitioned (routes and clients black-holed both ways, new
+/// links never answered) with 200 calls enqueued and 20 live; healed once 20 more calls ended.
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_partition_of_the_jobs_leader_loses_nothing() {
     scenario(Fault::Partition).await;
