@@ -253,17 +253,28 @@ pub(super) fn trickle(
     (answers, task)
 }
 
-/// The node holding the most agents' connections (the ingress's breaks a tie).
+/// The node holding the most agents' connections (the ingress's breaks a tie), once every
+/// agent and the ingress are connected.
 pub(super) async fn busiest_node(cluster: &NatsCluster) -> usize {
-    let mut best = (0, 0);
-    for node in 0..callfleet_tests::CLUSTER_NODES {
-        let names = cluster.connection_names(node).await.unwrap_or_default();
-        let agents = names.iter().filter(|n| *n == "callfleet-agent").count();
-        let ingress = usize::from(names.iter().any(|n| n == "callfleet-ingress"));
-        let score = agents * 2 + ingress;
-        if score > best.1 {
-            best = (node, score);
-        }
-    }
-    best.0
+    wait_for(
+        "every agent and the ingress connected to a node",
+        Duration::from_secs(30),
+        || async {
+            let mut best = (0, 0);
+            let (mut agents_seen, mut ingress_seen) = (0, false);
+            for node in 0..callfleet_tests::CLUSTER_NODES {
+                let names = cluster.connection_names(node).await?;
+                let agents = names.iter().filter(|n| *n == "callfleet-agent").count();
+                let ingress = names.iter().any(|n| n == "callfleet-ingress");
+                agents_seen += agents;
+                ingress_seen |= ingress;
+                let score = agents * 2 + usize::from(ingress);
+                if score > best.1 {
+                    best = (node, score);
+                }
+            }
+            (agents_seen == AGENTS && ingress_seen).then_some(best.0)
+        },
+    )
+    .await
 }
