@@ -13,7 +13,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicU16, AtomicU64, Ordering},
 };
 
 use tokio::{
@@ -34,12 +34,13 @@ pub enum Link {
 /// A forwarding listener on a free loopback port, stopped on Drop.
 pub struct Proxy {
     port: u16,
-    target: u16,
     state: Arc<State>,
     accept: JoinHandle<()>,
 }
 
 struct State {
+    /// Where new connections go.
+    target: AtomicU16,
     /// The link, and the number of cuts so far (a connection closes when it changes).
     link: watch::Sender<(Link, u64)>,
     /// Connections forwarded so far.
@@ -54,13 +55,13 @@ impl Proxy {
             .unwrap_or_else(|e| panic!("proxy: cannot bind 127.0.0.1:0: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let state = Arc::new(State {
+            target: AtomicU16::new(target),
             link: watch::Sender::new((Link::Open, 0)),
             forwarded: AtomicU64::new(0),
         });
-        let accept = tokio::spawn(accept_loop(listener, target, state.clone()));
+        let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Self {
             port,
-            target,
             state,
             accept,
         }
@@ -73,7 +74,13 @@ impl Proxy {
 
     /// The port it forwards to.
     pub fn target(&self) -> u16 {
-        self.target
+        self.state.target.load(Ordering::SeqCst)
+    }
+
+    /// Forward new connections to another port (the server moved, say after losing a port
+    /// race); open connections stay where they are.
+    pub fn set_target(&self, target: u16) {
+        self.state.target.store(target, Ordering::SeqCst);
     }
 
     /// Close every open connection both ways, and every new one as soon as it is accepted.
@@ -115,7 +122,7 @@ impl Drop for Proxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: u16, state: Arc<State>) {
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     loop {
         let inbound = match listener.accept().await {
             Ok((inbound, _)) => inbound,
@@ -139,10 +146,17 @@ async fn accept_loop(listener: TcpListener, target: u16, state: Arc<State>) {
             }
             Link::Open => {
                 let state = state.clone();
+                let target = state.target.load(Ordering::SeqCst);
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
                         return; // the target is down: the inbound connection closes
                     };
+                    // A connect to a loopback port nobody listens on can pick that very port
+                    // as its own and connect to itself (TCP simultaneous open): it would hold
+                    // the port a restarting server needs. Drop it as if refused.
+                    if outbound.local_addr().ok() == outbound.peer_addr().ok() {
+                        return;
+                    }
                     state.forwarded.fetch_add(1, Ordering::SeqCst);
                     forward(inbound, outbound, link, cuts).await;
                 });

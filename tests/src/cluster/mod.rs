@@ -21,9 +21,15 @@ mod observe;
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
+    time::Duration,
 };
 
-use crate::{TempDir, free_port, proxy::Proxy, tool, wait_port_logged, workspace_root};
+use tokio::net::TcpStream;
+
+use crate::{
+    TempDir, free_port, log_tail, proxy::Proxy, scaled, servers::BIND_ATTEMPTS, tool,
+    workspace_root,
+};
 
 /// The nodes of the cluster, as the shipped configs name them.
 pub const NODES: usize = 3;
@@ -105,14 +111,87 @@ impl NatsCluster {
                 .unwrap_or_else(|e| panic!("cannot write node config: {e}"));
         }
         for i in 0..NODES {
-            cluster.spawn(i);
-        }
-        for i in 0..NODES {
-            let node = &cluster.nodes[i];
-            wait_port_logged(node.client_port, &node.name, &[&node.log]).await;
+            cluster.launch(i).await;
         }
         cluster.wait_meta_leader().await;
         cluster
+    }
+
+    /// Start node `i` from its config and wait until it listens for clients and routes. A port
+    /// checked free can be taken before the node binds it (tests run side by side in one
+    /// process): then it exits at once, and it is started again on fresh ports, its proxies
+    /// following it.
+    async fn launch(&mut self, i: usize) {
+        for attempt in 1..=BIND_ATTEMPTS {
+            self.spawn(i);
+            match self.wait_up(i).await {
+                Ok(()) => return,
+                Err(e) if e.contains("address already in use") && attempt < BIND_ATTEMPTS => {
+                    eprintln!(
+                        "nats node {} lost a port race (attempt {attempt}); trying other ports",
+                        self.nodes[i].name
+                    );
+                    self.move_node(i);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// New ports for node `i`: its config is written again and every proxy in front of it
+    /// forwards there (the proxies' own ports, which the other nodes and the clients know, stay).
+    fn move_node(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        (node.client_port, node.cluster_port, node.http_port) =
+            (free_port(), free_port(), free_port());
+        let (client, cluster) = (node.client_port, node.cluster_port);
+        self.clients[i].set_target(client);
+        for r in self.routes.iter().filter(|r| r.to == i) {
+            r.proxy.set_target(cluster);
+        }
+        let shipped = workspace_root().join(format!("nats/cluster/node{}.conf", i + 1));
+        let text = std::fs::read_to_string(&shipped)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", shipped.display()));
+        let conf = self.node_config(i, &text);
+        std::fs::write(&self.nodes[i].conf, conf)
+            .unwrap_or_else(|e| panic!("cannot write node config: {e}"));
+    }
+
+    /// Wait (sized for the load) until node `i` accepts clients and routes; an error with its
+    /// log's tail if it exits first or the wait runs out.
+    async fn wait_up(&mut self, i: usize) -> Result<(), String> {
+        let limit = scaled(Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        loop {
+            let node = &mut self.nodes[i];
+            if let Some(status) = node
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                node.child = None;
+                return Err(format!(
+                    "nats node {} exited ({status})\n--- last 30 lines of {} ---\n{}",
+                    node.name,
+                    node.log.display(),
+                    log_tail(&node.log, 30)
+                ));
+            }
+            let up =
+                |port: u16| async move { TcpStream::connect(("127.0.0.1", port)).await.is_ok() };
+            if up(node.client_port).await && up(node.cluster_port).await {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "timed out after {limit:?} waiting for nats node {} to listen\n--- last 30 lines of {} ---\n{}",
+                    node.name,
+                    node.log.display(),
+                    log_tail(&node.log, 30)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The shipped config of node `i` with this rig's addresses. Panics (naming the file's
@@ -273,9 +352,7 @@ impl NatsCluster {
     /// Start the node again on its ports and store, once it accepts connections.
     pub async fn restart(&mut self, node: usize) {
         self.kill9(node);
-        self.spawn(node);
-        let n = &self.nodes[node];
-        wait_port_logged(n.client_port, &n.name, &[&n.log]).await;
+        self.launch(node).await;
     }
 
     /// Partition `node`: its routes to and from the others, both ways, and its clients' links
