@@ -3,7 +3,8 @@
 //!
 //! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `conformance_` our provider clients
-//! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `newcomer_` `make run`
+//! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
+//! partitions, `newcomer_` `make run`
 //! as a new user runs it.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
@@ -20,6 +21,7 @@
 mod answering;
 mod bus;
 mod campaigns;
+mod cluster;
 mod conformance;
 mod contracts;
 mod defects;

@@ -4,11 +4,15 @@
 //! receives (and can answer it, as an IVR); [`test_log`] is the one switch for test
 //! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`). [`SphinxStt`]
 //! is a real speech recogniser (pocketsphinx) speaking Deepgram's streaming protocol.
+//! [`NatsCluster`] is a 3-node nats-server cluster whose every link goes through a [`Proxy`] the
+//! test can cut (a partition) and heal.
 
 pub mod bench;
+mod cluster;
 pub mod density;
 mod fleet;
 pub mod media;
+mod proxy;
 mod servers;
 mod sink;
 pub mod sphinx;
@@ -18,7 +22,9 @@ mod telephony;
 use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use callfleet_standins::test_log;
+pub use cluster::{NODES as CLUSTER_NODES, NatsCluster};
 pub use fleet::{ANSWERING, Fleet, Role, VOICE_SESSION, binary};
+pub use proxy::{Link, Proxy};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use sphinx::SphinxStt;

@@ -4,7 +4,10 @@ use callfleet_config::NatsConfig;
 
 use crate::BusError;
 
-/// Connect to NATS with the configured auth and TLS. Reconnects forever once connected.
+/// Connect to NATS with the configured auth and TLS. Reconnects forever once connected, to any
+/// server of `nats.url` (or one the cluster advertises). A link that goes silent (a partition
+/// drops packets; the socket stays open) is taken for dead after two unanswered pings, every
+/// `nats.ping_interval_secs`, and the client moves to another node.
 pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client, BusError> {
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| BusError::Connect {
         url: cfg.url.clone(),
@@ -12,7 +15,8 @@ pub async fn connect(cfg: &NatsConfig, role: &str) -> Result<async_nats::Client,
     };
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("callfleet-{role}"))
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        .ping_interval(Duration::from_secs(cfg.ping_interval_secs))
         .max_reconnects(None)
         .reconnect_delay_callback(|attempt| {
             Duration::from_millis((100 * 2u64.pow(attempt.min(5) as u32)).min(2_000))

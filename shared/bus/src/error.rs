@@ -63,6 +63,19 @@ impl BusError {
         }
     }
 
+    /// Whether the failure may pass on its own: NATS unavailable ([`Self::is_unavailable`]),
+    /// or a topology request that got no answer in time or a 408 or 503 (a cluster electing
+    /// leaders, or too busy). A topology request JetStream refused with any other status
+    /// (`replicas > 1 not supported in non-clustered mode` is a 500) will not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Topology { source, .. } => {
+                matches!(api_status(source.as_ref()), None | Some(408 | 503))
+            }
+            other => other.is_unavailable(),
+        }
+    }
+
     /// Whether the failure means NATS is unavailable (answer 503, retry later). A request
     /// JetStream answered and refused ([`BusError::Refused`]) is not.
     pub fn is_unavailable(&self) -> bool {
@@ -111,6 +124,34 @@ mod tests {
         assert!(!e.is_unavailable());
         let e = BusError::js("x", Answer("bad request (code 400, error code 10003)"));
         assert!(!e.is_unavailable());
+    }
+
+    fn topology(text: &'static str) -> BusError {
+        BusError::Topology {
+            what: "stream CALL_JOBS".into(),
+            source: Box::new(Answer(text)),
+        }
+    }
+
+    /// A starting process waits out a cluster that is electing leaders or slow to answer, and
+    /// stops at once on a refusal that will not pass.
+    #[test]
+    fn topology_timeouts_and_503s_pass_refusals_do_not() {
+        for text in [
+            "request error: timed out: request timed out: deadline has elapsed",
+            "JetStream system temporarily unavailable (code 503, error code 10008)",
+            "request timeout (code 408, error code 0)",
+            // An R3 stream created while a node of three is down: it passes when it is back.
+            "insufficient resources (code 503, error code 10023)",
+        ] {
+            assert!(topology(text).is_transient(), "{text}");
+        }
+        for text in [
+            "replicas > 1 not supported in non-clustered mode (code 500, error code 10074)",
+            "stream name already in use with a different configuration (code 400, error code 10058)",
+        ] {
+            assert!(!topology(text).is_transient(), "{text}");
+        }
     }
 
     #[test]

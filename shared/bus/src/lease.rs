@@ -103,20 +103,37 @@ impl Bus {
         }
     }
 
-    /// Write the lease at `revision` (renewal, or takeover of a stale one).
-    async fn lease_update(&self, lease: &mut KvLease, value: Bytes) -> Result<(), LeaseError> {
-        match self
-            .lease_store(lease.bucket)
-            .update(&lease.key, value, lease.revision)
-            .await
-        {
+    /// Write the lease at `revision` (renewal, or takeover of a stale one). When the key moved
+    /// on, it is still ours if its value is (`ours`): a write of ours was applied but its answer
+    /// lost (a leader election, a dropped link), so the last seen revision is stale. Then that
+    /// revision is taken, and the write is not reported as a loss.
+    async fn lease_update(
+        &self,
+        lease: &mut KvLease,
+        value: Bytes,
+        ours: impl Fn(&[u8]) -> bool,
+    ) -> Result<(), LeaseError> {
+        let store = self.lease_store(lease.bucket);
+        match store.update(&lease.key, value, lease.revision).await {
             Ok(revision) => {
                 lease.revision = revision;
                 Ok(())
             }
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(LeaseError::Lost {
-                call_id: lease.key.clone(),
-            }),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                match store.entry(&lease.key).await {
+                    Ok(Some(entry))
+                        if entry.operation == kv::Operation::Put && ours(&entry.value) =>
+                    {
+                        tracing::info!(key = %lease.key, revision = entry.revision, "lease write applied without its answer; still ours");
+                        lease.revision = entry.revision;
+                        Ok(())
+                    }
+                    Ok(_) => Err(LeaseError::Lost {
+                        call_id: lease.key.clone(),
+                    }),
+                    Err(e) => Err(BusError::js("kv read lease", e).into()),
+                }
+            }
             Err(e) => Err(BusError::js("kv update lease", e).into()),
         }
     }
@@ -137,6 +154,14 @@ pub struct LeaseValue {
     pub worker_id: String,
     pub attempt: u32,
     pub renewed_at: Timestamp,
+}
+
+impl LeaseValue {
+    /// Whether `other` was written by the same holder: the same worker, for the same attempt
+    /// (renewals differ only in `renewed_at`). Worker ids are unique per process.
+    pub fn same_holder(&self, other: &LeaseValue) -> bool {
+        self.worker_id == other.worker_id && self.attempt == other.attempt
+    }
 }
 
 /// The lease on a call, held by the worker dialing it.
@@ -192,7 +217,11 @@ impl Bus {
     pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), LeaseError> {
         lease.value.renewed_at = Timestamp::now();
         let body = encode(&lease.value, "encode lease")?;
-        self.lease_update(&mut lease.lease, body)
+        let mine = lease.value.clone();
+        let ours = move |v: &[u8]| {
+            serde_json::from_slice::<LeaseValue>(v).is_ok_and(|held| held.same_holder(&mine))
+        };
+        self.lease_update(&mut lease.lease, body, ours)
             .await
             .map_err(|e| match e {
                 LeaseError::Lost { .. } => LeaseError::Lost {
@@ -221,6 +250,11 @@ struct FeederValue {
 pub struct CampaignLease {
     holder: String,
     lease: KvLease,
+}
+
+/// Whether a stored feeder lease is `holder`'s.
+fn feeder_is(holder: &str) -> impl Fn(&[u8]) -> bool + '_ {
+    move |v| serde_json::from_slice::<FeederValue>(v).is_ok_and(|f| f.holder == holder)
 }
 
 fn feeder_value(holder: &str) -> Bytes {
@@ -268,7 +302,7 @@ impl Bus {
             key,
             revision: current.revision,
         };
-        self.lease_update(&mut lease, feeder_value(holder))
+        self.lease_update(&mut lease, feeder_value(holder), feeder_is(holder))
             .await
             .ok()?;
         Some(CampaignLease {
@@ -280,8 +314,9 @@ impl Bus {
     /// Renew; `false` only if someone else took it over (other failures are retried later).
     pub async fn renew_campaign_lease(&self, lease: &mut CampaignLease) -> bool {
         let value = feeder_value(&lease.holder);
+        let ours = feeder_is(&lease.holder);
         !matches!(
-            self.lease_update(&mut lease.lease, value).await,
+            self.lease_update(&mut lease.lease, value, ours).await,
             Err(LeaseError::Lost { .. })
         )
     }
@@ -327,5 +362,44 @@ impl Bus {
             .purge(number_key(e164))
             .await
             .map_err(|e| BusError::js("kv purge number lock", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::{FeederValue, LeaseValue, feeder_is};
+
+    fn lease(worker: &str, attempt: u32) -> LeaseValue {
+        LeaseValue {
+            worker_id: worker.into(),
+            attempt,
+            renewed_at: Timestamp::now(),
+        }
+    }
+
+    /// A renewal whose answer was lost leaves the key at a newer revision with our own value:
+    /// that is still our lease. Another worker's value, or another attempt's, is a loss.
+    #[test]
+    fn a_lease_is_ours_by_worker_and_attempt_not_by_time() {
+        let mine = lease("agent-a", 2);
+        let mut renewed = mine.clone();
+        renewed.renewed_at = Timestamp::now() + jiff::SignedDuration::from_secs(10);
+        assert!(mine.same_holder(&renewed));
+        assert!(!mine.same_holder(&lease("agent-b", 2)), "taken over");
+        assert!(!mine.same_holder(&lease("agent-a", 3)), "a later attempt");
+    }
+
+    #[test]
+    fn a_feeder_lease_is_ours_by_holder() {
+        let stored = serde_json::to_vec(&FeederValue {
+            holder: "campaigner-1".into(),
+            renewed_at: Timestamp::now(),
+        })
+        .expect("json");
+        assert!(feeder_is("campaigner-1")(&stored));
+        assert!(!feeder_is("campaigner-2")(&stored));
+        assert!(!feeder_is("campaigner-1")(b"not json"));
     }
 }

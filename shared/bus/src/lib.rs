@@ -59,7 +59,7 @@ impl Bus {
     pub async fn connect(config: &Config, role: &str) -> Result<Self, BusError> {
         let client = connect::connect(&config.nats, role).await?;
         let js = jetstream::new(client.clone());
-        let b = topology::ensure(&js, config).await?;
+        let b = topology::ensure_patiently(&js, config).await?;
         Ok(Self {
             client,
             js,

@@ -1,6 +1,7 @@
 //! Typed publishing: jobs, scheduled jobs, events and dead letters. Every publish waits for the
-//! JetStream acknowledgement under `nats.publish_timeout_ms`, and refuses at once when the client
-//! is disconnected (so nothing is buffered behind an answer of 503).
+//! JetStream acknowledgement under `nats.publish_timeout_ms`; a disconnected client gets that long
+//! to reconnect (to another node of a cluster) before the publish is refused, and nothing is
+//! handed to it before it is connected (so nothing is buffered behind an answer of 503).
 
 use async_nats::{HeaderMap, jetstream::context::PublishAckFuture, jetstream::publish::PublishAck};
 use bytes::Bytes;
@@ -43,7 +44,8 @@ impl Bus {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<PublishAck, BusError> {
-        if !self.is_connected() {
+        let deadline = tokio::time::Instant::now() + self.publish_timeout;
+        if !self.connected_by(deadline).await {
             return Err(BusError::Disconnected);
         }
         let fut = async {
@@ -54,9 +56,26 @@ impl Bus {
                 .map_err(|e| BusError::js("publish", e))?;
             ack.await.map_err(|e| BusError::js("publish ack", e))
         };
-        tokio::time::timeout(self.publish_timeout, fut)
+        tokio::time::timeout_at(deadline, fut)
             .await
             .map_err(|_| BusError::Timeout(self.publish_timeout))?
+    }
+
+    /// Whether the client is connected, or gets connected before `deadline`: a client whose
+    /// node died or went silent reconnects to another node of the cluster within moments, and
+    /// a publish waits for that rather than fail while the cluster has a quorum. Nothing is
+    /// handed to the client before it is connected, so nothing is buffered behind a refusal.
+    pub(crate) async fn connected_by(&self, deadline: tokio::time::Instant) -> bool {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+        loop {
+            if self.is_connected() {
+                return true;
+            }
+            if tokio::time::Instant::now() + POLL > deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Publish a message built by a role (a webhook delivery, say). Returns whether JetStream

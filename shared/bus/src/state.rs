@@ -8,10 +8,11 @@ use crate::{Bus, BusError};
 impl Bus {
     /// Current state of a call, with its KV revision.
     pub async fn call_state(&self, call_id: &str) -> Result<Option<(CallState, u64)>, BusError> {
-        if !self.is_connected() {
+        let deadline = tokio::time::Instant::now() + self.publish_timeout;
+        if !self.connected_by(deadline).await {
             return Err(BusError::Disconnected);
         }
-        let entry = tokio::time::timeout(self.publish_timeout, self.calls.entry(call_id))
+        let entry = tokio::time::timeout_at(deadline, self.calls.entry(call_id))
             .await
             .map_err(|_| BusError::Timeout(self.publish_timeout))?
             .map_err(|e| BusError::js("kv get", e))?;

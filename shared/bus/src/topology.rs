@@ -343,6 +343,31 @@ fn topo(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'stat
     }
 }
 
+/// How long a starting process keeps trying to set the topology up while JetStream is only
+/// unavailable (see [`ensure_patiently`]).
+const ENSURE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// [`ensure`], tried again while JetStream does not answer in time or answers 503 (a cluster
+/// electing leaders after losing a node, or too busy to answer within the client's request
+/// timeout while several processes start at once), for up to [`ENSURE_PATIENCE`], backing off
+/// up to 5 s. A refusal (`replicas > 1 not supported in non-clustered mode`, a bad config)
+/// fails at once.
+pub async fn ensure_patiently(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, BusError> {
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match ensure(js, cfg).await {
+            Ok(buckets) => return Ok(buckets),
+            Err(e) if e.is_transient() && started.elapsed() + delay < ENSURE_PATIENCE => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), retry_ms = delay.as_millis() as u64, "JetStream topology not set up yet; trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Create or update everything. Safe to run from every process at every start.
 pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, BusError> {
     for stream in [

@@ -43,6 +43,12 @@ pub struct NatsConfig {
     pub duplicate_window_secs: u64,
     /// How long to wait for a publish acknowledgement before answering 503.
     pub publish_timeout_ms: u64,
+    /// How often the client pings its server; after two unanswered pings it takes the link
+    /// for dead and reconnects (to another node of a cluster).
+    pub ping_interval_secs: u64,
+    /// How long one connection attempt (TCP, TLS, the server's INFO) may take before the
+    /// client tries another server.
+    pub connect_timeout_ms: u64,
     /// How long call events are kept.
     pub events_max_age_hours: u64,
 }

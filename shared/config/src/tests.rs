@@ -21,6 +21,24 @@ fn defaults_are_valid_and_safe() {
 }
 
 #[test]
+fn every_url_of_a_cluster_is_checked() {
+    let ok = Config::from_toml(
+        "[nats]\nurl = \"nats://n1:4222, nats://n2:4222,nats://n3:4222\"\nreplicas = 3",
+    )
+    .expect("a 3-node cluster's URLs");
+    assert_eq!(ok.nats.replicas, 3);
+    assert_eq!(
+        ok.nats.ping_interval_secs, 1,
+        "a dead link is noticed in seconds"
+    );
+    let err = Config::from_toml("[nats]\nurl = \"nats://n1:4222,http://n2:4222\"")
+        .expect_err("the second URL is not NATS");
+    assert!(err.to_string().contains("nats.url"), "{err}");
+    let err = Config::from_toml("[nats]\nping_interval_secs = 0").expect_err("0 never pings");
+    assert!(err.to_string().contains("nats.ping_interval_secs"), "{err}");
+}
+
+#[test]
 fn the_voice_session_is_on_by_default_and_false_opts_out() {
     let config = Config::from_toml("").expect("defaults validate");
     assert!(

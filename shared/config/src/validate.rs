@@ -25,11 +25,22 @@ fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_url(
-            "nats.url",
-            self.nats.url.split(',').next().unwrap_or_default(),
-            &["nats", "tls", "ws", "wss"],
-        )?;
+        // A cluster's URLs are comma-separated: each must be one.
+        for url in self.nats.url.split(',') {
+            check_url("nats.url", url.trim(), &["nats", "tls", "ws", "wss"])?;
+        }
+        if !(1..=120).contains(&self.nats.ping_interval_secs) {
+            return Err(invalid(
+                "nats.ping_interval_secs",
+                "must be between 1 and 120",
+            ));
+        }
+        if !(100..=60_000).contains(&self.nats.connect_timeout_ms) {
+            return Err(invalid(
+                "nats.connect_timeout_ms",
+                "must be between 100 and 60000",
+            ));
+        }
         if !(1..=5).contains(&self.nats.replicas) {
             return Err(invalid("nats.replicas", "must be between 1 and 5"));
         }
