@@ -153,7 +153,7 @@ impl Bus {
             .await
             .map_err(|e| BusError::js("subscribe to call control", e))?;
         Ok(ControlInbox {
-            client: self.client.clone(),
+            client: (*self.client).clone(),
             sub,
         })
     }

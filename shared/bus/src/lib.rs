@@ -24,6 +24,7 @@ mod state;
 pub mod topology;
 mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use async_nats::HeaderMap;
@@ -40,17 +41,19 @@ pub use recordings::{RecordingBody, RecordingMeta, StoredRecording, recording_ke
 use async_nats::jetstream::{self, kv, object_store::ObjectStore};
 use callfleet_config::Config;
 
-/// A connected client with the topology in place.
+/// A connected client with the topology in place. Cheap to clone: the handles are shared
+/// (each async-nats handle's own clone copies its cached stream info and channel senders, and
+/// the ingress cloned a dozen of them per request: most of its CPU went there).
 #[derive(Clone)]
 pub struct Bus {
-    client: async_nats::Client,
-    js: jetstream::Context,
-    calls: kv::Store,
-    leases: kv::Store,
-    campaigns: kv::Store,
-    numbers: kv::Store,
-    dnc: kv::Store,
-    recordings: ObjectStore,
+    client: Arc<async_nats::Client>,
+    js: Arc<jetstream::Context>,
+    calls: Arc<kv::Store>,
+    leases: Arc<kv::Store>,
+    campaigns: Arc<kv::Store>,
+    numbers: Arc<kv::Store>,
+    dnc: Arc<kv::Store>,
+    recordings: Arc<ObjectStore>,
     publish_timeout: Duration,
 }
 
@@ -61,14 +64,14 @@ impl Bus {
         let js = jetstream::new(client.clone());
         let b = topology::ensure_patiently(&js, config).await?;
         Ok(Self {
-            client,
-            js,
-            calls: b.calls,
-            leases: b.leases,
-            campaigns: b.campaigns,
-            numbers: b.numbers,
-            dnc: b.dnc,
-            recordings: b.recordings,
+            client: Arc::new(client),
+            js: Arc::new(js),
+            calls: Arc::new(b.calls),
+            leases: Arc::new(b.leases),
+            campaigns: Arc::new(b.campaigns),
+            numbers: Arc::new(b.numbers),
+            dnc: Arc::new(b.dnc),
+            recordings: Arc::new(b.recordings),
             publish_timeout: Duration::from_millis(config.nats.publish_timeout_ms),
         })
     }
