@@ -4,7 +4,7 @@
 //! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `newcomer_` `make run`
-//! as a new user runs it.
+//! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
@@ -31,6 +31,7 @@ mod media;
 mod media_transport;
 mod newcomer;
 mod notifier;
+mod peer;
 mod recording;
 mod rig;
 mod scale;

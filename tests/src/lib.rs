@@ -9,6 +9,7 @@ pub mod bench;
 pub mod density;
 mod fleet;
 pub mod media;
+pub mod peers;
 mod servers;
 mod sink;
 pub mod sphinx;

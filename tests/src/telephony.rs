@@ -15,7 +15,7 @@ use std::{
 use livekit_api::services::sip::SIPClient;
 
 use crate::{
-    LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool, wait_for_logged,
+    LiveKitOptions, LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool, wait_for_logged,
     wait_port_logged, workspace_root,
 };
 
@@ -63,6 +63,11 @@ pub struct Telephony {
 
 impl Telephony {
     pub async fn start() -> Self {
+        Self::start_with(LiveKitOptions::default()).await
+    }
+
+    /// The same, with livekit-server configured by `options` (its `redis` is the rig's).
+    pub async fn start_with(options: LiveKitOptions) -> Self {
         let dir = TempDir::new("telephony");
         let redis_port = free_port();
         let mut redis = Command::new(tool("redis-server"));
@@ -81,7 +86,11 @@ impl Telephony {
         wait_port_logged(redis_port, "redis-server", &[&redis_log]).await;
         let redis_addr = format!("127.0.0.1:{redis_port}");
 
-        let livekit = LiveKitServer::start_with_redis(Some(&redis_addr)).await;
+        let livekit = LiveKitServer::start_with(LiveKitOptions {
+            redis: Some(redis_addr.clone()),
+            ..options
+        })
+        .await;
 
         let mut tel = Self {
             livekit,

@@ -1,0 +1,305 @@
+//! LiveKit Agents as a system under test beside callfleet (issue 14 §5): the Python worker of
+//! `bench/peers/livekit-agents/agent.py`, run from its own pinned venv
+//! (`.tools/lk-agents-venv`, `make setup`), registered with the rig's livekit-server under an
+//! agent name; each call is placed as LiveKit's users place one: `CreateRoom` +
+//! `CreateAgentDispatch` with seed 001's metadata, and the job dials the callee itself with
+//! `CreateSIPParticipant` through the trunk. The worker's whole process tree (the main
+//! process, its forkserver and the job processes of the process executor) is measured from
+//! `/proc`: CPU from `stat`, RSS from `status`, PSS from `smaps_rollup`.
+//!
+//! The interface is deliberately small (start → dispatch N → pids to measure → metrics), for
+//! the density bench's system-under-test abstraction to wrap.
+
+use std::{
+    collections::BTreeSet,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use livekit_api::services::{
+    agent_dispatch::AgentDispatchClient,
+    room::{CreateRoomOptions, RoomClient},
+};
+use livekit_protocol as proto;
+use serde_json::Value;
+
+use crate::{LiveKitServer, TempDir, log_tail, wait_for_logged, workspace_root};
+
+/// The agent name the peer registers (explicit dispatch).
+pub const AGENT_NAME: &str = "callfleet-peer";
+
+/// LiveKit Agents' job executors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// The framework's default: one process per job (forkserver children).
+    Process,
+    /// `JobExecutorType.THREAD`: every job a thread of one process.
+    Thread,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Thread => "thread",
+        }
+    }
+}
+
+/// Where the worker's providers are: the stand-ins' URLs as `callfleet_standins` gives them.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    /// The OpenAI API root, `http://h:p/v1` (`FakeLlm::base_url`).
+    pub openai: String,
+    /// Deepgram's live URL, `ws://h:p/v1/listen` (`FakeStt::url`).
+    pub deepgram: String,
+    /// Cartesia's websocket, `ws://h:p/tts/websocket` (`FakeTts::url`); the agent cuts it to
+    /// the API root its plugin takes.
+    pub cartesia: String,
+}
+
+/// The worker's venv Python; panics naming `make setup` when it is missing.
+pub fn python() -> PathBuf {
+    let py = workspace_root().join(".tools/lk-agents-venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `make setup` (installs LiveKit Agents from bench/peers/livekit-agents/requirements.txt)",
+        py.display()
+    );
+    py
+}
+
+/// A running LiveKit Agents worker (its process group is killed on Drop).
+pub struct LiveKitAgents {
+    child: Child,
+    pub executor: Executor,
+    log: PathBuf,
+    metrics: PathBuf,
+    dir: TempDir,
+    url: String,
+    key: String,
+    secret: String,
+}
+
+impl LiveKitAgents {
+    /// Start the worker against `livekit`, dialing through `trunk_id`, with `idle` warm job
+    /// processes (size it to the calls to come), and wait until livekit-server registered it.
+    pub async fn start(
+        livekit: &LiveKitServer,
+        trunk_id: &str,
+        providers: &Providers,
+        executor: Executor,
+        idle: usize,
+    ) -> Self {
+        let dir = TempDir::new("lk-agents");
+        let log = dir.0.join("worker.log");
+        let metrics = dir.0.join("metrics.jsonl");
+        let out = std::fs::File::create(&log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let agent = workspace_root().join("bench/peers/livekit-agents/agent.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(&agent)
+            .arg("start")
+            .current_dir(&dir.0)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &dir.0)
+            .env("LIVEKIT_URL", livekit.url())
+            .env("LIVEKIT_API_KEY", &livekit.key)
+            .env("LIVEKIT_API_SECRET", &livekit.secret)
+            .env("SIP_TRUNK_ID", trunk_id)
+            .env("SIP_FROM_NUMBER", "+61299990000")
+            .env("OPENAI_BASE_URL", &providers.openai)
+            .env("OPENAI_API_KEY", "sk-test-openai")
+            .env("DEEPGRAM_BASE_URL", &providers.deepgram)
+            .env("DEEPGRAM_API_KEY", "dg-test")
+            .env("CARTESIA_BASE_URL", &providers.cartesia)
+            .env("CARTESIA_API_KEY", "sk_car_test")
+            .env("LK_PEER_AGENT_NAME", AGENT_NAME)
+            .env("LK_PEER_EXECUTOR", executor.name())
+            .env("LK_PEER_IDLE", idle.to_string())
+            .env("LK_PEER_METRICS", &metrics)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        // Its own process group: Drop kills the worker with its forkserver and job processes.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the LiveKit Agents worker: {e}"));
+        let registered = wait_for_logged(
+            "the LiveKit Agents worker to register (`registered worker` in its log)",
+            Duration::from_secs(90),
+            &[log.as_path()],
+            || {
+                let exited = child.try_wait().ok().flatten();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                async move {
+                    if let Some(status) = exited {
+                        return Some(Err(status));
+                    }
+                    text.contains("registered worker").then_some(Ok(()))
+                }
+            },
+        )
+        .await;
+        if let Err(status) = registered {
+            panic!(
+                "the LiveKit Agents worker exited ({status}) before registering{}",
+                log_tail(&log, 40)
+            );
+        }
+        Self {
+            child,
+            executor,
+            log,
+            metrics,
+            dir,
+            url: livekit.http_url(),
+            key: livekit.key.clone(),
+            secret: livekit.secret.clone(),
+        }
+    }
+
+    /// Place one call as LiveKit's users do: a room, then an explicit dispatch of the agent with
+    /// seed 001's metadata (`destination`, `account_code`, ...); the job dials.
+    pub async fn dispatch(&self, room: &str, metadata: &Value) -> String {
+        let rooms = RoomClient::with_api_key(&self.url, &self.key, &self.secret);
+        rooms
+            .create_room(
+                room,
+                CreateRoomOptions {
+                    empty_timeout: 30,
+                    departure_timeout: 5,
+                    ..CreateRoomOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("CreateRoom {room}: {e}"));
+        let dispatch = AgentDispatchClient::with_api_key(&self.url, &self.key, &self.secret)
+            .create_dispatch(proto::CreateAgentDispatchRequest {
+                agent_name: AGENT_NAME.to_owned(),
+                room: room.to_owned(),
+                metadata: metadata.to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateAgentDispatch {room}: {e}"));
+        dispatch.id
+    }
+
+    /// Delete a call's room (hangs the SIP leg up; the job ends).
+    pub async fn hang_up(&self, room: &str) {
+        let rooms = RoomClient::with_api_key(&self.url, &self.key, &self.secret);
+        let _ = rooms.delete_room(room).await;
+    }
+
+    /// The worker's main pid: measure the tree under it ([`tree`], [`sample`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line the jobs wrote to the metrics file (`metrics_collected` and session events).
+    pub fn metrics(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.metrics)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The metrics lines of one event kind (`answered`, `close`, `metrics`, ...).
+    pub fn events(&self, event: &str) -> Vec<Value> {
+        self.metrics()
+            .into_iter()
+            .filter(|m| m["event"] == event)
+            .collect()
+    }
+
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir.0
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+}
+
+impl Drop for LiveKitAgents {
+    fn drop(&mut self) {
+        // The group (worker, forkserver, job processes): this worker's own pid as pgid.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One reading of a process tree, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    /// CPU seconds (user + system) of the live processes.
+    pub cpu_s: f64,
+    pub rss_kb: f64,
+    pub pss_kb: f64,
+    pub procs: usize,
+}
+
+/// `root` and every descendant (through `/proc/<pid>/task/<tid>/children`), each once.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    seen.into_iter().collect()
+}
+
+fn kb(text: &str, key: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The tree under `root`: CPU seconds, RSS and PSS summed over its processes.
+pub fn sample(root: u32) -> Sample {
+    let pids = tree(root);
+    let mut s = Sample::default();
+    for pid in pids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        s.procs += 1;
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime, in USER_HZ (100 on Linux).
+        s.cpu_s += (tick(11) + tick(12)) / 100.0;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        s.rss_kb += kb(&status, "VmRSS:");
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        s.pss_kb += kb(&rollup, "Pss:");
+    }
+    s
+}
