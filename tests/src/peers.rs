@@ -220,6 +220,17 @@ impl LiveKitAgents {
             .collect()
     }
 
+    /// The processes the jobs ran in (their `job_start` lines): one per job with the process
+    /// executor, the worker itself with the thread executor.
+    pub fn job_pids(&self) -> Vec<u32> {
+        let pids: BTreeSet<u32> = self
+            .events("job_start")
+            .iter()
+            .filter_map(|m| m["pid"].as_u64().and_then(|p| u32::try_from(p).ok()))
+            .collect();
+        pids.into_iter().collect()
+    }
+
     pub fn log_path(&self) -> &std::path::Path {
         &self.log
     }
@@ -243,6 +254,76 @@ impl Drop for LiveKitAgents {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One turn's latencies, from a job's metrics lines (seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Turn {
+    /// The framework's end-of-turn decision (its `eou_metrics` line, written when the reply is
+    /// scheduled) to the agent's state `speaking` (its first audio frame played out).
+    pub decision_to_audio: f64,
+    /// The providers' share of it: LLM time to first token + TTS time to first byte, as the
+    /// plugins measured them for this turn's speech.
+    pub providers: f64,
+    /// `decision_to_audio - providers`: what the framework added (its turn overhead).
+    pub added: f64,
+    /// The final transcript's arrival to `speaking` (endpointing delay included).
+    pub transcript_to_audio: f64,
+}
+
+/// The turns in `metrics` (one job's or all jobs' lines): per `eou_metrics`, the LLM and TTS
+/// metrics of the same `speech_id` and the job's next `speaking` state. A turn missing any of
+/// them (cut off by a hang-up) is left out.
+pub fn turns(metrics: &[Value]) -> Vec<Turn> {
+    let f = |v: &Value, k: &str| v[k].as_f64();
+    let mut out = Vec::new();
+    for eou in metrics.iter().filter(|m| m["type"] == "eou_metrics") {
+        let (job, speech) = (&eou["job"], &eou["speech_id"]);
+        let Some(decided) = f(eou, "t") else { continue };
+        let same = |kind: &str| {
+            metrics
+                .iter()
+                .find(|m| m["job"] == *job && m["type"] == kind && m["speech_id"] == *speech)
+        };
+        let (Some(llm), Some(tts)) = (same("llm_metrics"), same("tts_metrics")) else {
+            continue;
+        };
+        let speaking = metrics
+            .iter()
+            .filter(|m| m["job"] == *job && m["event"] == "agent_state" && m["state"] == "speaking")
+            .filter_map(|m| f(m, "t"))
+            .find(|t| *t >= decided);
+        let transcript = metrics
+            .iter()
+            .filter(|m| m["job"] == *job && m["event"] == "transcript" && m["final"] == true)
+            .filter_map(|m| f(m, "t"))
+            .filter(|t| *t <= decided)
+            .last();
+        let (Some(speaking), Some(ttft), Some(ttfb)) =
+            (speaking, f(llm, "ttft"), f(tts, "ttfb"))
+        else {
+            continue;
+        };
+        let decision_to_audio = speaking - decided;
+        out.push(Turn {
+            decision_to_audio,
+            providers: ttft + ttfb,
+            added: decision_to_audio - (ttft + ttfb),
+            transcript_to_audio: transcript.map_or(f64::NAN, |t| speaking - t),
+        });
+    }
+    out
+}
+
+/// The `q` quantile (0..=1, nearest rank) of `values`; NaN when empty.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }
 
 /// One reading of a process tree, summed.
@@ -283,7 +364,12 @@ fn kb(text: &str, key: &str) -> f64 {
 
 /// The tree under `root`: CPU seconds, RSS and PSS summed over its processes.
 pub fn sample(root: u32) -> Sample {
-    let pids = tree(root);
+    sample_pids(&tree(root))
+}
+
+/// `pids` (not their children), summed.
+pub fn sample_pids(pids: &[u32]) -> Sample {
+    let pids = pids.to_vec();
     let mut s = Sample::default();
     for pid in pids {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

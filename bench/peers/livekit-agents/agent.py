@@ -105,7 +105,16 @@ async def entrypoint(ctx: JobContext) -> None:
     meta = json.loads(ctx.job.metadata or "{}")
     destination = meta["destination"]
     identity = f"sip-{destination}"
-    _write({"job": job_id, "t": time.time(), "event": "job_start", "room": ctx.room.name})
+    # The pid names the job's process (process executor) for the bench's per-job PSS.
+    _write(
+        {
+            "job": job_id,
+            "t": time.time(),
+            "event": "job_start",
+            "room": ctx.room.name,
+            "pid": os.getpid(),
+        }
+    )
 
     await ctx.connect()
 
