@@ -15,7 +15,7 @@ use callfleet_standins::{
     tts::{self, FakeTts, TtsScript},
 };
 use callfleet_tests::{
-    Behaviour, LiveKitOptions, Telephony, load_factor,
+    Behaviour, Telephony, load_factor,
     peers::{Executor, LiveKitAgents, Providers, quantile, sample, sample_pids, turns},
     wait_for,
 };
@@ -24,14 +24,10 @@ use serde_json::{Value, json};
 const FROM: &str = "+61299990000";
 const REPLY: &str = "Hi! This is the LiveKit Agents peer. Goodbye!";
 
-/// The rig, with livekit-server's agent `target_load` raised: on a busy machine a worker
-/// reports its load near 1.0, and the server's default 0.7 would offer it no job.
+/// The rig; its livekit-server's agent `target_load` is raised (`AGENT_TARGET_LOAD`): on a
+/// busy machine a worker reports its load near 1.0, and the default 0.7 would offer it no job.
 async fn rig() -> Telephony {
-    Telephony::start_with(LiveKitOptions {
-        agent_target_load: Some(1000.0),
-        ..LiveKitOptions::default()
-    })
-    .await
+    Telephony::start().await
 }
 
 fn providers(llm: &FakeLlm, stt: &FakeStt, tts: &FakeTts) -> Providers {

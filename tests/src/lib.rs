@@ -23,7 +23,7 @@ pub use fleet::{ANSWERING, Fleet, Role, VOICE_SESSION, binary};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use sphinx::SphinxStt;
-pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};
+pub use telephony::{AGENT_TARGET_LOAD, Behaviour, Callee, SipRequest, Telephony, summarize};
 
 /// Where a tool lives: `.tools/bin` (installed by `make setup`) or PATH. Panics with the
 /// install command otherwise: a missing tool is a failing test, never a skip.

@@ -24,7 +24,7 @@ use livekit_api::services::{
 use livekit_protocol as proto;
 use serde_json::Value;
 
-use crate::{LiveKitServer, TempDir, log_tail, wait_for_logged, workspace_root};
+use crate::{LiveKitServer, TempDir, log_tail, workspace_root};
 
 /// The agent name the peer registers (explicit dispatch).
 pub const AGENT_NAME: &str = "callfleet-peer";
@@ -85,6 +85,7 @@ pub struct LiveKitAgents {
 impl LiveKitAgents {
     /// Start the worker against `livekit`, dialing through `trunk_id`, with `idle` warm job
     /// processes (size it to the calls to come), and wait until livekit-server registered it.
+    /// Panics (with the worker's log) if it does not.
     pub async fn start(
         livekit: &LiveKitServer,
         trunk_id: &str,
@@ -92,6 +93,21 @@ impl LiveKitAgents {
         executor: Executor,
         idle: usize,
     ) -> Self {
+        Self::launch(livekit, trunk_id, providers, executor, idle, Duration::from_secs(90))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`start`](Self::start), an error (with the worker's log) instead of a panic when it
+    /// exits or has not registered within `within` (scaled for the machine's load).
+    pub async fn launch(
+        livekit: &LiveKitServer,
+        trunk_id: &str,
+        providers: &Providers,
+        executor: Executor,
+        idle: usize,
+        within: Duration,
+    ) -> Result<Self, String> {
         let dir = TempDir::new("lk-agents");
         let log = dir.0.join("worker.log");
         let metrics = dir.0.join("metrics.jsonl");
@@ -131,29 +147,28 @@ impl LiveKitAgents {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the LiveKit Agents worker: {e}"));
-        let registered = wait_for_logged(
-            "the LiveKit Agents worker to register (`registered worker` in its log)",
-            Duration::from_secs(90),
-            &[log.as_path()],
-            || {
-                let exited = child.try_wait().ok().flatten();
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                async move {
-                    if let Some(status) = exited {
-                        return Some(Err(status));
-                    }
-                    text.contains("registered worker").then_some(Ok(()))
-                }
-            },
-        )
-        .await;
-        if let Err(status) = registered {
-            panic!(
-                "the LiveKit Agents worker exited ({status}) before registering{}",
-                log_tail(&log, 40)
-            );
+        let deadline = tokio::time::Instant::now() + crate::scaled(within);
+        loop {
+            if std::fs::read_to_string(&log).is_ok_and(|t| t.contains("registered worker")) {
+                break;
+            }
+            if let Some(status) = child.try_wait().ok().flatten() {
+                return Err(format!(
+                    "the LiveKit Agents worker exited ({status}) before registering{}",
+                    log_tail(&log, 40)
+                ));
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the LiveKit Agents worker did not register within {within:?} (scaled){}",
+                    log_tail(&log, 40)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Self {
+        Ok(Self {
             child,
             executor,
             log,
@@ -162,12 +177,19 @@ impl LiveKitAgents {
             url: livekit.http_url(),
             key: livekit.key.clone(),
             secret: livekit.secret.clone(),
-        }
+        })
     }
 
     /// Place one call as LiveKit's users do: a room, then an explicit dispatch of the agent with
     /// seed 001's metadata (`destination`, `account_code`, ...); the job dials.
     pub async fn dispatch(&self, room: &str, metadata: &Value) -> String {
+        self.try_dispatch(room, metadata)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`dispatch`](Self::dispatch), an error instead of a panic.
+    pub async fn try_dispatch(&self, room: &str, metadata: &Value) -> Result<String, String> {
         let rooms = RoomClient::with_api_key(&self.url, &self.key, &self.secret);
         rooms
             .create_room(
@@ -179,7 +201,7 @@ impl LiveKitAgents {
                 },
             )
             .await
-            .unwrap_or_else(|e| panic!("CreateRoom {room}: {e}"));
+            .map_err(|e| format!("CreateRoom {room}: {e}"))?;
         let dispatch = AgentDispatchClient::with_api_key(&self.url, &self.key, &self.secret)
             .create_dispatch(proto::CreateAgentDispatchRequest {
                 agent_name: AGENT_NAME.to_owned(),
@@ -188,8 +210,8 @@ impl LiveKitAgents {
                 ..Default::default()
             })
             .await
-            .unwrap_or_else(|e| panic!("CreateAgentDispatch {room}: {e}"));
-        dispatch.id
+            .map_err(|e| format!("CreateAgentDispatch {room}: {e}"))?;
+        Ok(dispatch.id)
     }
 
     /// Delete a call's room (hangs the SIP leg up; the job ends).
@@ -257,8 +279,14 @@ impl Drop for LiveKitAgents {
 }
 
 /// One turn's latencies, from a job's metrics lines (seconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
+    /// The job (one call) the turn belongs to.
+    pub job: String,
+    /// The LLM's time to first token, as the openai plugin measured it.
+    pub llm_ttft: f64,
+    /// The TTS's time to first byte, as the cartesia plugin measured it.
+    pub tts_ttfb: f64,
     /// The framework's end-of-turn decision (its `eou_metrics` line, written when the reply is
     /// scheduled) to the agent's state `speaking` (its first audio frame played out).
     pub decision_to_audio: f64,
@@ -306,6 +334,9 @@ pub fn turns(metrics: &[Value]) -> Vec<Turn> {
         };
         let decision_to_audio = speaking - decided;
         out.push(Turn {
+            job: job.as_str().unwrap_or_default().to_owned(),
+            llm_ttft: ttft,
+            tts_ttfb: ttfb,
             decision_to_audio,
             providers: ttft + ttfb,
             added: decision_to_audio - (ttft + ttfb),

@@ -49,6 +49,12 @@ fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
     )
 }
 
+/// The rig's livekit-server `agents.target_load` (0.7 by default): the server offers a job
+/// only to an agent worker whose reported load (a LiveKit Agents worker reports the machine's
+/// CPU) is below it, and tests share two cores, so the default would dispatch nothing (as
+/// livekit-sip's `max_cpu_utilization` is lifted to 1.0 below, for the same reason).
+pub const AGENT_TARGET_LOAD: f32 = 1000.0;
+
 /// LiveKit with its SIP service: what `CreateSIPParticipant` needs to place real calls.
 pub struct Telephony {
     pub livekit: LiveKitServer,
@@ -62,8 +68,13 @@ pub struct Telephony {
 }
 
 impl Telephony {
+    /// livekit-server's agent `target_load` is raised (see [`AGENT_TARGET_LOAD`]).
     pub async fn start() -> Self {
-        Self::start_with(LiveKitOptions::default()).await
+        Self::start_with(LiveKitOptions {
+            agent_target_load: Some(AGENT_TARGET_LOAD),
+            ..LiveKitOptions::default()
+        })
+        .await
     }
 
     /// The same, with livekit-server configured by `options` (its `redis` is the rig's).

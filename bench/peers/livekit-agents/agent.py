@@ -24,6 +24,9 @@ Everything comes from the environment, so the bench can start it like any worker
   LK_PEER_IDLE            num_idle_processes (default 4): size it to N
   LK_PEER_LOAD_THRESHOLD  the worker's load gate (default inf: never reports itself full)
   LK_PEER_METRICS         JSONL file: one line per metric / session event, per job
+  LK_PEER_PREEMPTIVE      1: the framework's preemptive generation (its default); 0 (the
+                          default here): off, as the density bench requires, so each reply's
+                          LLM request starts at the end of turn, as callfleet's does there
   LK_PEER_GREETING        1: the agent speaks first (generate_reply) instead of waiting for
                           the callee's hello (callfleet waits for it; so does the default here)
 
@@ -118,7 +121,9 @@ async def entrypoint(ctx: JobContext) -> None:
 
     await ctx.connect()
 
+    preemptive = os.environ.get("LK_PEER_PREEMPTIVE", "0") == "1"
     session = AgentSession(
+        turn_handling={"preemptive_generation": {"enabled": preemptive}},
         vad=ctx.proc.userdata["vad"],
         stt=deepgram.STT(
             model="nova-3",
