@@ -23,6 +23,7 @@ Everything comes from the environment, so the bench can start it like any worker
   LK_PEER_EXECUTOR        process (the framework's default) or thread
   LK_PEER_IDLE            num_idle_processes (default 4): size it to N
   LK_PEER_LOAD_THRESHOLD  the worker's load gate (default inf: never reports itself full)
+  LK_PEER_INIT_TIMEOUT    initialize_process_timeout in s (default 60; the framework's 10)
   LK_PEER_METRICS         JSONL file: one line per metric / session event, per job
   LK_PEER_PREEMPTIVE      1: the framework's preemptive generation (its default); 0 (the
                           default here): off, as the density bench requires, so each reply's
@@ -233,6 +234,9 @@ def options() -> WorkerOptions:
             JobExecutorType.THREAD if executor == "thread" else JobExecutorType.PROCESS
         ),
         num_idle_processes=idle,
+        # A warm process imports the plugins and loads Silero: on a loaded 2-core machine that
+        # can outlast the default 10 s, and the pool then kills and respawns it forever.
+        initialize_process_timeout=float(os.environ.get("LK_PEER_INIT_TIMEOUT", "60")),
         load_threshold=threshold if not math.isnan(threshold) else math.inf,
         # The health-check HTTP server: an ephemeral port (8081 by default would clash).
         port=int(os.environ.get("LK_PEER_HTTP_PORT", "0")),
