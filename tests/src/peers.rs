@@ -142,8 +142,6 @@ impl LiveKitAgents {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
-        // Its own process group: Drop kills the worker with its forkserver and job processes.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the LiveKit Agents worker: {e}"));
@@ -268,11 +266,18 @@ impl LiveKitAgents {
 
 impl Drop for LiveKitAgents {
     fn drop(&mut self) {
-        // The group (worker, forkserver, job processes): this worker's own pid as pgid.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.child.id()))
-            .status();
+        // The worker's tree (forkserver, job processes, warm spares), each by its pid, leaves
+        // first, then the worker itself. No group kill: each pid is one this worker started.
+        let mut pids = tree(self.child.id());
+        pids.retain(|p| *p != self.child.id());
+        if !pids.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
