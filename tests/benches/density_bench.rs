@@ -19,8 +19,8 @@ use std::{path::PathBuf, time::Duration};
 
 use callfleet_tests::{
     density::{
-        Bed, Callfleet, DensityRow, LiveKitAgents, Plan, Script, System, Target, measure,
-        ratios, table, verdict,
+        Bed, Callfleet, DensityRow, LiveKitAgents, Plan, Script, System, Target, measure, ratios,
+        table, verdict,
     },
     peers::Executor,
 };

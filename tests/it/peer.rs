@@ -95,10 +95,14 @@ async fn peer_livekit_agents_places_a_call() {
     let tail = || worker.log_tail(60);
 
     // The LLM's end_call deletes the room: the callee gets a BYE.
-    wait_for("the agent's end_call (in its metrics file)", Duration::from_secs(60), || {
-        let done = !worker.events("end_call").is_empty();
-        async move { done.then_some(()) }
-    })
+    wait_for(
+        "the agent's end_call (in its metrics file)",
+        Duration::from_secs(60),
+        || {
+            let done = !worker.events("end_call").is_empty();
+            async move { done.then_some(()) }
+        },
+    )
     .await;
     wait_for("the callee's BYE", Duration::from_secs(30), || {
         let bye = !callee.received("BYE").is_empty();
@@ -118,14 +122,20 @@ async fn peer_livekit_agents_places_a_call() {
         .stream(stream.source)
         .map_or(0, |s| s.loud_ms(dispatched, Instant::now()));
     // REPLY at 30 ms a character is about 1.4 s of tone.
-    assert!(heard >= 500, "the callee heard {heard} ms of the agent{}", tail());
+    assert!(
+        heard >= 500,
+        "the callee heard {heard} ms of the agent{}",
+        tail()
+    );
     let said: Vec<String> = llm.requests().iter().map(|r| r.last_user()).collect();
     assert!(
         said.iter().any(|s| s.contains("Hello")),
         "the LLM got the callee's words: {said:?}"
     );
     assert!(
-        tts.texts().iter().any(|t| t.contains("LiveKit Agents peer")),
+        tts.texts()
+            .iter()
+            .any(|t| t.contains("LiveKit Agents peer")),
         "the TTS spoke the reply: {:?}",
         tts.texts()
     );
@@ -307,7 +317,9 @@ async fn peer_livekit_agents_density() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-    println!("| executor | N | CPU % of a core per session | PSS MB per session (tree / N) | PSS MB per call above idle | PSS MB per job process | RSS MB per session (tree / N) | idle tree PSS MB | processes | live calls | turns | added latency p50 / p99 ms | load factor |");
+    println!(
+        "| executor | N | CPU % of a core per session | PSS MB per session (tree / N) | PSS MB per call above idle | PSS MB per job process | RSS MB per session (tree / N) | idle tree PSS MB | processes | live calls | turns | added latency p50 / p99 ms | load factor |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(

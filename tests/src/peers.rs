@@ -93,9 +93,16 @@ impl LiveKitAgents {
         executor: Executor,
         idle: usize,
     ) -> Self {
-        Self::launch(livekit, trunk_id, providers, executor, idle, Duration::from_secs(90))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
+        Self::launch(
+            livekit,
+            trunk_id,
+            providers,
+            executor,
+            idle,
+            Duration::from_secs(90),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// As [`start`](Self::start), an error (with the worker's log) instead of a panic when it
@@ -332,8 +339,7 @@ pub fn turns(metrics: &[Value]) -> Vec<Turn> {
             .filter_map(|m| f(m, "t"))
             .filter(|t| *t <= decided)
             .last();
-        let (Some(speaking), Some(ttft), Some(ttfb)) =
-            (speaking, f(llm, "ttft"), f(tts, "ttfb"))
+        let (Some(speaking), Some(ttft), Some(ttfb)) = (speaking, f(llm, "ttft"), f(tts, "ttfb"))
         else {
             continue;
         };
@@ -384,8 +390,13 @@ pub fn tree(root: u32) -> Vec<u32> {
             continue;
         };
         for task in tasks.flatten() {
-            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            todo.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     seen.into_iter().collect()

@@ -15,8 +15,8 @@ use std::{
 use livekit_api::services::sip::SIPClient;
 
 use crate::{
-    LiveKitOptions, LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool, wait_for_logged,
-    wait_port_logged, workspace_root,
+    LiveKitOptions, LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool,
+    wait_for_logged, wait_port_logged, workspace_root,
 };
 
 use crate::servers::BIND_ATTEMPTS;

@@ -113,8 +113,7 @@ impl System for LiveKitAgents {
                 .metrics()
                 .iter()
                 .find(|m| {
-                    m["job"] == job
-                        && matches!(m["event"].as_str(), Some("close" | "dial_failed"))
+                    m["job"] == job && matches!(m["event"].as_str(), Some("close" | "dial_failed"))
                 })
                 .map(|m| {
                     m["reason"]
