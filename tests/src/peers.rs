@@ -337,8 +337,7 @@ pub fn turns(metrics: &[Value]) -> Vec<Turn> {
             .iter()
             .filter(|m| m["job"] == *job && m["event"] == "transcript" && m["final"] == true)
             .filter_map(|m| f(m, "t"))
-            .filter(|t| *t <= decided)
-            .last();
+            .rfind(|t| *t <= decided);
         let (Some(speaking), Some(ttft), Some(ttfb)) = (speaking, f(llm, "ttft"), f(tts, "ttfb"))
         else {
             continue;
