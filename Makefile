@@ -43,6 +43,11 @@ KEDA_VERSION := v2.18.0
 SILERO_VAD_VERSION := 6.2.3
 SILERO_VAD_SHA256 := 7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28
 
+# LiveKit Agents, the density bench's peer (bench/peers/livekit-agents/): its own venv, every
+# package pinned by requirements.txt (livekit-agents 1.8.9 and its openai, deepgram, cartesia and
+# silero plugins). Silero's ONNX model ships inside the plugin's wheel; setup checks it is there.
+LK_AGENTS_REQ := bench/peers/livekit-agents/requirements.txt
+
 TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
@@ -63,6 +68,7 @@ SILERO_MODEL := $(TOOLS)/models/silero_vad.onnx
 KUBECONFORM_STAMP := $(TOOLS)/stamps/kubeconform-$(KUBECONFORM_VERSION)
 K8S_SCHEMAS_STAMP := $(TOOLS)/stamps/k8s-schemas-$(K8S_SCHEMA_VERSION)-keda-$(KEDA_VERSION)-$(shell cksum < deploy/k8s/schemas/generate.py | cut -d" " -f1)
 CALLEE_SPEECH_STAMP := $(TOOLS)/stamps/callee-speech-$(shell cksum < tests/tools/callee_audio.sh | cut -d" " -f1)
+LK_AGENTS_STAMP := $(TOOLS)/stamps/lk-agents-venv-$(shell cksum < $(LK_AGENTS_REQ) | cut -d" " -f1)
 
 .PHONY: help setup run test test-load lint bench nats clean-tools
 
@@ -72,7 +78,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) $(KUBECONFORM_STAMP) $(K8S_SCHEMAS_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs, kubeconform and its schemas; speak the callee's audio
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) $(KUBECONFORM_STAMP) $(K8S_SCHEMAS_STAMP) $(LK_AGENTS_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs, kubeconform and its schemas, LiveKit Agents (the bench's peer); speak the callee's audio
 
 # espeak-ng speaks at 22.05 kHz; sox resamples to 8 kHz mono mu-law without dither (-D), so the
 # bytes are the same on every run.
@@ -148,6 +154,14 @@ $(VENV_STAMP):
 	mkdir -p $(TOOLS)/stamps
 	python3 -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check nats-py==$(NATS_PY_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) $(CONFORMANCE_PY) $(SPHINX_PY)
+	touch $@
+
+$(LK_AGENTS_STAMP): $(LK_AGENTS_REQ)
+	mkdir -p $(TOOLS)/stamps
+	python3 -m venv $(TOOLS)/lk-agents-venv
+	$(TOOLS)/lk-agents-venv/bin/pip install --quiet --disable-pip-version-check -r $(LK_AGENTS_REQ)
+	@test -s "$$($(TOOLS)/lk-agents-venv/bin/python -c 'import livekit.plugins.silero as s, os; print(os.path.join(os.path.dirname(s.__file__), "resources", "silero_vad.onnx"))')" \
+	  || { echo "livekit-plugins-silero's wheel has no resources/silero_vad.onnx"; exit 1; }
 	touch $@
 
 run: setup ## Run the whole fleet locally (nats-server, and the local telephony rig when LIVEKIT_URL is unset)

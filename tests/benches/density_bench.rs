@@ -5,14 +5,24 @@
 //! `tests/src/density/` (a `System` trait, so another stack can be measured in the same run).
 //!
 //! `cargo bench -p callfleet-tests --bench density_bench -- [sizes=10,25,50] [seconds=30]
-//! [vads=energy,silero]`; prints Markdown (`make bench` writes it to bench/density.md). The
+//! [vads=energy,silero] [peers=process,thread] [peer_sizes=10]`; prints Markdown (`make bench` writes it to bench/density.md). The
 //! worker is `CALLFLEET_BIN`, else the release `callfleet` beside this bench's build (`cargo
 //! build --release -p callfleet` first; `make bench` does).
+//!
+//! The peer, LiveKit Agents (`bench/peers/livekit-agents/`, `.tools/lk-agents-venv` from
+//! `make setup`), runs the same calls on the same bed with each executor in `peers`
+//! (`peers=` for none), at `peer_sizes` only: with a process per job plus as many warm spares,
+//! N = 25 or 50 would need 7-15 GB and several cores. Its rows get ratios against callfleet's
+//! at the same N (the Silero row when measured: the peer runs Silero).
 
 use std::{path::PathBuf, time::Duration};
 
-use callfleet_tests::density::{
-    Bed, Callfleet, DensityRow, Plan, Script, System, Target, measure, table, verdict,
+use callfleet_tests::{
+    density::{
+        Bed, Callfleet, DensityRow, LiveKitAgents, Plan, Script, System, Target, measure, ratios,
+        table, verdict,
+    },
+    peers::Executor,
 };
 
 /// The release worker: `CALLFLEET_BIN`, else `<target>/release/callfleet` (this bench runs
@@ -44,11 +54,46 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// Every size of `sizes` for one system, its rows appended (a failed size is reported, not
+/// fatal).
+async fn step<S: System>(
+    bed: &Bed,
+    system: &mut S,
+    sizes: &[usize],
+    plan: Plan,
+    rows: &mut Vec<DensityRow>,
+) {
+    for &n in sizes {
+        eprintln!("density: {} N={n} …", system.name());
+        match measure(bed, system, n, plan).await {
+            Ok(row) => {
+                eprintln!("{}", table(std::slice::from_ref(&row)));
+                rows.push(row);
+            }
+            Err(e) => eprintln!("density: {} N={n} failed: {e}", system.name()),
+        }
+    }
+}
+
 fn main() {
     let mut sizes = vec![10, 25, 50];
     let mut seconds = 30;
     let mut vads = vec!["energy".to_owned()];
+    let mut peers = vec![Executor::Process, Executor::Thread];
+    let mut peer_sizes = vec![10];
     for arg in std::env::args().skip(1) {
+        if let Some(v) = arg.strip_prefix("peers=") {
+            peers = v
+                .split(',')
+                .filter_map(|e| match e.trim() {
+                    "process" => Some(Executor::Process),
+                    "thread" => Some(Executor::Thread),
+                    _ => None,
+                })
+                .collect();
+        } else if let Some(v) = arg.strip_prefix("peer_sizes=") {
+            peer_sizes = v.split(',').filter_map(|s| s.parse().ok()).collect();
+        }
         if let Some(v) = arg.strip_prefix("sizes=") {
             sizes = v.split(',').filter_map(|s| s.parse().ok()).collect();
         } else if let Some(v) = arg.strip_prefix("seconds=") {
@@ -70,21 +115,16 @@ fn main() {
     let rows: Vec<DensityRow> = rt.block_on(async {
         let bed = Bed::start(script).await;
         let mut rows = Vec::new();
+        let plan = Plan {
+            window: Duration::from_secs(seconds),
+        };
         for vad in &vads {
             let mut system = Callfleet::new(vad, Some(bin.clone()));
-            for &n in &sizes {
-                eprintln!("density: {} N={n} …", system.name());
-                let plan = Plan {
-                    window: Duration::from_secs(seconds),
-                };
-                match measure(&bed, &mut system, n, plan).await {
-                    Ok(row) => {
-                        eprintln!("{}", table(std::slice::from_ref(&row)));
-                        rows.push(row);
-                    }
-                    Err(e) => eprintln!("density: {} N={n} failed: {e}", system.name()),
-                }
-            }
+            step(&bed, &mut system, &sizes, plan, &mut rows).await;
+        }
+        for &executor in &peers {
+            let mut system = LiveKitAgents::new(executor);
+            step(&bed, &mut system, &peer_sizes, plan, &mut rows).await;
         }
         rows
     });
@@ -109,6 +149,21 @@ fn main() {
         started.elapsed().as_secs_f64(),
     );
     println!("{}", table(&rows));
+    let base = ["silero", "energy", "webrtc"]
+        .iter()
+        .map(|vad| format!("callfleet ({vad} VAD)"))
+        .find(|name| rows.iter().any(|r| &r.system == name));
+    let peer_names: Vec<String> = peers
+        .iter()
+        .map(|e| LiveKitAgents::new(*e).name())
+        .filter(|name| rows.iter().any(|r| &r.system == name))
+        .collect();
+    if let Some(base) = &base {
+        for peer in &peer_names {
+            println!("### {peer} against {base}, per call\n");
+            println!("{}", ratios(&rows, base, peer));
+        }
+    }
     println!("### Against the target\n");
     println!("{}", verdict(&rows, Target::default()));
     println!("### What each column is\n");
@@ -131,6 +186,16 @@ fn main() {
          the agent's clients measured them): the engine's own time, the figure \
          `voice_bench` measures in isolation (DESIGN §9: p99 <= 5 ms).\n\
          - **livekit-server / livekit-sip CPU**: their processes over the same window (% of one \
-         core), for scale: they carry every call's media.\n"
+         core), for scale: they carry every call's media.\n\
+         - **LiveKit Agents rows** (`bench/peers/livekit-agents/`): livekit-agents 1.8.9 with \
+         its deepgram, openai and cartesia plugins on the same stand-ins, Silero VAD \
+         (onnxruntime), preemptive generation off, no answering-machine detection; calls placed \
+         by CreateRoom + CreateAgentDispatch with seed 001's metadata, the job dialing with \
+         CreateSIPParticipant. CPU, RSS and PSS are the worker's whole process tree (main \
+         process, forkserver, job processes and `num_idle_processes` = N warm spares with the \
+         process executor; one process with the thread executor). Its response is the \
+         framework's end-of-turn decision (its EOU metric) to its `speaking` state, and the \
+         provider latencies are its plugins' TTFT and TTFB. Not comparable: Python against \
+         Rust is the point; callfleet also runs its answering gate and recording-ready taps.\n"
     );
 }

@@ -5,7 +5,7 @@
 //! `contract_` generated files and config, `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
 //! partitions, `newcomer_` `make run`
-//! as a new user runs it.
+//! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
@@ -33,6 +33,7 @@ mod media;
 mod media_transport;
 mod newcomer;
 mod notifier;
+mod peer;
 mod recording;
 mod rig;
 mod scale;

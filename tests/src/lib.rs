@@ -12,6 +12,7 @@ mod cluster;
 pub mod density;
 mod fleet;
 pub mod media;
+pub mod peers;
 mod proxy;
 mod servers;
 mod sink;
@@ -28,7 +29,7 @@ pub use proxy::{Link, Proxy};
 pub use servers::{LiveKitOptions, LiveKitServer, NatsServer};
 pub use sink::{Received, WebhookSink};
 pub use sphinx::SphinxStt;
-pub use telephony::{Behaviour, Callee, SipRequest, Telephony, summarize};
+pub use telephony::{AGENT_TARGET_LOAD, Behaviour, Callee, SipRequest, Telephony, summarize};
 
 /// Where a tool lives: `.tools/bin` (installed by `make setup`) or PATH. Panics with the
 /// install command otherwise: a missing tool is a failing test, never a skip.

@@ -106,6 +106,10 @@ pub struct LiveKitOptions {
     /// Keep a room this many seconds after it empties or its last participant leaves (the
     /// server's own defaults otherwise).
     pub room_timeout_secs: Option<u32>,
+    /// The agent service's `target_load` (0.7 by default): livekit-server offers a job only to
+    /// a worker whose reported load is below it, so a LiveKit Agents worker on a busy machine
+    /// (load = the machine's CPU) gets nothing. The density bench's peer raises it.
+    pub agent_target_load: Option<f32>,
 }
 
 /// A livekit-server child process, killed on Drop.
@@ -171,6 +175,9 @@ impl LiveKitServer {
             config.push_str(&format!(
                 "room:\n  empty_timeout: {secs}\n  departure_timeout: {secs}\n"
             ));
+        }
+        if let Some(load) = options.agent_target_load {
+            config.push_str(&format!("agents:\n  target_load: {load}\n"));
         }
         if let Some(addr) = &options.redis {
             config.push_str(&format!("redis:\n  address: {addr}\n"));

@@ -15,8 +15,8 @@ use std::{
 use livekit_api::services::sip::SIPClient;
 
 use crate::{
-    LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool, wait_for_logged,
-    wait_port_logged, workspace_root,
+    LiveKitOptions, LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool,
+    wait_for_logged, wait_port_logged, workspace_root,
 };
 
 use crate::servers::BIND_ATTEMPTS;
@@ -49,6 +49,12 @@ fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
     )
 }
 
+/// The rig's livekit-server `agents.target_load` (0.7 by default): the server offers a job
+/// only to an agent worker whose reported load (a LiveKit Agents worker reports the machine's
+/// CPU) is below it, and tests share two cores, so the default would dispatch nothing (as
+/// livekit-sip's `max_cpu_utilization` is lifted to 1.0 below, for the same reason).
+pub const AGENT_TARGET_LOAD: f32 = 1000.0;
+
 /// LiveKit with its SIP service: what `CreateSIPParticipant` needs to place real calls.
 pub struct Telephony {
     pub livekit: LiveKitServer,
@@ -62,7 +68,17 @@ pub struct Telephony {
 }
 
 impl Telephony {
+    /// livekit-server's agent `target_load` is raised (see [`AGENT_TARGET_LOAD`]).
     pub async fn start() -> Self {
+        Self::start_with(LiveKitOptions {
+            agent_target_load: Some(AGENT_TARGET_LOAD),
+            ..LiveKitOptions::default()
+        })
+        .await
+    }
+
+    /// The same, with livekit-server configured by `options` (its `redis` is the rig's).
+    pub async fn start_with(options: LiveKitOptions) -> Self {
         let dir = TempDir::new("telephony");
         let redis_port = free_port();
         let mut redis = Command::new(tool("redis-server"));
@@ -81,7 +97,11 @@ impl Telephony {
         wait_port_logged(redis_port, "redis-server", &[&redis_log]).await;
         let redis_addr = format!("127.0.0.1:{redis_port}");
 
-        let livekit = LiveKitServer::start_with_redis(Some(&redis_addr)).await;
+        let livekit = LiveKitServer::start_with(LiveKitOptions {
+            redis: Some(redis_addr.clone()),
+            ..options
+        })
+        .await;
 
         let mut tel = Self {
             livekit,

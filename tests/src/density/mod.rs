@@ -42,6 +42,7 @@
 
 mod bed;
 mod callfleet;
+mod livekit_agents;
 pub mod procs;
 mod report;
 
@@ -49,6 +50,7 @@ use std::{future::Future, time::Duration};
 
 pub use bed::{Bed, Script};
 pub use callfleet::Callfleet;
+pub use livekit_agents::LiveKitAgents;
 pub use report::{DensityRow, Target, ratios, table, verdict};
 
 use crate::tap::SPEECH_DBFS;
