@@ -158,8 +158,8 @@ $(VENV_STAMP):
 
 $(LK_AGENTS_STAMP): $(LK_AGENTS_REQ)
 	mkdir -p $(TOOLS)/stamps
-	python3 -m venv $(TOOLS)/lk-agents-venv
-	$(TOOLS)/lk-agents-venv/bin/pip install --quiet --disable-pip-version-check -r $(LK_AGENTS_REQ)
+	python3 -m venv --clear $(TOOLS)/lk-agents-venv
+	$(TOOLS)/lk-agents-venv/bin/python -m pip install --quiet --disable-pip-version-check -r $(LK_AGENTS_REQ)
 	@test -s "$$($(TOOLS)/lk-agents-venv/bin/python -c 'import livekit.plugins.silero as s, os; print(os.path.join(os.path.dirname(s.__file__), "resources", "silero_vad.onnx"))')" \
 	  || { echo "livekit-plugins-silero's wheel has no resources/silero_vad.onnx"; exit 1; }
 	touch $@

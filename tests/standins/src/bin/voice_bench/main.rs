@@ -114,6 +114,20 @@ async fn env(ttft: Duration) -> HashMap<String, String> {
 
 /// Response latencies (ms) of every turn of `sessions` concurrent sessions.
 async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool) -> Vec<f64> {
+    measure_turns(sessions, turns, ttft, preemptive)
+        .await
+        .iter()
+        .filter_map(|m| m.response_latency_ms)
+        .collect()
+}
+
+/// Every turn's metrics of `sessions` concurrent sessions.
+async fn measure_turns(
+    sessions: usize,
+    turns: usize,
+    ttft: Duration,
+    preemptive: bool,
+) -> Vec<callfleet_domain::summary::TurnMetrics> {
     let env = env(ttft).await;
     let cfg = match resolve_json(
         &json!({"preemptive_generation": preemptive, "tts": "cartesia"}),
@@ -140,7 +154,7 @@ async fn measure(sessions: usize, turns: usize, ttft: Duration, preemptive: bool
     let mut out = Vec::new();
     for t in tasks {
         if let Ok(report) = t.await {
-            out.extend(report.turns.iter().filter_map(|m| m.response_latency_ms));
+            out.extend(report.turns);
         }
     }
     out
@@ -172,7 +186,11 @@ async fn main() {
 
     println!("## Turn overhead (end of turn -> first agent frame sent), zero provider latency\n");
     println!("{sessions} concurrent sessions x {turns} turns, preemptive generation off.\n");
-    let mut v = measure(sessions, turns, Duration::ZERO, false).await;
+    let metrics = measure_turns(sessions, turns, Duration::ZERO, false).await;
+    let mut v: Vec<f64> = metrics
+        .iter()
+        .filter_map(|m| m.response_latency_ms)
+        .collect();
     println!("| turns | p50 ms | p99 ms | max ms |\n|---|---|---|---|");
     println!(
         "| {} | {:.2} | {:.2} | {:.2} |\n",
@@ -181,6 +199,22 @@ async fn main() {
         pct(&mut v, 0.99),
         pct(&mut v, 1.0)
     );
+    // Where the time goes: the LLM's first token over loopback HTTP and SSE, the TTS's first
+    // audio over its websocket (each as the engine's clients measured it), and the rest (the
+    // engine's own work and its task wake-ups).
+    let part = |f: &dyn Fn(&callfleet_domain::summary::TurnMetrics) -> Option<f64>| {
+        let mut p: Vec<f64> = metrics.iter().filter_map(f).collect();
+        (pct(&mut p, 0.5), pct(&mut p, 0.99))
+    };
+    let llm = part(&|m| m.llm_ttft_ms);
+    let tts = part(&|m| m.tts_ttfb_ms);
+    let rest = part(&|m| {
+        Some(m.response_latency_ms? - m.llm_ttft_ms.unwrap_or(0.0) - m.tts_ttfb_ms.unwrap_or(0.0))
+    });
+    println!("| part of the response | p50 ms | p99 ms |\n|---|---|---|");
+    println!("| LLM first token (loopback HTTP + SSE) | {:.2} | {:.2} |", llm.0, llm.1);
+    println!("| TTS first audio (websocket round trip) | {:.2} | {:.2} |", tts.0, tts.1);
+    println!("| the rest: the engine and its wake-ups | {:.2} | {:.2} |\n", rest.0, rest.1);
 
     println!("## Share of LLM TTFT hidden by preemptive generation (unchanged transcript)\n");
     println!("hidden = (p50 off - p50 on) / TTFT. Same sessions and turns as above.\n");
