@@ -127,7 +127,7 @@ async fn measure_turns(
     turns: usize,
     ttft: Duration,
     preemptive: bool,
-) -> Vec<callfleet_domain::summary::TurnMetrics> {
+) -> Vec<callfleet_voice::TurnMetrics> {
     let env = env(ttft).await;
     let cfg = match resolve_json(
         &json!({"preemptive_generation": preemptive, "tts": "cartesia"}),
@@ -202,7 +202,7 @@ async fn main() {
     // Where the time goes: the LLM's first token over loopback HTTP and SSE, the TTS's first
     // audio over its websocket (each as the engine's clients measured it), and the rest (the
     // engine's own work and its task wake-ups).
-    let part = |f: &dyn Fn(&callfleet_domain::summary::TurnMetrics) -> Option<f64>| {
+    let part = |f: &dyn Fn(&callfleet_voice::TurnMetrics) -> Option<f64>| {
         let mut p: Vec<f64> = metrics.iter().filter_map(f).collect();
         (pct(&mut p, 0.5), pct(&mut p, 0.99))
     };
