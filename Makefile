@@ -186,7 +186,7 @@ lint: ## rustfmt and clippy, warnings as errors
 bench: setup ## Benchmarks; writes bench/REPORT.md (with bench/density.md appended), bench/density.md, bench/media.md, bench/voice.md, bench/recording.md, bench/vad.md and bench/amd.md
 	cargo build --release -p callfleet -p callfleet-tests --bin callfleet --bin bench
 	CALLFLEET_BIN=$(TARGET_DIR)/release/callfleet $(TARGET_DIR)/release/bench --out bench/REPORT.md
-	cargo bench -p callfleet-tests --bench density_bench -- sizes=10,25,50 seconds=30 vads=energy,silero > bench/density.md
+	cargo bench -p callfleet-tests --bench density_bench -- sizes=10,25 seconds=30 vads=energy,silero > bench/density.md
 	cat bench/density.md >> bench/REPORT.md
 	cargo bench -p callfleet-tests --bench media_bench -- sizes=10,50,100 seconds=10 > bench/media.md
 	cargo bench -p callfleet-tests --bench recording_bench -- calls=20 seconds=20 > bench/recording.md

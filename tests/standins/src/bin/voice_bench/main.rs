@@ -212,9 +212,18 @@ async fn main() {
         Some(m.response_latency_ms? - m.llm_ttft_ms.unwrap_or(0.0) - m.tts_ttfb_ms.unwrap_or(0.0))
     });
     println!("| part of the response | p50 ms | p99 ms |\n|---|---|---|");
-    println!("| LLM first token (loopback HTTP + SSE) | {:.2} | {:.2} |", llm.0, llm.1);
-    println!("| TTS first audio (websocket round trip) | {:.2} | {:.2} |", tts.0, tts.1);
-    println!("| the rest: the engine and its wake-ups | {:.2} | {:.2} |\n", rest.0, rest.1);
+    println!(
+        "| LLM first token (loopback HTTP + SSE) | {:.2} | {:.2} |",
+        llm.0, llm.1
+    );
+    println!(
+        "| TTS first audio (websocket round trip) | {:.2} | {:.2} |",
+        tts.0, tts.1
+    );
+    println!(
+        "| the rest: the engine and its wake-ups | {:.2} | {:.2} |\n",
+        rest.0, rest.1
+    );
 
     println!("## Share of LLM TTFT hidden by preemptive generation (unchanged transcript)\n");
     println!("hidden = (p50 off - p50 on) / TTFT. Same sessions and turns as above.\n");
