@@ -153,6 +153,13 @@ pub(super) fn row(i: Inputs<'_>) -> DensityRow {
     }
 }
 
+impl DensityRow {
+    /// Every call came up and was live through the window: per-call figures mean something.
+    pub fn measured(&self) -> bool {
+        self.ramp_s.is_some() && self.live > 0
+    }
+}
+
 /// The rows as a Markdown table (any systems, in the order given).
 pub fn table(rows: &[DensityRow]) -> String {
     let mut out = String::from(
@@ -233,6 +240,14 @@ pub fn verdict(rows: &[DensityRow], target: Target) -> String {
         target.calls_per_core, target.mb_per_call
     );
     for r in rows {
+        if !r.measured() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | not measured: not every call came up | - | - | - |",
+                r.system, r.n
+            );
+            continue;
+        }
         let per_core = 100.0 / r.cpu_pct_per_call;
         let _ = writeln!(
             out,
@@ -267,6 +282,14 @@ pub fn ratios(rows: &[DensityRow], base: &str, peer: &str) -> String {
         let Some(p) = rows.iter().find(|r| r.system == peer && r.n == b.n) else {
             continue;
         };
+        if !b.measured() || !p.measured() {
+            let _ = writeln!(
+                out,
+                "| {} | not measured: not every call came up | - | - |",
+                b.n
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "| {} | {:.1}x | {:.1}x | {:.1}x |",
