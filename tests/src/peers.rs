@@ -275,7 +275,7 @@ impl Drop for LiveKitAgents {
     fn drop(&mut self) {
         // The worker's tree (forkserver, job processes, warm spares), each by its pid, leaves
         // first, then the worker itself. No group kill: each pid is one this worker started.
-        let mut pids = tree(self.child.id());
+        let mut pids = crate::density::procs::tree(&[self.child.id()]);
         pids.retain(|p| *p != self.child.id());
         if !pids.is_empty() {
             let _ = Command::new("kill")
@@ -356,82 +356,12 @@ pub fn turns(metrics: &[Value]) -> Vec<Turn> {
     out
 }
 
-/// The `q` quantile (0..=1, nearest rank) of `values`; NaN when empty.
-pub fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-/// One reading of a process tree, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Sample {
-    /// CPU seconds (user + system) of the live processes.
-    pub cpu_s: f64,
-    pub rss_kb: f64,
-    pub pss_kb: f64,
-    pub procs: usize,
-}
-
-/// `root` and every descendant (through `/proc/<pid>/task/<tid>/children`), each once.
-pub fn tree(root: u32) -> Vec<u32> {
-    let mut seen = BTreeSet::new();
-    let mut todo = vec![root];
-    while let Some(pid) = todo.pop() {
-        if !seen.insert(pid) {
-            continue;
-        }
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            todo.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    seen.into_iter().collect()
-}
-
-fn kb(text: &str, key: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
+pub use crate::density::{
+    procs::{Sample, sample_pids},
+    quantile,
+};
 
 /// The tree under `root`: CPU seconds, RSS and PSS summed over its processes.
 pub fn sample(root: u32) -> Sample {
-    sample_pids(&tree(root))
-}
-
-/// `pids` (not their children), summed.
-pub fn sample_pids(pids: &[u32]) -> Sample {
-    let pids = pids.to_vec();
-    let mut s = Sample::default();
-    for pid in pids {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        s.procs += 1;
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime, in USER_HZ (100 on Linux).
-        s.cpu_s += (tick(11) + tick(12)) / 100.0;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        s.rss_kb += kb(&status, "VmRSS:");
-        let rollup =
-            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        s.pss_kb += kb(&rollup, "Pss:");
-    }
-    s
+    crate::density::procs::sample(&[root])
 }

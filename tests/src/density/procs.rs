@@ -67,7 +67,16 @@ fn field_kb(text: &str, key: &str) -> f64 {
 
 /// Every process of the trees under `roots`, summed.
 pub fn sample(roots: &[u32]) -> Sample {
-    let pids = tree(roots);
+    sample_pids(&tree(roots))
+}
+
+/// `pids` (not their children), summed; a pid that is gone counts for nothing.
+pub fn sample_pids(pids: &[u32]) -> Sample {
+    let pids: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
     let mut s = Sample {
         procs: pids.len(),
         ..Sample::default()
