@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(r.added_p50_ms, 10.0);
         assert_eq!(r.overhead_p99_ms, 5.0);
         assert_eq!(r.livekit_cpu_pct, 50.0);
-        let md = table(&[r.clone()]);
+        let md = table(std::slice::from_ref(&r));
         assert!(md.contains("| x | 10 | 10 | 3.0 / 10 |"), "{md}");
         assert!(verdict(&[r], Target::default()).contains("| 100 | met"));
     }
