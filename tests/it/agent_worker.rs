@@ -53,13 +53,11 @@ enum Seen {
         assignment: Box<proto::JobAssignment>,
     },
     NotAssigned {
-        worker: &'static str,
         job_id: String,
         reason: String,
         at: Instant,
     },
     Terminated {
-        worker: &'static str,
         job_id: String,
     },
 }
@@ -162,7 +160,6 @@ impl JobHandler for Recorder {
 
     async fn not_assigned(&self, job_id: String, reason: String) {
         self.journal.push(Seen::NotAssigned {
-            worker: self.worker,
             job_id,
             reason,
             at: Instant::now(),
@@ -170,10 +167,7 @@ impl JobHandler for Recorder {
     }
 
     async fn terminated(&self, job_id: String) {
-        self.journal.push(Seen::Terminated {
-            worker: self.worker,
-            job_id,
-        });
+        self.journal.push(Seen::Terminated { job_id });
     }
 }
 
@@ -276,14 +270,14 @@ async fn dispatch(api: &LiveKit, agent: &str, what: &str) -> (String, String) {
 
 /// The first offer of a job in `room`.
 async fn offered(journal: &Journal, room: &str) -> (&'static str, proto::Job, Instant) {
-    wait_for(&format!("an offer of the job in {room}"), Duration::from_secs(15), || async {
+    wait_for(&format!("an offer of the job in {room}"), Duration::from_secs(15), || async move {
         journal.offers(room).into_iter().next()
     })
     .await
 }
 
 async fn assigned(journal: &Journal, job_id: &str) -> (&'static str, proto::JobAssignment) {
-    wait_for(&format!("the assignment of job {job_id}"), Duration::from_secs(15), || async {
+    wait_for(&format!("the assignment of job {job_id}"), Duration::from_secs(15), || async move {
         journal.assigned(job_id)
     })
     .await
@@ -326,8 +320,9 @@ async fn agent_worker_accepts_a_dispatch_and_gets_its_assignment() {
     assert_eq!(claims.attributes.get("lk.agent_name").map(String::as_str), Some(agent));
     assert_eq!(claims.attributes.get("callfleet.worker").map(String::as_str), Some("w1"));
 
-    let state = wait_for("ListDispatch to show the job running", Duration::from_secs(10), || async {
-        listed_state(&api, &room, &job.id)
+    let (api_ref, room_ref, job_ref) = (&api, room.as_str(), job.id.as_str());
+    let state = wait_for("ListDispatch to show the job running", Duration::from_secs(10), || async move {
+        listed_state(api_ref, room_ref, job_ref)
             .await
             .filter(|s| s.status == proto::JobStatus::JsRunning as i32)
     })
@@ -340,8 +335,9 @@ async fn agent_worker_accepts_a_dispatch_and_gets_its_assignment() {
         .delete_dispatch(&dispatch_id, &room)
         .await
         .unwrap_or_else(|e| panic!("DeleteDispatch: {e}"));
-    wait_for("the job's termination", Duration::from_secs(10), || async {
-        journal.terminated(&job.id).then_some(())
+    wait_for("the job's termination", Duration::from_secs(10), || {
+        let done = journal.terminated(&job.id).then_some(());
+        async move { done }
     })
     .await;
 
@@ -363,8 +359,9 @@ async fn agent_worker_accepts_a_dispatch_and_gets_its_assignment() {
             .await
             .unwrap_or_else(|e| panic!("DeleteDispatch {r}: {e}"));
     }
-    wait_for("the control job's termination", Duration::from_secs(10), || async {
-        journal.terminated(&job3.id).then_some(())
+    wait_for("the control job's termination", Duration::from_secs(10), || {
+        let done = journal.terminated(&job3.id).then_some(());
+        async move { done }
     })
     .await;
     assert!(!journal.terminated(&job2.id), "a job reported done was terminated: {:?}", journal.all());
@@ -552,7 +549,10 @@ async fn agent_worker_answer_after_livekits_deadline_is_not_assigned() {
             let (reason, at) = wait_for(
                 &format!("job {} reported not assigned", job.id),
                 Duration::from_secs(20),
-                || async { journal.not_assigned(&job.id) },
+                || {
+                    let seen = journal.not_assigned(&job.id);
+                    async move { seen }
+                },
             )
             .await;
             eprintln!(

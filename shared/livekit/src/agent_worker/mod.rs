@@ -32,6 +32,7 @@
 //! expires after psrpc's 3 s default even though the worker side waits up to 10 s.
 
 mod session;
+mod worker;
 mod wire;
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
@@ -285,7 +286,7 @@ impl AgentWorker {
         } = self;
         // Handles hold their own senders; this one must not keep the channel open.
         drop(commands_tx);
-        session::Worker::new(opts, url, handler, load, commands, events)
+        worker::Worker::new(opts, url, handler, load, commands, events)
             .run(shutdown)
             .await
     }
