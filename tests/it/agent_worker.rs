@@ -187,7 +187,12 @@ fn options(lk: &LiveKitServer, agent: &str) -> AgentWorkerOptions {
 }
 
 impl Worker {
-    fn start(opts: AgentWorkerOptions, name: &'static str, answer: Answer, journal: &Journal) -> Self {
+    fn start(
+        opts: AgentWorkerOptions,
+        name: &'static str,
+        answer: Answer,
+        journal: &Journal,
+    ) -> Self {
         Self::start_loaded(opts, name, answer, journal, WorkerLoad::default())
     }
 
@@ -270,16 +275,20 @@ async fn dispatch(api: &LiveKit, agent: &str, what: &str) -> (String, String) {
 
 /// The first offer of a job in `room`.
 async fn offered(journal: &Journal, room: &str) -> (&'static str, proto::Job, Instant) {
-    wait_for(&format!("an offer of the job in {room}"), Duration::from_secs(15), || async move {
-        journal.offers(room).into_iter().next()
-    })
+    wait_for(
+        &format!("an offer of the job in {room}"),
+        Duration::from_secs(15),
+        || async move { journal.offers(room).into_iter().next() },
+    )
     .await
 }
 
 async fn assigned(journal: &Journal, job_id: &str) -> (&'static str, proto::JobAssignment) {
-    wait_for(&format!("the assignment of job {job_id}"), Duration::from_secs(15), || async move {
-        journal.assigned(job_id)
-    })
+    wait_for(
+        &format!("the assignment of job {job_id}"),
+        Duration::from_secs(15),
+        || async move { journal.assigned(job_id) },
+    )
     .await
 }
 
@@ -306,7 +315,10 @@ async fn agent_worker_accepts_a_dispatch_and_gets_its_assignment() {
 
     let (room, dispatch_id) = dispatch(&api, agent, "accept").await;
     let (_, job, _) = offered(&journal, &room).await;
-    assert_eq!(job.metadata, SEED_001_METADATA, "the dispatch's metadata, intact");
+    assert_eq!(
+        job.metadata, SEED_001_METADATA,
+        "the dispatch's metadata, intact"
+    );
     assert_eq!(job.agent_name, agent);
     assert_eq!(job.dispatch_id, dispatch_id);
     assert_eq!(job.r#type, proto::JobType::JtRoom as i32);
@@ -316,16 +328,33 @@ async fn agent_worker_accepts_a_dispatch_and_gets_its_assignment() {
         .unwrap_or_else(|e| panic!("the assignment's token does not decode: {e}"));
     assert_eq!(claims.video.room, room, "the token joins the job's room");
     assert!(claims.video.room_join && claims.video.agent);
-    assert_eq!(claims.sub, format!("w1-{}", job.id), "as the identity the worker accepted with");
-    assert_eq!(claims.attributes.get("lk.agent_name").map(String::as_str), Some(agent));
-    assert_eq!(claims.attributes.get("callfleet.worker").map(String::as_str), Some("w1"));
+    assert_eq!(
+        claims.sub,
+        format!("w1-{}", job.id),
+        "as the identity the worker accepted with"
+    );
+    assert_eq!(
+        claims.attributes.get("lk.agent_name").map(String::as_str),
+        Some(agent)
+    );
+    assert_eq!(
+        claims
+            .attributes
+            .get("callfleet.worker")
+            .map(String::as_str),
+        Some("w1")
+    );
 
     let (api_ref, room_ref, job_ref) = (&api, room.as_str(), job.id.as_str());
-    let state = wait_for("ListDispatch to show the job running", Duration::from_secs(10), || async move {
-        listed_state(api_ref, room_ref, job_ref)
-            .await
-            .filter(|s| s.status == proto::JobStatus::JsRunning as i32)
-    })
+    let state = wait_for(
+        "ListDispatch to show the job running",
+        Duration::from_secs(10),
+        || async move {
+            listed_state(api_ref, room_ref, job_ref)
+                .await
+                .filter(|s| s.status == proto::JobStatus::JsRunning as i32)
+        },
+    )
     .await;
     assert_eq!(state.worker_id, worker_id);
     assert_eq!(state.participant_identity, format!("w1-{}", job.id));
@@ -359,12 +388,20 @@ async fn agent_worker_accepts_a_dispatch_and_gets_its_assignment() {
             .await
             .unwrap_or_else(|e| panic!("DeleteDispatch {r}: {e}"));
     }
-    wait_for("the control job's termination", Duration::from_secs(10), || {
-        let done = journal.terminated(&job3.id).then_some(());
-        async move { done }
-    })
+    wait_for(
+        "the control job's termination",
+        Duration::from_secs(10),
+        || {
+            let done = journal.terminated(&job3.id).then_some(());
+            async move { done }
+        },
+    )
     .await;
-    assert!(!journal.terminated(&job2.id), "a job reported done was terminated: {:?}", journal.all());
+    assert!(
+        !journal.terminated(&job2.id),
+        "a job reported done was terminated: {:?}",
+        journal.all()
+    );
 
     assert!(w.stop().await.is_ok());
 }
@@ -390,18 +427,31 @@ async fn agent_worker_decline_passes_the_job_to_the_other_worker() {
         let (worker, _) = assigned(&journal, &job.id).await;
         assert_eq!(worker, "taker", "only the taker accepts");
         let offers = journal.offers(&room);
-        assert!(offers.iter().all(|(_, j, _)| j.id == job.id), "one job, offered again: {offers:?}");
+        assert!(
+            offers.iter().all(|(_, j, _)| j.id == job.id),
+            "one job, offered again: {offers:?}"
+        );
         if offers.first().is_some_and(|(w, _, _)| *w == "decliner") {
-            assert_eq!(offers.len(), 2, "declined, then offered to the taker: {offers:?}");
+            assert_eq!(
+                offers.len(),
+                2,
+                "declined, then offered to the taker: {offers:?}"
+            );
             declined_then_passed += 1;
             break;
         }
         assert_eq!(offers.len(), 1, "the taker took it at once: {offers:?}");
     }
-    assert!(declined_then_passed > 0, "the decliner was never asked first in 12 dispatches");
+    assert!(
+        declined_then_passed > 0,
+        "the decliner was never asked first in 12 dispatches"
+    );
 
     // With the taker full, the decliner is the only one asked, and the job stays unassigned.
-    taker.load.send_replace(WorkerLoad { load: 1.0, full: true });
+    taker.load.send_replace(WorkerLoad {
+        load: 1.0,
+        full: true,
+    });
     // The taker's task sends the status as soon as it sees the change; until LiveKit has read
     // it, the taker may still be offered a job (a few tries at most).
     let mut nobody = None;
@@ -447,7 +497,10 @@ async fn agent_worker_reregisters_after_a_server_restart() {
         other => panic!("expected Disconnected, got {other:?}"),
     }
     let second = w.registered().await;
-    assert_ne!(first, second, "a new registration (the restarted server forgot the worker)");
+    assert_ne!(
+        first, second,
+        "a new registration (the restarted server forgot the worker)"
+    );
 
     let api = api(&lk);
     let (room, _) = dispatch(&api, agent, "restart").await;
@@ -475,12 +528,21 @@ async fn agent_worker_bad_secret_is_a_clear_error_at_once() {
         panic!("run() succeeded with a wrong secret");
     };
     let shown = err.to_string();
-    assert!(matches!(err, AgentWorkerError::Unauthorized { status: 401, .. }), "{shown}");
-    assert!(shown.contains("livekit.api_key") && shown.contains("livekit.api_secret"), "{shown}");
+    assert!(
+        matches!(err, AgentWorkerError::Unauthorized { status: 401, .. }),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("livekit.api_key") && shown.contains("livekit.api_secret"),
+        "{shown}"
+    );
     assert!(!shown.contains(wrong), "the secret leaked: {shown}");
     // One attempt, no reconnect loop: not a single disconnect was reported.
     assert!(w.events.try_recv().is_err(), "events before the auth error");
-    eprintln!("bad secret: run() returned in {:?}: {shown}", started.elapsed());
+    eprintln!(
+        "bad secret: run() returned in {:?}: {shown}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,19 +570,28 @@ async fn agent_worker_slow_handler_is_declined_in_time() {
         let (worker, _) = assigned(&journal, &job.id).await;
         assert_eq!(worker, "taker");
         if first == "slow" {
-            match slow.event("the slow offer's timeout", Duration::from_secs(10)).await {
+            match slow
+                .event("the slow offer's timeout", Duration::from_secs(10))
+                .await
+            {
                 WorkerEvent::OfferTimedOut { job_id } => assert_eq!(job_id, job.id),
                 other => panic!("expected OfferTimedOut, got {other:?}"),
             }
             let offers = journal.offers(&room);
             let second = offers.get(1).map(|(_, _, t)| t.duration_since(at));
             eprintln!("slow handler: declined, re-offered after {second:?}");
-            assert!(second.is_some_and(|d| d >= Duration::from_millis(2400)), "{second:?}");
+            assert!(
+                second.is_some_and(|d| d >= Duration::from_millis(2400)),
+                "{second:?}"
+            );
             passed = true;
             break;
         }
     }
-    assert!(passed, "the slow worker was never asked first in 12 dispatches");
+    assert!(
+        passed,
+        "the slow worker was never asked first in 12 dispatches"
+    );
     assert!(slow.stop().await.is_ok());
     assert!(taker.stop().await.is_ok());
 }
@@ -560,7 +631,10 @@ async fn agent_worker_answer_after_livekits_deadline_is_not_assigned() {
                 at.duration_since(offered_at)
             );
             assert!(journal.assigned(&job.id).is_none());
-            assert!(listed_state(&api, &room, &job.id).await.is_none(), "LiveKit lists no job");
+            assert!(
+                listed_state(&api, &room, &job.id).await.is_none(),
+                "LiveKit lists no job"
+            );
         }
         assert!(w.stop().await.is_ok());
     }

@@ -32,8 +32,8 @@
 //! expires after psrpc's 3 s default even though the worker side waits up to 10 s.
 
 mod session;
-mod worker;
 mod wire;
+mod worker;
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
@@ -155,10 +155,16 @@ pub struct WorkerLoad {
 pub enum WorkerEvent {
     /// Registered, and livekit-server's worker loop answered a first ping: from now on
     /// dispatches reach this worker.
-    Registered { worker_id: String },
-    Disconnected { error: String },
+    Registered {
+        worker_id: String,
+    },
+    Disconnected {
+        error: String,
+    },
     /// The handler did not answer in time; the client declined.
-    OfferTimedOut { job_id: String },
+    OfferTimedOut {
+        job_id: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +319,12 @@ mod tests {
     fn options_are_validated_field_by_field() {
         let ok = AgentWorkerOptions::new("http://127.0.0.1:7880", "devkey", "secret", "callfleet");
         assert!(AgentWorker::new(ok.clone()).is_ok());
-        let err = |o| AgentWorker::new(o).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = |o| {
+            AgentWorker::new(o)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
         let bad_url = AgentWorkerOptions {
             url: "127.0.0.1:7880".into(),
             ..ok.clone()

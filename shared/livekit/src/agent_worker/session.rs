@@ -78,7 +78,11 @@ impl Session {
         }
     }
 
-    pub(super) async fn serve<H: JobHandler>(&mut self, w: &mut Worker<H>, shutdown: &CancellationToken) -> End {
+    pub(super) async fn serve<H: JobHandler>(
+        &mut self,
+        w: &mut Worker<H>,
+        shutdown: &CancellationToken,
+    ) -> End {
         match self.serve_inner(w, shutdown).await {
             Ok(()) => {
                 self.close(w).await;
@@ -153,7 +157,10 @@ impl Session {
         match msg {
             server_message::Message::Availability(req) => w.spawn_offer(self.generation, req),
             server_message::Message::Assignment(assignment) => {
-                let job_id = assignment.job.as_ref().map_or_else(String::new, |j| j.id.clone());
+                let job_id = assignment
+                    .job
+                    .as_ref()
+                    .map_or_else(String::new, |j| j.id.clone());
                 if self.accepted.remove(&job_id).is_none() {
                     tracing::warn!(job.id = %job_id, "JobAssignment for a job this worker did not accept (passed on)");
                 }
@@ -171,7 +178,10 @@ impl Session {
                     .spawn(async move { handler.terminated(t.job_id).await });
             }
             server_message::Message::Pong(p) => {
-                tracing::trace!(rtt_ms = p.timestamp.saturating_sub(p.last_timestamp), "pong");
+                tracing::trace!(
+                    rtt_ms = p.timestamp.saturating_sub(p.last_timestamp),
+                    "pong"
+                );
                 if let Some(worker_id) = self.unannounced.take() {
                     w.emit(WorkerEvent::Registered { worker_id });
                 }
@@ -184,7 +194,11 @@ impl Session {
         Ok(())
     }
 
-    async fn on_answer<H: JobHandler>(&mut self, w: &mut Worker<H>, a: Answered) -> Result<(), Lost> {
+    async fn on_answer<H: JobHandler>(
+        &mut self,
+        w: &mut Worker<H>,
+        a: Answered,
+    ) -> Result<(), Lost> {
         if a.generation != self.generation {
             w.answer_lost(a);
             return Ok(());
@@ -209,7 +223,11 @@ impl Session {
         send(&mut self.ws, wire::answer(&a.job_id, &a.offer)).await
     }
 
-    async fn on_command<H: JobHandler>(&mut self, w: &mut Worker<H>, cmd: Command) -> Result<(), Lost> {
+    async fn on_command<H: JobHandler>(
+        &mut self,
+        w: &mut Worker<H>,
+        cmd: Command,
+    ) -> Result<(), Lost> {
         match cmd {
             Command::Drain => {
                 w.draining = true;
@@ -295,7 +313,10 @@ impl Session {
             }
         }
         for job_id in self.accepted.keys() {
-            w.not_assigned(job_id.clone(), "the worker shut down before LiveKit assigned the job");
+            w.not_assigned(
+                job_id.clone(),
+                "the worker shut down before LiveKit assigned the job",
+            );
         }
         self.accepted.clear();
         let _ = tokio::time::timeout(WRITE_TIMEOUT, self.ws.close(None)).await;

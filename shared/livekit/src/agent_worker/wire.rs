@@ -18,7 +18,11 @@ pub(crate) fn agent_url(base: &str) -> Result<url::Url, String> {
     let scheme = match url.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
-        other => return Err(format!("unsupported scheme {other:?} (use ws, wss, http or https)")),
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} (use ws, wss, http or https)"
+            ));
+        }
     };
     if url.host_str().is_none_or(str::is_empty) {
         return Err("no host".to_owned());
@@ -174,7 +178,10 @@ mod tests {
         assert_eq!(url("ws://127.0.0.1:7880"), "ws://127.0.0.1:7880/agent");
         assert_eq!(url("http://127.0.0.1:7880/"), "ws://127.0.0.1:7880/agent");
         assert_eq!(url("https://lk.example.com"), "wss://lk.example.com/agent");
-        assert_eq!(url("wss://lk.example.com/livekit/"), "wss://lk.example.com/livekit/agent");
+        assert_eq!(
+            url("wss://lk.example.com/livekit/"),
+            "wss://lk.example.com/livekit/agent"
+        );
         assert_eq!(url("http://h:1/x?access_token=t#f"), "ws://h:1/x/agent");
     }
 
@@ -198,7 +205,12 @@ mod tests {
 
     #[test]
     fn worker_messages_go_out_as_binary_protobuf() {
-        let Message::Binary(bytes) = encode(register("callfleet", "0.1.0", None, std::time::Duration::from_secs(10))) else {
+        let Message::Binary(bytes) = encode(register(
+            "callfleet",
+            "0.1.0",
+            None,
+            std::time::Duration::from_secs(10),
+        )) else {
             panic!("not a binary frame");
         };
         let back = proto::WorkerMessage::decode(bytes.as_ref()).unwrap_or_default();
@@ -214,9 +226,11 @@ mod tests {
     #[test]
     fn server_frames_decode_and_text_is_refused() {
         let msg = proto::ServerMessage {
-            message: Some(server_message::Message::Termination(proto::JobTermination {
-                job_id: "AJ_1".into(),
-            })),
+            message: Some(server_message::Message::Termination(
+                proto::JobTermination {
+                    job_id: "AJ_1".into(),
+                },
+            )),
         };
         let frame = decode(Message::Binary(msg.encode_to_vec().into()));
         assert!(matches!(
@@ -224,11 +238,19 @@ mod tests {
             Ok(Frame::Server(server_message::Message::Termination(t))) if t.job_id == "AJ_1"
         ));
         assert!(matches!(
-            decode(Message::Binary(proto::ServerMessage::default().encode_to_vec().into())),
+            decode(Message::Binary(
+                proto::ServerMessage::default().encode_to_vec().into()
+            )),
             Ok(Frame::Nothing)
         ));
-        assert!(matches!(decode(Message::Ping(Vec::new().into())), Ok(Frame::Nothing)));
-        assert!(matches!(decode(Message::Text("{}".into())), Err(FrameError::Unexpected("text"))));
+        assert!(matches!(
+            decode(Message::Ping(Vec::new().into())),
+            Ok(Frame::Nothing)
+        ));
+        assert!(matches!(
+            decode(Message::Text("{}".into())),
+            Err(FrameError::Unexpected("text"))
+        ));
         assert!(matches!(
             decode(Message::Binary(vec![0xff, 0xff, 0xff].into())),
             Err(FrameError::Decode(_))
@@ -242,14 +264,29 @@ mod tests {
             worker_message::Message::UpdateWorker(u) => u,
             other => panic!("not a status: {other:?}"),
         };
-        let idle = WorkerLoad { load: 0.25, full: false };
-        let full = WorkerLoad { load: 0.9, full: true };
-        assert_eq!(st(idle, false).status, Some(proto::WorkerStatus::WsAvailable as i32));
-        assert_eq!(st(full, false).status, Some(proto::WorkerStatus::WsFull as i32));
+        let idle = WorkerLoad {
+            load: 0.25,
+            full: false,
+        };
+        let full = WorkerLoad {
+            load: 0.9,
+            full: true,
+        };
+        assert_eq!(
+            st(idle, false).status,
+            Some(proto::WorkerStatus::WsAvailable as i32)
+        );
+        assert_eq!(
+            st(full, false).status,
+            Some(proto::WorkerStatus::WsFull as i32)
+        );
         let draining = st(idle, true);
         assert_eq!(draining.status, Some(proto::WorkerStatus::WsFull as i32));
         assert!(draining.draining);
-        assert_eq!((draining.load, draining.job_count, draining.seq), (0.25, 2, 7));
+        assert_eq!(
+            (draining.load, draining.job_count, draining.seq),
+            (0.25, 2, 7)
+        );
     }
 
     #[test]
@@ -266,8 +303,14 @@ mod tests {
         };
         let a = res(accept);
         assert!(a.available && !a.terminate);
-        assert_eq!((a.job_id.as_str(), a.participant_identity.as_str()), ("AJ_1", "agent-1"));
-        assert_eq!(a.participant_attributes.get("k").map(String::as_str), Some("v"));
+        assert_eq!(
+            (a.job_id.as_str(), a.participant_identity.as_str()),
+            ("AJ_1", "agent-1")
+        );
+        assert_eq!(
+            a.participant_attributes.get("k").map(String::as_str),
+            Some("v")
+        );
         let d = res(Offer::Decline);
         assert!(!d.available && !d.terminate && d.participant_identity.is_empty());
         let t = res(Offer::Terminate);

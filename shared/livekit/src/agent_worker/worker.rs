@@ -195,14 +195,14 @@ impl<H: JobHandler> Worker<H> {
     async fn open(&self) -> Result<Result<(Ws, String), Lost>, AgentWorkerError> {
         let token = wire::worker_token(&self.opts.api_key, &self.opts.api_secret)
             .map_err(|source| AgentWorkerError::Token { source })?;
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| AgentWorkerError::InvalidUrl {
-                url: self.opts.url.clone(),
-                reason: e.to_string(),
-            })?;
+        let mut request =
+            self.url
+                .as_str()
+                .into_client_request()
+                .map_err(|e| AgentWorkerError::InvalidUrl {
+                    url: self.opts.url.clone(),
+                    reason: e.to_string(),
+                })?;
         let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
             AgentWorkerError::InvalidOption {
                 field: "api_key",
@@ -254,7 +254,10 @@ impl<H: JobHandler> Worker<H> {
         })
         .await;
         Ok(match registered {
-            Err(_) => Err(Lost::Timeout(REGISTER_TIMEOUT, "waiting for RegisterWorkerResponse")),
+            Err(_) => Err(Lost::Timeout(
+                REGISTER_TIMEOUT,
+                "waiting for RegisterWorkerResponse",
+            )),
             Ok(Err(lost)) => Err(lost),
             Ok(Ok(worker_id)) => Ok((ws, worker_id)),
         })
@@ -291,9 +294,10 @@ impl<H: JobHandler> Worker<H> {
             } else {
                 // Its own task, so that a panicking handler is a decline, not a dead worker;
                 // dropped (on time out, or with this task) it is aborted.
-                let mut task = AbortOnDrop(tokio::spawn(async move {
-                    handler.offer(job, resuming).await
-                }));
+                let mut task =
+                    AbortOnDrop(tokio::spawn(
+                        async move { handler.offer(job, resuming).await },
+                    ));
                 match tokio::time::timeout(limit, &mut task.0).await {
                     Ok(Ok(offer)) => (offer, None),
                     Ok(Err(_)) => (Offer::Decline, Some("the handler panicked")),
@@ -314,7 +318,10 @@ impl<H: JobHandler> Worker<H> {
     pub(super) fn answer_lost(&self, answered: Answered) {
         if matches!(answered.offer, Offer::Accept { .. }) {
             tracing::warn!(job.id = %answered.job_id, "job accepted after its connection to LiveKit was lost: not assigned");
-            self.not_assigned(answered.job_id, "accepted after the connection to LiveKit was lost");
+            self.not_assigned(
+                answered.job_id,
+                "accepted after the connection to LiveKit was lost",
+            );
         } else {
             tracing::debug!(job.id = %answered.job_id, "offer answered after its connection was lost");
         }
