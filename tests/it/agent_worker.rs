@@ -565,8 +565,13 @@ async fn agent_worker_slow_handler_is_declined_in_time() {
     taker.registered().await;
     let mut passed = false;
     for _ in 0..12 {
+        let sent = Instant::now();
         let (room, _) = dispatch(&api, agent, "slow").await;
         let (first, job, at) = offered(&journal, &room).await;
+        eprintln!(
+            "offered {:?} after CreateAgentDispatch was sent",
+            at.duration_since(sent)
+        );
         let (worker, _) = assigned(&journal, &job.id).await;
         assert_eq!(worker, "taker");
         if first == "slow" {
@@ -634,6 +639,12 @@ async fn agent_worker_answer_after_livekits_deadline_is_not_assigned() {
             assert!(
                 listed_state(&api, &room, &job.id).await.is_none(),
                 "LiveKit lists no job"
+            );
+            // livekit-server had stopped waiting: it logs the late accept as unknown.
+            let log = std::fs::read_to_string(lk.log_path()).unwrap_or_default();
+            assert!(
+                log.contains("received availability response for unknown job"),
+                "livekit-server's log: {log}"
             );
         }
         assert!(w.stop().await.is_ok());

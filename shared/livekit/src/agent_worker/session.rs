@@ -152,7 +152,7 @@ impl Session {
         let msg = match wire::decode(frame)? {
             Frame::Nothing => return Ok(()),
             Frame::Closed(why) => return Err(Lost::Closed(why)),
-            Frame::Server(msg) => msg,
+            Frame::Server(msg) => *msg,
         };
         match msg {
             server_message::Message::Availability(req) => w.spawn_offer(self.generation, req),

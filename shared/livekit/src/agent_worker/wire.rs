@@ -58,7 +58,8 @@ pub(crate) fn encode(message: proto::worker_message::Message) -> Message {
 /// What one frame from the server means to the client.
 #[derive(Debug)]
 pub(crate) enum Frame {
-    Server(proto::server_message::Message),
+    /// Boxed: some messages (a job with its room and participant) are large.
+    Server(Box<proto::server_message::Message>),
     /// A WebSocket ping or pong, or a `ServerMessage` with no message set (newer servers may
     /// send kinds this protocol version does not know).
     Nothing,
@@ -77,7 +78,7 @@ pub(crate) enum FrameError {
 pub(crate) fn decode(frame: Message) -> Result<Frame, FrameError> {
     match frame {
         Message::Binary(bytes) => match proto::ServerMessage::decode(bytes.as_ref()) {
-            Ok(proto::ServerMessage { message: Some(m) }) => Ok(Frame::Server(m)),
+            Ok(proto::ServerMessage { message: Some(m) }) => Ok(Frame::Server(Box::new(m))),
             Ok(proto::ServerMessage { message: None }) => Ok(Frame::Nothing),
             Err(e) => Err(FrameError::Decode(e)),
         },
@@ -233,10 +234,10 @@ mod tests {
             )),
         };
         let frame = decode(Message::Binary(msg.encode_to_vec().into()));
-        assert!(matches!(
-            frame,
-            Ok(Frame::Server(server_message::Message::Termination(t))) if t.job_id == "AJ_1"
-        ));
+        let Ok(Frame::Server(msg)) = frame else {
+            panic!("not a server message: {frame:?}");
+        };
+        assert!(matches!(*msg, server_message::Message::Termination(t) if t.job_id == "AJ_1"));
         assert!(matches!(
             decode(Message::Binary(
                 proto::ServerMessage::default().encode_to_vec().into()

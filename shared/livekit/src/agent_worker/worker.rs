@@ -247,8 +247,10 @@ impl<H: JobHandler> Worker<H> {
                 match wire::decode(frame)? {
                     Frame::Nothing => {}
                     Frame::Closed(why) => return Err(Lost::Closed(why)),
-                    Frame::Server(server_message::Message::Register(r)) => return Ok(r.worker_id),
-                    Frame::Server(other) => return Err(Lost::Unregistered(kind(&other))),
+                    Frame::Server(msg) => match *msg {
+                        server_message::Message::Register(r) => return Ok(r.worker_id),
+                        other => return Err(Lost::Unregistered(kind(&other))),
+                    },
                 }
             }
         })
