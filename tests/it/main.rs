@@ -5,7 +5,8 @@
 //! `contract_` generated files and config, `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
 //! partitions, `newcomer_` `make run`
-//! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig.
+//! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig,
+//! `agent_worker_` callfleet's own agent-worker client registered with a real livekit-server.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
@@ -18,6 +19,7 @@
 //! `TEST_LOG` turns logs on (see `callfleet_standins::test_log`); `KEEP_TEMP=1` keeps every
 //! server's logs and stores.
 
+mod agent_worker;
 mod answering;
 mod bus;
 mod campaigns;
