@@ -27,6 +27,7 @@ mod cluster;
 mod conformance;
 mod contracts;
 mod defects;
+mod dispatch;
 mod dtmf;
 mod e2e;
 mod fuzz;

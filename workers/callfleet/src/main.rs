@@ -119,6 +119,10 @@ fn main() -> ExitCode {
             let config_problem = e.chain().any(|c| {
                 c.downcast_ref::<callfleet_agent::AgentError>()
                     .is_some_and(|a| matches!(a, callfleet_agent::AgentError::NoLiveKit))
+                    || c.downcast_ref::<callfleet_dispatcher::DispatcherError>()
+                        .is_some_and(|d| {
+                            matches!(d, callfleet_dispatcher::DispatcherError::NoLiveKit)
+                        })
             });
             if config_problem {
                 ExitCode::from(EX_CONFIG)
@@ -140,7 +144,7 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Notifier => callfleet_notifier::run(config, shutdown).await?,
         Command::Campaigner => callfleet_campaigner::run(config, shutdown).await?,
         Command::Dispatcher => {
-            let _ = (config, shutdown);
+            callfleet_dispatcher::run(config, shutdown, callfleet_agent::provider_env()).await?
         }
         Command::Dev => dev::run(config, shutdown).await?,
         Command::Dlq { command } => dlq::run(&config, command).await?,

@@ -32,7 +32,9 @@ use callfleet_domain::{
     inbound::{Direction, InboundJob, call_id_for_job},
     subjects as s,
 };
-use callfleet_livekit::agent_worker::{self, AgentWorkerOptions, JobHandler, Offer, WorkerLoad};
+use callfleet_livekit::agent_worker::{
+    self, AgentWorkerOptions, JobHandler, Offer, WorkerEvent, WorkerLoad,
+};
 use jiff::Timestamp;
 use livekit_protocol as proto;
 use serde_json::{Map, Value};
@@ -94,7 +96,11 @@ impl Dispatcher {
 
     /// Put an offered LiveKit job on JetStream. Returns once the stream has it.
     pub async fn enqueue_job(&self, job: &proto::Job) -> Result<Enqueued, callfleet_bus::BusError> {
-        let room = job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let room = job
+            .room
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         let metadata = metadata_object(&job.metadata);
         let call_id = metadata
             .get("call_id")
@@ -260,21 +266,41 @@ pub async fn run(
         .credentials()
         .ok_or(DispatcherError::NoLiveKit)?;
     let options = AgentWorkerOptions {
-        url: url.to_owned(),
-        api_key: key.to_owned(),
-        api_secret: secret.to_owned(),
-        agent_name: config.livekit.agent_name.clone(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        namespace: None,
-        ping_interval: Duration::from_secs(10),
+        version: format!("callfleet {}", env!("CARGO_PKG_VERSION")),
+        ..AgentWorkerOptions::new(url, key, secret, &config.livekit.agent_name)
     };
-    let dispatcher = Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
+    let dispatcher =
+        Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
     let (_load_tx, load) = watch::channel(WorkerLoad {
         load: 0.0,
         full: false,
     });
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
-    let result = agent_worker::run(options, dispatcher.clone(), load, shutdown.clone(), None).await;
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let agent_name = config.livekit.agent_name.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                WorkerEvent::Registered { worker_id } => {
+                    tracing::info!(livekit.worker_id = %worker_id, agent_name = %agent_name, "dispatcher registered with LiveKit");
+                }
+                WorkerEvent::Disconnected { error } => {
+                    tracing::warn!(%error, "dispatcher disconnected from LiveKit; reconnecting");
+                }
+                WorkerEvent::OfferTimedOut { job_id } => {
+                    tracing::warn!(livekit.job = %job_id, "an offer was not enqueued in time; declined (LiveKit offers it again or to another dispatcher)");
+                }
+            }
+        }
+    });
+    let result = agent_worker::run(
+        options,
+        dispatcher.clone(),
+        load,
+        shutdown.clone(),
+        Some(events_tx),
+    )
+    .await;
     dispatcher.timers.close();
     dispatcher.timers.wait().await;
     dispatcher.bus.drain(Duration::from_secs(5)).await;
