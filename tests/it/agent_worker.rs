@@ -697,3 +697,37 @@ async fn agent_worker_drain_takes_no_more_jobs() {
     assert!(draining.stop().await.is_ok());
     assert!(other.stop().await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_worker_leaves_a_frozen_server_and_comes_back() {
+    test_log::init();
+    let lk = LiveKitServer::start().await;
+    let journal = Journal::default();
+    let agent = "callfleet-h";
+    let mut opts = options(&lk, agent);
+    opts.ping_interval = Duration::from_secs(1);
+    let mut w = Worker::start(opts, "w1", Answer::Accept, &journal);
+    w.registered().await;
+
+    // Frozen: the socket stays open and nothing is answered.
+    lk.signal("STOP");
+    let event = w
+        .event(
+            "the disconnect from a silent server",
+            Duration::from_secs(15),
+        )
+        .await;
+    lk.signal("CONT");
+    match event {
+        WorkerEvent::Disconnected { error } => {
+            assert!(error.contains("nothing heard from the server"), "{error}");
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    w.registered().await;
+    let api = api(&lk);
+    let (room, _) = dispatch(&api, agent, "thawed").await;
+    let (_, job, _) = offered(&journal, &room).await;
+    assigned(&journal, &job.id).await;
+    assert!(w.stop().await.is_ok());
+}
