@@ -2,6 +2,36 @@
 //! (as LiveKit Agents' Python worker does), so that `lk dispatch create --agent-name callfleet`,
 //! `CreateAgentDispatch` and SIP dispatch rules with `room_config.agents` offer it jobs.
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use callfleet_livekit::agent_worker::{AgentWorker, AgentWorkerOptions, JobHandler, Offer, WorkerLoad};
+//! use livekit_protocol as proto;
+//!
+//! struct Calls;
+//! impl JobHandler for Calls {
+//!     async fn offer(&self, job: proto::Job, _resuming: bool) -> Offer {
+//!         // e.g. enqueue `job.metadata` on JetStream (idempotent on `job.id`), then accept.
+//!         Offer::Accept {
+//!             identity: format!("callfleet-{}", job.id),
+//!             name: "callfleet".into(),
+//!             metadata: String::new(),
+//!             attributes: Default::default(),
+//!         }
+//!     }
+//! }
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let opts = AgentWorkerOptions::new("ws://127.0.0.1:7880", "devkey", "secret", "callfleet");
+//! let worker = AgentWorker::new(opts)?;
+//! let handle = worker.handle(); // update_job(job_id, JobStatus::JsSuccess, "") when a call ends
+//! let (_load, load_rx) = tokio::sync::watch::channel(WorkerLoad::default());
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! worker.run(Arc::new(Calls), load_rx, shutdown, None).await?;
+//! # drop(handle);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Design
 //!
 //! One WebSocket to `<livekit url>/agent` (`Authorization: Bearer <JWT with video.agent>`),
