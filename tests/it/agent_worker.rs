@@ -552,8 +552,9 @@ async fn agent_worker_slow_handler_is_declined_in_time() {
     let api = api(&lk);
     let journal = Journal::default();
     let agent = "callfleet-e";
-    // The slow worker's handler would accept after 20 s; the client declines at 2.5 s, early
-    // enough for LiveKit to offer the job to the other worker.
+    // The slow worker's handler would accept after 20 s; the client declines at its default
+    // offer_timeout (2 s), early enough for LiveKit to offer the job to the other worker.
+    let limit = options(&lk, agent).offer_timeout;
     let mut slow = Worker::start(
         options(&lk, agent),
         "slow",
@@ -586,7 +587,7 @@ async fn agent_worker_slow_handler_is_declined_in_time() {
             let second = offers.get(1).map(|(_, _, t)| t.duration_since(at));
             eprintln!("slow handler: declined, re-offered after {second:?}");
             assert!(
-                second.is_some_and(|d| d >= Duration::from_millis(2400)),
+                second.is_some_and(|d| d >= limit - Duration::from_millis(100)),
                 "{second:?}"
             );
             passed = true;
@@ -649,4 +650,84 @@ async fn agent_worker_answer_after_livekits_deadline_is_not_assigned() {
         }
         assert!(w.stop().await.is_ok());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_worker_drain_takes_no_more_jobs() {
+    test_log::init();
+    let lk = LiveKitServer::start().await;
+    let api = api(&lk);
+    let journal = Journal::default();
+    let agent = "callfleet-g";
+    let mut draining = Worker::start(options(&lk, agent), "draining", Answer::Accept, &journal);
+    let mut other = Worker::start(options(&lk, agent), "other", Answer::Accept, &journal);
+    draining.registered().await;
+    other.registered().await;
+    draining
+        .handle
+        .drain()
+        .unwrap_or_else(|e| panic!("drain: {e}"));
+    // Until LiveKit has read the draining status it may still offer this worker a job, which
+    // the client then declines without asking the handler: either way the handler sees none.
+    for _ in 0..4 {
+        let (room, _) = dispatch(&api, agent, "drain").await;
+        let (_, job, _) = offered(&journal, &room).await;
+        let (worker, _) = assigned(&journal, &job.id).await;
+        assert_eq!(worker, "other");
+    }
+    let asked: Vec<_> = journal
+        .all()
+        .into_iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Seen::Offer {
+                    worker: "draining",
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(
+        asked.is_empty(),
+        "a draining worker's handler was asked: {asked:?}"
+    );
+    // Still connected: no disconnect was reported.
+    assert!(draining.events.try_recv().is_err());
+    assert!(draining.stop().await.is_ok());
+    assert!(other.stop().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_worker_leaves_a_frozen_server_and_comes_back() {
+    test_log::init();
+    let lk = LiveKitServer::start().await;
+    let journal = Journal::default();
+    let agent = "callfleet-h";
+    let mut opts = options(&lk, agent);
+    opts.ping_interval = Duration::from_secs(1);
+    let mut w = Worker::start(opts, "w1", Answer::Accept, &journal);
+    w.registered().await;
+
+    // Frozen: the socket stays open and nothing is answered.
+    lk.signal("STOP");
+    let event = w
+        .event(
+            "the disconnect from a silent server",
+            Duration::from_secs(15),
+        )
+        .await;
+    lk.signal("CONT");
+    match event {
+        WorkerEvent::Disconnected { error } => {
+            assert!(error.contains("nothing heard from the server"), "{error}");
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    w.registered().await;
+    let api = api(&lk);
+    let (room, _) = dispatch(&api, agent, "thawed").await;
+    let (_, job, _) = offered(&journal, &room).await;
+    assigned(&journal, &job.id).await;
+    assert!(w.stop().await.is_ok());
 }

@@ -2,6 +2,36 @@
 //! (as LiveKit Agents' Python worker does), so that `lk dispatch create --agent-name callfleet`,
 //! `CreateAgentDispatch` and SIP dispatch rules with `room_config.agents` offer it jobs.
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use callfleet_livekit::agent_worker::{AgentWorker, AgentWorkerOptions, JobHandler, Offer, WorkerLoad};
+//! use livekit_protocol as proto;
+//!
+//! struct Calls;
+//! impl JobHandler for Calls {
+//!     async fn offer(&self, job: proto::Job, _resuming: bool) -> Offer {
+//!         // e.g. enqueue `job.metadata` on JetStream (idempotent on `job.id`), then accept.
+//!         Offer::Accept {
+//!             identity: format!("callfleet-{}", job.id),
+//!             name: "callfleet".into(),
+//!             metadata: String::new(),
+//!             attributes: Default::default(),
+//!         }
+//!     }
+//! }
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let opts = AgentWorkerOptions::new("ws://127.0.0.1:7880", "devkey", "secret", "callfleet");
+//! let worker = AgentWorker::new(opts)?;
+//! let handle = worker.handle(); // update_job(job_id, JobStatus::JsSuccess, "") when a call ends
+//! let (_load, load_rx) = tokio::sync::watch::channel(WorkerLoad::default());
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! worker.run(Arc::new(Calls), load_rx, shutdown, None).await?;
+//! # drop(handle);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Design
 //!
 //! One WebSocket to `<livekit url>/agent` (`Authorization: Bearer <JWT with video.agent>`),
@@ -26,10 +56,16 @@
 //! answered (each within its timeout), queued job updates sent, close frame, close.
 //!
 //! livekit-server facts this relies on (v1.13.5, `pkg/service/agentservice.go`,
-//! `pkg/agent/worker.go`): a new worker is available with load 0; a job goes to an available
-//! worker whose load is below `agents.target_load` (0.7), weighted by `1 - load`; a decline
-//! makes the server offer the job to the next worker not yet asked; the dispatcher's request
-//! expires after psrpc's 3 s default even though the worker side waits up to 10 s.
+//! `pkg/agent/worker.go`; the `agent_worker_` integration tests check each): a new worker is
+//! available with load 0; a job goes to an available worker whose load is below
+//! `agents.target_load` (0.7), chosen at random weighted by `1 - load`; a decline makes the
+//! server offer the same job to a worker not yet asked, and a job nobody takes is dropped (the
+//! dispatch lists no job; `LaunchJob` in `pkg/agent/client.go` has no retry). The offer comes about 0.2 s after
+//! `CreateAgentDispatch`, and the dispatcher's request expires 3 s after it was sent (psrpc's
+//! default timeout; the worker side's 10 s `AssignJobTimeout` never comes into play): an
+//! accept after 2 s is assigned, one after 4 s is not (livekit-server logs "received
+//! availability response for unknown job"). Hence the default `offer_timeout` of 2 s, which
+//! leaves a declined job most of a second to find another worker.
 
 mod session;
 mod wire;
@@ -64,7 +100,7 @@ pub struct AgentWorkerOptions {
 
 impl AgentWorkerOptions {
     /// Defaults: version = this crate's, no namespace, ping every 10 s, offers answered within
-    /// 2.5 s (livekit-server's dispatcher gives up after 3 s).
+    /// 2 s (livekit-server's dispatcher gives up on a job 3 s after dispatching it).
     pub fn new(url: &str, api_key: &str, api_secret: &str, agent_name: &str) -> Self {
         Self {
             url: url.to_owned(),
@@ -74,7 +110,7 @@ impl AgentWorkerOptions {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             namespace: None,
             ping_interval: Duration::from_secs(10),
-            offer_timeout: Duration::from_millis(2500),
+            offer_timeout: Duration::from_secs(2),
         }
     }
 }
