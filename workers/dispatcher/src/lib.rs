@@ -24,7 +24,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use callfleet_agent::{BusyAudio, Overflow, Worker};
+use callfleet_agent::{Overflow, Worker};
 use callfleet_bus::Bus;
 use callfleet_config::Config;
 use callfleet_domain::{
@@ -62,7 +62,6 @@ pub struct Dispatcher {
     config: Arc<Config>,
     /// A worker without slots: its only work is the busy message.
     overflow: Worker,
-    busy_audio: BusyAudio,
     timers: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -88,7 +87,6 @@ impl Dispatcher {
             bus,
             config,
             overflow,
-            busy_audio: BusyAudio::default(),
             timers: TaskTracker::new(),
             shutdown,
         })
@@ -190,7 +188,7 @@ impl Dispatcher {
             }
             match this
                 .overflow
-                .busy_if_unserved(&inbound, &this.busy_audio)
+                .busy_if_unserved(&inbound)
                 .await
             {
                 Ok(Overflow::Served) => {}
@@ -252,6 +250,15 @@ impl JobHandler for Dispatcher {
                 Offer::Decline
             }
         }
+    }
+
+    async fn not_assigned(&self, job_id: String, reason: String) {
+        // The job is on JetStream already: a worker runs it anyway (joins the room, or dials).
+        tracing::warn!(livekit.job = %job_id, %reason, "LiveKit did not assign an accepted job; it runs from the queue regardless");
+    }
+
+    async fn terminated(&self, job_id: String) {
+        tracing::info!(livekit.job = %job_id, "LiveKit terminated the job (its room closed or its dispatch was deleted)");
     }
 }
 
