@@ -149,7 +149,7 @@ fn request(
     }
     // Config was validated at start; the merge of two valid sets is valid, but never trust it.
     let mut session_options = session_options_of(&keys)
-        .or_else(|_| session_options_of(configured))
+        .or_else(|_| session_options_of(&configured))
         .unwrap_or_default();
     // A caller is a person who called: no answering-machine detection.
     session_options.answering_machine_detection = Some(false);
