@@ -5,7 +5,8 @@
 //! `contract_` generated files and config, `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
 //! partitions, `newcomer_` `make run`
-//! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig.
+//! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig, `sip_cli_` `callfleet sip`
+//! (LiveKit SIP provisioning from seed 004's files) against livekit-server and LiveKit's `lk`.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
@@ -37,6 +38,7 @@ mod peer;
 mod recording;
 mod rig;
 mod scale;
+mod sip_cli;
 mod sphinx;
 mod tel_faults;
 mod telephony;

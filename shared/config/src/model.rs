@@ -62,6 +62,9 @@ pub struct LiveKitConfig {
     pub api_key: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub api_secret: Option<String>,
+    /// The LiveKit agent name `callfleet sip dispatch create` dispatches inbound callers to.
+    #[serde(deserialize_with = "lenient::string")]
+    pub agent_name: String,
     pub request_timeout_secs: u64,
     /// Room settings for call rooms.
     pub room_empty_timeout_secs: u32,

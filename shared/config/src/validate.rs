@@ -119,6 +119,12 @@ impl Config {
                 "needs url, api_key and api_secret together (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
             ));
         }
+        if self.livekit.agent_name.trim().is_empty() {
+            return Err(invalid(
+                "livekit.agent_name",
+                "must not be empty (LIVEKIT_AGENT_NAME)",
+            ));
+        }
         if !(1..=75).contains(&self.sip.ringing_timeout_secs) {
             return Err(invalid(
                 "sip.ringing_timeout_secs",
