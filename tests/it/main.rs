@@ -6,7 +6,10 @@
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
 //! partitions, `newcomer_` `make run`
 //! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig,
-//! `agent_worker_` callfleet's own agent-worker client registered with a real livekit-server.
+//! `agent_worker_` callfleet's own agent-worker client registered with a real livekit-server,
+//! `sip_cli_` `callfleet sip` (LiveKit SIP provisioning from seed 004's files) against
+//! livekit-server and LiveKit's `lk`, `dispatch_` LiveKit's dispatch reaching the queue through
+//! `callfleet dispatcher`, `inbound_` inbound SIP callers (SIPp as a UAC) served or told busy.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
 //! `media_transport` is the transport alone against a livekit-server (tones, mute, leaving,
@@ -31,6 +34,7 @@ mod dispatch;
 mod dtmf;
 mod e2e;
 mod fuzz;
+mod inbound;
 mod ingress;
 mod media;
 mod media_transport;
@@ -40,6 +44,7 @@ mod peer;
 mod recording;
 mod rig;
 mod scale;
+mod sip_cli;
 mod sphinx;
 mod tel_faults;
 mod telephony;

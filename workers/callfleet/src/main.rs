@@ -5,6 +5,7 @@ mod dev;
 mod dlq;
 mod export;
 mod recording;
+mod sip;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -58,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         command: recording::RecordingCommand,
     },
+    /// LiveKit SIP provisioning from `lk`-style JSON files: `sip inbound|outbound|dispatch
+    /// create FILE`, `list`, `delete ID`.
+    Sip {
+        #[command(subcommand)]
+        command: sip::SipCommand,
+    },
     /// Dead letters: list and replay.
     Dlq {
         #[command(subcommand)]
@@ -106,6 +113,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Sip { command } = cli.command {
+        // An operator's command: its message is the output (no log line), its kind the exit code.
+        return match runtime.block_on(sip::run(&config, command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("callfleet sip: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let result = runtime.block_on(run(cli.command, config));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,7 +168,7 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Campaign { command } => campaign::run(&config, command).await?,
         Command::Recording { command } => recording::run(&config, command).await?,
         Command::Config => println!("{}", redacted(&config)?),
-        Command::Export { .. } => {}
+        Command::Export { .. } | Command::Sip { .. } => {}
     }
     Ok(())
 }
