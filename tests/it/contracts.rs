@@ -265,7 +265,7 @@ fn contract_compose_cluster_profile_matches_nats_cluster() {
     roles.sort();
     assert_eq!(
         roles,
-        ["agent", "campaigner", "ingress", "notifier"],
+        ["agent", "campaigner", "dispatcher", "ingress", "notifier"],
         "every role on the cluster"
     );
 }

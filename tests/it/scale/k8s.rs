@@ -221,6 +221,7 @@ fn scale_k8s_manifests_match_the_code() {
         ("agent", "CALLFLEET_AGENT__METRICS_LISTEN", 8081),
         ("notifier", "CALLFLEET_NOTIFIER__METRICS_LISTEN", 8082),
         ("campaigner", "CALLFLEET_CAMPAIGNER__METRICS_LISTEN", 8083),
+        ("dispatcher", "CALLFLEET_DISPATCHER__METRICS_LISTEN", 8084),
         ("ingress", "CALLFLEET_INGRESS__BIND", 8080),
     ] {
         let d = deployment(role);
