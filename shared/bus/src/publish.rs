@@ -5,7 +5,7 @@
 
 use async_nats::{HeaderMap, jetstream::context::PublishAckFuture, jetstream::publish::PublishAck};
 use bytes::Bytes;
-use callfleet_domain::{CallEvent, CallRequest, subjects as s};
+use callfleet_domain::{CallEvent, CallRequest, inbound::InboundJob, subjects as s};
 use jiff::Timestamp;
 
 use crate::{Bus, BusError, Outgoing};
@@ -97,6 +97,31 @@ impl Bus {
         let body = serde_json::to_vec(req).map_err(|e| BusError::js("encode job", e))?;
         let ack = self
             .publish_raw(s::dispatch(&req.campaign), headers, body.into())
+            .await?;
+        Ok(ack.duplicate)
+    }
+
+    /// Publish an inbound job (a LiveKit dispatch without a destination) on
+    /// `calls.dispatch.<campaign>`, deduplicated by call id. Returns whether it was a duplicate.
+    pub async fn publish_inbound(&self, job: &InboundJob) -> Result<bool, BusError> {
+        let body = serde_json::to_vec(job).map_err(|e| BusError::js("encode job", e))?;
+        self.publish_dispatch_payload(&job.campaign, &job.call_id, body)
+            .await
+    }
+
+    /// Publish a dispatch payload as given (a LiveKit dispatch's metadata, unvalidated: the
+    /// worker validates it and dead-letters it with its reasons, so nothing is lost) on
+    /// `calls.dispatch.<campaign>`, deduplicated by `call_id`.
+    pub async fn publish_dispatch_payload(
+        &self,
+        campaign: &str,
+        call_id: &str,
+        body: Vec<u8>,
+    ) -> Result<bool, BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", call_id);
+        let ack = self
+            .publish_raw(s::dispatch(campaign), headers, body.into())
             .await?;
         Ok(ack.duplicate)
     }

@@ -29,6 +29,7 @@ pub const SEED_ENV: &[(&str, &str)] = &[
     ("LIVEKIT_URL", "livekit.url"),
     ("LIVEKIT_API_KEY", "livekit.api_key"),
     ("LIVEKIT_API_SECRET", "livekit.api_secret"),
+    ("LIVEKIT_AGENT_NAME", "livekit.agent_name"),
     ("SIP_TRUNK_ID", "sip.trunk_id"),
     ("SIP_FROM_NUMBER", "sip.from_number"),
     ("SIP_FROM_IDENTITY", "sip.from_identity"),

@@ -20,6 +20,7 @@ pub struct Config {
     pub campaigner: CampaignerConfig,
     pub recording: RecordingConfig,
     pub answering: AnsweringConfig,
+    pub inbound: InboundConfig,
     pub log: LogConfig,
 }
 
@@ -68,6 +69,10 @@ pub struct LiveKitConfig {
     pub room_departure_timeout_secs: u32,
     /// Egress file path template for recordings (`{room}`, `{call_id}` are replaced).
     pub recording_filepath: String,
+    /// The agent name callfleet registers with LiveKit's dispatch (`lk dispatch create
+    /// --agent-name`, CreateAgentDispatch, a dispatch rule's `room_config.agents`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub agent_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -200,6 +205,57 @@ pub struct AnsweringConfig {
     pub voicemail: callfleet_domain::answering::VoicemailPolicy,
     pub call_screening: callfleet_domain::answering::ClassPolicy,
     pub ivr: callfleet_domain::answering::ClassPolicy,
+}
+
+/// Calls LiveKit brings in: inbound SIP callers, and sessions LiveKit's dispatch sends to
+/// `livekit.agent_name` (the `callfleet dispatcher` role).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// A caller whom no worker has taken this long after LiveKit offered the call hears
+    /// `busy_message` and the call is ended.
+    pub max_wait_secs: u64,
+    /// Spoken by the TTS to a caller no worker could take.
+    #[serde(deserialize_with = "lenient::string")]
+    pub busy_message: String,
+    /// The `campaign` label (a subject token) of inbound calls and LiveKit dispatches whose
+    /// metadata names none.
+    #[serde(deserialize_with = "lenient::string")]
+    pub campaign: String,
+    /// Start an inbound session when a verified LiveKit webhook reports a SIP participant
+    /// joining a room no agent was dispatched to (seed 003's telephony mode).
+    pub sessions_from_webhooks: bool,
+    /// Session options per called number (E.164), e.g.
+    /// `[inbound.numbers."+3226010500"] prompt = "..."`; the dispatch's metadata overrides them.
+    #[serde(default)]
+    pub numbers: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Session options for a called number not in `numbers`.
+    #[serde(default)]
+    pub default: serde_json::Map<String, serde_json::Value>,
+}
+
+impl InboundConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_secs(self.max_wait_secs)
+    }
+
+    /// The session options configured for a called number (its own, else `default`).
+    pub fn options_for(
+        &self,
+        called: Option<&str>,
+    ) -> &serde_json::Map<String, serde_json::Value> {
+        called
+            .and_then(|n| {
+                self.numbers.get(n).or_else(|| {
+                    let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+                    self.numbers.iter().find_map(|(k, v)| {
+                        (k.chars().filter(char::is_ascii_digit).collect::<String>() == digits)
+                            .then_some(v)
+                    })
+                })
+            })
+            .unwrap_or(&self.default)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

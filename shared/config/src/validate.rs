@@ -50,6 +50,40 @@ impl Config {
         if let Some(url) = &self.livekit.url {
             check_url("livekit.url", url, &["http", "https", "ws", "wss"])?;
         }
+        let name = &self.livekit.agent_name;
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "livekit.agent_name",
+                "must be 1 to 128 characters without control characters",
+            ));
+        }
+        let inbound = &self.inbound;
+        if !(1..=600).contains(&inbound.max_wait_secs) {
+            return Err(invalid("inbound.max_wait_secs", "must be between 1 and 600"));
+        }
+        if inbound.busy_message.trim().is_empty() {
+            return Err(invalid(
+                "inbound.busy_message",
+                "must not be empty: a caller no worker can take hears it",
+            ));
+        }
+        if !callfleet_domain::subjects::is_token(&inbound.campaign) {
+            return Err(invalid(
+                "inbound.campaign",
+                "must be 1 to 64 ASCII letters, digits, '-' or '_'",
+            ));
+        }
+        for (number, options) in inbound
+            .numbers
+            .iter()
+            .map(|(n, o)| (format!("inbound.numbers.\"{n}\""), o))
+            .chain(std::iter::once(("inbound.default".to_owned(), &inbound.default)))
+        {
+            if let Err(errors) = callfleet_domain::request::session_options_of(options) {
+                let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return Err(invalid(&number, &problems.join("; ")));
+            }
+        }
         let rec = &self.recording;
         if !(1..=5).contains(&rec.replicas) {
             return Err(invalid("recording.replicas", "must be between 1 and 5"));

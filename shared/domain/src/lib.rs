@@ -13,6 +13,7 @@ pub mod campaign;
 pub mod control;
 pub mod event;
 pub mod field;
+pub mod inbound;
 pub mod latency;
 pub mod outcome;
 pub mod phone;
@@ -56,6 +57,10 @@ pub fn schemas() -> Vec<(String, serde_json::Value)> {
         (
             "schemas/call-control.reply.json".into(),
             to_value(schemars::schema_for!(control::ControlReply)),
+        ),
+        (
+            "schemas/inbound-job.json".into(),
+            to_value(schemars::schema_for!(inbound::InboundJob)),
         ),
         (
             "schemas/call-state.json".into(),

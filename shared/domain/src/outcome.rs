@@ -53,6 +53,11 @@ pub enum CallOutcome {
     Ivr,
     /// Answered by a fax machine; always hung up.
     Fax,
+    /// An inbound caller whom no worker could take within `inbound.max_wait_secs`: they heard
+    /// the busy message and the call was ended.
+    AgentsBusy,
+    /// An inbound caller who hung up before a worker took the call.
+    Abandoned,
 }
 
 impl CallOutcome {
@@ -84,6 +89,8 @@ impl CallOutcome {
             Self::CallScreening => "call_screening",
             Self::Ivr => "ivr",
             Self::Fax => "fax",
+            Self::AgentsBusy => "agents_busy",
+            Self::Abandoned => "abandoned",
         }
     }
 

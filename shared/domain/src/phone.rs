@@ -74,6 +74,13 @@ impl PhoneNumber {
         Ok(Self(format!("+{international}")))
     }
 
+    /// A number LiveKit reported (an inbound call's called or calling number): normalised when
+    /// it is a valid number, else kept as given (trimmed). Never for user input, which
+    /// [`Self::parse`] validates.
+    pub fn as_reported(raw: &str) -> Self {
+        Self::parse(raw, None).unwrap_or_else(|_| Self(raw.trim().to_owned()))
+    }
+
     /// The E.164 form, `+` included.
     pub fn as_str(&self) -> &str {
         &self.0

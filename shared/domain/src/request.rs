@@ -15,9 +15,15 @@ use url::Url;
 
 pub use crate::field::{FieldError, describe};
 pub use options::{Boolish, SESSION_KEYS, SessionOptions, TtsOption};
-pub use validate::{ValidateOptions, kind, normalise_transfer_target, validate};
+pub use validate::{
+    ValidateOptions, kind, normalise_transfer_target, session_options_of, validate,
+};
 
-use crate::{phone::PhoneNumber, retry::RetryOverride};
+use crate::{
+    inbound::{Direction, InboundLeg},
+    phone::PhoneNumber,
+    retry::RetryOverride,
+};
 
 /// A validated call request: what travels on `calls.dispatch.<campaign>` once normalised.
 /// Its JSON form is itself a valid dispatch payload.
@@ -45,6 +51,13 @@ pub struct CallRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryOverride>,
     pub room: String,
+    /// `inbound` for a caller who dialed in (built by the worker from an
+    /// [`crate::inbound::InboundJob`]); absent (outbound) on every dispatch payload.
+    #[serde(default, skip_serializing_if = "Direction::is_outbound")]
+    pub direction: Direction,
+    /// The caller's SIP leg, for an inbound call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<InboundLeg>,
 }
 
 /// The dispatch payload as publishers send it; documentation and JSON Schema only.
@@ -84,7 +97,8 @@ pub struct DispatchPayload {
     /// RFC 3339 time before which the call is not dialed.
     pub not_before: Option<String>,
     pub retry: Option<RetryOverride>,
-    /// LiveKit room name; derived from the call id when absent.
+    /// LiveKit room name (1 to 256 characters, no control characters); `call-<call_id>` when
+    /// absent.
     pub room: Option<String>,
 }
 

@@ -23,8 +23,16 @@ pub struct CallSummary {
     pub agent_name: String,
     pub campaign: String,
     pub account_code: String,
-    /// E.164 destination.
+    /// E.164 destination: the callee's number, or for an inbound call the number the caller
+    /// dialed (empty when livekit-sip did not say).
     pub destination: String,
+    /// `outbound` (callfleet dialed) or `inbound` (the caller dialed in).
+    #[serde(default)]
+    pub direction: crate::inbound::Direction,
+    /// An inbound call's SIP leg: the caller's and the called number, the trunk, the SIP
+    /// Call-ID and the SIP headers livekit-sip passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<crate::inbound::InboundLeg>,
     /// The request's metadata merged with its call fields.
     pub metadata: Map<String, Value>,
     pub outcome: CallOutcome,

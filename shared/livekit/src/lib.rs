@@ -87,6 +87,17 @@ pub struct SipParticipant {
     pub joined_at_ms: i64,
 }
 
+/// A caller's SIP participant, as LiveKit lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipCaller {
+    pub identity: String,
+    /// livekit-sip's attributes: `sip.phoneNumber`, `sip.trunkPhoneNumber`, `sip.trunkID`,
+    /// `sip.callID`, `sip.callStatus`, `sip.h.<header>`.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// When it joined the room, in Unix ms.
+    pub joined_at_ms: i64,
+}
+
 /// A failed dial, classified.
 #[derive(Debug, Clone)]
 pub struct DialFailure {
@@ -252,6 +263,56 @@ impl LiveKit {
             .await
             .map(|rooms| rooms.iter().any(|r| r.name == room))
             .map_err(|e| LiveKitError::new("ListRooms", &e))
+    }
+
+    /// The SIP participants in `room` still connected (callers who dialed in), oldest first.
+    /// A missing room has none.
+    pub async fn sip_callers(&self, room: &str) -> Result<Vec<SipCaller>, LiveKitError> {
+        match self.rooms.list_participants(room).await {
+            Ok(list) => {
+                let mut callers: Vec<SipCaller> = list
+                    .into_iter()
+                    .filter(|p| {
+                        p.kind == proto::participant_info::Kind::Sip as i32
+                            && p.state != proto::participant_info::State::Disconnected as i32
+                            && p.attributes.get(SIP_CALL_STATUS).map(String::as_str)
+                                != Some("hangup")
+                    })
+                    .map(|p| SipCaller {
+                        joined_at_ms: if p.joined_at_ms > 0 {
+                            p.joined_at_ms
+                        } else {
+                            p.joined_at * 1000
+                        },
+                        identity: p.identity,
+                        attributes: p.attributes.into_iter().collect(),
+                    })
+                    .collect();
+                callers.sort_by_key(|c| c.joined_at_ms);
+                Ok(callers)
+            }
+            Err(e) => {
+                let err = LiveKitError::new("ListParticipants", &e);
+                if err.is_not_found() {
+                    Ok(Vec::new())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Remove `identity` from `room`: for a SIP participant, livekit-sip hangs its call up
+    /// (a BYE). Already gone is fine. Other participants in the room stay (a dispatch rule's
+    /// shared room may hold other callers).
+    pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), LiveKitError> {
+        match self.rooms.remove_participant(room, identity).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = LiveKitError::new("RemoveParticipant", &e);
+                if err.is_not_found() { Ok(()) } else { Err(err) }
+            }
+        }
     }
 
     /// Start an audio-only room-composite egress to a file; returns the egress id.

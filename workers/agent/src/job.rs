@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use callfleet_bus::Delivery;
 use callfleet_domain::{
-    CallEvent, CallRequest, EventKind, FieldError,
-    request::{self, ValidateOptions},
+    CallEvent, CallRequest, EventKind, FieldError, PhoneNumber,
+    inbound::{Direction, InboundJob},
+    request::{self, SessionOptions, ValidateOptions},
     subjects as s,
     summary::{AttemptRecord, CallSummary},
 };
@@ -26,6 +27,9 @@ pub struct Job {
     pub campaign_job: bool,
     /// A campaign contact's own time zone.
     pub timezone: Option<String>,
+    /// A session LiveKit dispatched to a room (an inbound caller): joined, never dialed. Its
+    /// `req` is provisional (no caller leg yet) until [`crate::call`] finds the caller.
+    pub inbound: Option<InboundJob>,
 }
 
 /// What became of an attempt.
@@ -57,6 +61,29 @@ pub enum Disposition {
     Abandon,
 }
 
+/// An inbound job's request before its caller is found: what the fence and a dead letter need
+/// (call id, room, campaign, metadata); the worker completes it from the caller's SIP leg.
+pub fn provisional(inbound: &InboundJob) -> CallRequest {
+    CallRequest {
+        call_id: inbound.call_id.clone(),
+        destination: PhoneNumber::as_reported(""),
+        account_code: String::new(),
+        transfer_target: None,
+        caller_id: None,
+        caller_number: None,
+        caller_name: None,
+        session_options: SessionOptions::default(),
+        metadata: inbound.metadata.clone(),
+        campaign: inbound.campaign.clone(),
+        callback_url: None,
+        not_before: None,
+        retry: None,
+        room: inbound.room.clone(),
+        direction: Direction::Inbound,
+        inbound: None,
+    }
+}
+
 impl Job {
     pub(crate) fn header(msg: &Delivery, name: &str) -> Option<u32> {
         msg.header(name)?.parse().ok()
@@ -79,6 +106,10 @@ impl Job {
             .and_then(Value::as_str)
             .filter(|id| s::is_token(id))
             .map(str::to_owned);
+        if InboundJob::is_inbound(&value) {
+            let inbound = InboundJob::parse(&value).map_err(|errors| (call_id_hint.clone().or(fallback.clone()), errors))?;
+            return Ok(Self::of(msg, delivered, provisional(&inbound), Some(inbound)));
+        }
         let req = request::validate(
             &value,
             &ValidateOptions {
@@ -87,7 +118,12 @@ impl Job {
             },
         )
         .map_err(|errors| (call_id_hint.or(fallback), errors))?;
-        Ok(Self {
+        Ok(Self::of(msg, delivered, req, None))
+    }
+
+    /// A job of `req`, with what the message's headers and delivery say.
+    fn of(msg: &Delivery, delivered: i64, req: CallRequest, inbound: Option<InboundJob>) -> Self {
+        Self {
             req,
             attempt: Self::header(msg, s::ATTEMPT_HEADER).unwrap_or(1).max(1),
             infra_retries: Self::header(msg, s::INFRA_RETRIES_HEADER).unwrap_or(0),
@@ -95,7 +131,16 @@ impl Job {
             generation: Self::header(msg, s::GENERATION_HEADER).unwrap_or(0),
             campaign_job: msg.subject().starts_with("calls.campaign."),
             timezone: msg.header(s::TIMEZONE_HEADER).map(str::to_owned),
-        })
+            inbound,
+        }
+    }
+
+    /// The callee's (or for an inbound call the caller's) SIP participant in the room.
+    pub fn callee(&self) -> String {
+        match &self.req.inbound {
+            Some(leg) => leg.participant_identity.clone(),
+            None => crate::leg::identity(&self.req.call_id),
+        }
     }
 
     /// An event of this job. A replayed job's event ids carry its generation.

@@ -26,7 +26,7 @@ pub(crate) async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
     tracing::info!(call.id = %req.call_id, "transferring");
     match w
         .livekit
-        .transfer(&req.room, &identity(&req.call_id), to, ring)
+        .transfer(&req.room, &job.callee(), to, ring)
         .await
     {
         Ok(()) => {

@@ -35,6 +35,7 @@ mod keepalive;
 mod leg;
 mod leg_watch;
 mod metrics;
+mod overflow;
 mod retry;
 mod settle;
 mod summary;
@@ -81,6 +82,7 @@ pub struct Worker {
     pub(crate) vad: Arc<callfleet_voice::vad::VadOptions>,
 }
 
+pub use overflow::{BusyAudio, Overflow};
 pub use voice::provider_env;
 
 impl Worker {

@@ -12,6 +12,7 @@ use callfleet_bus::{Delivery, Outcome, Scheduled, backoff};
 use callfleet_domain::{
     CallEvent, CallOutcome, CallRequest, CallState, CallStatus, EndReason, EventKind, FieldError,
     latency, request, subjects as s,
+    summary::CallSummary,
 };
 use jiff::Timestamp;
 
@@ -20,6 +21,55 @@ use crate::{
     job::{Disposition, Job},
     summary,
 };
+
+/// Publish a call's final event (with its summary), tally it for its campaign, and record the
+/// terminal state. Used by [`settle`] and by the busy message of an inbound call no worker took.
+pub(crate) async fn finalize(w: &Worker, job: &Job, summary: CallSummary) {
+    let req = &job.req;
+    let kind = if summary.outcome.was_answered() {
+        EventKind::Ended
+    } else {
+        EventKind::Failed
+    };
+    let mut state = w.current_state(req).await;
+    state.status = if kind == EventKind::Ended {
+        CallStatus::Ended
+    } else {
+        CallStatus::Failed
+    };
+    state.last_outcome = Some(summary.outcome);
+    state.history.clone_from(&summary.attempts);
+    state.attempts = summary.attempt;
+    state.next_attempt_at = None;
+    state.error.clone_from(&summary.error);
+    state.updated_at = Timestamp::now();
+    let mut event = job.event(kind, summary.attempt);
+    let outcome = summary.outcome;
+    // A call a person (not a machine) answered that ran a voice session counts in the
+    // campaign's dead-air histogram (`callfleet_domain::latency`).
+    let first_audio = (outcome == CallOutcome::Answered
+        && summary.session_close_reason.is_some())
+    .then(|| latency::bucket(summary.first_agent_audio_ms));
+    event.summary = Some(summary);
+    w.publish_until_done(&event).await;
+    let tally_id = format!("tally.{}", event.event_id);
+    if job.campaign_job
+        && let Err(e) =
+            backon_retry(|| w.bus.tally(&req.campaign, outcome.as_str(), &tally_id)).await
+    {
+        tracing::error!(call.id = %req.call_id, error = %e, "campaign tally not recorded");
+    }
+    if job.campaign_job
+        && let Some(bucket) = first_audio
+    {
+        let what = format!("{}.{bucket}", s::TALLY_FIRST_AUDIO);
+        let id = format!("{tally_id}.{}", s::TALLY_FIRST_AUDIO);
+        if let Err(e) = backon_retry(|| w.bus.tally(&req.campaign, &what, &id)).await {
+            tracing::error!(call.id = %req.call_id, error = %e, "first-audio tally not recorded");
+        }
+    }
+    w.put_state_until_done(&state).await;
+}
 
 /// Longest dead-letter reason kept (a field error can echo a huge invalid value).
 const MAX_REASON: usize = 2048;
@@ -45,49 +95,7 @@ pub(crate) async fn settle(
             Box::pin(settle(w, msg, job, Disposition::Final(summary))).await
         }
         Disposition::Final(summary) => {
-            let kind = if summary.outcome.was_answered() {
-                EventKind::Ended
-            } else {
-                EventKind::Failed
-            };
-            let mut state = w.current_state(req).await;
-            state.status = if kind == EventKind::Ended {
-                CallStatus::Ended
-            } else {
-                CallStatus::Failed
-            };
-            state.last_outcome = Some(summary.outcome);
-            state.history.clone_from(&summary.attempts);
-            state.attempts = summary.attempt;
-            state.next_attempt_at = None;
-            state.error.clone_from(&summary.error);
-            state.updated_at = Timestamp::now();
-            let mut event = job.event(kind, summary.attempt);
-            let outcome = summary.outcome;
-            // A call a person (not a machine) answered that ran a voice session counts in the
-            // campaign's dead-air histogram (`callfleet_domain::latency`).
-            let first_audio = (outcome == CallOutcome::Answered
-                && summary.session_close_reason.is_some())
-            .then(|| latency::bucket(summary.first_agent_audio_ms));
-            event.summary = Some(*summary);
-            w.publish_until_done(&event).await;
-            let tally_id = format!("tally.{}", event.event_id);
-            if job.campaign_job
-                && let Err(e) =
-                    backon_retry(|| w.bus.tally(&req.campaign, outcome.as_str(), &tally_id)).await
-            {
-                tracing::error!(call.id = %req.call_id, error = %e, "campaign tally not recorded");
-            }
-            if job.campaign_job
-                && let Some(bucket) = first_audio
-            {
-                let what = format!("{}.{bucket}", s::TALLY_FIRST_AUDIO);
-                let id = format!("{tally_id}.{}", s::TALLY_FIRST_AUDIO);
-                if let Err(e) = backon_retry(|| w.bus.tally(&req.campaign, &what, &id)).await {
-                    tracing::error!(call.id = %req.call_id, error = %e, "first-audio tally not recorded");
-                }
-            }
-            w.put_state_until_done(&state).await;
+            finalize(w, job, *summary).await;
             Outcome::Ack
         }
         Disposition::Retry {

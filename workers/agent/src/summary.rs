@@ -62,6 +62,8 @@ pub fn build(worker: &Worker, req: &CallRequest, parts: Parts) -> CallSummary {
         campaign: req.campaign.clone(),
         account_code: req.account_code.clone(),
         destination: req.destination.to_string(),
+        direction: req.direction,
+        inbound: req.inbound.clone(),
         metadata: req.metadata.clone(),
         outcome: parts.outcome,
         end_reason: parts.end_reason,
@@ -180,6 +182,12 @@ pub fn invalid(worker: &Worker, call_id: &str, payload: &[u8], reason: &str) -> 
         campaign: text("campaign"),
         account_code: text("account_code"),
         destination: text("destination"),
+        direction: if raw.get("direction").and_then(Value::as_str) == Some("inbound") {
+            callfleet_domain::inbound::Direction::Inbound
+        } else {
+            callfleet_domain::inbound::Direction::Outbound
+        },
+        inbound: None,
         metadata,
         outcome: CallOutcome::InvalidRequest,
         end_reason: EndReason::InvalidRequest,

@@ -215,7 +215,7 @@ impl AudioIo for RoomIo {
     }
 }
 
-fn token(w: &Worker, room: &str, who: &str) -> Result<String, String> {
+pub(crate) fn token(w: &Worker, room: &str, who: &str) -> Result<String, String> {
     let (_, key, secret) = w
         .config
         .livekit
@@ -291,9 +291,9 @@ pub async fn converse(
         Ok(t) => t,
         Err(e) => return failed(format!("cannot publish the agent's audio: {e}")),
     };
-    let mut watch = LegWatch::start(w, &req.room, &req.call_id, &identity(&req.call_id));
+    let mut watch = LegWatch::start(w, &req.room, &req.call_id, &job.callee());
     let io = RoomIo {
-        callee: identity(&req.call_id),
+        callee: job.callee(),
         audio: transport.remote_audio(),
         events: transport.events(),
         track,
@@ -433,7 +433,7 @@ pub async fn listen(
 ) -> Result<(), String> {
     let req = &job.req;
     let transport = join(w, job).await?;
-    let callee = identity(&req.call_id);
+    let callee = job.callee();
     let mut audio = transport.remote_audio();
     loop {
         tokio::select! {

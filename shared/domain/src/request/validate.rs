@@ -95,7 +95,7 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
         .and_then(|x| v.retry(x));
     let room = match obj.get("room") {
         None | Some(Value::Null) => None,
-        Some(value) => v.token("room", value),
+        Some(value) => v.room(value),
     };
     let mut metadata = match obj.get("metadata") {
         None | Some(Value::Null) => Map::new(),
@@ -175,7 +175,25 @@ pub fn validate(body: &Value, opts: &ValidateOptions) -> Result<CallRequest, Vec
         not_before,
         retry,
         room,
+        direction: Default::default(),
+        inbound: None,
     })
+}
+
+/// Session options alone (the keys at the top level or under `session_options`), validated as
+/// in [`validate`]: an inbound call's options come from config and the dispatch's metadata.
+pub fn session_options_of(obj: &Map<String, Value>) -> Result<SessionOptions, Vec<FieldError>> {
+    let opts = ValidateOptions::default();
+    let mut v = Validator {
+        errors: Vec::new(),
+        opts: &opts,
+    };
+    let out = v.session_options(obj);
+    if v.errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(v.errors)
+    }
 }
 
 /// Normalise a transfer target to `tel:+E164`, or keep a `sip:`/`sips:` URI.
@@ -253,6 +271,15 @@ impl Validator<'_> {
                 field,
                 "must not contain control characters (CR, LF, tab, ...)",
             );
+            return None;
+        }
+        Some(text)
+    }
+
+    fn room(&mut self, value: &Value) -> Option<String> {
+        let text = self.text("room", value, 256)?;
+        if !crate::inbound::is_room_name(&text) {
+            self.err("room", "must be 1 to 256 characters without control characters");
             return None;
         }
         Some(text)

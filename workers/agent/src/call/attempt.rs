@@ -53,6 +53,13 @@ pub(super) async fn hang_up(a: &Attempt<'_>) {
     {
         tracing::warn!(egress.id = %id, error = %e, "cannot stop the recording");
     }
+    if a.job.req.inbound.is_some() {
+        // An inbound caller's room may be shared (a direct dispatch rule): hang up their leg.
+        if let Err(e) = w.livekit.remove_participant(room, &a.job.callee()).await {
+            tracing::warn!(room, error = %e, "cannot hang up the caller; livekit-sip ends the call when the room closes");
+        }
+        return;
+    }
     if let Err(e) = w.livekit.delete_room(room).await {
         tracing::warn!(room, error = %e, "cannot delete the room; LiveKit closes it when empty");
     }

@@ -277,6 +277,11 @@ pub(super) fn worker_lost(
     })))
 }
 
+/// A call closed with `record` as its last attempt and nothing else known.
+pub(super) fn closed(a: Attempt<'_>, record: AttemptRecord, end_reason: EndReason) -> Disposition {
+    Disposition::Final(Box::new(close(a, record, end_reason, |_| {})))
+}
+
 /// The final summary of the attempt's call: the call's past attempts and this one's `record`
 /// (whose outcome is the call's), ended for `end_reason`; `fill` sets what else is known (SIP
 /// status, answer and hang-up times, error, estimate), which is absent otherwise.

@@ -74,7 +74,7 @@ pub(super) async fn hold(a: &mut Attempt<'_>, answered: Timestamp) -> Held {
     let deadline = tokio::time::sleep(max.saturating_sub(elapsed));
     tokio::pin!(deadline);
     let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
-    let who = identity(&req.call_id);
+    let who = job.callee();
     let mut watch = LegWatch::start(w, &req.room, &req.call_id, &who);
     let mut beat = Heartbeat::new(w);
     let mut transferred = false;

@@ -16,6 +16,7 @@ mod attempt;
 mod dial;
 mod finish;
 mod hold;
+mod inbound;
 mod reconcile;
 mod record;
 
@@ -43,6 +44,9 @@ pub async fn run(
     keep: &Keepalive,
     control: &mut Control,
 ) -> Disposition {
+    if let Some(inbound) = &job.inbound {
+        return inbound::run(w, job, inbound, state, in_flight, keep, control).await;
+    }
     if in_flight {
         return reconcile::run(Attempt::new(w, job, state, keep, control)).await;
     }

@@ -72,7 +72,7 @@ enum Settled {
 /// Wait until the SIP leg is answered or gone: a leg still ringing is followed, not re-dialed.
 async fn settle_leg(a: &Attempt<'_>) -> Settled {
     let (w, req) = (a.w, &a.job.req);
-    let who = identity(&req.call_id);
+    let who = a.job.callee();
     let poll = Duration::from_millis(w.config.agent.hold_poll_ms);
     let limit = Duration::from_secs(w.config.sip.ringing_timeout_secs + 30);
     let deadline = tokio::time::sleep(limit);
@@ -158,7 +158,7 @@ async fn answer_estimate(
     let req = &a.job.req;
     let joined =
         a.w.livekit
-            .sip_participant(&req.room, &identity(&req.call_id))
+            .sip_participant(&req.room, &a.job.callee())
             .await
             .ok()
             .flatten()

@@ -1,0 +1,282 @@
+//! The dispatcher: callfleet as a LiveKit agent, made durable.
+//!
+//! Design note. LiveKit's own dispatch (`lk dispatch create --agent-name`, CreateAgentDispatch,
+//! a SIP dispatch rule's `room_config.agents`) offers each job to a registered agent worker
+//! over the `/agent` WebSocket. A job offered to a worker that dies is lost when self-hosting,
+//! and bursts drop dispatches. So the dispatcher registers under `livekit.agent_name`, and
+//! for every offer:
+//!
+//! 1. publishes the job on JetStream (`calls.dispatch.<campaign>`, `Nats-Msg-Id` = the call id
+//!    derived from LiveKit's job id, so a re-offer is not enqueued twice) and waits for the
+//!    stream's acknowledgement;
+//! 2. only then answers LiveKit "available" (with the identity the worker will join as); if
+//!    JetStream cannot take it, it declines and LiveKit offers the job elsewhere;
+//! 3. records the call `queued` with its event, as the ingress does.
+//!
+//! An ordinary agent worker then runs the job with the same leases and fencing as any call.
+//! A dispatch whose metadata names a `destination` is an outbound call request (seed 001's
+//! metadata); one without is an [`InboundJob`]: the worker joins the room and converses.
+//!
+//! Inbound callers wait for a free worker at most `inbound.max_wait_secs`: at the job's
+//! `answer_by` the dispatcher takes the call's lease if no worker did, plays
+//! `inbound.busy_message`, and ends the call (`agents_busy`). The timer lives in this process;
+//! if it dies meanwhile, the caller is served as soon as a worker is free.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use callfleet_agent::{BusyAudio, Overflow, Worker};
+use callfleet_bus::Bus;
+use callfleet_config::Config;
+use callfleet_domain::{
+    CallEvent, CallState, EventKind,
+    inbound::{Direction, InboundJob, call_id_for_job},
+    subjects as s,
+};
+use callfleet_livekit::agent_worker::{self, AgentWorkerOptions, JobHandler, Offer, WorkerLoad};
+use jiff::Timestamp;
+use livekit_protocol as proto;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatcherError {
+    #[error(
+        "the dispatcher needs LiveKit: set livekit.url, livekit.api_key and livekit.api_secret (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)"
+    )]
+    NoLiveKit,
+    #[error(transparent)]
+    Agent(#[from] callfleet_agent::AgentError),
+    #[error(transparent)]
+    Bus(#[from] callfleet_bus::BusError),
+    #[error(transparent)]
+    Worker(#[from] agent_worker::AgentWorkerError),
+}
+
+/// What the dispatcher shares between LiveKit's offers and the busy timers.
+#[derive(Clone)]
+pub struct Dispatcher {
+    bus: Bus,
+    config: Arc<Config>,
+    /// A worker without slots: its only work is the busy message.
+    overflow: Worker,
+    busy_audio: BusyAudio,
+    timers: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// How a LiveKit job was enqueued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub call_id: String,
+    pub direction: Direction,
+    /// JetStream had it already (a re-offer of the same job).
+    pub duplicate: bool,
+}
+
+impl Dispatcher {
+    pub async fn new(
+        config: Arc<Config>,
+        provider_env: HashMap<String, String>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, DispatcherError> {
+        let overflow = Worker::with_providers(config.clone(), provider_env).await?;
+        let bus = Bus::connect(&config, "dispatcher").await?;
+        Ok(Self {
+            bus,
+            config,
+            overflow,
+            busy_audio: BusyAudio::default(),
+            timers: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    /// Put an offered LiveKit job on JetStream. Returns once the stream has it.
+    pub async fn enqueue_job(&self, job: &proto::Job) -> Result<Enqueued, callfleet_bus::BusError> {
+        let room = job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let metadata = metadata_object(&job.metadata);
+        let call_id = metadata
+            .get("call_id")
+            .and_then(Value::as_str)
+            .filter(|id| s::is_token(id))
+            .map_or_else(|| call_id_for_job(&job.id), str::to_owned);
+        if metadata.contains_key("destination") {
+            let campaign = campaign_of(&metadata, &self.config.inbound.campaign);
+            let mut payload = metadata.clone();
+            payload.insert("call_id".into(), call_id.clone().into());
+            payload.entry("room").or_insert(room.clone().into());
+            payload.entry("campaign").or_insert(campaign.clone().into());
+            let mut extra = match payload.remove("metadata") {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            extra.insert("livekit_job_id".into(), job.id.clone().into());
+            extra.insert("livekit_dispatch_id".into(), job.dispatch_id.clone().into());
+            payload.insert("metadata".into(), Value::Object(extra));
+            let body = serde_json::to_vec(&payload).unwrap_or_default();
+            let duplicate = self
+                .bus
+                .publish_dispatch_payload(&campaign, &call_id, body)
+                .await?;
+            if !duplicate {
+                self.record_queued(&call_id, &room, &campaign).await;
+            }
+            return Ok(Enqueued {
+                call_id,
+                direction: Direction::Outbound,
+                duplicate,
+            });
+        }
+        let accepted_at = Timestamp::now();
+        let inbound = InboundJob {
+            direction: Direction::Inbound,
+            call_id: call_id.clone(),
+            room: room.clone(),
+            campaign: campaign_of(&metadata, &self.config.inbound.campaign),
+            participant_identity: job
+                .participant
+                .as_ref()
+                .map(|p| p.identity.clone())
+                .filter(|i| !i.is_empty()),
+            agent_name: Some(job.agent_name.clone()).filter(|n| !n.is_empty()),
+            livekit_job_id: Some(job.id.clone()),
+            dispatch_id: Some(job.dispatch_id.clone()).filter(|d| !d.is_empty()),
+            metadata,
+            accepted_at,
+            answer_by: accepted_at.checked_add(self.config.inbound.max_wait()).ok(),
+        };
+        self.enqueue_inbound(inbound).await
+    }
+
+    /// Put an inbound job on JetStream and arm its busy timer. Also used for a SIP caller in a
+    /// room no agent was dispatched to (the verified webhook's telephony mode).
+    pub async fn enqueue_inbound(
+        &self,
+        inbound: InboundJob,
+    ) -> Result<Enqueued, callfleet_bus::BusError> {
+        let duplicate = self.bus.publish_inbound(&inbound).await?;
+        if !duplicate {
+            self.record_queued(&inbound.call_id, &inbound.room, &inbound.campaign)
+                .await;
+            self.arm_busy_timer(inbound.clone());
+        }
+        Ok(Enqueued {
+            call_id: inbound.call_id,
+            direction: Direction::Inbound,
+            duplicate,
+        })
+    }
+
+    fn arm_busy_timer(&self, inbound: InboundJob) {
+        let Some(at) = inbound.answer_by else {
+            return;
+        };
+        let this = self.clone();
+        self.timers.spawn(async move {
+            let wait = at
+                .duration_since(Timestamp::now())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = this.shutdown.cancelled() => return,
+            }
+            match this
+                .overflow
+                .busy_if_unserved(&inbound, &this.busy_audio)
+                .await
+            {
+                Ok(Overflow::Served) => {}
+                Ok(found) => tracing::info!(call.id = %inbound.call_id, ?found, "inbound call not served in time"),
+                Err(e) => tracing::error!(call.id = %inbound.call_id, error = %e, "busy message failed"),
+            }
+        });
+    }
+
+    /// Best effort, as the ingress does: the job is enqueued already.
+    async fn record_queued(&self, call_id: &str, room: &str, campaign: &str) {
+        let state = CallState::queued(call_id, room, campaign);
+        let event = CallEvent::new(call_id, EventKind::Queued, 0);
+        let (created, published) = tokio::join!(
+            self.bus.create_call_state(&state),
+            self.bus.publish_event(&event)
+        );
+        if let Err(e) = created.map(|_| ()).and(published) {
+            tracing::warn!(call.id = %call_id, error = %e, "could not record the queued state");
+        }
+    }
+}
+
+/// The dispatch's metadata as a JSON object: non-JSON text is kept under `text`.
+fn metadata_object(raw: &str) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(m)) => m,
+        _ if raw.trim().is_empty() => Map::new(),
+        _ => Map::from_iter([("text".to_owned(), Value::from(raw))]),
+    }
+}
+
+fn campaign_of(metadata: &Map<String, Value>, default: &str) -> String {
+    metadata
+        .get("campaign")
+        .and_then(Value::as_str)
+        .filter(|c| s::is_token(c))
+        .unwrap_or(default)
+        .to_owned()
+}
+
+impl JobHandler for Dispatcher {
+    async fn offer(&self, job: proto::Job, resuming: bool) -> Offer {
+        match self.enqueue_job(&job).await {
+            Ok(done) => {
+                tracing::info!(
+                    livekit.job = %job.id, call.id = %done.call_id, direction = ?done.direction,
+                    duplicate = done.duplicate, resuming, "LiveKit job enqueued; accepting it"
+                );
+                Offer::Accept {
+                    identity: format!("agent-{}", done.call_id),
+                    name: "callfleet agent".into(),
+                    metadata: String::new(),
+                    attributes: HashMap::from([("callfleet.call_id".into(), done.call_id)]),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(livekit.job = %job.id, error = %e, "JetStream cannot take the job; declining it");
+                Offer::Decline
+            }
+        }
+    }
+}
+
+/// Run the dispatcher until `shutdown`.
+pub async fn run(
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    provider_env: HashMap<String, String>,
+) -> Result<(), DispatcherError> {
+    let (url, key, secret) = config
+        .livekit
+        .credentials()
+        .ok_or(DispatcherError::NoLiveKit)?;
+    let options = AgentWorkerOptions {
+        url: url.to_owned(),
+        api_key: key.to_owned(),
+        api_secret: secret.to_owned(),
+        agent_name: config.livekit.agent_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        namespace: None,
+        ping_interval: Duration::from_secs(10),
+    };
+    let dispatcher = Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
+    let (_load_tx, load) = watch::channel(WorkerLoad {
+        load: 0.0,
+        full: false,
+    });
+    tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
+    let result = agent_worker::run(options, dispatcher.clone(), load, shutdown.clone(), None).await;
+    dispatcher.timers.close();
+    dispatcher.timers.wait().await;
+    dispatcher.bus.drain(Duration::from_secs(5)).await;
+    result.map_err(Into::into)
+}
