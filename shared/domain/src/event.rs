@@ -18,6 +18,11 @@ pub enum EventKind {
     Ended,
     Failed,
     Dead,
+    /// The SIP leg's `sip.callStatus` as a verified LiveKit webhook reported it (`detail`:
+    /// `status`, `participant`, `livekit_event`).
+    SipStatus,
+    /// LiveKit closed the call's room (a verified `room_finished` webhook).
+    RoomFinished,
 }
 
 impl EventKind {
@@ -32,6 +37,8 @@ impl EventKind {
             Self::Ended => "ended",
             Self::Failed => "failed",
             Self::Dead => "dead",
+            Self::SipStatus => "sip_status",
+            Self::RoomFinished => "room_finished",
         }
     }
 
