@@ -22,6 +22,8 @@
 //! `inbound.busy_message`, and ends the call (`agents_busy`). The timer lives in this process;
 //! if it dies meanwhile, the caller is served as soon as a worker is free.
 
+pub mod events; // webhook helper: LiveKit events → call events (verified webhooks)
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use callfleet_agent::{BusyAudio, Overflow, Worker};
@@ -273,8 +275,20 @@ pub async fn run(
         load: 0.0,
         full: false,
     });
+    // webhook helper: the livekit-events consumer runs beside the agent-worker registration.
+    let events = tokio::spawn(events::run(
+        dispatcher.bus.clone(),
+        config.clone(),
+        Some(Dispatcher::clone(&dispatcher)),
+        shutdown.clone(),
+    ));
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
     let result = agent_worker::run(options, dispatcher.clone(), load, shutdown.clone(), None).await;
+    match events.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "the livekit-events consumer stopped"),
+        Err(e) => tracing::error!(error = %e, "the livekit-events consumer panicked"),
+        Ok(Ok(())) => {}
+    }
     dispatcher.timers.close();
     dispatcher.timers.wait().await;
     dispatcher.bus.drain(Duration::from_secs(5)).await;
