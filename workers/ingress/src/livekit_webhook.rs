@@ -91,7 +91,7 @@ fn bad_event(fields: Vec<FieldError>) -> ApiError {
 
 #[utoipa::path(
     post, path = "/livekit/webhook",
-    request_body(content = Object, content_type = "application/webhook+json", description = "A LiveKit `WebhookEvent` (protojson), exactly as livekit-server sends it"),
+    request_body(content = crate::openapi::bodies::LiveKitWebhookEvent, content_type = "application/webhook+json", description = "A LiveKit `WebhookEvent` (protojson), exactly as livekit-server sends it"),
     responses(
         (status = 200, description = "Verified and on JetStream (`accepted`), already there (`duplicate`), or older than `livekit.webhook_max_age_secs` (`ignored`)", body = WebhookAnswer),
         (status = 400, description = "Signed, but not a LiveKit event: each bad field and why", body = crate::error::ErrorBody),
