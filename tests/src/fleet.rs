@@ -14,6 +14,8 @@ pub enum Role {
     Agent,
     Notifier,
     Campaigner,
+    /// LiveKit's agent dispatch made durable, and inbound callers' busy message.
+    Dispatcher,
 }
 
 impl Role {
@@ -24,6 +26,7 @@ impl Role {
             Self::Agent => Some("CALLFLEET_AGENT__METRICS_LISTEN"),
             Self::Notifier => Some("CALLFLEET_NOTIFIER__METRICS_LISTEN"),
             Self::Campaigner => Some("CALLFLEET_CAMPAIGNER__METRICS_LISTEN"),
+            Self::Dispatcher => None,
         }
     }
 
@@ -33,6 +36,7 @@ impl Role {
             Self::Agent => "agent",
             Self::Notifier => "notifier",
             Self::Campaigner => "campaigner",
+            Self::Dispatcher => "dispatcher",
         }
     }
 }

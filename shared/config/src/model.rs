@@ -244,10 +244,7 @@ impl InboundConfig {
     }
 
     /// The session options configured for a called number (its own, else `default`).
-    pub fn options_for(
-        &self,
-        called: Option<&str>,
-    ) -> &serde_json::Map<String, serde_json::Value> {
+    pub fn options_for(&self, called: Option<&str>) -> &serde_json::Map<String, serde_json::Value> {
         called
             .and_then(|n| {
                 self.numbers.get(n).or_else(|| {

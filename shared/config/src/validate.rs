@@ -71,7 +71,10 @@ impl Config {
         }
         let inbound = &self.inbound;
         if !(1..=600).contains(&inbound.max_wait_secs) {
-            return Err(invalid("inbound.max_wait_secs", "must be between 1 and 600"));
+            return Err(invalid(
+                "inbound.max_wait_secs",
+                "must be between 1 and 600",
+            ));
         }
         if inbound.busy_message.trim().is_empty() {
             return Err(invalid(
@@ -85,12 +88,13 @@ impl Config {
                 "must be 1 to 64 ASCII letters, digits, '-' or '_'",
             ));
         }
-        for (number, options) in inbound
+        let mut session_sets: Vec<(String, &serde_json::Map<String, serde_json::Value>)> = inbound
             .numbers
             .iter()
             .map(|(n, o)| (format!("inbound.numbers.\"{n}\""), o))
-            .chain(std::iter::once(("inbound.default".to_owned(), &inbound.default)))
-        {
+            .collect();
+        session_sets.push(("inbound.default".to_owned(), &inbound.default));
+        for (number, options) in session_sets {
             if let Err(errors) = callfleet_domain::request::session_options_of(options) {
                 let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 return Err(invalid(&number, &problems.join("; ")));

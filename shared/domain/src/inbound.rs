@@ -49,9 +49,7 @@ impl Direction {
 }
 
 /// The caller's SIP leg of an inbound call, as livekit-sip describes its participant.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InboundLeg {
     /// The caller's number (`sip.phoneNumber`), as the trunk gave it.
     pub caller_number: Option<String>,
@@ -274,7 +272,7 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["call_id", "room", "metadata"]);
         let bad_session = InboundJob::parse(
-            &json!({"direction": "inbound", "call_id": "x", "room": "r", "metadata": {"llm": 5}}),
+            &json!({"direction": "inbound", "call_id": "x", "room": "r", "metadata": {"preemptive_generation": "sometimes"}}),
         )
         .expect("parses");
         assert!(bad_session.session_overrides().is_err());
@@ -296,7 +294,10 @@ mod tests {
         let leg = InboundLeg::from_attributes("sip_+15550100", &attrs);
         assert_eq!(leg.caller_number.as_deref(), Some("+15550100"));
         assert_eq!(leg.called_number.as_deref(), Some("+3226010500"));
-        assert_eq!(leg.headers.get("X-Customer-Id").map(String::as_str), Some("42"));
+        assert_eq!(
+            leg.headers.get("X-Customer-Id").map(String::as_str),
+            Some("42")
+        );
         assert_eq!(leg.headers.len(), 1);
     }
 

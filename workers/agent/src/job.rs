@@ -61,6 +61,11 @@ pub enum Disposition {
     Abandon,
 }
 
+/// The SIP participant's identity in an outbound call's room (the dial names it so).
+pub(crate) fn sip_identity(call_id: &str) -> String {
+    format!("sip-{call_id}")
+}
+
 /// An inbound job's request before its caller is found: what the fence and a dead letter need
 /// (call id, room, campaign, metadata); the worker completes it from the caller's SIP leg.
 pub fn provisional(inbound: &InboundJob) -> CallRequest {
@@ -107,8 +112,14 @@ impl Job {
             .filter(|id| s::is_token(id))
             .map(str::to_owned);
         if InboundJob::is_inbound(&value) {
-            let inbound = InboundJob::parse(&value).map_err(|errors| (call_id_hint.clone().or(fallback.clone()), errors))?;
-            return Ok(Self::of(msg, delivered, provisional(&inbound), Some(inbound)));
+            let inbound = InboundJob::parse(&value)
+                .map_err(|errors| (call_id_hint.clone().or(fallback.clone()), errors))?;
+            return Ok(Self::of(
+                msg,
+                delivered,
+                provisional(&inbound),
+                Some(inbound),
+            ));
         }
         let req = request::validate(
             &value,
@@ -139,7 +150,7 @@ impl Job {
     pub fn callee(&self) -> String {
         match &self.req.inbound {
             Some(leg) => leg.participant_identity.clone(),
-            None => crate::leg::identity(&self.req.call_id),
+            None => sip_identity(&self.req.call_id),
         }
     }
 

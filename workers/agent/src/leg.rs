@@ -13,10 +13,7 @@ pub(crate) enum Held {
     Lost,
 }
 
-/// The SIP participant's identity in the call's room (the dial names it so).
-pub(crate) fn identity(call_id: &str) -> String {
-    format!("sip-{call_id}")
-}
+pub(crate) use crate::job::sip_identity as identity;
 
 /// `TransferSIPParticipant` (SIP REFER): the callee is handed to `to`; LiveKit then drops the
 /// SIP leg. Publishes `transferred` on success. The voice session's transfer tool calls this too.
@@ -24,11 +21,7 @@ pub(crate) async fn transfer(w: &Worker, job: &Job, to: &str) -> ControlReply {
     let req = &job.req;
     let ring = Duration::from_secs(w.config.sip.transfer_timeout_secs);
     tracing::info!(call.id = %req.call_id, "transferring");
-    match w
-        .livekit
-        .transfer(&req.room, &job.callee(), to, ring)
-        .await
-    {
+    match w.livekit.transfer(&req.room, &job.callee(), to, ring).await {
         Ok(()) => {
             let mut event = job.event(EventKind::Transferred, job.attempt);
             event.detail = Some(serde_json::json!({ "to": to }));

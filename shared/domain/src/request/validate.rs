@@ -279,7 +279,10 @@ impl Validator<'_> {
     fn room(&mut self, value: &Value) -> Option<String> {
         let text = self.text("room", value, 256)?;
         if !crate::inbound::is_room_name(&text) {
-            self.err("room", "must be 1 to 256 characters without control characters");
+            self.err(
+                "room",
+                "must be 1 to 256 characters without control characters",
+            );
             return None;
         }
         Some(text)

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::attempt::Attempt;
 use crate::{
     Worker,
-    leg::{Held, identity, transfer},
+    leg::{Held, transfer},
     leg_watch::LegWatch,
     voice::Report,
 };

@@ -119,10 +119,7 @@ fn request(
         Ok(overrides) => keys.extend(overrides),
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            problem = Some(format!(
-                "dispatch metadata ignored: {}",
-                list.join("; ")
-            ));
+            problem = Some(format!("dispatch metadata ignored: {}", list.join("; ")));
         }
     }
     // Config was validated at start; the merge of two valid sets is valid, but never trust it.

@@ -16,10 +16,7 @@ use super::{
     finish,
     hold::hold,
 };
-use crate::{
-    job::Disposition,
-    leg::{Held, identity},
-};
+use crate::{job::Disposition, leg::Held};
 
 /// Reconcile the attempt with what LiveKit says of its SIP leg.
 pub(super) async fn run(mut a: Attempt<'_>) -> Disposition {
