@@ -19,9 +19,10 @@ pub enum EventKind {
     Failed,
     Dead,
     /// The SIP leg's `sip.callStatus` as a verified LiveKit webhook reported it (`detail`:
-    /// `status`, `participant`, `livekit_event`).
+    /// `status`, `participant`, `left`, `disconnect_reason`, `livekit_event`, `livekit_event_id`).
     SipStatus,
-    /// LiveKit closed the call's room (a verified `room_finished` webhook).
+    /// LiveKit closed the call's room (a verified `room_finished` webhook; `detail`: `room`,
+    /// `room_end_reason`, `livekit_event_id`).
     RoomFinished,
 }
 

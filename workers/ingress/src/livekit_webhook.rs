@@ -165,11 +165,11 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not a JWT"))?
         .trim();
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim();
+    let token = match value.split_once(char::is_whitespace) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ if value.eq_ignore_ascii_case("bearer") => "",
+        _ => value,
+    };
     if token.is_empty() {
         return Err(unauthorized("the Authorization header is empty"));
     }
