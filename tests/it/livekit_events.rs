@@ -2,6 +2,9 @@
 //! signs its webhooks, the ingress verifies them onto `LIVEKIT_EVENTS`, the consumer turns them
 //! into the call's events. No call is placed: the room is created through the API with the
 //! metadata an outbound call's room carries, and the call's state is written to KV.
+//!
+//! Registered in `main.rs` (with `callfleet-dispatcher` and `tokio-util` as dev-dependencies of
+//! this crate) once `workers/dispatcher` is a workspace member.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,11 +13,15 @@ use base64::Engine;
 use callfleet_bus::Bus;
 use callfleet_config::Config;
 use callfleet_domain::CallState;
-use callfleet_tests::wait_for_logged;
+use callfleet_tests::{LiveKitServer, wait_for_logged};
 use livekit_api::{
     access_token::AccessToken,
-    services::room::{CreateRoomOptions, RoomClient},
+    services::{
+        agent_dispatch::AgentDispatchClient,
+        room::{CreateRoomOptions, RoomClient},
+    },
 };
+use livekit_protocol as proto;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +43,7 @@ async fn drained(rig: &Rig) -> Option<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
+    callfleet_tests::test_log::init();
     let mut rig = Rig::with_livekit_webhooks().await;
     rig.start_ingress().await;
     let rig = &rig;
@@ -121,7 +129,8 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
 
     rooms.delete_room(&room).await.expect("DeleteRoom");
     rooms.delete_room(&stray).await.expect("DeleteRoom stray");
-    let logs = [lk.log_path()];
+    let log = lk.log_path();
+    let logs = [log.as_path()];
     let finished = wait_for_logged(
         "the call's room_finished event",
         Duration::from_secs(30),
@@ -183,6 +192,158 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
         reason.as_str().unwrap_or_default().contains("not a LiveKit webhook event"),
         "{reason}"
     );
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), consumer)
+        .await
+        .expect("the consumer stops on shutdown")
+        .expect("no panic")
+        .expect("no error");
+}
+
+/// A signed `participant_<what>` webhook for a SIP caller, POSTed to the ingress.
+async fn post_sip_event(rig: &Rig, lk: &LiveKitServer, what: &str, room: &str, sid: &str, status: &str) {
+    let body = json!({
+        "event": format!("participant_{what}"),
+        "id": format!("EV_{}", uuid::Uuid::new_v4().simple()),
+        "createdAt": jiff::Timestamp::now().as_second().to_string(),
+        "room": {"name": room, "metadata": "{\"tenant\": \"acme\"}"},
+        "participant": {"sid": sid, "identity": "sip_+15550100", "kind": "SIP",
+            "attributes": {"sip.callStatus": status, "sip.phoneNumber": "+15550100"}}
+    })
+    .to_string();
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+    let token = AccessToken::with_api_key(&lk.key, &lk.secret)
+        .with_sha256(&hash)
+        .to_jwt()
+        .expect("sign");
+    let resp = rig
+        .http
+        .post(rig.url("/livekit/webhook"))
+        .header("authorization", token)
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200, "{what} in {room}");
+}
+
+/// Every job on `CALL_JOBS`, as JSON.
+async fn jobs(rig: &Rig) -> Vec<Value> {
+    let js = async_nats::jetstream::new(rig.nats.client().await);
+    let Ok(mut stream) = js.get_stream("CALL_JOBS").await else {
+        return Vec::new();
+    };
+    let Ok(info) = stream.info().await.map(|i| i.state.clone()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for seq in info.first_sequence..=info.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(serde_json::from_slice(&m.payload).unwrap_or(Value::Null));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
+    callfleet_tests::test_log::init();
+    let mut rig = Rig::with_livekit_webhooks().await;
+    rig.start_ingress().await;
+    let rig = &rig;
+    let lk = rig._livekit.as_ref().expect("livekit-server");
+    let config = Arc::new(
+        Config::from_toml(&format!(
+            "[nats]\nurl = \"{}\"\n[livekit]\nurl = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n[inbound]\nsessions_from_webhooks = true\n[agent]\nvoice_session = false\n",
+            rig.nats.url(),
+            lk.url(),
+            lk.key,
+            lk.secret
+        ))
+        .expect("config"),
+    );
+    let bus = Bus::connect(&config, "test").await.expect("bus");
+    let shutdown = CancellationToken::new();
+    let dispatcher = callfleet_dispatcher::Dispatcher::new(
+        config.clone(),
+        std::collections::HashMap::new(),
+        shutdown.clone(),
+    )
+    .await
+    .expect("dispatcher");
+    let consumer = tokio::spawn(callfleet_dispatcher::events::run(
+        bus.clone(),
+        config.clone(),
+        Some(dispatcher),
+        shutdown.clone(),
+    ));
+    let rooms = RoomClient::with_api_key(&lk.http_url(), &lk.key, &lk.secret);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let (unserved, with_agent, dispatched) = (
+        format!("inb-{tag}"),
+        format!("agent-room-{tag}"),
+        format!("dispatched-{tag}"),
+    );
+    for room in [&unserved, &with_agent, &dispatched] {
+        rooms
+            .create_room(room, CreateRoomOptions { empty_timeout: 300, ..Default::default() })
+            .await
+            .expect("CreateRoom");
+    }
+    // Served rooms: an agent is in one, LiveKit dispatched `livekit.agent_name` to the other.
+    let _agent = callfleet_media::Transport::connect(
+        &lk.url(),
+        &lk.token(&with_agent, "agent-someone"),
+        callfleet_media::Options::loopback(),
+    )
+    .await
+    .expect("the agent joins");
+    AgentDispatchClient::with_api_key(&lk.http_url(), &lk.key, &lk.secret)
+        .create_dispatch(proto::CreateAgentDispatchRequest {
+            agent_name: config.livekit.agent_name.clone(),
+            room: dispatched.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("CreateDispatch");
+
+    let sid = format!("PA_{}", &tag[..12]);
+    for room in [&with_agent, &dispatched, &unserved] {
+        post_sip_event(rig, lk, "joined", room, &sid, "active").await;
+    }
+    let log = lk.log_path();
+    let logs = [log.as_path()];
+    wait_for_logged("livekit-events drained", Duration::from_secs(20), &logs, || drained(rig)).await;
+    let queued = jobs(rig).await;
+    assert_eq!(queued.len(), 1, "one session, for the unserved room only: {queued:?}");
+    let job = &queued[0];
+    let call_id = callfleet_domain::inbound::call_id_for_job(&sid);
+    assert_eq!(job["direction"], "inbound", "{job}");
+    assert_eq!(job["call_id"], call_id.as_str(), "{job}");
+    assert_eq!(job["room"], unserved.as_str(), "{job}");
+    assert_eq!(job["participant_identity"], "sip_+15550100", "{job}");
+    assert_eq!(job["metadata"]["tenant"], "acme", "{job}");
+    assert!(job["answer_by"].is_string(), "{job}");
+
+    // A redelivered join (a new event id, the same caller) enqueues nothing new; the caller's
+    // leaving is the call's event (its room was remembered).
+    post_sip_event(rig, lk, "joined", &unserved, &sid, "active").await;
+    post_sip_event(rig, lk, "left", &unserved, &sid, "hangup").await;
+    let left = wait_for_logged("the caller's sip_status (left)", Duration::from_secs(20), &logs, || {
+        let call_id = call_id.clone();
+        async move {
+            rig.events(&call_id)
+                .await
+                .into_iter()
+                .find(|(kind, v)| kind == "sip_status" && v["detail"]["left"] == true)
+                .map(|(_, v)| v)
+        }
+    })
+    .await;
+    assert_eq!(left["detail"]["status"], "hangup", "{left}");
+    wait_for_logged("livekit-events drained", Duration::from_secs(20), &logs, || drained(rig)).await;
+    assert_eq!(jobs(rig).await.len(), 1, "a redelivered join is the same call");
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), consumer)
