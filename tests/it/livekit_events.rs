@@ -102,8 +102,7 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
             "attributes": {"sip.callStatus": "ringing", "callfleet.call_id": call_id}}
     })
     .to_string();
-    let hash =
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&sip_event));
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&sip_event));
     let token = AccessToken::with_api_key(&lk.key, &lk.secret)
         .with_sha256(&hash)
         .to_jwt()
@@ -145,7 +144,10 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
     )
     .await;
     assert_eq!(finished["detail"]["room"], room.as_str(), "{finished}");
-    assert_eq!(finished["attempt"], 0, "the state's attempts so far: {finished}");
+    assert_eq!(
+        finished["attempt"], 0,
+        "the state's attempts so far: {finished}"
+    );
     assert!(
         finished["event_id"]
             .as_str()
@@ -160,7 +162,11 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
         .map(|(_, v)| v)
         .expect("sip_status event");
     assert_eq!(sip["detail"]["status"], "ringing", "{sip}");
-    assert_eq!(sip["detail"]["participant"], format!("sip-{call_id}"), "{sip}");
+    assert_eq!(
+        sip["detail"]["participant"],
+        format!("sip-{call_id}"),
+        "{sip}"
+    );
 
     wait_for_logged(
         "livekit-events drained (every event acknowledged)",
@@ -169,7 +175,12 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
         || drained(rig),
     )
     .await;
-    let kinds: Vec<String> = rig.events(call_id).await.into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = rig
+        .events(call_id)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(
         kinds.iter().filter(|k| *k == "room_finished").count(),
         1,
@@ -189,7 +200,10 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
         .map(|v| Value::from(v.as_str()))
         .unwrap_or_default();
     assert!(
-        reason.as_str().unwrap_or_default().contains("not a LiveKit webhook event"),
+        reason
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a LiveKit webhook event"),
         "{reason}"
     );
 
@@ -202,7 +216,14 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
 }
 
 /// A signed `participant_<what>` webhook for a SIP caller, POSTed to the ingress.
-async fn post_sip_event(rig: &Rig, lk: &LiveKitServer, what: &str, room: &str, sid: &str, status: &str) {
+async fn post_sip_event(
+    rig: &Rig,
+    lk: &LiveKitServer,
+    what: &str,
+    room: &str,
+    sid: &str,
+    status: &str,
+) {
     let body = json!({
         "event": format!("participant_{what}"),
         "id": format!("EV_{}", uuid::Uuid::new_v4().simple()),
@@ -287,7 +308,13 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     );
     for room in [&unserved, &with_agent, &dispatched] {
         rooms
-            .create_room(room, CreateRoomOptions { empty_timeout: 300, ..Default::default() })
+            .create_room(
+                room,
+                CreateRoomOptions {
+                    empty_timeout: 300,
+                    ..Default::default()
+                },
+            )
             .await
             .expect("CreateRoom");
     }
@@ -314,9 +341,19 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     }
     let log = lk.log_path();
     let logs = [log.as_path()];
-    wait_for_logged("livekit-events drained", Duration::from_secs(20), &logs, || drained(rig)).await;
+    wait_for_logged(
+        "livekit-events drained",
+        Duration::from_secs(20),
+        &logs,
+        || drained(rig),
+    )
+    .await;
     let queued = jobs(rig).await;
-    assert_eq!(queued.len(), 1, "one session, for the unserved room only: {queued:?}");
+    assert_eq!(
+        queued.len(),
+        1,
+        "one session, for the unserved room only: {queued:?}"
+    );
     let job = &queued[0];
     let call_id = callfleet_domain::inbound::call_id_for_job(&sid);
     assert_eq!(job["direction"], "inbound", "{job}");
@@ -330,20 +367,35 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     // leaving is the call's event (its room was remembered).
     post_sip_event(rig, lk, "joined", &unserved, &sid, "active").await;
     post_sip_event(rig, lk, "left", &unserved, &sid, "hangup").await;
-    let left = wait_for_logged("the caller's sip_status (left)", Duration::from_secs(20), &logs, || {
-        let call_id = call_id.clone();
-        async move {
-            rig.events(&call_id)
-                .await
-                .into_iter()
-                .find(|(kind, v)| kind == "sip_status" && v["detail"]["left"] == true)
-                .map(|(_, v)| v)
-        }
-    })
+    let left = wait_for_logged(
+        "the caller's sip_status (left)",
+        Duration::from_secs(20),
+        &logs,
+        || {
+            let call_id = call_id.clone();
+            async move {
+                rig.events(&call_id)
+                    .await
+                    .into_iter()
+                    .find(|(kind, v)| kind == "sip_status" && v["detail"]["left"] == true)
+                    .map(|(_, v)| v)
+            }
+        },
+    )
     .await;
     assert_eq!(left["detail"]["status"], "hangup", "{left}");
-    wait_for_logged("livekit-events drained", Duration::from_secs(20), &logs, || drained(rig)).await;
-    assert_eq!(jobs(rig).await.len(), 1, "a redelivered join is the same call");
+    wait_for_logged(
+        "livekit-events drained",
+        Duration::from_secs(20),
+        &logs,
+        || drained(rig),
+    )
+    .await;
+    assert_eq!(
+        jobs(rig).await.len(),
+        1,
+        "a redelivered join is the same call"
+    );
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), consumer)

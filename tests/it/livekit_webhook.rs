@@ -204,7 +204,11 @@ async fn lk_webhook_real_livekit_events_land_once_each() {
     let before = counts(&rig).await;
     let token = sign(&lk.key, &lk.secret, &joined.raw);
     let (status, answer) = post(&rig, Some(&token), joined.raw.clone()).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("duplicate")), "{answer}");
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
     assert_eq!(counts(&rig).await, before, "a replay publishes nothing");
 }
 
@@ -216,58 +220,133 @@ async fn lk_webhook_unverified_requests_are_refused_and_publish_nothing() {
     let baseline = counts(&rig).await;
 
     // Wrong secret, wrong key, no header, an expired token, a tampered body.
-    let (status, answer) = post(&rig, Some(&sign(KEY, "not-the-secret", body.as_bytes())), body.clone()).await;
+    let (status, answer) = post(
+        &rig,
+        Some(&sign(KEY, "not-the-secret", body.as_bytes())),
+        body.clone(),
+    )
+    .await;
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["message"].as_str().unwrap_or_default().contains("livekit.api_secret"), "{answer}");
-    assert!(!answer.to_string().contains(SECRET), "the secret never appears");
-    let (status, answer) = post(&rig, Some(&sign("other-key", SECRET, body.as_bytes())), body.clone()).await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("livekit.api_secret"),
+        "{answer}"
+    );
+    assert!(
+        !answer.to_string().contains(SECRET),
+        "the secret never appears"
+    );
+    let (status, answer) = post(
+        &rig,
+        Some(&sign("other-key", SECRET, body.as_bytes())),
+        body.clone(),
+    )
+    .await;
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["message"].as_str().unwrap_or_default().contains("issuer"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("issuer"),
+        "{answer}"
+    );
     let (status, answer) = post(&rig, None, body.clone()).await;
-    assert_eq!((status, answer["error"].as_str()), (401, Some("unauthorized")), "{answer}");
-    assert!(answer["message"].as_str().unwrap_or_default().contains("Authorization"), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{answer}"
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Authorization"),
+        "{answer}"
+    );
     let expired = hs256(&json!({
         "iss": KEY, "nbf": now() - 1200, "exp": now() - 600, "sha256": sha256_b64(body.as_bytes()),
     }));
     let (status, answer) = post(&rig, Some(&expired), body.clone()).await;
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["message"].as_str().unwrap_or_default().contains("expired"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{answer}"
+    );
     let token = sign(KEY, SECRET, body.as_bytes());
     let tampered = body.replace("room-b", "room-x");
     let (status, answer) = post(&rig, Some(&token), tampered).await;
     assert_eq!(status, 401, "{answer}");
-    assert!(answer["message"].as_str().unwrap_or_default().contains("SHA-256"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SHA-256"),
+        "{answer}"
+    );
     let (status, answer) = post(&rig, Some("Bearer not.a.jwt"), body.clone()).await;
     assert_eq!(status, 401, "{answer}");
     // Signed, but not a LiveKit event: field-level errors.
     for bad in [r#"[1, 2]"#, r#"{"event": "room.started", "id": "EV 1"}"#] {
         let (status, answer) = post(&rig, Some(&sign(KEY, SECRET, bad.as_bytes())), bad).await;
         assert_eq!(status, 400, "{bad}: {answer}");
-        assert!(answer["fields"].as_array().is_some_and(|f| !f.is_empty()), "{answer}");
+        assert!(
+            answer["fields"].as_array().is_some_and(|f| !f.is_empty()),
+            "{answer}"
+        );
     }
-    assert_eq!(counts(&rig).await, baseline, "nothing was published by a refused request");
+    assert_eq!(
+        counts(&rig).await,
+        baseline,
+        "nothing was published by a refused request"
+    );
 
     // The genuine request lands once; its replay is a duplicate.
     let (status, answer) = post(&rig, Some(&token), body.clone()).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")), "{answer}");
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
     assert_eq!(answer["id"], id.as_str());
     let after = counts(&rig).await;
     assert_eq!(after, (baseline.0 + 1, baseline.1));
     let (status, answer) = post(&rig, Some(&format!("Bearer {token}")), body.clone()).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("duplicate")), "{answer}");
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
     assert_eq!(counts(&rig).await, after, "a replay publishes nothing");
 
     // Older than livekit.webhook_max_age_secs: ignored (a replay outside the dedup window).
     let stale = event_body("participant_joined", "EV_stale1", now() - 3600, "room-b");
     let (status, answer) = post(&rig, Some(&sign(KEY, SECRET, stale.as_bytes())), stale).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")), "{answer}");
-    assert!(answer["reason"].as_str().unwrap_or_default().contains("webhook_max_age_secs"));
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("ignored")),
+        "{answer}"
+    );
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("webhook_max_age_secs")
+    );
     assert_eq!(counts(&rig).await, after, "a stale event publishes nothing");
     let stored = livekit_events(&rig).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].subject, "livekit.events.participant_joined");
     assert_eq!(stored[0].msg_id, id);
-    assert_eq!(stored[0].raw, body.as_bytes(), "the body is stored as LiveKit sent it");
+    assert_eq!(
+        stored[0].raw,
+        body.as_bytes(),
+        "the body is stored as LiveKit sent it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,14 +366,18 @@ async fn lk_webhook_unconfigured_ingress_answers_401_naming_the_keys() {
     let (status, _) = post(&rig, None, "{}").await;
     assert_eq!(status, 401);
     let rig = &rig;
-    wait_for("ingress still ready", Duration::from_secs(5), || async move {
-        rig.http
-            .get(rig.url("/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-            .map(|_| ())
-    })
+    wait_for(
+        "ingress still ready",
+        Duration::from_secs(5),
+        || async move {
+            rig.http
+                .get(rig.url("/readyz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        },
+    )
     .await;
 }

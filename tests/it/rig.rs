@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use callfleet_tests::{
-    Callee, Fleet, LiveKitOptions, LiveKitServer, NatsServer, Role, Telephony, WebhookSink, free_port, wait_for,
-    wait_for_logged,
+    Callee, Fleet, LiveKitOptions, LiveKitServer, NatsServer, Role, Telephony, WebhookSink,
+    free_port, wait_for, wait_for_logged,
 };
 use serde_json::Value;
 

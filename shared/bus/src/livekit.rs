@@ -86,6 +86,10 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b))
         };
         assert!(valid(&room_key("call-_+3226010500_xYz")));
-        assert_ne!(room_key("a+b"), room_key("a=2Bb"), "reversible: no collisions");
+        assert_ne!(
+            room_key("a+b"),
+            room_key("a=2Bb"),
+            "reversible: no collisions"
+        );
     }
 }

@@ -138,7 +138,8 @@ fn meaning(event: &proto::WebhookEvent) -> Meaning {
 }
 
 fn is_sip(p: &proto::ParticipantInfo) -> bool {
-    p.kind == proto::participant_info::Kind::Sip as i32 || p.attributes.contains_key(SIP_CALL_STATUS)
+    p.kind == proto::participant_info::Kind::Sip as i32
+        || p.attributes.contains_key(SIP_CALL_STATUS)
 }
 
 /// The call ids an event names, most specific first: the room's metadata `call_id`, the
@@ -219,7 +220,10 @@ async fn handle(ctx: &Ctx, delivery: &Delivery) -> Outcome {
 
 /// The call an event is about, with its attempt: a named call that has a state, else the
 /// call remembered for the room.
-async fn find_call(bus: &Bus, event: &proto::WebhookEvent) -> Result<Option<(String, u32)>, BusError> {
+async fn find_call(
+    bus: &Bus,
+    event: &proto::WebhookEvent,
+) -> Result<Option<(String, u32)>, BusError> {
     let mut candidates = named_calls(event);
     let room = room_name(event);
     if !room.is_empty()
@@ -385,7 +389,11 @@ mod tests {
         }
     }
 
-    fn event(name: &str, metadata: &str, participant: Option<proto::ParticipantInfo>) -> proto::WebhookEvent {
+    fn event(
+        name: &str,
+        metadata: &str,
+        participant: Option<proto::ParticipantInfo>,
+    ) -> proto::WebhookEvent {
         proto::WebhookEvent {
             event: name.into(),
             id: "EV_1".into(),
@@ -413,25 +421,51 @@ mod tests {
             }
         );
         let left = event("participant_left", "", Some(sip("sip-c1", "hangup")));
-        assert!(matches!(meaning(&left), Meaning::Sip { left: true, joined: false, .. }));
+        assert!(matches!(
+            meaning(&left),
+            Meaning::Sip {
+                left: true,
+                joined: false,
+                ..
+            }
+        ));
         let agent = proto::ParticipantInfo {
             identity: "agent-c1".into(),
             ..Default::default()
         };
-        assert_eq!(meaning(&event("participant_joined", "", Some(agent))), Meaning::Nothing);
-        assert_eq!(meaning(&event("room_finished", "", None)), Meaning::RoomFinished);
-        assert_eq!(meaning(&event("track_published", "", None)), Meaning::Nothing);
+        assert_eq!(
+            meaning(&event("participant_joined", "", Some(agent))),
+            Meaning::Nothing
+        );
+        assert_eq!(
+            meaning(&event("room_finished", "", None)),
+            Meaning::RoomFinished
+        );
+        assert_eq!(
+            meaning(&event("track_published", "", None)),
+            Meaning::Nothing
+        );
     }
 
     #[test]
     fn the_call_is_named_by_metadata_attribute_or_identity() {
         let mut leg = sip("sip-c2", "active");
-        leg.attributes
-            .insert(CALL_ID_ATTRIBUTE.into(), "c3".into());
-        let e = event("participant_left", r#"{"call_id": "c1", "attempt": 2}"#, Some(leg));
+        leg.attributes.insert(CALL_ID_ATTRIBUTE.into(), "c3".into());
+        let e = event(
+            "participant_left",
+            r#"{"call_id": "c1", "attempt": 2}"#,
+            Some(leg),
+        );
         assert_eq!(named_calls(&e), ["c1", "c3", "c2"]);
-        let e = event("participant_joined", "not json", Some(sip("sip_+15550100", "active")));
-        assert!(named_calls(&e).is_empty(), "an inbound caller's identity names no call");
+        let e = event(
+            "participant_joined",
+            "not json",
+            Some(sip("sip_+15550100", "active")),
+        );
+        assert!(
+            named_calls(&e).is_empty(),
+            "an inbound caller's identity names no call"
+        );
         let e = event("room_finished", r#"{"call_id": "a b"}"#, None);
         assert!(named_calls(&e).is_empty(), "not a call id");
     }
@@ -476,7 +510,11 @@ mod tests {
             job.answer_by.map(|t| t.as_second()),
             Some(1_700_000_000 + config.inbound.max_wait_secs as i64)
         );
-        let plain = event("participant_joined", "", Some(sip("sip_+15550100", "active")));
+        let plain = event(
+            "participant_joined",
+            "",
+            Some(sip("sip_+15550100", "active")),
+        );
         assert_eq!(
             inbound_job(&plain, &config, now).expect("job").campaign,
             config.inbound.campaign

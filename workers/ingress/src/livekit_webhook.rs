@@ -122,8 +122,13 @@ pub async fn receive(
     let token = bearer(&headers)?;
     let Ok(text) = std::str::from_utf8(&body) else {
         // LiveKit sends protojson: never anything but UTF-8. Still, a stranger gets a 401.
-        tokens.verify(token).map_err(|e| unauthorized(token_problem(&e)))?;
-        return Err(bad_event(vec![FieldError::new("(body)", "is not UTF-8 text")]));
+        tokens
+            .verify(token)
+            .map_err(|e| unauthorized(token_problem(&e)))?;
+        return Err(bad_event(vec![FieldError::new(
+            "(body)",
+            "is not UTF-8 text",
+        )]));
     };
     let event = receiver.receive(text, token).map_err(|e| match e {
         WebhookError::InvalidData(e) => bad_event(vec![FieldError::new("(body)", e.to_string())]),
@@ -161,7 +166,11 @@ pub async fn receive(
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("missing Authorization header: LiveKit signs each webhook with a JWT there"))?
+        .ok_or_else(|| {
+            unauthorized(
+                "missing Authorization header: LiveKit signs each webhook with a JWT there",
+            )
+        })?
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not a JWT"))?
         .trim();
@@ -234,7 +243,11 @@ fn check(event: &proto::WebhookEvent) -> Result<(), Vec<FieldError>> {
             "is required (Unix seconds, as LiveKit sends it)",
         ));
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -264,9 +277,15 @@ mod tests {
     fn the_token_may_come_bare_or_as_bearer() {
         let mut h = HeaderMap::new();
         assert!(bearer(&h).is_err());
-        h.insert(header::AUTHORIZATION, "abc.def.ghi".parse().expect("header"));
+        h.insert(
+            header::AUTHORIZATION,
+            "abc.def.ghi".parse().expect("header"),
+        );
         assert_eq!(bearer(&h).ok(), Some("abc.def.ghi"));
-        h.insert(header::AUTHORIZATION, "Bearer abc.def.ghi".parse().expect("header"));
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer abc.def.ghi".parse().expect("header"),
+        );
         assert_eq!(bearer(&h).ok(), Some("abc.def.ghi"));
         h.insert(header::AUTHORIZATION, "Bearer ".parse().expect("header"));
         assert!(bearer(&h).is_err());

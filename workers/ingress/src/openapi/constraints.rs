@@ -344,6 +344,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(guarded, 16, "15 behind the API key, and the LiveKit webhook");
+        assert_eq!(
+            guarded, 16,
+            "15 behind the API key, and the LiveKit webhook"
+        );
     }
 }
