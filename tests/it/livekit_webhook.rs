@@ -172,12 +172,15 @@ async fn lk_webhook_real_livekit_events_land_once_each() {
     .await;
     rooms.delete_room(&room).await.expect("DeleteRoom");
     wait_for_logged(
-        "room_finished on LIVEKIT_EVENTS",
+        "room_started, participant_joined and room_finished on LIVEKIT_EVENTS",
         Duration::from_secs(20),
         &[&lk.log_path()],
         || async move {
             let events = livekit_events(rig_ref).await;
-            (of_room(&events, "room_finished") >= 1).then_some(())
+            ["room_started", "participant_joined", "room_finished"]
+                .iter()
+                .all(|name| of_room(&events, name) >= 1)
+                .then_some(())
         },
     )
     .await;

@@ -78,7 +78,10 @@ pub struct WebhookAnswer {
     pub reason: Option<String>,
 }
 
+/// A refusal, logged with its reason (never the token or the secret).
 fn unauthorized(message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    tracing::info!(reason = %message, "LiveKit webhook refused (401)");
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
@@ -86,6 +89,7 @@ fn bad_event(fields: Vec<FieldError>) -> ApiError {
     let mut error = ApiError::invalid(fields);
     error.status = StatusCode::BAD_REQUEST;
     error.body.message = format!("not a LiveKit webhook event: {}", error.body.message);
+    tracing::info!(reason = %error.body.message, "signed LiveKit webhook refused (400)");
     error
 }
 
@@ -115,7 +119,9 @@ pub async fn receive(
                 "a LiveKit webhook arrived but livekit.api_key/livekit.api_secret are not set: answering 401"
             );
         }
-        return Err(unauthorized(
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
             "LiveKit webhooks are not configured (livekit.api_key, livekit.api_secret)",
         ));
     };
