@@ -17,6 +17,9 @@ ASSEMBLYAI_PY_VERSION := 1.8.2
 CARTESIA_PY_VERSION := 4.2.0
 SARVAMAI_PY_VERSION := 0.1.39
 ELEVENLABS_PY_VERSION := 2.78.0
+# LiveKit's CLI `lk`, the independent peer of `callfleet sip` (tests/it/sip_cli.rs): pinned with
+# every dependency by tests/tools/lk/go.mod and go.sum (see tools.go there for its one override).
+LK_CLI_VERSION := v2.18.2
 # A real local speech recogniser behind the Deepgram stand-in (tests/standins/sphinx/): the
 # answering-machine tests hear the callees' words through it (its wheel ships an en-us model).
 SPHINX_PY := pocketsphinx==5.0.4 websockets==17.4
@@ -28,7 +31,9 @@ CONFORMANCE_PY := openai==$(OPENAI_PY_VERSION) deepgram-sdk==$(DEEPGRAM_PY_VERSI
 # (tests/it/recording.rs), and flite, which speaks the answering tests' callees (pocketsphinx
 # recognises its voices; see tests/tools/callee_audio.sh).
 # Debian stable fixes their versions; `make setup` checks sipp and redis versions after install.
-APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg flite
+# portaudio19-dev: LiveKit's CLI `lk` links the system PortAudio (its vendored copy is a git
+# submodule the module proxy's zip does not carry).
+APT_PACKAGES := sip-tester redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev stress-ng espeak-ng sox openssl opus-tools ffmpeg flite portaudio19-dev
 
 # The Kubernetes manifests (deploy/k8s) are validated offline by kubeconform (tests/it/scale/k8s.rs)
 # against schemas generated at setup from Kubernetes' OpenAPI document and KEDA's ScaledObject CRD,
@@ -52,6 +57,7 @@ TOOLS := $(CURDIR)/.tools
 BIN := $(TOOLS)/bin
 NATS_STAMP := $(TOOLS)/stamps/nats-server-$(NATS_SERVER_VERSION)
 LIVEKIT_STAMP := $(TOOLS)/stamps/livekit-server-$(LIVEKIT_SERVER_VERSION)
+LK_CLI_STAMP := $(TOOLS)/stamps/lk-$(LK_CLI_VERSION)-$(shell cksum < tests/tools/lk/go.sum | cut -d" " -f1)
 VENV_STAMP := $(TOOLS)/stamps/venv-nats-py-$(NATS_PY_VERSION)-schemathesis-$(SCHEMATHESIS_VERSION)-sdks-$(shell echo $(CONFORMANCE_PY) $(SPHINX_PY) | cksum | cut -d" " -f1)
 SIP_STAMP := $(TOOLS)/stamps/livekit-sip-$(LIVEKIT_SIP_VERSION)
 APT_STAMP := $(TOOLS)/stamps/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d" " -f1)
@@ -78,7 +84,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) $(KUBECONFORM_STAMP) $(K8S_SCHEMAS_STAMP) $(LK_AGENTS_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs, kubeconform and its schemas, LiveKit Agents (the bench's peer); speak the callee's audio
+setup: $(APT_STAMP) $(NATS_STAMP) $(LIVEKIT_STAMP) $(SIP_STAMP) $(LK_CLI_STAMP) $(VENV_STAMP) $(HELLO_AUDIO) $(CALLEE_SPEECH_STAMP) $(SILERO_MODEL) $(KUBECONFORM_STAMP) $(K8S_SCHEMAS_STAMP) $(LK_AGENTS_STAMP) ## Install the pinned test peers: nats-server, livekit-server, livekit-sip, LiveKit's CLI lk, sipp, redis, stress-ng, nats-py, schemathesis, the providers' SDKs, kubeconform and its schemas, LiveKit Agents (the bench's peer); speak the callee's audio
 
 # espeak-ng speaks at 22.05 kHz; sox resamples to 8 kHz mono mu-law without dither (-D), so the
 # bytes are the same on every run.
@@ -148,6 +154,12 @@ $(LIVEKIT_STAMP):
 	mkdir -p $(BIN) $(TOOLS)/stamps $(TOOLS)/gobin-livekit
 	GOBIN=$(TOOLS)/gobin-livekit go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION)
 	mv $(TOOLS)/gobin-livekit/server $(BIN)/livekit-server
+	touch $@
+
+$(LK_CLI_STAMP): tests/tools/lk/go.mod tests/tools/lk/go.sum | $(APT_STAMP)
+	@command -v go >/dev/null || { echo "Go is required: install Go >= 1.26 (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(BIN) $(TOOLS)/stamps
+	cd tests/tools/lk && CGO_ENABLED=1 go build -tags portaudio_system -o $(BIN)/lk github.com/livekit/livekit-cli/v2/cmd/lk
 	touch $@
 
 $(VENV_STAMP):

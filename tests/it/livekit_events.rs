@@ -2,9 +2,6 @@
 //! signs its webhooks, the ingress verifies them onto `LIVEKIT_EVENTS`, the consumer turns them
 //! into the call's events. No call is placed: the room is created through the API with the
 //! metadata an outbound call's room carries, and the call's state is written to KV.
-//!
-//! Registered in `main.rs` (with `callfleet-dispatcher` and `tokio-util` as dev-dependencies of
-//! this crate) once `workers/dispatcher` is a workspace member.
 
 use std::{sync::Arc, time::Duration};
 

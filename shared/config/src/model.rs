@@ -243,19 +243,22 @@ impl InboundConfig {
         Duration::from_secs(self.max_wait_secs)
     }
 
-    /// The session options configured for a called number (its own, else `default`).
-    pub fn options_for(&self, called: Option<&str>) -> &serde_json::Map<String, serde_json::Value> {
-        called
-            .and_then(|n| {
-                self.numbers.get(n).or_else(|| {
-                    let digits: String = n.chars().filter(char::is_ascii_digit).collect();
-                    self.numbers.iter().find_map(|(k, v)| {
-                        (k.chars().filter(char::is_ascii_digit).collect::<String>() == digits)
-                            .then_some(v)
-                    })
-                })
+    /// The session options configured for a called number: `default`, with the number's own
+    /// over it key by key (a number is matched on its digits: `+3226010500` = `3226010500`).
+    pub fn options_for(&self, called: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
+        let digits = |n: &str| n.chars().filter(char::is_ascii_digit).collect::<String>();
+        let own = called.and_then(|n| {
+            self.numbers.get(n).or_else(|| {
+                self.numbers
+                    .iter()
+                    .find_map(|(k, v)| (digits(k) == digits(n)).then_some(v))
             })
-            .unwrap_or(&self.default)
+        });
+        let mut options = self.default.clone();
+        if let Some(own) = own {
+            options.extend(own.clone());
+        }
+        options
     }
 }
 

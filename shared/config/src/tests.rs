@@ -138,3 +138,20 @@ fn the_roles_probe_listeners_default_to_loopback_and_must_be_host_port() {
         assert!(err.contains(key), "{err}");
     }
 }
+
+#[test]
+fn livekit_agent_name_defaults_and_reads_its_env() {
+    let config = Config::from_toml("").expect("defaults validate");
+    assert_eq!(config.livekit.agent_name, "callfleet");
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("LIVEKIT_AGENT_NAME", "inbound-agent");
+        let config = Config::from_figment(
+            Figment::from(Toml::string(DEFAULT_TOML)).merge(seed_env_provider()),
+        )
+        .expect("valid");
+        assert_eq!(config.livekit.agent_name, "inbound-agent");
+        Ok(())
+    });
+    let err = Config::from_toml("[livekit]\nagent_name = \" \"").expect_err("blank");
+    assert!(err.to_string().contains("livekit.agent_name"), "{err}");
+}

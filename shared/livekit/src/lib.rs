@@ -5,6 +5,10 @@
 //! until answered, explicit ring timeout) → [`LiveKit::sip_leg`] while held →
 //! [`LiveKit::delete_room`] (hangs up) and [`LiveKit::stop_recording`].
 //! Dial errors are classified per DESIGN.md §5 by [`callfleet_domain::outcome::classify`].
+//! [`agent_worker`] is the other direction: callfleet registered with LiveKit as an agent worker,
+//! offered jobs by dispatches ([`LiveKit::create_agent_dispatch`]).
+
+pub mod agent_worker;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -15,6 +19,7 @@ use callfleet_domain::{
 };
 use livekit_api::services::{
     ServiceError, SipCallError, TwirpError,
+    agent_dispatch::AgentDispatchClient,
     egress::{EgressClient, EgressOutput, RoomCompositeOptions},
     room::{CreateRoomOptions, RoomClient},
     sip::{
@@ -152,6 +157,7 @@ pub struct LiveKit {
     rooms: std::sync::Arc<RoomClient>,
     sip: std::sync::Arc<SIPClient>,
     egress: std::sync::Arc<EgressClient>,
+    dispatch: std::sync::Arc<AgentDispatchClient>,
 }
 
 impl LiveKit {
@@ -169,7 +175,41 @@ impl LiveKit {
                 EgressClient::with_api_key(url, api_key, api_secret)
                     .with_request_timeout(request_timeout),
             ),
+            dispatch: std::sync::Arc::new(
+                AgentDispatchClient::with_api_key(url, api_key, api_secret)
+                    .with_request_timeout(request_timeout),
+            ),
         }
+    }
+
+    /// `CreateAgentDispatch`: offer `agent_name` a job in `room` (created if it does not
+    /// exist), with `metadata` as the job's metadata.
+    pub async fn create_agent_dispatch(
+        &self,
+        room: &str,
+        agent_name: &str,
+        metadata: String,
+    ) -> Result<proto::AgentDispatch, LiveKitError> {
+        self.dispatch
+            .create_dispatch(proto::CreateAgentDispatchRequest {
+                agent_name: agent_name.to_owned(),
+                room: room.to_owned(),
+                metadata,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| LiveKitError::new("CreateAgentDispatch", &e))
+    }
+
+    /// `ListDispatch`: the room's agent dispatches, each with its jobs' states.
+    pub async fn list_agent_dispatches(
+        &self,
+        room: &str,
+    ) -> Result<Vec<proto::AgentDispatch>, LiveKitError> {
+        self.dispatch
+            .list_dispatch(room)
+            .await
+            .map_err(|e| LiveKitError::new("ListDispatch", &e))
     }
 
     pub async fn create_room(

@@ -80,6 +80,8 @@ pub struct Worker {
     pub(crate) provider_env: Arc<HashMap<String, String>>,
     /// The voice sessions' speech detector (`agent.vad`).
     pub(crate) vad: Arc<callfleet_voice::vad::VadOptions>,
+    /// `inbound.busy_message`, synthesised once (see [`overflow`]).
+    pub(crate) busy_audio: BusyAudio,
 }
 
 pub use overflow::{BusyAudio, Overflow};
@@ -122,6 +124,7 @@ impl Worker {
             hangup: CancellationToken::new(),
             provider_env: Arc::new(provider_env),
             vad: Arc::new(vad),
+            busy_audio: BusyAudio::default(),
         })
     }
 

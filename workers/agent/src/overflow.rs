@@ -81,29 +81,22 @@ impl BusyAudio {
 impl Worker {
     /// At an inbound job's `answer_by`: if no worker took the call, the caller hears the busy
     /// message and the call ends with `agents_busy`.
-    pub async fn busy_if_unserved(
-        &self,
-        job: &InboundJob,
-        audio: &BusyAudio,
-    ) -> Result<Overflow, String> {
+    pub async fn busy_if_unserved(&self, job: &InboundJob) -> Result<Overflow, String> {
         let call_id = &job.call_id;
         let lease = match self.bus.take_lease(call_id, &self.worker_id, 1).await {
             Ok(lease) => lease,
             Err(LeaseError::Held { .. }) => return Ok(Overflow::Served),
             Err(e) => return Err(format!("cannot take the call's lease: {e}")),
         };
-        let result = self.busy_under_lease(job, audio).await;
+        let result = self.busy_under_lease(job).await;
         if let Err(e) = self.bus.release_lease(&lease).await {
             tracing::warn!(call.id = %call_id, error = %e, "cannot release the lease; it expires on its own");
         }
         result
     }
 
-    async fn busy_under_lease(
-        &self,
-        job: &InboundJob,
-        audio: &BusyAudio,
-    ) -> Result<Overflow, String> {
+    /// The busy message, the lease held by the caller.
+    pub(crate) async fn busy_under_lease(&self, job: &InboundJob) -> Result<Overflow, String> {
         let call_id = &job.call_id;
         match self.bus.call_state(call_id).await {
             Ok(Some((state, _)))
@@ -134,7 +127,7 @@ impl Worker {
             return Ok(Overflow::CallerGone);
         };
         let leg = InboundLeg::from_attributes(&caller.identity, &caller.attributes);
-        let played = self.play_busy(job, audio).await;
+        let played = self.play_busy(job).await;
         if let Err(e) = self
             .livekit
             .remove_participant(&job.room, &leg.participant_identity)
@@ -166,8 +159,8 @@ impl Worker {
 
     /// Join the caller's room, speak the busy message in real time, leave. Returns when the
     /// first audio went out.
-    async fn play_busy(&self, job: &InboundJob, audio: &BusyAudio) -> Result<Timestamp, String> {
-        let (rate, pcm) = audio.get(self).await?;
+    async fn play_busy(&self, job: &InboundJob) -> Result<Timestamp, String> {
+        let (rate, pcm) = self.busy_audio.get(self).await?;
         let url = self.config.livekit.url.clone().unwrap_or_default();
         let token = crate::voice::token(self, &job.room, &format!("agent-{}", job.call_id))?;
         let options = if self.config.agent.media_loopback {

@@ -326,8 +326,7 @@ async fn dispatcher(
     shutdown: CancellationToken,
     provider_env: std::collections::HashMap<String, String>,
 ) -> anyhow::Result<()> {
-    let _ = (config, shutdown, provider_env);
-    Ok(()) // TEMP
+    Ok(callfleet_dispatcher::run(config, shutdown, provider_env).await?)
 }
 
 /// Print the banner once the ingress accepts connections; nothing when dev stops first.

@@ -5,6 +5,7 @@ mod dev;
 mod dlq;
 mod export;
 mod recording;
+mod sip;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -58,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         command: recording::RecordingCommand,
     },
+    /// LiveKit SIP provisioning from `lk`-style JSON files: `sip inbound|outbound|dispatch
+    /// create FILE`, `list`, `delete ID`.
+    Sip {
+        #[command(subcommand)]
+        command: sip::SipCommand,
+    },
     /// Dead letters: list and replay.
     Dlq {
         #[command(subcommand)]
@@ -106,6 +113,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Sip { command } = cli.command {
+        // An operator's command: its message is the output (no log line), its kind the exit code.
+        return match runtime.block_on(sip::run(&config, command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("callfleet sip: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let result = runtime.block_on(run(cli.command, config));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +136,10 @@ fn main() -> ExitCode {
             let config_problem = e.chain().any(|c| {
                 c.downcast_ref::<callfleet_agent::AgentError>()
                     .is_some_and(|a| matches!(a, callfleet_agent::AgentError::NoLiveKit))
+                    || c.downcast_ref::<callfleet_dispatcher::DispatcherError>()
+                        .is_some_and(|d| {
+                            matches!(d, callfleet_dispatcher::DispatcherError::NoLiveKit)
+                        })
             });
             if config_problem {
                 ExitCode::from(EX_CONFIG)
@@ -140,14 +161,14 @@ async fn run(command: Command, config: Arc<Config>) -> anyhow::Result<()> {
         Command::Notifier => callfleet_notifier::run(config, shutdown).await?,
         Command::Campaigner => callfleet_campaigner::run(config, shutdown).await?,
         Command::Dispatcher => {
-            let _ = (config, shutdown);
+            callfleet_dispatcher::run(config, shutdown, callfleet_agent::provider_env()).await?
         }
         Command::Dev => dev::run(config, shutdown).await?,
         Command::Dlq { command } => dlq::run(&config, command).await?,
         Command::Campaign { command } => campaign::run(&config, command).await?,
         Command::Recording { command } => recording::run(&config, command).await?,
         Command::Config => println!("{}", redacted(&config)?),
-        Command::Export { .. } => {}
+        Command::Export { .. } | Command::Sip { .. } => {}
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub mod events; // webhook helper: LiveKit events → call events (verified webh
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use callfleet_agent::{BusyAudio, Overflow, Worker};
+use callfleet_agent::{Overflow, Worker};
 use callfleet_bus::Bus;
 use callfleet_config::Config;
 use callfleet_domain::{
@@ -34,7 +34,9 @@ use callfleet_domain::{
     inbound::{Direction, InboundJob, call_id_for_job},
     subjects as s,
 };
-use callfleet_livekit::agent_worker::{self, AgentWorkerOptions, JobHandler, Offer, WorkerLoad};
+use callfleet_livekit::agent_worker::{
+    self, AgentWorkerOptions, JobHandler, Offer, WorkerEvent, WorkerLoad,
+};
 use jiff::Timestamp;
 use livekit_protocol as proto;
 use serde_json::{Map, Value};
@@ -62,7 +64,6 @@ pub struct Dispatcher {
     config: Arc<Config>,
     /// A worker without slots: its only work is the busy message.
     overflow: Worker,
-    busy_audio: BusyAudio,
     timers: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -88,7 +89,6 @@ impl Dispatcher {
             bus,
             config,
             overflow,
-            busy_audio: BusyAudio::default(),
             timers: TaskTracker::new(),
             shutdown,
         })
@@ -96,7 +96,11 @@ impl Dispatcher {
 
     /// Put an offered LiveKit job on JetStream. Returns once the stream has it.
     pub async fn enqueue_job(&self, job: &proto::Job) -> Result<Enqueued, callfleet_bus::BusError> {
-        let room = job.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let room = job
+            .room
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         let metadata = metadata_object(&job.metadata);
         let call_id = metadata
             .get("call_id")
@@ -186,7 +190,7 @@ impl Dispatcher {
             }
             match this
                 .overflow
-                .busy_if_unserved(&inbound, &this.busy_audio)
+                .busy_if_unserved(&inbound)
                 .await
             {
                 Ok(Overflow::Served) => {}
@@ -249,6 +253,15 @@ impl JobHandler for Dispatcher {
             }
         }
     }
+
+    async fn not_assigned(&self, job_id: String, reason: String) {
+        // The job is on JetStream already: a worker runs it anyway (joins the room, or dials).
+        tracing::warn!(livekit.job = %job_id, %reason, "LiveKit did not assign an accepted job; it runs from the queue regardless");
+    }
+
+    async fn terminated(&self, job_id: String) {
+        tracing::info!(livekit.job = %job_id, "LiveKit terminated the job (its room closed or its dispatch was deleted)");
+    }
 }
 
 /// Run the dispatcher until `shutdown`.
@@ -262,29 +275,49 @@ pub async fn run(
         .credentials()
         .ok_or(DispatcherError::NoLiveKit)?;
     let options = AgentWorkerOptions {
-        url: url.to_owned(),
-        api_key: key.to_owned(),
-        api_secret: secret.to_owned(),
-        agent_name: config.livekit.agent_name.clone(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        namespace: None,
-        ping_interval: Duration::from_secs(10),
+        version: format!("callfleet {}", env!("CARGO_PKG_VERSION")),
+        ..AgentWorkerOptions::new(url, key, secret, &config.livekit.agent_name)
     };
-    let dispatcher = Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
+    let dispatcher =
+        Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
     let (_load_tx, load) = watch::channel(WorkerLoad {
         load: 0.0,
         full: false,
     });
     // webhook helper: the livekit-events consumer runs beside the agent-worker registration.
-    let events = tokio::spawn(events::run(
+    let livekit_events = tokio::spawn(events::run(
         dispatcher.bus.clone(),
         config.clone(),
         Some(Dispatcher::clone(&dispatcher)),
         shutdown.clone(),
     ));
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
-    let result = agent_worker::run(options, dispatcher.clone(), load, shutdown.clone(), None).await;
-    match events.await {
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let agent_name = config.livekit.agent_name.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                WorkerEvent::Registered { worker_id } => {
+                    tracing::info!(livekit.worker_id = %worker_id, agent_name = %agent_name, "dispatcher registered with LiveKit");
+                }
+                WorkerEvent::Disconnected { error } => {
+                    tracing::warn!(%error, "dispatcher disconnected from LiveKit; reconnecting");
+                }
+                WorkerEvent::OfferTimedOut { job_id } => {
+                    tracing::warn!(livekit.job = %job_id, "an offer was not enqueued in time; declined (LiveKit offers it again or to another dispatcher)");
+                }
+            }
+        }
+    });
+    let result = agent_worker::run(
+        options,
+        dispatcher.clone(),
+        load,
+        shutdown.clone(),
+        Some(events_tx),
+    )
+    .await;
+    match livekit_events.await {
         Ok(Err(e)) => tracing::error!(error = %e, "the livekit-events consumer stopped"),
         Err(e) => tracing::error!(error = %e, "the livekit-events consumer panicked"),
         Ok(Ok(())) => {}

@@ -81,7 +81,32 @@ pub(super) async fn run(
     if let Some(error) = &options_error {
         tracing::warn!(call.id = %job.req.call_id, %error, "the dispatch's session options are invalid; the called number's apply");
     }
-    converse(Attempt::new(w, &job, state, keep, control), options_error).await
+    // Without a voice session nobody would ever answer (livekit-sip rings until a track is
+    // published in the room): the caller hears the busy message instead.
+    let voice = match crate::voice::prepare(w, &job.req) {
+        Ok(Some(voice)) => Ok(voice),
+        Ok(None) => Err("agent.voice_session is off".to_owned()),
+        Err(reason) => Err(reason),
+    };
+    let voice = match voice {
+        Ok(voice) => voice,
+        Err(why) => {
+            tracing::error!(call.id = %job.req.call_id, %why, "no voice session for an inbound caller: the busy message instead");
+            return match w.busy_under_lease(inbound).await {
+                Ok(_) => Disposition::Skip,
+                Err(e) => {
+                    tracing::error!(call.id = %job.req.call_id, error = %e, "busy message failed; trying again");
+                    Disposition::Backoff(callfleet_bus::backoff::PEER_UNREACHABLE)
+                }
+            };
+        }
+    };
+    converse(
+        Attempt::new(w, &job, state, keep, control),
+        voice,
+        options_error,
+    )
+    .await
 }
 
 /// The caller's SIP participant: the one the job names, else the room's first SIP caller.
@@ -124,7 +149,7 @@ fn request(
     }
     // Config was validated at start; the merge of two valid sets is valid, but never trust it.
     let mut session_options = session_options_of(&keys)
-        .or_else(|_| session_options_of(configured))
+        .or_else(|_| session_options_of(&configured))
         .unwrap_or_default();
     // A caller is a person who called: no answering-machine detection.
     session_options.answering_machine_detection = Some(false);
@@ -152,23 +177,17 @@ fn request(
 }
 
 /// Answer the caller: the call is `in_call` from now, the agent greets and converses.
-async fn converse(mut a: Attempt<'_>, options_error: Option<String>) -> Disposition {
-    let voice = match crate::voice::prepare(a.w, &a.job.req) {
-        Ok(voice) => voice,
-        Err(reason) => {
-            // The providers cannot be resolved: the caller must not wait in silence.
-            tracing::error!(call.id = %a.job.req.call_id, %reason, "inbound call without a voice session");
-            None
-        }
-    };
+async fn converse(
+    mut a: Attempt<'_>,
+    voice: callfleet_voice::SessionConfig,
+    options_error: Option<String>,
+) -> Disposition {
+    // livekit-sip answers the caller's INVITE once the agent's track is published: the
+    // session's start is the call's answer.
     let answered = Timestamp::now();
-    // The leg was answered by livekit-sip already; the worker's answer is the session's start.
-    let joined = match voice {
-        Some(_) => Some(crate::voice::join(a.w, a.job).await),
-        None => None,
-    };
+    let joined = crate::voice::join(a.w, a.job).await;
     dial::mark_answered(&mut a, answered).await;
-    let (held, session) = hold::hold_or_converse(&mut a, voice, joined, answered).await;
+    let (held, session) = hold::hold_or_converse(&mut a, Some(voice), Some(joined), answered).await;
     let Held::Ended(end_reason) = held else {
         return Disposition::Abandon;
     };
