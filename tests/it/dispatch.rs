@@ -13,26 +13,28 @@ use crate::rig::Rig;
 /// The agent name the fleet registers (`livekit.agent_name`'s default).
 pub const AGENT_NAME: &str = "callfleet";
 
-/// Wait until the dispatcher says LiveKit registered it (its first pong came back).
+/// Wait until the dispatcher is ready: its `/readyz` answers 200 once LiveKit registered it
+/// (its first pong came back).
 pub async fn wait_registered(rig: &Rig) {
+    let addr = rig
+        .fleet
+        .probe_addr(Role::Dispatcher)
+        .expect("the dispatcher was started");
+    let url = format!("http://{addr}/readyz");
     let logs = rig.logs();
     let paths: Vec<&std::path::Path> = logs.iter().map(|p| p.as_path()).collect();
     wait_for_logged(
-        "the dispatcher to register with LiveKit (\"dispatcher registered with LiveKit\" in its log)",
+        "the dispatcher to register with LiveKit (its /readyz answering 200)",
         Duration::from_secs(30),
         &paths,
         || async {
-            logs.iter()
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("dispatcher-"))
-                })
-                .any(|p| {
-                    std::fs::read_to_string(p)
-                        .is_ok_and(|t| t.contains("dispatcher registered with LiveKit"))
-                })
-                .then_some(())
+            rig.http
+                .get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
         },
     )
     .await;

@@ -26,7 +26,7 @@ impl Role {
             Self::Agent => Some("CALLFLEET_AGENT__METRICS_LISTEN"),
             Self::Notifier => Some("CALLFLEET_NOTIFIER__METRICS_LISTEN"),
             Self::Campaigner => Some("CALLFLEET_CAMPAIGNER__METRICS_LISTEN"),
-            Self::Dispatcher => None,
+            Self::Dispatcher => Some("CALLFLEET_DISPATCHER__METRICS_LISTEN"),
         }
     }
 

@@ -18,6 +18,7 @@ pub struct Config {
     pub retry: RetryConfig,
     pub notifier: NotifierConfig,
     pub campaigner: CampaignerConfig,
+    pub dispatcher: DispatcherConfig,
     pub recording: RecordingConfig,
     pub answering: AnsweringConfig,
     pub inbound: InboundConfig,
@@ -286,6 +287,15 @@ pub struct NotifierConfig {
     /// Also send the non-final events (queued, dialing, answered, ...).
     pub include_progress_events: bool,
     /// Where `/healthz`, `/readyz` and `/metrics` listen (`host:port`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub metrics_listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatcherConfig {
+    /// Where `/healthz`, `/readyz` (ready: registered with LiveKit, NATS connected) and
+    /// `/metrics` listen (`host:port`).
     #[serde(deserialize_with = "lenient::string")]
     pub metrics_listen: String,
 }

@@ -200,6 +200,7 @@ impl Config {
             ("agent.metrics_listen", &self.agent.metrics_listen),
             ("notifier.metrics_listen", &self.notifier.metrics_listen),
             ("campaigner.metrics_listen", &self.campaigner.metrics_listen),
+            ("dispatcher.metrics_listen", &self.dispatcher.metrics_listen),
         ] {
             listen
                 .parse::<std::net::SocketAddr>()

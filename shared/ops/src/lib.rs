@@ -117,6 +117,12 @@ impl Ops {
         self.inner.consuming.store(true, Ordering::Relaxed);
     }
 
+    /// The role stopped consuming (the dispatcher lost LiveKit): not ready until
+    /// [`Self::consuming`] again.
+    pub fn not_consuming(&self) {
+        self.inner.consuming.store(false, Ordering::Relaxed);
+    }
+
     /// Bind `listen` and serve until the returned [`Server`] stops or drops.
     pub async fn serve(&self, listen: &str) -> Result<Server, OpsError> {
         let listener = TcpListener::bind(listen)

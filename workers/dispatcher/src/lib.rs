@@ -55,6 +55,38 @@ pub enum DispatcherError {
     Bus(#[from] callfleet_bus::BusError),
     #[error(transparent)]
     Worker(#[from] agent_worker::AgentWorkerError),
+    #[error(transparent)]
+    Ops(#[from] callfleet_ops::OpsError),
+}
+
+/// The dispatcher's counters on `/metrics`.
+#[derive(Clone)]
+struct Metrics {
+    /// LiveKit offers by result: `enqueued`, `duplicate` (a re-offer), `declined`.
+    offers: prometheus::IntCounterVec,
+    /// Inbound callers no worker took in time: `busy_message`, `caller_gone`, `failed`.
+    overflow: prometheus::IntCounterVec,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let vec = |name: &str, help: &str, label: &str| {
+            prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), &[label])
+                .unwrap_or_else(|e| unreachable!("static metric definition: {e}"))
+        };
+        Self {
+            offers: vec(
+                "callfleet_dispatcher_offers_total",
+                "Jobs LiveKit offered, by what became of them",
+                "result",
+            ),
+            overflow: vec(
+                "callfleet_dispatcher_unserved_inbound_total",
+                "Inbound callers no worker took within inbound.max_wait_secs",
+                "result",
+            ),
+        }
+    }
 }
 
 /// What the dispatcher shares between LiveKit's offers and the busy timers.
@@ -66,6 +98,7 @@ pub struct Dispatcher {
     overflow: Worker,
     timers: TaskTracker,
     shutdown: CancellationToken,
+    metrics: Metrics,
 }
 
 /// How a LiveKit job was enqueued.
@@ -91,6 +124,7 @@ impl Dispatcher {
             overflow,
             timers: TaskTracker::new(),
             shutdown,
+            metrics: Metrics::new(),
         })
     }
 
@@ -194,8 +228,18 @@ impl Dispatcher {
                 .await
             {
                 Ok(Overflow::Served) => {}
-                Ok(found) => tracing::info!(call.id = %inbound.call_id, ?found, "inbound call not served in time"),
-                Err(e) => tracing::error!(call.id = %inbound.call_id, error = %e, "busy message failed"),
+                Ok(found) => {
+                    let result = match found {
+                        Overflow::CallerGone => "caller_gone",
+                        _ => "busy_message",
+                    };
+                    this.metrics.overflow.with_label_values(&[result]).inc();
+                    tracing::info!(call.id = %inbound.call_id, ?found, "inbound call not served in time");
+                }
+                Err(e) => {
+                    this.metrics.overflow.with_label_values(&["failed"]).inc();
+                    tracing::error!(call.id = %inbound.call_id, error = %e, "busy message failed");
+                }
             }
         });
     }
@@ -236,6 +280,8 @@ impl JobHandler for Dispatcher {
     async fn offer(&self, job: proto::Job, resuming: bool) -> Offer {
         match self.enqueue_job(&job).await {
             Ok(done) => {
+                let result = if done.duplicate { "duplicate" } else { "enqueued" };
+                self.metrics.offers.with_label_values(&[result]).inc();
                 tracing::info!(
                     livekit.job = %job.id, call.id = %done.call_id, direction = ?done.direction,
                     duplicate = done.duplicate, resuming, "LiveKit job enqueued; accepting it"
@@ -248,6 +294,7 @@ impl JobHandler for Dispatcher {
                 }
             }
             Err(e) => {
+                self.metrics.offers.with_label_values(&["declined"]).inc();
                 tracing::warn!(livekit.job = %job.id, error = %e, "JetStream cannot take the job; declining it");
                 Offer::Decline
             }
@@ -280,6 +327,19 @@ pub async fn run(
     };
     let dispatcher =
         Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
+    let metrics = &dispatcher.metrics;
+    let ops = callfleet_ops::Ops::new(
+        "dispatcher",
+        dispatcher.bus.clone(),
+        Vec::new(),
+        shutdown.clone(),
+        vec![
+            Box::new(metrics.offers.clone()),
+            Box::new(metrics.overflow.clone()),
+        ],
+        Vec::new(),
+    )?;
+    let probes = ops.serve(&config.dispatcher.metrics_listen).await?;
     let (_load_tx, load) = watch::channel(WorkerLoad {
         load: 0.0,
         full: false,
@@ -294,13 +354,16 @@ pub async fn run(
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let agent_name = config.livekit.agent_name.clone();
+    let readiness = ops.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
                 WorkerEvent::Registered { worker_id } => {
+                    readiness.consuming();
                     tracing::info!(livekit.worker_id = %worker_id, agent_name = %agent_name, "dispatcher registered with LiveKit");
                 }
                 WorkerEvent::Disconnected { error } => {
+                    readiness.not_consuming();
                     tracing::warn!(%error, "dispatcher disconnected from LiveKit; reconnecting");
                 }
                 WorkerEvent::OfferTimedOut { job_id } => {
@@ -325,5 +388,6 @@ pub async fn run(
     dispatcher.timers.close();
     dispatcher.timers.wait().await;
     dispatcher.bus.drain(Duration::from_secs(5)).await;
+    probes.stop().await;
     result.map_err(Into::into)
 }

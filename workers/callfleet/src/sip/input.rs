@@ -257,6 +257,7 @@ pub fn is_placeholder(value: &str) -> bool {
 
 /// The dispatch rule a `CreateSIPDispatchRuleRequest` file describes, and the path prefix of
 /// its fields in that file (`dispatch_rule.` for the wrapped form, empty for the top-level one).
+#[derive(Debug)]
 pub struct DispatchFile {
     pub info: proto::SipDispatchRuleInfo,
     pub prefix: &'static str,
