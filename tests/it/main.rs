@@ -2,7 +2,7 @@
 //! (`make setup`), the real `callfleet` binary, and an in-test webhook receiver.
 //!
 //! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
-//! `contract_` generated files and config, `conformance_` our provider clients
+//! `contract_` generated files and config, `lk_webhook_` verified LiveKit webhooks (real livekit-server signing them), `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
 //! partitions, `newcomer_` `make run`
 //! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig,
@@ -36,6 +36,8 @@ mod e2e;
 mod fuzz;
 mod inbound;
 mod ingress;
+mod livekit_events;
+mod livekit_webhook;
 mod media;
 mod media_transport;
 mod newcomer;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use callfleet_tests::{
-    Callee, Fleet, LiveKitServer, NatsServer, Role, Telephony, WebhookSink, free_port, wait_for,
-    wait_for_logged,
+    Callee, Fleet, LiveKitOptions, LiveKitServer, NatsServer, Role, Telephony, WebhookSink,
+    free_port, wait_for, wait_for_logged,
 };
 use serde_json::Value;
 
@@ -45,9 +45,31 @@ impl Rig {
     }
 
     pub async fn with(peers: Peers) -> Self {
+        Self::build(peers, false).await
+    }
+
+    /// A rig whose livekit-server sends its webhooks (signed with its keys) to the ingress's
+    /// `POST /livekit/webhook`.
+    pub async fn with_livekit_webhooks() -> Self {
+        Self::build(Peers::LiveKit, true).await
+    }
+
+    async fn build(peers: Peers, webhooks: bool) -> Self {
         let nats = NatsServer::start().await;
+        // Picked before livekit-server starts: its webhook URL names it.
+        let ingress_port = free_port();
         let livekit = match peers {
-            Peers::LiveKit => Some(LiveKitServer::start().await),
+            Peers::LiveKit => Some(
+                LiveKitServer::start_with(LiveKitOptions {
+                    webhook_urls: if webhooks {
+                        vec![format!("http://127.0.0.1:{ingress_port}/livekit/webhook")]
+                    } else {
+                        Vec::new()
+                    },
+                    ..LiveKitOptions::default()
+                })
+                .await,
+            ),
             _ => None,
         };
         let telephony = match peers {
@@ -59,7 +81,6 @@ impl Rig {
             None => None,
         };
         let sink = WebhookSink::start().await;
-        let ingress_port = free_port();
         let mut env = vec![
             ("NATS_URL", nats.url()),
             (

@@ -110,6 +110,10 @@ pub struct LiveKitOptions {
     /// a worker whose reported load is below it, so a LiveKit Agents worker on a busy machine
     /// (load = the machine's CPU) gets nothing. The density bench's peer raises it.
     pub agent_target_load: Option<f32>,
+    /// Where it POSTs its webhooks (`webhook.urls`), signed with its own key and secret
+    /// (`webhook.api_key`): the real signer the ingress's `POST /livekit/webhook` is tested
+    /// against.
+    pub webhook_urls: Vec<String>,
 }
 
 /// A livekit-server child process, killed on Drop.
@@ -178,6 +182,12 @@ impl LiveKitServer {
         }
         if let Some(load) = options.agent_target_load {
             config.push_str(&format!("agents:\n  target_load: {load}\n"));
+        }
+        if !options.webhook_urls.is_empty() {
+            config.push_str(&format!("webhook:\n  api_key: {key}\n  urls:\n"));
+            for url in &options.webhook_urls {
+                config.push_str(&format!("    - {url}\n"));
+            }
         }
         if let Some(addr) = &options.redis {
             config.push_str(&format!("redis:\n  address: {addr}\n"));

@@ -17,6 +17,7 @@ mod dlq;
 mod error;
 pub mod lag;
 pub mod lease;
+mod livekit;
 pub mod metrics;
 mod publish;
 mod recordings;
@@ -53,6 +54,7 @@ pub struct Bus {
     campaigns: Arc<kv::Store>,
     numbers: Arc<kv::Store>,
     dnc: Arc<kv::Store>,
+    livekit_rooms: Arc<kv::Store>,
     recordings: Arc<ObjectStore>,
     publish_timeout: Duration,
 }
@@ -71,6 +73,7 @@ impl Bus {
             campaigns: Arc::new(b.campaigns),
             numbers: Arc::new(b.numbers),
             dnc: Arc::new(b.dnc),
+            livekit_rooms: Arc::new(b.livekit_rooms),
             recordings: Arc::new(b.recordings),
             publish_timeout: Duration::from_millis(config.nats.publish_timeout_ms),
         })

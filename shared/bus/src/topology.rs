@@ -8,14 +8,17 @@
 //! | `CAMPAIGN_TALLY` | stream, limits | `campaigns.tally.<campaign>.<outcome>`, `campaigns.tally.<campaign>.first_audio.<bucket>` | one message per finished contact (and per answered voice call's first-audio bucket); the server counts them per subject |
 //! | `CALL_DLQ` | stream, limits | `calls.dlq.>`, `webhooks.dlq.>` | poison jobs and undeliverable webhooks, with reasons |
 //! | `WEBHOOKS` | stream, work queue, schedules allowed | `webhooks.deliver.>`, `webhooks.schedule.>` | webhook deliveries and their scheduled retries |
+//! | `LIVEKIT_EVENTS` | stream, limits, dedup by LiveKit's event id | `livekit.events.<event>` | verified LiveKit webhooks, as LiveKit sent them |
 //! | `agents` | pull consumer on `CALL_JOBS` | `calls.dispatch.>` | the agent workers |
 //! | `notifier` | pull consumer on `CALL_EVENTS` | `calls.events.*.ended`, `calls.events.*.failed` | fan-out to webhook targets |
 //! | `notifier-deliveries` | pull consumer on `WEBHOOKS` | `webhooks.deliver.>` | one POST per message |
+//! | `livekit-events` | pull consumer on `LIVEKIT_EVENTS` | `livekit.events.>` | the dispatcher: LiveKit events → call events, telephony-mode sessions |
 //! | `calls` | KV | | call state for `GET /calls/{id}` and the worker's checks |
 //! | `call_leases` | KV, max_age = lease TTL | | at most one live dial per call |
 //! | `number_locks` | KV, max_age = lease TTL | | at most one live call per phone number, across campaigns |
 //! | `campaigns` | KV | | campaign settings and status |
 //! | `dnc` | KV | | the do-not-call list |
+//! | `livekit_rooms` | KV, 1 day | | LiveKit room → call id, for rooms callfleet did not name |
 //! | `campaign-<id>`, `feeder-<id>` | pull consumers, made per campaign | `calls.campaign.<id>`, `campaigns.contacts.<id>` | the campaign's concurrency cap (`max_ack_pending`) and its feeder |
 //!
 //! The same definitions are exported to `nats/` by `callfleet topology export` (and a test
@@ -79,7 +82,11 @@ pub fn dlq_stream(cfg: &Config) -> stream::Config {
         description: Some(
             "Dead letters: poison jobs and undeliverable webhooks, with reasons".into(),
         ),
-        subjects: vec![s::DLQ_ALL.into(), "webhooks.dlq.>".into()],
+        subjects: vec![
+            s::DLQ_ALL.into(),
+            "webhooks.dlq.>".into(),
+            s::LIVEKIT_DLQ_ALL.into(),
+        ],
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
         num_replicas: cfg.nats.replicas,
@@ -99,6 +106,27 @@ pub fn webhooks_stream(cfg: &Config) -> stream::Config {
         duplicate_window: Duration::from_secs(cfg.nats.duplicate_window_secs),
         allow_message_schedules: true,
         max_message_size: 4 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+/// Verified LiveKit webhooks, deduplicated by LiveKit's event id (`Nats-Msg-Id`): 1 h or
+/// `nats.duplicate_window_secs`, whichever is larger, and never beyond the stream's max age.
+pub fn livekit_events_stream(cfg: &Config) -> stream::Config {
+    let max_age = Duration::from_secs(cfg.nats.livekit_events_max_age_hours * 3600);
+    let window = Duration::from_secs(cfg.nats.duplicate_window_secs.max(3600)).min(max_age);
+    stream::Config {
+        name: s::LIVEKIT_EVENTS_STREAM.into(),
+        description: Some(
+            "Verified LiveKit webhooks as LiveKit sent them: livekit.events.<event>".into(),
+        ),
+        subjects: vec![s::LIVEKIT_EVENTS_ALL.into()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        duplicate_window: window,
+        max_age,
+        max_message_size: 1024 * 1024,
         ..Default::default()
     }
 }
@@ -235,6 +263,22 @@ pub fn delivery_consumer(cfg: &Config) -> consumer::pull::Config {
     }
 }
 
+/// The dispatcher: LiveKit events into call events (and telephony-mode sessions).
+pub fn livekit_events_consumer() -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::LIVEKIT_EVENTS_CONSUMER.into()),
+        description: Some(
+            "Dispatcher: verified LiveKit webhooks into call events and inbound sessions".into(),
+        ),
+        filter_subject: s::LIVEKIT_EVENTS_ALL.into(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_deliver: -1,
+        max_ack_pending: 1_000,
+        ..Default::default()
+    }
+}
+
 pub fn calls_kv(cfg: &Config) -> kv::Config {
     kv::Config {
         bucket: s::CALLS_BUCKET.into(),
@@ -293,6 +337,19 @@ pub fn dnc_kv(cfg: &Config) -> kv::Config {
     }
 }
 
+/// LiveKit room → call id for rooms callfleet did not name (a dispatch rule's), kept a day.
+pub fn livekit_rooms_kv(cfg: &Config) -> kv::Config {
+    kv::Config {
+        bucket: s::LIVEKIT_ROOMS_BUCKET.into(),
+        description: "LiveKit room -> call id, for rooms made by dispatch rules".into(),
+        history: 1,
+        max_age: Duration::from_secs(24 * 3600),
+        storage: StorageType::File,
+        num_replicas: cfg.nats.replicas,
+        ..Default::default()
+    }
+}
+
 /// The `recordings` object store: call recordings, kept `recording.max_age_hours`.
 pub fn recordings_store(cfg: &Config) -> object_store::Config {
     object_store::Config {
@@ -333,6 +390,7 @@ pub struct Buckets {
     pub campaigns: kv::Store,
     pub numbers: kv::Store,
     pub dnc: kv::Store,
+    pub livekit_rooms: kv::Store,
     pub recordings: object_store::ObjectStore,
 }
 
@@ -377,6 +435,7 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, Bu
         webhooks_stream(cfg),
         contacts_stream(cfg),
         tally_stream(cfg),
+        livekit_events_stream(cfg),
     ] {
         let name = stream.name.clone();
         js.create_or_update_stream(stream)
@@ -387,6 +446,7 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, Bu
         (s::JOBS_STREAM, agent_consumer(cfg)),
         (s::EVENTS_STREAM, notifier_consumer(cfg)),
         (s::WEBHOOKS_STREAM, delivery_consumer(cfg)),
+        (s::LIVEKIT_EVENTS_STREAM, livekit_events_consumer()),
     ] {
         let name = consumer.durable_name.clone().unwrap_or_default();
         let handle = js
@@ -420,6 +480,10 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, Bu
         .create_or_update_key_value(dnc_kv(cfg))
         .await
         .map_err(|e| topo("kv dnc", e))?;
+    let livekit_rooms = js
+        .create_or_update_key_value(livekit_rooms_kv(cfg))
+        .await
+        .map_err(|e| topo("kv livekit_rooms", e))?;
     let recordings = match js.create_object_store(recordings_store(cfg)).await {
         Ok(store) => store,
         Err(_) => {
@@ -438,6 +502,7 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, Bu
         campaigns,
         numbers,
         dnc,
+        livekit_rooms,
     })
 }
 
@@ -477,6 +542,10 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
             json(&tally_stream(cfg)),
         ),
         (
+            "streams/LIVEKIT_EVENTS.json".into(),
+            json(&livekit_events_stream(cfg)),
+        ),
+        (
             "consumers/CALL_JOBS.agents.json".into(),
             consumer(s::JOBS_STREAM, agent_consumer(cfg)),
         ),
@@ -488,11 +557,19 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
             "consumers/WEBHOOKS.notifier-deliveries.json".into(),
             consumer(s::WEBHOOKS_STREAM, delivery_consumer(cfg)),
         ),
+        (
+            "consumers/LIVEKIT_EVENTS.livekit-events.json".into(),
+            consumer(s::LIVEKIT_EVENTS_STREAM, livekit_events_consumer()),
+        ),
         ("kv/calls.json".into(), kv_as_stream(calls_kv(cfg))),
         ("kv/call_leases.json".into(), kv_as_stream(leases_kv(cfg))),
         ("kv/campaigns.json".into(), kv_as_stream(campaigns_kv(cfg))),
         ("kv/number_locks.json".into(), kv_as_stream(numbers_kv(cfg))),
         ("kv/dnc.json".into(), kv_as_stream(dnc_kv(cfg))),
+        (
+            "kv/livekit_rooms.json".into(),
+            kv_as_stream(livekit_rooms_kv(cfg)),
+        ),
         (
             "object_stores/recordings.json".into(),
             serde_json::json!({

@@ -53,6 +53,8 @@ pub struct NatsConfig {
     pub connect_timeout_ms: u64,
     /// How long call events are kept.
     pub events_max_age_hours: u64,
+    /// How long verified LiveKit webhooks are kept (`LIVEKIT_EVENTS`).
+    pub livekit_events_max_age_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -74,6 +76,8 @@ pub struct LiveKitConfig {
     /// --agent-name`, CreateAgentDispatch, a dispatch rule's `room_config.agents`).
     #[serde(deserialize_with = "lenient::string")]
     pub agent_name: String,
+    /// `POST /livekit/webhook` ignores events LiveKit created longer ago than this.
+    pub webhook_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

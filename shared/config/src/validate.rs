@@ -47,6 +47,18 @@ impl Config {
         if self.nats.duplicate_window_secs == 0 {
             return Err(invalid("nats.duplicate_window_secs", "must be at least 1"));
         }
+        if !(1..=24 * 365).contains(&self.nats.livekit_events_max_age_hours) {
+            return Err(invalid(
+                "nats.livekit_events_max_age_hours",
+                "must be between 1 and 8760",
+            ));
+        }
+        if !(10..=86_400).contains(&self.livekit.webhook_max_age_secs) {
+            return Err(invalid(
+                "livekit.webhook_max_age_secs",
+                "must be between 10 and 86400",
+            ));
+        }
         if let Some(url) = &self.livekit.url {
             check_url("livekit.url", url, &["http", "https", "ws", "wss"])?;
         }

@@ -18,6 +18,12 @@ pub enum EventKind {
     Ended,
     Failed,
     Dead,
+    /// The SIP leg's `sip.callStatus` as a verified LiveKit webhook reported it (`detail`:
+    /// `status`, `participant`, `left`, `disconnect_reason`, `livekit_event`, `livekit_event_id`).
+    SipStatus,
+    /// LiveKit closed the call's room (a verified `room_finished` webhook; `detail`: `room`,
+    /// `room_end_reason`, `livekit_event_id`).
+    RoomFinished,
 }
 
 impl EventKind {
@@ -32,6 +38,8 @@ impl EventKind {
             Self::Ended => "ended",
             Self::Failed => "failed",
             Self::Dead => "dead",
+            Self::SipStatus => "sip_status",
+            Self::RoomFinished => "room_finished",
         }
     }
 

@@ -4,15 +4,21 @@
 //! Events: `calls.events.<call_id>.<kind>`. Dead letters: `calls.dlq.<call_id>`.
 //! Live-call control (core request/reply): `calls.control.<call_id>`.
 //! Webhook deliveries: `webhooks.deliver.<webhook_id>`, waiting on `webhooks.schedule.<webhook_id>`.
+//! Verified LiveKit webhooks: `livekit.events.<event>`; unreadable ones dead-lettered on
+//! `livekit.dlq.<event>`.
 
 pub const JOBS_STREAM: &str = "CALL_JOBS";
 pub const EVENTS_STREAM: &str = "CALL_EVENTS";
 pub const DLQ_STREAM: &str = "CALL_DLQ";
 pub const WEBHOOKS_STREAM: &str = "WEBHOOKS";
+/// Verified LiveKit webhooks, as LiveKit sent them.
+pub const LIVEKIT_EVENTS_STREAM: &str = "LIVEKIT_EVENTS";
 
 pub const AGENT_CONSUMER: &str = "agents";
 pub const NOTIFIER_CONSUMER: &str = "notifier";
 pub const DELIVERY_CONSUMER: &str = "notifier-deliveries";
+/// The dispatcher's consumer of verified LiveKit webhooks.
+pub const LIVEKIT_EVENTS_CONSUMER: &str = "livekit-events";
 
 pub const CONTACTS_STREAM: &str = "CAMPAIGN_CONTACTS";
 pub const TALLY_STREAM: &str = "CAMPAIGN_TALLY";
@@ -24,6 +30,8 @@ pub const DNC_BUCKET: &str = "dnc";
 /// Object store of call recordings.
 pub const RECORDINGS_BUCKET: &str = "recordings";
 pub const LEASES_BUCKET: &str = "call_leases";
+/// LiveKit room → call id, for rooms callfleet did not name itself (inbound dispatch rules).
+pub const LIVEKIT_ROOMS_BUCKET: &str = "livekit_rooms";
 
 pub const DISPATCH_ALL: &str = "calls.dispatch.>";
 pub const CAMPAIGN_JOBS_ALL: &str = "calls.campaign.>";
@@ -36,6 +44,8 @@ pub const EVENTS_ALL: &str = "calls.events.>";
 pub const DLQ_ALL: &str = "calls.dlq.>";
 pub const DELIVER_ALL: &str = "webhooks.deliver.>";
 pub const WEBHOOK_SCHEDULE_ALL: &str = "webhooks.schedule.>";
+pub const LIVEKIT_EVENTS_ALL: &str = "livekit.events.>";
+pub const LIVEKIT_DLQ_ALL: &str = "livekit.dlq.>";
 
 /// The campaign used when a request names none.
 pub const DEFAULT_CAMPAIGN: &str = "default";
@@ -134,6 +144,16 @@ pub fn control(call_id: &str) -> String {
 
 pub fn dlq(call_id: &str) -> String {
     format!("calls.dlq.{call_id}")
+}
+
+/// A verified LiveKit webhook (`event` is its `event` field, e.g. `participant_joined`).
+pub fn livekit_event(event: &str) -> String {
+    format!("livekit.events.{event}")
+}
+
+/// A LiveKit webhook the dispatcher could not read, with its reason.
+pub fn livekit_dlq(event: &str) -> String {
+    format!("livekit.dlq.{event}")
 }
 
 pub fn deliver(webhook_id: &str) -> String {

@@ -29,6 +29,8 @@ use livekit_api::services::{
 };
 use livekit_protocol as proto;
 
+pub mod room_agents;
+
 /// A LiveKit API error that is not a dial outcome.
 #[derive(Debug, thiserror::Error)]
 #[error("LiveKit {op} failed: {message}")]

@@ -22,6 +22,8 @@
 //! `inbound.busy_message`, and ends the call (`agents_busy`). The timer lives in this process;
 //! if it dies meanwhile, the caller is served as soon as a worker is free.
 
+pub mod events; // webhook helper: LiveKit events → call events (verified webhooks)
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use callfleet_agent::{Overflow, Worker};
@@ -342,6 +344,13 @@ pub async fn run(
         load: 0.0,
         full: false,
     });
+    // webhook helper: the livekit-events consumer runs beside the agent-worker registration.
+    let livekit_events = tokio::spawn(events::run(
+        dispatcher.bus.clone(),
+        config.clone(),
+        Some(Dispatcher::clone(&dispatcher)),
+        shutdown.clone(),
+    ));
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let agent_name = config.livekit.agent_name.clone();
@@ -371,6 +380,11 @@ pub async fn run(
         Some(events_tx),
     )
     .await;
+    match livekit_events.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "the livekit-events consumer stopped"),
+        Err(e) => tracing::error!(error = %e, "the livekit-events consumer panicked"),
+        Ok(Ok(())) => {}
+    }
     dispatcher.timers.close();
     dispatcher.timers.wait().await;
     dispatcher.bus.drain(Duration::from_secs(5)).await;

@@ -13,7 +13,7 @@ pub struct ErrorBody {
     /// Stable machine-readable code.
     pub error: &'static str,
     pub message: String,
-    /// Each bad field and why (422 only).
+    /// Each bad field and why (422; 400 on `POST /livekit/webhook`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
 }

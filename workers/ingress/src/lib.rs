@@ -3,7 +3,8 @@
 //!
 //! Routes: `POST /dispatch`, `GET`/`DELETE /calls/{id}`, `POST /calls/{id}/transfer`,
 //! `/campaigns…`, `/dnc…` (all behind bearer API keys), and `GET /healthz`, `GET /readyz`,
-//! `GET /openapi.json`, `GET /metrics`. Ids in paths are checked by the extractors in `ids.rs`
+//! `GET /openapi.json`, `GET /metrics`; and `POST /livekit/webhook`, which LiveKit signs
+//! itself (`livekit_webhook.rs`: verified, then put on `LIVEKIT_EVENTS`). Ids in paths are checked by the extractors in `ids.rs`
 //! (an id that cannot exist is a `404`, never a NATS error); bodies are read by `body.rs`, so
 //! every error, axum's rejections included, answers the JSON `ErrorBody` the document promises.
 
@@ -16,6 +17,7 @@ mod dispatch;
 mod dnc;
 mod error;
 mod ids;
+mod livekit_webhook;
 mod metrics;
 mod openapi;
 mod recording;
@@ -43,6 +45,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: metrics::Metrics,
     public_url: Arc<str>,
+    livekit_webhooks: livekit_webhook::LiveKitWebhooks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,7 @@ pub async fn serve(
         bus,
         metrics: metrics::Metrics::new(),
         public_url: public_url.into(),
+        livekit_webhooks: livekit_webhook::LiveKitWebhooks::new(&config),
         config,
     };
     tracing::info!(%addr, "ingress listening");
@@ -145,9 +149,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_api_key,
         ));
+    // LiveKit signs its webhooks itself: not behind the API keys.
+    let livekit = Router::new()
+        .route("/livekit/webhook", post(livekit_webhook::receive))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(timeout, error::time_limit));
     Router::new()
         .merge(guarded)
         .merge(uploads)
+        .merge(livekit)
         .route("/healthz", get(calls::healthz))
         .route("/readyz", get(calls::readyz))
         .route(

@@ -165,3 +165,30 @@ pub struct Readiness {
     /// `ok`, or why JetStream does not answer.
     pub jetstream: Option<String>,
 }
+
+/// A LiveKit `WebhookEvent` in protojson, as livekit-server POSTs it (only the fields the
+/// ingress reads are listed; every other field LiveKit sends is kept as sent).
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "event": "participant_joined",
+    "id": "EV_3pXq8dJmT2aK",
+    "createdAt": "1764579600",
+    "room": {"sid": "RM_x4Gz", "name": "call-crm-7", "metadata": "{\"call_id\":\"crm-7\"}"},
+    "participant": {"sid": "PA_9Yb2", "identity": "sip-crm-7", "kind": "SIP", "attributes": {"sip.callStatus": "active"}}
+}))]
+pub struct LiveKitWebhookEvent {
+    /// `room_started`, `room_finished`, `participant_joined`, `participant_left`,
+    /// `track_published`, `egress_ended`, …; becomes the subject's last token.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$", example = "participant_joined")]
+    pub event: String,
+    /// LiveKit's event id: the `Nats-Msg-Id`.
+    #[schema(min_length = 1, max_length = 128, example = "EV_3pXq8dJmT2aK")]
+    pub id: String,
+    /// Unix seconds (protojson writes 64-bit integers as strings).
+    #[schema(rename = "createdAt", value_type = String, example = "1764579600")]
+    pub created_at: String,
+    #[schema(value_type = Option<Object>)]
+    pub room: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub participant: Option<Map<String, Value>>,
+}

@@ -19,7 +19,7 @@ use axum::{
 use serde_json::Value;
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
 #[derive(OpenApi)]
@@ -44,6 +44,7 @@ use utoipa::{
         crate::dnc::remove,
         crate::dnc::check,
         crate::dnc::import,
+        crate::livekit_webhook::receive,
         crate::calls::healthz,
         crate::calls::readyz,
         crate::metrics::render,
@@ -69,6 +70,13 @@ impl Modify for Bearer {
                         ))
                         .build(),
                 ),
+            );
+            components.add_security_scheme(
+                "livekit_webhook",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "Authorization",
+                    "LiveKit's signature, as livekit-server sends it: a JWT signed with `livekit.api_secret` (HS256), issuer `livekit.api_key`, whose `sha256` claim is the base64 SHA-256 of the raw body (a `Bearer ` prefix is accepted). Not an API key: point livekit-server's `webhook.urls` here with `webhook.api_key` = `livekit.api_key`",
+                ))),
             );
         }
     }
