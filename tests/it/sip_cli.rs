@@ -176,9 +176,7 @@ async fn sip_cli_seed_004_workflow() {
     assert!(inbound.stdout.contains("+3226010500"), "{}", inbound.stdout);
 
     // The seed's dispatch rule still has the template's placeholder: refused, by field.
-    let refused = cli
-        .sip(&["dispatch", "create", path(&dispatch_file)])
-        .await;
+    let refused = cli.sip(&["dispatch", "create", path(&dispatch_file)]).await;
     assert_eq!(refused.code, Some(65), "{}", refused.all());
     let expected = format!(
         "{}: trunk_ids[0]: \"{SEED_PLACEHOLDER}\" is a placeholder: pass --trunk ST_xxx",
@@ -188,7 +186,13 @@ async fn sip_cli_seed_004_workflow() {
     assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
 
     let rule = cli
-        .sip(&["dispatch", "create", path(&dispatch_file), "--trunk", &inbound_id])
+        .sip(&[
+            "dispatch",
+            "create",
+            path(&dispatch_file),
+            "--trunk",
+            &inbound_id,
+        ])
         .await
         .ok("dispatch create --trunk");
     let rule_id = rule.id();
@@ -211,11 +215,17 @@ async fn sip_cli_seed_004_workflow() {
         outbound.stdout
     );
     assert!(
-        outbound.stderr.contains("trunk.auth_password is still a template placeholder"),
+        outbound
+            .stderr
+            .contains("trunk.auth_password is still a template placeholder"),
         "{}",
         outbound.stderr
     );
-    assert!(!outbound.all().contains(SEED_PASSWORD), "{}", outbound.all());
+    assert!(
+        !outbound.all().contains(SEED_PASSWORD),
+        "{}",
+        outbound.all()
+    );
 
     // Tables.
     let list = cli.sip(&["inbound", "list"]).await.ok("inbound list");
@@ -230,7 +240,12 @@ async fn sip_cli_seed_004_workflow() {
         .lines()
         .find(|l| l.starts_with(&rule_id))
         .unwrap_or_else(|| panic!("no row for {rule_id}:\n{}", list.stdout));
-    for part in [&inbound_id, "direct ai-sales-call", "callfleet", "AI Sales Dispatch Rule"] {
+    for part in [
+        &inbound_id,
+        "direct ai-sales-call",
+        "callfleet",
+        "AI Sales Dispatch Rule",
+    ] {
         assert!(row.contains(part), "{part} missing from {row}");
     }
     let list = cli.sip(&["outbound", "list"]).await.ok("outbound list");
@@ -259,7 +274,11 @@ async fn sip_cli_seed_004_workflow() {
         .await
         .ok("dispatch list --json");
     let rule_json = json.json()["items"][0].clone();
-    assert_eq!(rule_json["sipDispatchRuleId"], rule_id.as_str(), "{rule_json}");
+    assert_eq!(
+        rule_json["sipDispatchRuleId"],
+        rule_id.as_str(),
+        "{rule_json}"
+    );
     assert_eq!(
         rule_json["roomConfig"]["agents"][0]["agentName"], "callfleet",
         "{rule_json}"
@@ -307,7 +326,11 @@ async fn sip_cli_seed_004_workflow() {
         .sip(&["dispatch", "delete", &rule_id])
         .await
         .ok("dispatch delete");
-    assert!(del.stdout.starts_with(&format!("deleted {rule_id}")), "{}", del.stdout);
+    assert!(
+        del.stdout.starts_with(&format!("deleted {rule_id}")),
+        "{}",
+        del.stdout
+    );
     let del = cli
         .sip(&["inbound", "delete", &inbound_id])
         .await
@@ -368,7 +391,9 @@ async fn sip_cli_dispatch_forms_and_agents() {
             "rule": {"dispatch_rule_individual": {"room_prefix": "call-"}}}}"#,
     );
     let out = cli
-        .sip(&["dispatch", "create", &wrapped, "--trunk", &trunks[0], "--json"])
+        .sip(&[
+            "dispatch", "create", &wrapped, "--trunk", &trunks[0], "--json",
+        ])
         .await
         .ok("wrapped create");
     let created = out.json();
@@ -400,7 +425,11 @@ async fn sip_cli_dispatch_forms_and_agents() {
         .ok("--agent");
     assert!(out.stdout.contains("agents sales"), "{}", out.stdout);
     assert!(out.stdout.contains("pin ***"), "{}", out.stdout);
-    assert!(!out.all().contains("4321"), "the PIN is never printed: {}", out.all());
+    assert!(
+        !out.all().contains("4321"),
+        "the PIN is never printed: {}",
+        out.all()
+    );
     let rule_id = out.id();
     let rules = tel
         .sip_client()
@@ -425,7 +454,15 @@ async fn sip_cli_dispatch_forms_and_agents() {
         r#"{"name": "plain", "rule": {"dispatchRuleCallee": {"roomPrefix": "in-"}}}"#,
     );
     let out = cli
-        .sip(&["dispatch", "create", &plain, "--trunk", &trunks[2], "--no-agent", "--json"])
+        .sip(&[
+            "dispatch",
+            "create",
+            &plain,
+            "--trunk",
+            &trunks[2],
+            "--no-agent",
+            "--json",
+        ])
         .await
         .ok("--no-agent");
     assert!(out.json().get("roomConfig").is_none(), "{}", out.stdout);
@@ -437,10 +474,18 @@ async fn sip_cli_dispatch_forms_and_agents() {
             "roomConfig": {"agents": [{"agentName": "theirs"}]}}"#,
     );
     let refused = cli
-        .sip(&["dispatch", "create", &own, "--trunk", &trunks[3], "--agent", "x"])
+        .sip(&[
+            "dispatch", "create", &own, "--trunk", &trunks[3], "--agent", "x",
+        ])
         .await;
     assert_eq!(refused.code, Some(65), "{}", refused.all());
-    assert!(refused.stderr.contains("--agent: the file's room_config.agents already names theirs"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("--agent: the file's room_config.agents already names theirs"),
+        "{}",
+        refused.stderr
+    );
     let out = cli
         .sip(&["dispatch", "create", &own, "--trunk", &trunks[3]])
         .await
@@ -453,7 +498,9 @@ async fn sip_cli_dispatch_forms_and_agents() {
         .await;
     assert_eq!(missing.code, Some(65), "{}", missing.all());
     assert!(
-        missing.stderr.contains("--trunk: no inbound trunk ST_doesnotexist"),
+        missing
+            .stderr
+            .contains("--trunk: no inbound trunk ST_doesnotexist"),
         "{}",
         missing.stderr
     );
@@ -464,13 +511,17 @@ async fn sip_cli_dispatch_forms_and_agents() {
 /// last case is that port: LiveKit unreachable (69).
 #[tokio::test(flavor = "multi_thread")]
 async fn sip_cli_bad_input_is_named_by_field() {
-    let cli = Cli::new(&format!("ws://127.0.0.1:{}", free_port()), "devkey", "secret");
+    let cli = Cli::new(
+        &format!("ws://127.0.0.1:{}", free_port()),
+        "devkey",
+        "secret",
+    );
     let cases: &[(&str, &str, &[&str], &str, i32)] = &[
         (
             "syntax.json",
             "{\"trunk\": {\"name\": \"x\",}}",
             &["inbound", "create"],
-            "syntax.json: not JSON (line 1, column 25)",
+            "syntax.json: not JSON (line 1, column 24): trailing comma",
             65,
         ),
         (
@@ -536,32 +587,65 @@ async fn sip_cli_bad_input_is_named_by_field() {
         args.push(&file);
         let out = cli.sip(&args).await;
         assert_eq!(out.code, Some(*code), "{name}: {}", out.all());
-        assert!(out.stderr.contains(expected), "{name}: expected {expected:?} in {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "{name}: expected {expected:?} in {}",
+            out.stderr
+        );
         assert!(!out.all().contains("panicked"), "{name}: {}", out.all());
         assert!(!out.all().contains("987654321"), "{name}: {}", out.all());
     }
 
     let missing = cli.sip(&["inbound", "create", "no-such-file.json"]).await;
     assert_eq!(missing.code, Some(66), "{}", missing.all());
-    assert!(missing.stderr.contains("cannot read no-such-file.json"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("cannot read no-such-file.json"),
+        "{}",
+        missing.stderr
+    );
 
     let metadata = cli.write(
         "ok.json",
         r#"{"name": "x", "rule": {"dispatchRuleDirect": {"roomName": "r"}}}"#,
     );
     let out = cli
-        .sip(&["dispatch", "create", &metadata, "--agent-metadata", "{not json"])
+        .sip(&[
+            "dispatch",
+            "create",
+            &metadata,
+            "--agent-metadata",
+            "{not json",
+        ])
         .await;
     assert_eq!(out.code, Some(65), "{}", out.all());
-    assert!(out.stderr.contains("--agent-metadata: not JSON"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--agent-metadata: not JSON"),
+        "{}",
+        out.stderr
+    );
 
     let unreachable = cli.sip(&["inbound", "list"]).await;
     assert_eq!(unreachable.code, Some(69), "{}", unreachable.all());
-    assert!(unreachable.stderr.contains("cannot reach LiveKit"), "{}", unreachable.stderr);
+    assert!(
+        unreachable.stderr.contains("cannot reach LiveKit"),
+        "{}",
+        unreachable.stderr
+    );
 
-    let unconfigured = run(&binary(), &["sip", "inbound", "list"], &[], &cli.dir.0, None).await;
+    let unconfigured = run(
+        &binary(),
+        &["sip", "inbound", "list"],
+        &[],
+        &cli.dir.0,
+        None,
+    )
+    .await;
     assert_eq!(unconfigured.code, Some(64), "{}", unconfigured.all());
-    assert!(unconfigured.stderr.contains("LIVEKIT_URL"), "{}", unconfigured.stderr);
+    assert!(
+        unconfigured.stderr.contains("LIVEKIT_URL"),
+        "{}",
+        unconfigured.stderr
+    );
 }
 
 /// LiveKit's own CLI, `lk`: `.tools/bin/lk` (built by `make setup` from tests/tools/lk), else
@@ -626,24 +710,41 @@ async fn sip_cli_agrees_with_lk() {
         .await
         .ok("dispatch create")
         .id();
-    let listed = lk_run(&["sip", "inbound", "list", "--json"]).await.ok("lk sip inbound list");
+    let listed = lk_run(&["sip", "inbound", "list", "--json"])
+        .await
+        .ok("lk sip inbound list");
     let items = listed.json()["items"].clone();
     let trunk = items
         .as_array()
         .and_then(|a| a.iter().find(|t| t["sipTrunkId"] == inbound_id.as_str()))
         .unwrap_or_else(|| panic!("lk does not list {inbound_id}: {items}"));
     assert_eq!(trunk["numbers"][0], "+3226010500", "{trunk}");
-    let listed = lk_run(&["sip", "dispatch", "list", "--json"]).await.ok("lk sip dispatch list");
+    let listed = lk_run(&["sip", "dispatch", "list", "--json"])
+        .await
+        .ok("lk sip dispatch list");
     let items = listed.json()["items"].clone();
     let rule = items
         .as_array()
-        .and_then(|a| a.iter().find(|r| r["sipDispatchRuleId"] == rule_id.as_str()))
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["sipDispatchRuleId"] == rule_id.as_str())
+        })
         .unwrap_or_else(|| panic!("lk does not list {rule_id}: {items}"));
     assert_eq!(rule["trunkIds"][0], inbound_id.as_str(), "{rule}");
-    assert_eq!(rule["roomConfig"]["agents"][0]["agentName"], "callfleet", "{rule}");
-    assert_eq!(rule["rule"]["dispatchRuleDirect"]["roomName"], "ai-sales-call", "{rule}");
-    cli.sip(&["dispatch", "delete", &rule_id]).await.ok("dispatch delete");
-    cli.sip(&["inbound", "delete", &inbound_id]).await.ok("inbound delete");
+    assert_eq!(
+        rule["roomConfig"]["agents"][0]["agentName"], "callfleet",
+        "{rule}"
+    );
+    assert_eq!(
+        rule["rule"]["dispatchRuleDirect"]["roomName"], "ai-sales-call",
+        "{rule}"
+    );
+    cli.sip(&["dispatch", "delete", &rule_id])
+        .await
+        .ok("dispatch delete");
+    cli.sip(&["inbound", "delete", &inbound_id])
+        .await
+        .ok("inbound delete");
 
     // lk creates from the same seed files, callfleet lists.
     let created = lk_run(&["sip", "inbound", "create", path(&seed("inboundTrunk.json"))])
@@ -658,12 +759,22 @@ async fn sip_cli_agrees_with_lk() {
     // lk v2.18.2 reads a dispatch file into `dispatch_rule` only: the seed's top-level fields
     // are the request's deprecated ones, which it leaves behind ("missing rule"). The same rule
     // in its wrapper is what lk takes.
-    let seed_rule: Value = serde_json::from_str(
-        &std::fs::read_to_string(seed("dispatchRule.json")).expect("seed"),
-    )
-    .expect("seed JSON");
-    let refused = lk_run(&["sip", "dispatch", "create", path(&seed("dispatchRule.json"))]).await;
-    assert_ne!(refused.code, Some(0), "lk took the seed's top-level form: {}", refused.all());
+    let seed_rule: Value =
+        serde_json::from_str(&std::fs::read_to_string(seed("dispatchRule.json")).expect("seed"))
+            .expect("seed JSON");
+    let refused = lk_run(&[
+        "sip",
+        "dispatch",
+        "create",
+        path(&seed("dispatchRule.json")),
+    ])
+    .await;
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "lk took the seed's top-level form: {}",
+        refused.all()
+    );
     let mut wrapped_rule = seed_rule.clone();
     wrapped_rule["trunk_ids"] = serde_json::json!([lk_inbound]);
     let wrapped = cli.write(
@@ -679,9 +790,14 @@ async fn sip_cli_agrees_with_lk() {
         .find(|w| w.starts_with("SDR_"))
         .unwrap_or_else(|| panic!("no rule id in lk's answer: {}", created.all()))
         .to_owned();
-    let created = lk_run(&["sip", "outbound", "create", path(&seed("outboundTrunk.json"))])
-        .await
-        .ok("lk sip outbound create");
+    let created = lk_run(&[
+        "sip",
+        "outbound",
+        "create",
+        path(&seed("outboundTrunk.json")),
+    ])
+    .await
+    .ok("lk sip outbound create");
     let lk_outbound = created
         .all()
         .split_whitespace()
@@ -691,11 +807,17 @@ async fn sip_cli_agrees_with_lk() {
 
     let list = cli.sip(&["inbound", "list"]).await.ok("inbound list");
     assert!(list.stdout.contains(&lk_inbound), "{}", list.stdout);
-    let list = cli.sip(&["dispatch", "list", "--json"]).await.ok("dispatch list");
+    let list = cli
+        .sip(&["dispatch", "list", "--json"])
+        .await
+        .ok("dispatch list");
     let items = list.json()["items"].clone();
     let rule = items
         .as_array()
-        .and_then(|a| a.iter().find(|r| r["sipDispatchRuleId"] == lk_rule.as_str()))
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["sipDispatchRuleId"] == lk_rule.as_str())
+        })
         .unwrap_or_else(|| panic!("callfleet does not list {lk_rule}: {items}"));
     assert_eq!(rule["trunkIds"][0], lk_inbound.as_str(), "{rule}");
     assert!(rule.get("roomConfig").is_none(), "lk adds no agent: {rule}");
@@ -704,9 +826,17 @@ async fn sip_cli_agrees_with_lk() {
     assert!(!list.all().contains(SEED_PASSWORD), "{}", list.all());
 
     // And callfleet deletes what lk made.
-    cli.sip(&["dispatch", "delete", &lk_rule]).await.ok("delete lk's rule");
-    cli.sip(&["inbound", "delete", &lk_inbound]).await.ok("delete lk's inbound trunk");
-    cli.sip(&["outbound", "delete", &lk_outbound]).await.ok("delete lk's outbound trunk");
-    let listed = lk_run(&["sip", "dispatch", "list", "--json"]).await.ok("lk list");
+    cli.sip(&["dispatch", "delete", &lk_rule])
+        .await
+        .ok("delete lk's rule");
+    cli.sip(&["inbound", "delete", &lk_inbound])
+        .await
+        .ok("delete lk's inbound trunk");
+    cli.sip(&["outbound", "delete", &lk_outbound])
+        .await
+        .ok("delete lk's outbound trunk");
+    let listed = lk_run(&["sip", "dispatch", "list", "--json"])
+        .await
+        .ok("lk list");
     assert!(!listed.stdout.contains(&lk_rule), "{}", listed.stdout);
 }

@@ -469,13 +469,19 @@ async fn delete_trunk(api: &SipApi, id: &str, dir: Direction) -> Result<(), SipE
     let (inbound, outbound) = (api.inbound().await?, api.outbound().await?);
     let (this, other, kind, other_kind) = match dir {
         Direction::Inbound => (
-            inbound.iter().find(|t| t.sip_trunk_id == id).map(show::inbound_line),
+            inbound
+                .iter()
+                .find(|t| t.sip_trunk_id == id)
+                .map(show::inbound_line),
             outbound.iter().any(|t| t.sip_trunk_id == id),
             "inbound",
             "outbound",
         ),
         Direction::Outbound => (
-            outbound.iter().find(|t| t.sip_trunk_id == id).map(show::outbound_line),
+            outbound
+                .iter()
+                .find(|t| t.sip_trunk_id == id)
+                .map(show::outbound_line),
             inbound.iter().any(|t| t.sip_trunk_id == id),
             "outbound",
             "inbound",

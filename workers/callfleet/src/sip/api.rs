@@ -80,12 +80,24 @@ impl SipApi {
             problem: error_chain(&e),
         })?;
         if !status.is_success() {
+            // A Twirp error is `{"code", "msg"}`; LiveKit's auth layer answers plain text.
             let twirp: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let code = twirp["code"].as_str().unwrap_or("unknown").to_owned();
-            let msg = twirp["msg"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("HTTP {status}"));
+            let code = match (twirp["code"].as_str(), status.as_u16()) {
+                (Some(code), _) => code,
+                (None, 401) => "unauthenticated",
+                (None, 403) => "permission_denied",
+                (None, 404) => "not_found",
+                (None, _) => "unknown",
+            }
+            .to_owned();
+            let text = String::from_utf8_lossy(&body);
+            let msg = match twirp["msg"].as_str() {
+                Some(msg) => msg.to_owned(),
+                None if !text.trim().is_empty() && text.len() < 500 => {
+                    format!("HTTP {status}: {}", text.trim())
+                }
+                None => format!("HTTP {status}"),
+            };
             return Err(SipError::Refused { method, code, msg });
         }
         Resp::decode(body).map_err(|e| SipError::Refused {
@@ -206,7 +218,10 @@ mod tests {
     #[test]
     fn http_base_of_livekit_urls() {
         assert_eq!(http_base("ws://127.0.0.1:7880"), "http://127.0.0.1:7880");
-        assert_eq!(http_base("wss://x.livekit.cloud/"), "https://x.livekit.cloud");
+        assert_eq!(
+            http_base("wss://x.livekit.cloud/"),
+            "https://x.livekit.cloud"
+        );
         assert_eq!(http_base("http://h:1"), "http://h:1");
     }
 }

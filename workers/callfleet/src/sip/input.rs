@@ -331,7 +331,13 @@ pub fn dispatch_rule(src: &Source) -> Result<DispatchFile, SipError> {
             prefix: "",
         },
     };
-    if file.info.rule.as_ref().and_then(|r| r.rule.as_ref()).is_none() {
+    if file
+        .info
+        .rule
+        .as_ref()
+        .and_then(|r| r.rule.as_ref())
+        .is_none()
+    {
         return Err(SipError::input(
             &src.name,
             &format!("{}rule", file.prefix),
@@ -423,7 +429,9 @@ mod tests {
 
     #[test]
     fn map_entries_are_not_unknown_fields() {
-        let src = source(r#"{"name": "r", "attributes": {"anything": "x"}, "rule": {"dispatchRuleDirect": {"roomName": "x"}}}"#);
+        let src = source(
+            r#"{"name": "r", "attributes": {"anything": "x"}, "rule": {"dispatchRuleDirect": {"roomName": "x"}}}"#,
+        );
         assert!(src.parse::<proto::CreateSipDispatchRuleRequest>().is_ok());
     }
 
@@ -448,22 +456,28 @@ mod tests {
     #[test]
     fn the_bare_trunk_gets_a_hint() {
         let src = source(r#"{"name": "t", "numbers": ["+1"]}"#);
-        let e = err(trunk::<proto::CreateSipInboundTrunkRequest, proto::SipInboundTrunkInfo>(
-            &src,
-            |r| r.trunk.is_some(),
-        ));
+        let e = err(trunk::<
+            proto::CreateSipInboundTrunkRequest,
+            proto::SipInboundTrunkInfo,
+        >(&src, |r| r.trunk.is_some()));
         assert!(e.contains(r#"inside {"trunk": {…}}"#), "{e}");
     }
 
     #[test]
     fn dispatch_forms() {
-        let top = source(r#"{"name": "r", "trunk_ids": ["ST_1"], "rule": {"dispatchRuleDirect": {"roomName": "x", "pin": ""}}}"#);
-        let wrapped = source(r#"{"dispatch_rule": {"name": "r", "trunkIds": ["ST_1"], "rule": {"dispatch_rule_direct": {"room_name": "x"}}}}"#);
+        let top = source(
+            r#"{"name": "r", "trunk_ids": ["ST_1"], "rule": {"dispatchRuleDirect": {"roomName": "x", "pin": ""}}}"#,
+        );
+        let wrapped = source(
+            r#"{"dispatch_rule": {"name": "r", "trunkIds": ["ST_1"], "rule": {"dispatch_rule_direct": {"room_name": "x"}}}}"#,
+        );
         let a = dispatch_rule(&top).expect("top-level");
         let b = dispatch_rule(&wrapped).expect("wrapped");
         assert_eq!(a.info, b.info);
         assert_eq!((a.prefix, b.prefix), ("", "dispatch_rule."));
-        let both = source(r#"{"dispatch_rule": {"rule": {"dispatchRuleDirect": {"roomName": "x"}}}, "name": "r"}"#);
+        let both = source(
+            r#"{"dispatch_rule": {"rule": {"dispatchRuleDirect": {"roomName": "x"}}}, "name": "r"}"#,
+        );
         assert!(err(dispatch_rule(&both)).starts_with("f.json: name: is set beside"));
         let none = source(r#"{"name": "r"}"#);
         assert!(err(dispatch_rule(&none)).starts_with("f.json: rule: is missing"));

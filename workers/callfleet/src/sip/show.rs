@@ -228,7 +228,10 @@ mod tests {
 
     #[test]
     fn table_pads_columns() {
-        let t = table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]].into_iter());
+        let t = table(
+            &["A", "BB"],
+            vec![vec!["xyz".into(), "1".into()]].into_iter(),
+        );
         assert_eq!(t, "A    BB\nxyz  1\n");
     }
 }
