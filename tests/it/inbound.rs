@@ -52,8 +52,10 @@ async fn inbound_rig(providers: &support::Rig, max_wait_secs: u64) -> Rig {
     let mut rig = Rig::with(Peers::Telephony).await;
     rig.fleet.set("CALLFLEET_AGENT__VOICE_SESSION", "true");
     rig.fleet.set("CALLFLEET_AGENT__MEDIA_LOOPBACK", "true");
-    rig.fleet
-        .set("CALLFLEET_INBOUND__MAX_WAIT_SECS", max_wait_secs.to_string());
+    rig.fleet.set(
+        "CALLFLEET_INBOUND__MAX_WAIT_SECS",
+        max_wait_secs.to_string(),
+    );
     for (k, v) in &providers.env {
         rig.fleet.set(k, v.clone());
     }
@@ -127,8 +129,15 @@ async fn inbound_seed004_caller_hears_the_greeting_and_the_webhook_says_inbound(
     assert_eq!(call.status, Some(200), "answered: {}", call.line());
     assert!(
         call.first_heard_at.is_some() && call.heard_ms >= 1_000,
-        "the caller heard the agent's greeting as RTP: {}",
-        call.line()
+        "the caller heard the agent's greeting as RTP: {} (downlink {:?}; the tap's sources {:?})",
+        call.line(),
+        call.downlink,
+        caller
+            .tap()
+            .streams()
+            .iter()
+            .map(|s| s.source)
+            .collect::<Vec<_>>(),
     );
     assert_eq!(
         call.hangup.map(|h| h.by),
@@ -149,7 +158,10 @@ async fn inbound_seed004_caller_hears_the_greeting_and_the_webhook_says_inbound(
     assert_eq!(s["direction"], "inbound", "{s}");
     assert_eq!(s["outcome"], "answered", "{s}");
     assert_eq!(s["end_reason"], "callee_hangup", "the caller hung up: {s}");
-    assert_eq!(s["room"], "ai-sales-call", "seed 004's direct rule's room: {s}");
+    assert_eq!(
+        s["room"], "ai-sales-call",
+        "seed 004's direct rule's room: {s}"
+    );
     assert_eq!(s["destination"], SEED_004_NUMBER, "{s}");
     assert_eq!(s["inbound"]["called_number"], SEED_004_NUMBER, "{s}");
     assert_eq!(s["inbound"]["caller_number"], caller_number.as_str(), "{s}");
@@ -190,11 +202,10 @@ async fn inbound_50_callers_10_slots_served_or_told_busy() {
     let tel = telephony(&rig);
     let number = "+3226010599";
     let trunk = tel.inbound_trunk("inbound-50", &[number]).await;
-    tel.dispatch_rule(
-        &DispatchRule::individual("call")
-            .trunks(&[&trunk])
-            .agent(AGENT_NAME, &json!({"prompt": "You answer Acme's sales line."}).to_string()),
-    )
+    tel.dispatch_rule(&DispatchRule::individual("call").trunks(&[&trunk]).agent(
+        AGENT_NAME,
+        &json!({"prompt": "You answer Acme's sales line."}).to_string(),
+    ))
     .await;
     let options = CallerOptions {
         // A served caller talks for 15 s; the slots stay full past the busy deadline.
@@ -274,7 +285,10 @@ async fn inbound_50_callers_10_slots_served_or_told_busy() {
             customer.as_str(),
             "the caller's SIP header passed on: {s}"
         );
-        assert_eq!(s["session_config"]["prompt"], "You answer Acme's sales line.", "{s}");
+        assert_eq!(
+            s["session_config"]["prompt"], "You answer Acme's sales line.",
+            "{s}"
+        );
     }
     for s in &busy {
         assert!(

@@ -97,7 +97,7 @@ impl Config {
         for (number, options) in session_sets {
             if let Err(errors) = callfleet_domain::request::session_options_of(options) {
                 let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return Err(invalid(&number, &problems.join("; ")));
+                return Err(invalid(&number, problems.join("; ")));
             }
         }
         let rec = &self.recording;

@@ -27,6 +27,9 @@ use crate::{
     summary::{self, Parts},
 };
 
+/// How long the busy message waits for livekit-sip to answer the caller.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
 /// What the busy check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overflow {
@@ -38,20 +41,27 @@ pub enum Overflow {
     CallerGone,
 }
 
+/// One synthesis of the busy message: its text, sample rate and samples.
+struct Synthesised {
+    text: String,
+    rate: u32,
+    pcm: Arc<Vec<i16>>,
+}
+
 /// The busy message's audio, synthesised once per text.
 #[derive(Default, Clone)]
 pub struct BusyAudio {
-    cached: Arc<Mutex<Option<(String, u32, Arc<Vec<i16>>)>>>,
+    cached: Arc<Mutex<Option<Synthesised>>>,
 }
 
 impl BusyAudio {
     async fn get(&self, w: &Worker) -> Result<(u32, Arc<Vec<i16>>), String> {
         let text = w.config.inbound.busy_message.clone();
         let mut cached = self.cached.lock().await;
-        if let Some((t, rate, pcm)) = cached.as_ref()
-            && *t == text
+        if let Some(s) = cached.as_ref()
+            && s.text == text
         {
-            return Ok((*rate, pcm.clone()));
+            return Ok((s.rate, s.pcm.clone()));
         }
         let cfg = callfleet_voice::resolve(&Default::default(), None, &w.provider_env)
             .map_err(|e| format!("busy message: the TTS cannot be resolved: {e}"))?;
@@ -73,12 +83,22 @@ impl BusyAudio {
             return Err("busy message: the TTS returned no audio".into());
         }
         let pcm = Arc::new(pcm);
-        *cached = Some((text, rate, pcm.clone()));
+        *cached = Some(Synthesised {
+            text,
+            rate,
+            pcm: pcm.clone(),
+        });
         Ok((rate, pcm))
     }
 }
 
 impl Worker {
+    /// Synthesise the busy message now (the dispatcher does at start), so the first caller who
+    /// needs it does not wait for the TTS.
+    pub async fn prepare_busy_message(&self) -> Result<(), String> {
+        self.busy_audio.get(self).await.map(|_| ())
+    }
+
     /// At an inbound job's `answer_by`: if no worker took the call, the caller hears the busy
     /// message and the call ends with `agents_busy`.
     pub async fn busy_if_unserved(&self, job: &InboundJob) -> Result<Overflow, String> {
@@ -127,7 +147,7 @@ impl Worker {
             return Ok(Overflow::CallerGone);
         };
         let leg = InboundLeg::from_attributes(&caller.identity, &caller.attributes);
-        let played = self.play_busy(job).await;
+        let played = self.play_busy(job, &leg.participant_identity).await;
         if let Err(e) = self
             .livekit
             .remove_participant(&job.room, &leg.participant_identity)
@@ -159,7 +179,7 @@ impl Worker {
 
     /// Join the caller's room, speak the busy message in real time, leave. Returns when the
     /// first audio went out.
-    async fn play_busy(&self, job: &InboundJob) -> Result<Timestamp, String> {
+    async fn play_busy(&self, job: &InboundJob, caller: &str) -> Result<Timestamp, String> {
         let (rate, pcm) = self.busy_audio.get(self).await?;
         let url = self.config.livekit.url.clone().unwrap_or_default();
         let token = crate::voice::token(self, &job.room, &format!("agent-{}", job.call_id))?;
@@ -175,6 +195,27 @@ impl Worker {
             .publish_audio("agent", rate)
             .await
             .map_err(|e| format!("cannot publish the busy message: {e}"))?;
+        // livekit-sip answers the caller once it has subscribed to this track; audio pushed
+        // before that is lost. Wait for the leg to be `active` (bounded: play regardless after).
+        let answered = tokio::time::Instant::now() + ANSWER_WAIT;
+        while tokio::time::Instant::now() < answered {
+            let active = self
+                .livekit
+                .sip_callers(&job.room)
+                .await
+                .ok()
+                .and_then(|c| c.into_iter().find(|c| c.identity == caller))
+                .is_some_and(|c| {
+                    c.attributes
+                        .get(callfleet_livekit::SIP_CALL_STATUS)
+                        .map(String::as_str)
+                        == Some("active")
+                });
+            if active {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let frame = (rate / 50) as usize;
         let mut first = None;
         // Paced at real time, a few frames ahead (livekit-sip keeps a short jitter buffer).

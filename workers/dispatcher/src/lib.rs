@@ -117,6 +117,12 @@ impl Dispatcher {
         shutdown: CancellationToken,
     ) -> Result<Self, DispatcherError> {
         let overflow = Worker::with_providers(config.clone(), provider_env).await?;
+        let warm = overflow.clone();
+        tokio::spawn(async move {
+            if let Err(e) = warm.prepare_busy_message().await {
+                tracing::warn!(error = %e, "cannot synthesise the busy message now; trying again when a caller needs it");
+            }
+        });
         let bus = Bus::connect(&config, "dispatcher").await?;
         Ok(Self {
             bus,
@@ -196,6 +202,10 @@ impl Dispatcher {
         inbound: InboundJob,
     ) -> Result<Enqueued, callfleet_bus::BusError> {
         let duplicate = self.bus.publish_inbound(&inbound).await?;
+        // LiveKit's events about a room a dispatch rule named carry no call id: remember it.
+        if let Err(e) = events::remember_room(&self.bus, &inbound.room, &inbound.call_id).await {
+            tracing::warn!(call.id = %inbound.call_id, error = %e, "cannot remember the call's room; its LiveKit events are not recorded");
+        }
         if !duplicate {
             self.record_queued(&inbound.call_id, &inbound.room, &inbound.campaign)
                 .await;
@@ -280,7 +290,11 @@ impl JobHandler for Dispatcher {
     async fn offer(&self, job: proto::Job, resuming: bool) -> Offer {
         match self.enqueue_job(&job).await {
             Ok(done) => {
-                let result = if done.duplicate { "duplicate" } else { "enqueued" };
+                let result = if done.duplicate {
+                    "duplicate"
+                } else {
+                    "enqueued"
+                };
                 self.metrics.offers.with_label_values(&[result]).inc();
                 tracing::info!(
                     livekit.job = %job.id, call.id = %done.call_id, direction = ?done.direction,
@@ -331,7 +345,10 @@ pub async fn run(
     let ops = callfleet_ops::Ops::new(
         "dispatcher",
         dispatcher.bus.clone(),
-        Vec::new(),
+        vec![callfleet_bus::Watch::Consumer {
+            stream: s::LIVEKIT_EVENTS_STREAM,
+            name: s::LIVEKIT_EVENTS_CONSUMER,
+        }],
         shutdown.clone(),
         vec![
             Box::new(metrics.offers.clone()),
