@@ -46,6 +46,9 @@ const DEV_FROM_NUMBER: &str = "+61299990000";
 /// The callee answers numbers ending in 00206, says "Hello, who is this?" and listens until the
 /// caller hangs up (`tests/sipp/callee.xml`).
 const DEMO_NUMBER: &str = "+614000000206";
+/// The dev rig's inbound number: an inbound trunk and a dispatch rule (a room per caller, agent
+/// `livekit.agent_name`) send its callers to the dispatcher, then an agent worker.
+const DEV_INBOUND_NUMBER: &str = "+15550100100";
 
 fn tool(name: &str) -> anyhow::Result<PathBuf> {
     let local = PathBuf::from(".tools/bin").join(name);
@@ -289,15 +292,60 @@ async fn start_telephony(config: &mut Config, rig: &mut Supervisor) -> anyhow::R
     if config.sip.from_number.is_none() {
         config.sip.from_number = Some(DEV_FROM_NUMBER.into());
     }
+    inbound_demo(config)
+        .await
+        .context("creating the inbound trunk and dispatch rule of the dev rig")?;
     println!(
         "dev: redis, livekit-server ({url}, key {DEV_KEY}), livekit-sip (udp 127.0.0.1:{SIP_PORT}) \
          and a SIPp callee (udp 127.0.0.1:{CALLEE_PORT}) ready; trunk {trunk}. Logs in {DEV_DIR}/."
+    );
+    println!(
+        "dev: call in (inbound, answered by the agent with its greeting): \
+         sipp -sn uac -s {DEV_INBOUND_NUMBER} -m 1 -d 8000 127.0.0.1:{SIP_PORT}"
     );
     println!(
         "dev: the callee's behaviour is picked by the dialed number's last digits (tests/sipp/callee.xml): \
          ...00206 says \"Hello, who is this?\" and listens, ...HH200 answers and hangs up after HH s, \
          ...00486 busy, ...00180 rings, ...00603 declines"
     );
+    Ok(())
+}
+
+/// An inbound trunk for [`DEV_INBOUND_NUMBER`] and a dispatch rule sending its callers, a room
+/// each, to the dispatcher's agent name.
+async fn inbound_demo(config: &Config) -> anyhow::Result<()> {
+    use livekit_protocol as proto;
+    let api = crate::sip::api::SipApi::new(config)?;
+    let trunk = api
+        .create_inbound(&proto::CreateSipInboundTrunkRequest {
+            trunk: Some(proto::SipInboundTrunkInfo {
+                name: "callfleet-dev-inbound".into(),
+                numbers: vec![DEV_INBOUND_NUMBER.into()],
+                ..Default::default()
+            }),
+        })
+        .await?;
+    api.create_dispatch(proto::SipDispatchRuleInfo {
+        name: "callfleet-dev-inbound".into(),
+        trunk_ids: vec![trunk.sip_trunk_id],
+        rule: Some(proto::SipDispatchRule {
+            rule: Some(proto::sip_dispatch_rule::Rule::DispatchRuleIndividual(
+                proto::SipDispatchRuleIndividual {
+                    room_prefix: "inbound".into(),
+                    ..Default::default()
+                },
+            )),
+        }),
+        room_config: Some(proto::RoomConfiguration {
+            agents: vec![proto::RoomAgentDispatch {
+                agent_name: config.livekit.agent_name.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! Dispatch rules send callers to callfleet's agent: without `room_config.agents` in the file,
 //! one agent named `livekit.agent_name` is added (`--agent`, `--agent-metadata`, `--no-agent`).
 
-mod api;
+pub(crate) mod api;
 mod input;
 mod show;
 

@@ -21,6 +21,11 @@
 //! `answer_by` the dispatcher takes the call's lease if no worker did, plays
 //! `inbound.busy_message`, and ends the call (`agents_busy`). The timer lives in this process;
 //! if it dies meanwhile, the caller is served as soon as a worker is free.
+//!
+//! [`events`] consumes the verified LiveKit webhooks the ingress put on `LIVEKIT_EVENTS`: SIP
+//! status changes and room endings become the call's events, and a SIP caller in a room no
+//! agent was dispatched to becomes an inbound job (`inbound.sessions_from_webhooks`, seed 003's
+//! telephony mode) through [`Dispatcher::enqueue_inbound`].
 
 pub mod events; // webhook helper: LiveKit events → call events (verified webhooks)
 
@@ -361,7 +366,8 @@ pub async fn run(
         load: 0.0,
         full: false,
     });
-    // webhook helper: the livekit-events consumer runs beside the agent-worker registration.
+    // The verified webhooks' consumer (`events`: call events, telephony mode) runs beside the
+    // registration.
     let livekit_events = tokio::spawn(events::run(
         dispatcher.bus.clone(),
         config.clone(),

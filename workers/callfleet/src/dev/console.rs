@@ -38,8 +38,15 @@ pub async fn print_calls(config: Arc<Config>, shutdown: CancellationToken) {
 /// `dev: call <id> to <number>: <outcome>, <end reason>, <duration>; <what answered>; <dead
 /// air>`, then what each side said, one line per transcript entry.
 fn render(s: &CallSummary) -> String {
+    let whom = match &s.inbound {
+        Some(leg) => format!(
+            "from {} (inbound) to",
+            leg.caller_number.as_deref().unwrap_or("an unknown caller")
+        ),
+        None => "to".to_owned(),
+    };
     let mut head = format!(
-        "dev: call {} to {}: {}, {}",
+        "dev: call {} {whom} {}: {}, {}",
         s.call_id,
         s.destination,
         s.outcome.as_str(),
