@@ -38,6 +38,21 @@ async fn drained(rig: &Rig) -> Option<()> {
         .then_some(())
 }
 
+/// The fleet's configuration for this rig's nats-server and livekit-server, with `extra` TOML.
+fn config_of(rig: &Rig, extra: &str) -> Arc<Config> {
+    let lk = rig._livekit.as_ref().expect("livekit-server");
+    Arc::new(
+        Config::from_toml(&format!(
+            "[nats]\nurl = \"{}\"\n[livekit]\nurl = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n{extra}",
+            rig.nats.url(),
+            lk.url(),
+            lk.key,
+            lk.secret
+        ))
+        .expect("config"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
     callfleet_tests::test_log::init();
@@ -45,16 +60,7 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
     rig.start_ingress().await;
     let rig = &rig;
     let lk = rig._livekit.as_ref().expect("livekit-server");
-    let config = Arc::new(
-        Config::from_toml(&format!(
-            "[nats]\nurl = \"{}\"\n[livekit]\nurl = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n",
-            rig.nats.url(),
-            lk.url(),
-            lk.key,
-            lk.secret
-        ))
-        .expect("config"),
-    );
+    let config = config_of(rig, "");
     let bus = Bus::connect(&config, "test").await.expect("bus");
     let call_id = &format!("lkw{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let room = format!("call-{call_id}");
@@ -271,15 +277,9 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     rig.start_ingress().await;
     let rig = &rig;
     let lk = rig._livekit.as_ref().expect("livekit-server");
-    let config = Arc::new(
-        Config::from_toml(&format!(
-            "[nats]\nurl = \"{}\"\n[livekit]\nurl = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n[inbound]\nsessions_from_webhooks = true\n[agent]\nvoice_session = false\n",
-            rig.nats.url(),
-            lk.url(),
-            lk.key,
-            lk.secret
-        ))
-        .expect("config"),
+    let config = config_of(
+        rig,
+        "[inbound]\nsessions_from_webhooks = true\n[agent]\nvoice_session = false\n",
     );
     let bus = Bus::connect(&config, "test").await.expect("bus");
     let shutdown = CancellationToken::new();

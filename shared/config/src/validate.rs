@@ -63,7 +63,7 @@ impl Config {
             check_url("livekit.url", url, &["http", "https", "ws", "wss"])?;
         }
         let name = &self.livekit.agent_name;
-        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(invalid(
                 "livekit.agent_name",
                 "must be 1 to 128 characters without control characters",

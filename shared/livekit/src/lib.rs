@@ -464,7 +464,8 @@ fn twirp_parts(err: &ServiceError) -> (String, String) {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error with its sources, `a: b: c` (a connection refused says why).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -22,6 +22,7 @@ use super::{
     session::{Lost, Session, Ws, send},
     wire::{self, Frame},
 };
+use crate::error_chain;
 
 /// TCP + WebSocket handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,17 +30,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handler callbacks still running when the worker stops.
 const CALLBACKS_WAIT: Duration = Duration::from_secs(5);
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
 
 /// An offer's answer, from its own task.
 pub(super) struct Answered {

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use callfleet_config::Config;
+use callfleet_livekit::error_chain;
 use livekit_api::access_token::{AccessToken, SIPGrants};
 use livekit_protocol as proto;
 use prost::Message;
@@ -197,18 +198,6 @@ fn http_base(url: &str) -> String {
     } else {
         url.to_owned()
     }
-}
-
-/// reqwest's error and its causes on one line ("error sending request: … Connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
