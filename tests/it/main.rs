@@ -4,7 +4,7 @@
 //! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
-//! partitions, `newcomer_` `make run`
+//! partitions, `inbound_rig_` the inbound caller rig (SIPp calling in through livekit-sip), `newcomer_` `make run`
 //! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig.
 //!
 //! Modules: `media` is the media transport on a real call (through livekit-sip), while
@@ -28,6 +28,7 @@ mod defects;
 mod dtmf;
 mod e2e;
 mod fuzz;
+mod inbound_rig;
 mod ingress;
 mod media;
 mod media_transport;

@@ -4,10 +4,12 @@
 //! receives (and can answer it, as an IVR); [`test_log`] is the one switch for test
 //! logs (`TEST_LOG`), shared with the provider stand-ins (`callfleet-standins`). [`SphinxStt`]
 //! is a real speech recogniser (pocketsphinx) speaking Deepgram's streaming protocol.
+//! [`Caller`] places inbound calls through livekit-sip (SIPp as a UAC, `tests/sipp/caller.xml`).
 //! [`NatsCluster`] is a 3-node nats-server cluster whose every link goes through a [`Proxy`] the
 //! test can cut (a partition) and heal.
 
 pub mod bench;
+pub mod caller;
 mod cluster;
 pub mod density;
 mod fleet;
@@ -22,6 +24,9 @@ mod telephony;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
+pub use caller::{
+    Caller, CallerAudio, CallerOptions, Dispatch, DispatchRule, InboundCall, InboundTrunk, Side,
+};
 pub use callfleet_standins::test_log;
 pub use cluster::{NODES as CLUSTER_NODES, NatsCluster};
 pub use fleet::{ANSWERING, Fleet, Role, VOICE_SESSION, binary};

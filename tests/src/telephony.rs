@@ -22,7 +22,7 @@ use crate::{
 use crate::servers::BIND_ATTEMPTS;
 
 /// A process killed on Drop.
-struct Owned(Child);
+pub(crate) struct Owned(pub(crate) Child);
 
 impl Drop for Owned {
     fn drop(&mut self) {
@@ -31,7 +31,7 @@ impl Drop for Owned {
     }
 }
 
-fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
+pub(crate) fn spawn(mut cmd: Command, what: &str, log: Option<PathBuf>) -> Owned {
     let (out, err) = match log.and_then(|p| std::fs::File::create(p).ok()) {
         Some(f) => (
             f.try_clone()
@@ -201,6 +201,20 @@ impl Telephony {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// livekit-sip's logs (one per start), for failure messages.
+    pub fn sip_logs(&self) -> Vec<PathBuf> {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&self.dir.0)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        logs.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("livekit-sip-"))
+        });
+        logs.sort();
+        logs
     }
 
     /// Kill livekit-sip: LiveKit then has no SIP service to dial with.
@@ -490,7 +504,7 @@ impl Callee {
 }
 
 /// A UDP port on 127.0.0.1 that is free, with the `above` ports after it free too.
-fn free_udp_port(above: u16) -> u16 {
+pub(crate) fn free_udp_port(above: u16) -> u16 {
     let free = |p: u16| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok();
     for _ in 0..100 {
         let port = free_port();
