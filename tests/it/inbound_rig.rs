@@ -155,7 +155,7 @@ async fn inbound_rig_three_callers_rooms_answer_audio_and_hangups() {
 
     // Call 2 hangs up itself, long after the checks below; 0 and 1 stay until the far end
     // hangs up.
-    let talk = scaled(Duration::from_secs(25));
+    let talk = scaled(Duration::from_secs(15));
     let options = CallerOptions {
         talk: vec![Duration::ZERO, Duration::ZERO, talk],
         ..CallerOptions::calls(3)
@@ -267,7 +267,7 @@ async fn inbound_rig_three_callers_rooms_answer_audio_and_hangups() {
             "the 200 OK names livekit-sip's RTP port"
         );
         eprintln!(
-            "call {i}: invite→180 {}, invite→room 200 {}, published→200 {}",
+            "call {i}: invite→180 {}, invite→200 {}, published→200 {}",
             ms(call.invited_at, call.ringing_at),
             ms(call.invited_at, call.answered_at),
             ms(*at, call.answered_at),
