@@ -927,24 +927,20 @@ fn assemble(trace: &[Traced]) -> Vec<InboundCall> {
                 call.ringing_count += 1;
                 call.ringing_at.get_or_insert(at);
             }
-            (false, None, Some(code), Some("INVITE")) if code >= 200 => {
-                if call.status.is_none() {
-                    call.status = Some(code);
-                    call.final_at = Some(at);
-                    if (200..300).contains(&code) {
-                        call.answered_at = Some(at);
-                        call.downlink = m.sdp_audio();
-                    }
+            (false, None, Some(code), Some("INVITE")) if code >= 200 && call.status.is_none() => {
+                call.status = Some(code);
+                call.final_at = Some(at);
+                if (200..300).contains(&code) {
+                    call.answered_at = Some(at);
+                    call.downlink = m.sdp_audio();
                 }
             }
-            (sent, Some("BYE"), None, _) => {
-                if call.hangup.is_none() {
-                    call.hangup = Some(Hangup {
-                        by: if sent { Side::Caller } else { Side::FarEnd },
-                        at,
-                        confirmed: false,
-                    });
-                }
+            (sent, Some("BYE"), None, _) if call.hangup.is_none() => {
+                call.hangup = Some(Hangup {
+                    by: if sent { Side::Caller } else { Side::FarEnd },
+                    at,
+                    confirmed: false,
+                });
             }
             (_, None, Some(200), Some("BYE")) => {
                 if let Some(h) = &mut call.hangup {
