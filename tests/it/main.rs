@@ -4,7 +4,7 @@
 //! Prefixes: `bus_` the JetStream layer alone, `e2e_` whole-fleet flows, `ingress_` HTTP contract, `notifier_` delivery,
 //! `contract_` generated files and config, `lk_webhook_` verified LiveKit webhooks (real livekit-server signing them), `conformance_` our provider clients
 //! and stand-ins checked against the providers' official SDKs, `fault_` kills and restarts, `cluster_` the fleet on a 3-node NATS cluster under kills and
-//! partitions, `newcomer_` `make run`
+//! partitions, `inbound_rig_` the inbound caller rig (SIPp calling in through livekit-sip), `newcomer_` `make run`
 //! as a new user runs it, `peer_` LiveKit Agents (the density bench's peer) on the real rig,
 //! `agent_worker_` callfleet's own agent-worker client registered with a real livekit-server,
 //! `sip_cli_` `callfleet sip` (LiveKit SIP provisioning from seed 004's files) against
@@ -35,6 +35,7 @@ mod dtmf;
 mod e2e;
 mod fuzz;
 mod inbound;
+mod inbound_rig;
 mod ingress;
 mod livekit_events;
 mod livekit_webhook;

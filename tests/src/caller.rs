@@ -650,11 +650,6 @@ impl Caller {
             .collect()
     }
 
-    /// SIPp's message trace (every SIP message sent and received).
-    pub fn messages(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("messages.log")).unwrap_or_default()
-    }
-
     /// The scenario's `<log>` lines (ANSWERED, BYE_SENT, BYE_RECEIVED, REJECTED, ENDED, each
     /// with the Call-ID and the caller number).
     pub fn log(&self) -> String {
@@ -850,12 +845,15 @@ pub fn parse_trace(log: &str) -> Vec<Traced> {
             continue;
         }
         let message = message.trim_start_matches(['\r', '\n']);
-        // SIP lines end in CRLF; SIPp's trace adds a bare LF after each message, so a bare
-        // "\n\n" is the end of the message, not the end of its headers.
-        let (head, body) = message
-            .split_once("\r\n\r\n")
-            .or_else(|| message.split_once("\n\n"))
-            .unwrap_or((message, ""));
+        // The blank line ending the headers: CRLF CRLF from livekit-sip, LF LF as SIPp logs
+        // its own messages (and a CRLF message ends with CRLF LF in the log).
+        let end = [("\r\n\r\n", 4), ("\n\n", 2)]
+            .iter()
+            .filter_map(|(sep, len)| message.find(sep).map(|at| (at, at + len)))
+            .min();
+        let (head, body) = end.map_or((message, ""), |(at, from)| {
+            (&message[..at], &message[from..])
+        });
         let mut lines = head.lines();
         let Some(first) = lines.next() else { continue };
         let mut parts = first.split_whitespace();
@@ -1067,6 +1065,18 @@ Content-Length: 0
             ("+15551230002", Some(486))
         );
         assert!(b.answered_at.is_none() && b.hangup.is_none() && b.is_over());
+    }
+
+    #[test]
+    fn a_crlf_message_keeps_its_sdp() {
+        let log = "----------------------------------------------- 2026-12-01 08:54:41.559000\nUDP message received [500] bytes :\n\nSIP/2.0 200 OK\r\nCall-ID: 2-1@127.0.0.1\r\nCSeq: 1 INVITE\r\n\r\nv=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 18080 RTP/AVP 0 101\r\na=sendrecv\r\n\n";
+        let trace = parse_trace(log);
+        assert_eq!(trace.len(), 1);
+        assert_eq!(trace[0].header("CSeq"), Some("1 INVITE"));
+        assert_eq!(
+            trace[0].sdp_audio(),
+            Some("127.0.0.1:18080".parse().expect("addr"))
+        );
     }
 
     #[test]
