@@ -253,7 +253,13 @@ async fn post_sip_event(
 }
 
 /// Every job on `CALL_JOBS`, as JSON.
+/// The jobs on `calls.dispatch.>` in `CALL_JOBS`.
 async fn jobs(rig: &Rig) -> Vec<Value> {
+    messages(rig, "calls.dispatch.").await
+}
+
+/// The payloads of `CALL_JOBS`' messages whose subject starts with `prefix`.
+async fn messages(rig: &Rig, prefix: &str) -> Vec<Value> {
     let js = async_nats::jetstream::new(rig.nats.client().await);
     let Ok(mut stream) = js.get_stream("CALL_JOBS").await else {
         return Vec::new();
@@ -263,7 +269,9 @@ async fn jobs(rig: &Rig) -> Vec<Value> {
     };
     let mut out = Vec::new();
     for seq in info.first_sequence..=info.last_sequence {
-        if let Ok(m) = stream.get_raw_message(seq).await {
+        if let Ok(m) = stream.get_raw_message(seq).await
+            && m.subject.starts_with(prefix)
+        {
             out.push(serde_json::from_slice(&m.payload).unwrap_or(Value::Null));
         }
     }
@@ -286,7 +294,6 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     let dispatcher = callfleet_dispatcher::Dispatcher::new(
         config.clone(),
         std::collections::HashMap::new(),
-        shutdown.clone(),
     )
     .await
     .expect("dispatcher");
@@ -359,6 +366,12 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     assert_eq!(job["participant_identity"], "sip_+15550100", "{job}");
     assert_eq!(job["metadata"]["tenant"], "acme", "{job}");
     assert!(job["answer_by"].is_string(), "{job}");
+    let busy = messages(rig, &format!("calls.schedule.{call_id}.busy")).await;
+    assert_eq!(
+        busy.len(),
+        1,
+        "its busy check waits as a scheduled message: {busy:?}"
+    );
 
     // A redelivered join (a new event id, the same caller) enqueues nothing new; the caller's
     // leaving is the call's event (its room was remembered).

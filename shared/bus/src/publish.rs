@@ -109,6 +109,21 @@ impl Bus {
             .await
     }
 
+    /// Schedule an inbound job's busy check for its `answer_by`: JetStream moves it onto
+    /// `calls.overflow.<call_id>` then, for whichever dispatcher pulls it.
+    pub async fn schedule_busy_check(&self, job: &InboundJob) -> Result<(), BusError> {
+        let Some(at) = job.answer_by else {
+            return Ok(());
+        };
+        let mut headers = HeaderMap::new();
+        schedule_headers(&mut headers, at, &s::overflow(&job.call_id));
+        headers.insert("Nats-Msg-Id", format!("{}.busy", job.call_id).as_str());
+        let body = serde_json::to_vec(job).map_err(|e| BusError::js("encode job", e))?;
+        self.publish_raw(s::busy_schedule(&job.call_id), headers, body.into())
+            .await?;
+        Ok(())
+    }
+
     /// Publish a dispatch payload as given (a LiveKit dispatch's metadata, unvalidated: the
     /// worker validates it and dead-letters it with its reasons, so nothing is lost) on
     /// `calls.dispatch.<campaign>`, deduplicated by `call_id`.

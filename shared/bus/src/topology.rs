@@ -47,6 +47,7 @@ pub fn jobs_stream(cfg: &Config) -> stream::Config {
             s::DISPATCH_ALL.into(),
             s::SCHEDULE_ALL.into(),
             s::CAMPAIGN_JOBS_ALL.into(),
+            s::OVERFLOW_ALL.into(),
         ],
         retention: RetentionPolicy::WorkQueue,
         storage: StorageType::File,
@@ -264,6 +265,25 @@ pub fn delivery_consumer(cfg: &Config) -> consumer::pull::Config {
 }
 
 /// The dispatcher: LiveKit events into call events (and telephony-mode sessions).
+/// Due busy checks of inbound calls, for any dispatcher: the timer survives the one that
+/// accepted the call.
+pub fn overflow_consumer() -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(s::OVERFLOW_CONSUMER.into()),
+        description: Some(
+            "Dispatchers: an inbound caller no worker took by answer_by hears the busy message"
+                .into(),
+        ),
+        filter_subject: s::OVERFLOW_ALL.into(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        // A busy message is a room join and a few seconds of speech.
+        ack_wait: Duration::from_secs(60),
+        max_deliver: 5,
+        max_ack_pending: 1_000,
+        ..Default::default()
+    }
+}
+
 pub fn livekit_events_consumer() -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(s::LIVEKIT_EVENTS_CONSUMER.into()),
@@ -447,6 +467,7 @@ pub async fn ensure(js: &jetstream::Context, cfg: &Config) -> Result<Buckets, Bu
         (s::EVENTS_STREAM, notifier_consumer(cfg)),
         (s::WEBHOOKS_STREAM, delivery_consumer(cfg)),
         (s::LIVEKIT_EVENTS_STREAM, livekit_events_consumer()),
+        (s::JOBS_STREAM, overflow_consumer()),
     ] {
         let name = consumer.durable_name.clone().unwrap_or_default();
         let handle = js
@@ -560,6 +581,10 @@ pub fn export(cfg: &Config) -> Vec<(String, Value)> {
         (
             "consumers/LIVEKIT_EVENTS.livekit-events.json".into(),
             consumer(s::LIVEKIT_EVENTS_STREAM, livekit_events_consumer()),
+        ),
+        (
+            "consumers/CALL_JOBS.dispatcher-overflow.json".into(),
+            consumer(s::JOBS_STREAM, overflow_consumer()),
         ),
         ("kv/calls.json".into(), kv_as_stream(calls_kv(cfg))),
         ("kv/call_leases.json".into(), kv_as_stream(leases_kv(cfg))),

@@ -15,6 +15,8 @@ pub const WEBHOOKS_STREAM: &str = "WEBHOOKS";
 pub const LIVEKIT_EVENTS_STREAM: &str = "LIVEKIT_EVENTS";
 
 pub const AGENT_CONSUMER: &str = "agents";
+/// The dispatchers' consumer of due busy checks (`calls.overflow.<call_id>`).
+pub const OVERFLOW_CONSUMER: &str = "dispatcher-overflow";
 pub const NOTIFIER_CONSUMER: &str = "notifier";
 pub const DELIVERY_CONSUMER: &str = "notifier-deliveries";
 /// The dispatcher's consumer of verified LiveKit webhooks.
@@ -40,6 +42,7 @@ pub const CONTACT_SCHEDULE_ALL: &str = "campaigns.schedule.>";
 pub const TALLY_ALL: &str = "campaigns.tally.>";
 pub const CAMPAIGN_EVENTS_ALL: &str = "campaigns.events.>";
 pub const SCHEDULE_ALL: &str = "calls.schedule.>";
+pub const OVERFLOW_ALL: &str = "calls.overflow.>";
 pub const EVENTS_ALL: &str = "calls.events.>";
 pub const DLQ_ALL: &str = "calls.dlq.>";
 pub const DELIVER_ALL: &str = "webhooks.deliver.>";
@@ -132,6 +135,16 @@ pub fn feeder_consumer(campaign: &str) -> String {
 
 pub fn schedule(call_id: &str) -> String {
     format!("calls.schedule.{call_id}")
+}
+
+/// An inbound call's busy check, waiting for its `answer_by` (a scheduled message).
+pub fn busy_schedule(call_id: &str) -> String {
+    format!("calls.schedule.{call_id}.busy")
+}
+
+/// An inbound call's busy check, due: a dispatcher plays the busy message if no worker took it.
+pub fn overflow(call_id: &str) -> String {
+    format!("calls.overflow.{call_id}")
 }
 
 pub fn event(call_id: &str, kind: &str) -> String {

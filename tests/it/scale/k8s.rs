@@ -120,8 +120,8 @@ fn scale_k8s_manifests_are_valid_kubernetes_and_keda() {
     assert!(ok, "kubeconform -strict:\n{out}");
     assert!(out.contains("Invalid: 0, Errors: 0, Skipped: 0"), "{out}");
     assert!(
-        out.contains("Valid: 13"),
-        "4 Deployments, a Service, 4 PDBs, a ConfigMap, a Secret, a Namespace, the ScaledObject:\n{out}"
+        out.contains("Valid: 15"),
+        "5 Deployments, a Service, 5 PDBs, a ConfigMap, a Secret, a Namespace, the ScaledObject:\n{out}"
     );
 
     // The schemas bite: an unknown field in the ScaledObject or a Deployment is refused.

@@ -17,10 +17,12 @@
 //! A dispatch whose metadata names a `destination` is an outbound call request (seed 001's
 //! metadata); one without is an [`InboundJob`]: the worker joins the room and converses.
 //!
-//! Inbound callers wait for a free worker at most `inbound.max_wait_secs`: at the job's
-//! `answer_by` the dispatcher takes the call's lease if no worker did, plays
-//! `inbound.busy_message`, and ends the call (`agents_busy`). The timer lives in this process;
-//! if it dies meanwhile, the caller is served as soon as a worker is free.
+//! Inbound callers wait for a free worker at most `inbound.max_wait_secs`. With the job the
+//! dispatcher publishes its busy check as a JetStream scheduled message
+//! (`calls.schedule.<call_id>.busy`, due at `answer_by`, moved then onto
+//! `calls.overflow.<call_id>`); whichever dispatcher pulls it (`dispatcher-overflow`) takes the
+//! call's lease if no worker did, plays `inbound.busy_message`, and ends the call
+//! (`agents_busy`). So the timer survives the dispatcher that accepted the call.
 //!
 //! [`events`] consumes the verified LiveKit webhooks the ingress put on `LIVEKIT_EVENTS`: SIP
 //! status changes and room endings become the call's events, and a SIP caller in a room no
@@ -32,7 +34,7 @@ pub mod events; // webhook helper: LiveKit events → call events (verified webh
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use callfleet_agent::{Overflow, Worker};
-use callfleet_bus::Bus;
+use callfleet_bus::{Bus, Delivery, Outcome, Slots, Sources, consume};
 use callfleet_config::Config;
 use callfleet_domain::{
     CallEvent, CallState, EventKind,
@@ -46,7 +48,10 @@ use jiff::Timestamp;
 use livekit_protocol as proto;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::sync::CancellationToken;
+
+/// Busy messages one dispatcher plays at once (each a short stay in a room).
+const BUSY_AT_ONCE: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatcherError {
@@ -94,15 +99,13 @@ impl Metrics {
     }
 }
 
-/// What the dispatcher shares between LiveKit's offers and the busy timers.
+/// What the dispatcher shares between LiveKit's offers, the busy checks and the events.
 #[derive(Clone)]
 pub struct Dispatcher {
     bus: Bus,
     config: Arc<Config>,
     /// A worker without slots: its only work is the busy message.
     overflow: Worker,
-    timers: TaskTracker,
-    shutdown: CancellationToken,
     metrics: Metrics,
 }
 
@@ -119,7 +122,6 @@ impl Dispatcher {
     pub async fn new(
         config: Arc<Config>,
         provider_env: HashMap<String, String>,
-        shutdown: CancellationToken,
     ) -> Result<Self, DispatcherError> {
         let overflow = Worker::with_providers(config.clone(), provider_env).await?;
         let warm = overflow.clone();
@@ -133,8 +135,6 @@ impl Dispatcher {
             bus,
             config,
             overflow,
-            timers: TaskTracker::new(),
-            shutdown,
             metrics: Metrics::new(),
         })
     }
@@ -200,7 +200,7 @@ impl Dispatcher {
         self.enqueue_inbound(inbound).await
     }
 
-    /// Put an inbound job on JetStream and arm its busy timer. Also used for a SIP caller in a
+    /// Put an inbound job on JetStream with its busy check. Also used for a SIP caller in a
     /// room no agent was dispatched to (the verified webhook's telephony mode).
     pub async fn enqueue_inbound(
         &self,
@@ -211,10 +211,11 @@ impl Dispatcher {
         if let Err(e) = events::remember_room(&self.bus, &inbound.room, &inbound.call_id).await {
             tracing::warn!(call.id = %inbound.call_id, error = %e, "cannot remember the call's room; its LiveKit events are not recorded");
         }
+        // The busy check waits in JetStream, not in this process: any dispatcher plays it.
+        self.bus.schedule_busy_check(&inbound).await?;
         if !duplicate {
             self.record_queued(&inbound.call_id, &inbound.room, &inbound.campaign)
                 .await;
-            self.arm_busy_timer(inbound.clone());
         }
         Ok(Enqueued {
             call_id: inbound.call_id,
@@ -223,40 +224,36 @@ impl Dispatcher {
         })
     }
 
-    fn arm_busy_timer(&self, inbound: InboundJob) {
-        let Some(at) = inbound.answer_by else {
-            return;
+    /// A due busy check (`calls.overflow.<call_id>`, from the scheduled message
+    /// [`Self::enqueue_inbound`] published): the busy message if no worker took the call.
+    async fn busy_check(&self, delivery: Delivery) -> Outcome {
+        let job: InboundJob = match serde_json::from_slice(delivery.payload()) {
+            Ok(job) => job,
+            Err(e) => {
+                return Outcome::Dead {
+                    dlq_subject: s::dlq(delivery.subject().rsplit('.').next().unwrap_or("unknown")),
+                    reason: format!("a busy check that is not an inbound job: {e}"),
+                    payload: None,
+                };
+            }
         };
-        let this = self.clone();
-        self.timers.spawn(async move {
-            let wait = at
-                .duration_since(Timestamp::now())
-                .try_into()
-                .unwrap_or(Duration::ZERO);
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = this.shutdown.cancelled() => return,
+        match self.overflow.busy_if_unserved(&job).await {
+            Ok(Overflow::Served) => Outcome::Ack,
+            Ok(found) => {
+                let result = match found {
+                    Overflow::CallerGone => "caller_gone",
+                    _ => "busy_message",
+                };
+                self.metrics.overflow.with_label_values(&[result]).inc();
+                tracing::info!(call.id = %job.call_id, ?found, "inbound call not served in time");
+                Outcome::Ack
             }
-            match this
-                .overflow
-                .busy_if_unserved(&inbound)
-                .await
-            {
-                Ok(Overflow::Served) => {}
-                Ok(found) => {
-                    let result = match found {
-                        Overflow::CallerGone => "caller_gone",
-                        _ => "busy_message",
-                    };
-                    this.metrics.overflow.with_label_values(&[result]).inc();
-                    tracing::info!(call.id = %inbound.call_id, ?found, "inbound call not served in time");
-                }
-                Err(e) => {
-                    this.metrics.overflow.with_label_values(&["failed"]).inc();
-                    tracing::error!(call.id = %inbound.call_id, error = %e, "busy message failed");
-                }
+            Err(e) => {
+                self.metrics.overflow.with_label_values(&["failed"]).inc();
+                tracing::error!(call.id = %job.call_id, error = %e, "busy message failed; trying again");
+                Outcome::retry(Duration::from_secs(1), "busy message failed")
             }
-        });
+        }
     }
 
     /// Best effort, as the ingress does: the job is enqueued already.
@@ -345,7 +342,7 @@ pub async fn run(
         ..AgentWorkerOptions::new(url, key, secret, &config.livekit.agent_name)
     };
     let dispatcher =
-        Arc::new(Dispatcher::new(config.clone(), provider_env, shutdown.clone()).await?);
+        Arc::new(Dispatcher::new(config.clone(), provider_env).await?);
     let metrics = &dispatcher.metrics;
     let ops = callfleet_ops::Ops::new(
         "dispatcher",
@@ -374,6 +371,24 @@ pub async fn run(
         Some(Dispatcher::clone(&dispatcher)),
         shutdown.clone(),
     ));
+    let busy_checks = {
+        let consumer = dispatcher
+            .bus
+            .consumer(s::JOBS_STREAM, s::OVERFLOW_CONSUMER)
+            .await?;
+        let (this, shutdown) = (Dispatcher::clone(&dispatcher), shutdown.clone());
+        tokio::spawn(async move {
+            let mut sources = Sources::one(consumer, Duration::from_secs(5));
+            let handler = {
+                let this = this.clone();
+                move |delivery| {
+                    let this = this.clone();
+                    async move { this.busy_check(delivery).await }
+                }
+            };
+            consume(&this.bus, &mut sources, &Slots::new(BUSY_AT_ONCE), &shutdown, handler).await
+        })
+    };
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let agent_name = config.livekit.agent_name.clone();
@@ -408,8 +423,14 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "the livekit-events consumer panicked"),
         Ok(Ok(())) => {}
     }
-    dispatcher.timers.close();
-    dispatcher.timers.wait().await;
+    match busy_checks.await {
+        Ok(tracker) => {
+            // Busy messages under way finish (the caller is hung up, the call closed).
+            tracker.close();
+            tracker.wait().await;
+        }
+        Err(e) => tracing::error!(error = %e, "the busy checks' consumer panicked"),
+    }
     dispatcher.bus.drain(Duration::from_secs(5)).await;
     probes.stop().await;
     result.map_err(Into::into)
