@@ -291,12 +291,10 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
     );
     let bus = Bus::connect(&config, "test").await.expect("bus");
     let shutdown = CancellationToken::new();
-    let dispatcher = callfleet_dispatcher::Dispatcher::new(
-        config.clone(),
-        std::collections::HashMap::new(),
-    )
-    .await
-    .expect("dispatcher");
+    let dispatcher =
+        callfleet_dispatcher::Dispatcher::new(config.clone(), std::collections::HashMap::new())
+            .await
+            .expect("dispatcher");
     let consumer = tokio::spawn(callfleet_dispatcher::events::run(
         bus.clone(),
         config.clone(),

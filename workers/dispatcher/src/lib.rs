@@ -341,8 +341,7 @@ pub async fn run(
         version: format!("callfleet {}", env!("CARGO_PKG_VERSION")),
         ..AgentWorkerOptions::new(url, key, secret, &config.livekit.agent_name)
     };
-    let dispatcher =
-        Arc::new(Dispatcher::new(config.clone(), provider_env).await?);
+    let dispatcher = Arc::new(Dispatcher::new(config.clone(), provider_env).await?);
     let metrics = &dispatcher.metrics;
     let ops = callfleet_ops::Ops::new(
         "dispatcher",
@@ -386,7 +385,14 @@ pub async fn run(
                     async move { this.busy_check(delivery).await }
                 }
             };
-            consume(&this.bus, &mut sources, &Slots::new(BUSY_AT_ONCE), &shutdown, handler).await
+            consume(
+                &this.bus,
+                &mut sources,
+                &Slots::new(BUSY_AT_ONCE),
+                &shutdown,
+                handler,
+            )
+            .await
         })
     };
     tracing::info!(agent_name = %config.livekit.agent_name, "dispatcher registering with LiveKit");
