@@ -308,3 +308,85 @@ async fn inbound_50_callers_10_slots_served_or_told_busy() {
         report.join("\n")
     );
 }
+
+/// The busy check outlives the dispatcher that accepted the call: with no worker at all, the
+/// dispatcher is killed -9 right after LiveKit's offer was enqueued and accepted; another
+/// dispatcher, started afterwards, pulls the due check from JetStream and the caller still
+/// hears the busy message, then is hung up; the call ends `agents_busy`.
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_busy_message_survives_a_killed_dispatcher() {
+    const MAX_WAIT_SECS: u64 = 6;
+    let providers = providers().await;
+    let mut rig = inbound_rig(&providers, MAX_WAIT_SECS).await;
+    let tel = telephony(&rig);
+    let number = "+3226010577";
+    let trunk = tel.inbound_trunk("inbound-busy", &[number]).await;
+    tel.dispatch_rule(
+        &DispatchRule::individual("busy")
+            .trunks(&[&trunk])
+            .agent(AGENT_NAME, ""),
+    )
+    .await;
+    let options = CallerOptions {
+        limit: Duration::from_secs(120),
+        ..CallerOptions::calls(1)
+    };
+    let mut caller = tel.caller(number, options).await;
+    // The offer is on JetStream (and accepted) once the dispatcher counts it.
+    let addr = rig
+        .fleet
+        .probe_addr(Role::Dispatcher)
+        .expect("the dispatcher was started");
+    let logs = rig.logs();
+    let paths: Vec<&std::path::Path> = logs.iter().map(|p| p.as_path()).collect();
+    wait_for_logged(
+        "the dispatcher to enqueue the caller's job (offers_total{result=\"enqueued\"} 1)",
+        Duration::from_secs(30),
+        &paths,
+        || async {
+            let text = rig
+                .http
+                .get(format!("http://{addr}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .any(|l| {
+                    l.starts_with("callfleet_dispatcher_offers_total{result=\"enqueued\"}")
+                        && l.ends_with(" 1")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    rig.fleet.kill9(Role::Dispatcher);
+    rig.fleet.start(Role::Dispatcher);
+
+    let calls = caller.wait_done(Duration::from_secs(120)).await;
+    let call = calls.first().expect("one call placed");
+    assert_eq!(call.status, Some(200), "answered: {}", call.line());
+    assert!(
+        call.heard_ms >= 1_000,
+        "the caller heard the busy message: {}",
+        call.line()
+    );
+    assert_eq!(
+        call.hangup.map(|h| h.by),
+        Some(Side::FarEnd),
+        "callfleet hung up after the message: {}",
+        call.line()
+    );
+    let s = wait_for_logged(
+        "the busy call's summary webhook",
+        Duration::from_secs(30),
+        &paths,
+        || async { inbound_summaries(&rig).into_iter().next() },
+    )
+    .await;
+    assert_eq!(s["outcome"], "agents_busy", "{s}");
+    assert_eq!(s["direction"], "inbound", "{s}");
+    assert_eq!(s["inbound"]["called_number"], number, "{s}");
+}
