@@ -173,7 +173,16 @@ async fn scale_agent_metrics_follow_backlog_and_slots_and_readyz_drains() {
             .unwrap_or_else(|| panic!("{id} ended: {ended:?}"));
         assert_eq!(summary["summary"]["end_reason"], "shutdown", "{summary}");
     }
-    assert_eq!(server_counts(&rig.nats, AGENTS).await, Some((1, 0)));
+    // The live calls' acks were sent before the agent exited; nats-server applies acks from
+    // its consumer's queue, after the connection that sent them may be gone, so wait for them
+    // (a lost ack would instead turn into a second pending message after ack_wait).
+    wait_for_logged(
+        "the two live calls acked and the waiting job still pending (1, 0)",
+        Duration::from_secs(10),
+        &logs,
+        || async { (server_counts(&rig.nats, AGENTS).await == Some((1, 0))).then_some(()) },
+    )
+    .await;
     assert!(
         probe::get(&http, &addr, "/healthz").await.is_none(),
         "the listener closes with the process"

@@ -25,6 +25,8 @@ const EN: [(AnswerClass, Keys); 3] = [
             ("state your name", 2),
             ("share your name", 2),
             ("person you re calling", 1),
+            // Google's Call Screen: "the person you're calling is using a screening service".
+            ("person you re calling is using", 2),
             ("record your name", 2),
             ("your name and", 1),
             ("why you re calling", 2),
@@ -373,6 +375,15 @@ mod tests {
         );
         assert_eq!(
             class("veuillez dire votre nom", "fr"),
+            Some(AnswerClass::CallScreening)
+        );
+        // A recogniser's take on Google's Call Screen greeting (pocketsphinx on a loaded
+        // machine): "screening" and "say your name" were lost, the opening survived.
+        assert_eq!(
+            class(
+                "like the person you're calling is using those cleaning service please may your name him why",
+                "en"
+            ),
             Some(AnswerClass::CallScreening)
         );
     }
