@@ -208,9 +208,13 @@ async fn inbound_50_callers_10_slots_served_or_told_busy() {
     ))
     .await;
     let options = CallerOptions {
-        // A served caller talks for 15 s; the slots stay full past the busy deadline.
-        talk: vec![Duration::from_secs(15)],
-        rate_per_sec: 50.0,
+        // A served caller talks for 30 s: the slots stay full past the busy deadline, and a
+        // busy caller stays on the line until callfleet hangs up (a loaded machine takes
+        // seconds to join 40 rooms at once).
+        talk: vec![Duration::from_secs(30)],
+        // All 50 dialed within 5 s and on the line together (a 50 cps burst made the test
+        // machine itself the bottleneck: 40 WebRTC joins in one second on two cores).
+        rate_per_sec: 10.0,
         limit: Duration::from_secs(240),
         ..CallerOptions::calls(CALLERS)
     };

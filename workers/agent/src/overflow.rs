@@ -29,6 +29,8 @@ use crate::{
 
 /// How long the busy message waits for livekit-sip to answer the caller.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// How often it looks.
+const ANSWER_POLL: Duration = Duration::from_millis(300);
 
 /// What the busy check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +216,8 @@ impl Worker {
             if active {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Every busy caller of a burst polls: keep LiveKit's API load low.
+            tokio::time::sleep(ANSWER_POLL).await;
         }
         let frame = (rate / 50) as usize;
         let mut first = None;
