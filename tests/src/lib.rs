@@ -239,3 +239,82 @@ pub async fn wait_consumer(nats_url: &str, stream: &str, consumer: &str) {
     )
     .await;
 }
+
+/// How many telephony rigs run now, and whether a test has the machine's media to itself.
+static MEDIA: (std::sync::Mutex<(usize, bool)>, std::sync::Condvar) =
+    (std::sync::Mutex::new((0, false)), std::sync::Condvar::new());
+
+thread_local! {
+    /// This test thread holds [`MediaExclusive`]: its own rig does not wait for it.
+    static MEDIA_OWNER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A telephony rig's share of the machine (every [`Telephony`] holds one): it waits while a
+/// test that needs the whole machine ([`media_exclusive`]) runs.
+pub struct MediaShare(());
+
+/// The machine's media to one test: no other telephony rig runs meanwhile.
+pub struct MediaExclusive(());
+
+/// Take a share: blocks while another test has the machine (bounded by that test).
+pub fn media_share() -> MediaShare {
+    let (lock, cv) = &MEDIA;
+    let mut state = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !MEDIA_OWNER.with(std::cell::Cell::get) {
+        while state.1 {
+            state = cv
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+    state.0 += 1;
+    MediaShare(())
+}
+
+impl Drop for MediaShare {
+    fn drop(&mut self) {
+        let (lock, cv) = &MEDIA;
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 = state.0.saturating_sub(1);
+        cv.notify_all();
+    }
+}
+
+/// Have the machine's media to this test: waits for the running telephony rigs to finish and
+/// holds new ones back until dropped. For a test whose load is the point (50 callers at once on
+/// two cores): beside another media test, the machine, not the code, would be measured.
+pub fn media_exclusive() -> MediaExclusive {
+    let (lock, cv) = &MEDIA;
+    let mut state = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    while state.1 {
+        state = cv
+            .wait(state)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    state.1 = true;
+    while state.0 > 0 {
+        state = cv
+            .wait(state)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    MEDIA_OWNER.with(|o| o.set(true));
+    MediaExclusive(())
+}
+
+impl Drop for MediaExclusive {
+    fn drop(&mut self) {
+        let (lock, cv) = &MEDIA;
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.1 = false;
+        MEDIA_OWNER.with(|o| o.set(false));
+        cv.notify_all();
+    }
+}

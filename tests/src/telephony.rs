@@ -65,6 +65,8 @@ pub struct Telephony {
     dir: TempDir,
     sip: Option<Owned>,
     _redis: Owned,
+    /// This rig's share of the machine's media capacity (see [`crate::media_share`]).
+    _share: crate::MediaShare,
 }
 
 impl Telephony {
@@ -79,6 +81,7 @@ impl Telephony {
 
     /// The same, with livekit-server configured by `options` (its `redis` is the rig's).
     pub async fn start_with(options: LiveKitOptions) -> Self {
+        let share = crate::media_share();
         let dir = TempDir::new("telephony");
         let redis_port = free_port();
         let mut redis = Command::new(tool("redis-server"));
@@ -112,6 +115,7 @@ impl Telephony {
             dir,
             sip: None,
             _redis: redis,
+            _share: share,
         };
         // A port checked free can be taken before livekit-sip binds it (suites run side by side
         // in one process): then it exits at once, and it is started again on other ports.
