@@ -58,8 +58,13 @@ pub const ALL: [Speech; 6] = [
     IVR_SUPPORT,
 ];
 
-/// `…207`: [`PERSON`] padded to [`PERSON_SECS`], played once.
+/// `…207`: [`PERSON_PAUSE_MS`] of silence, [`PERSON`], padded to [`PERSON_SECS`], played once.
 pub const PERSON_FILE: &str = "person.ulaw";
+/// How long the person takes to speak after picking up: a person brings the phone to the ear
+/// first (the AMD bench's corpus uses 0.2-1.2 s). Words at the very instant of the answer can
+/// be lost on any line (livekit-sip publishes the callee's track at the answer, and the agent
+/// subscribes to it then), which no detector can hear.
+pub const PERSON_PAUSE_MS: usize = 400;
 /// The length of [`PERSON_FILE`]; then the scenario loops silence.
 pub const PERSON_SECS: usize = 2;
 /// `…208`: [`VOICEMAIL`], [`BEEP_GAP_MS`] of silence, the [`BEEP_HZ`] beep for [`BEEP_MS`],
@@ -151,13 +156,12 @@ pub fn files(root: &Path) -> io::Result<Vec<(&'static str, Vec<u8>)>> {
     let mut voicemail = read(root, VOICEMAIL)?;
     voicemail.extend(silence(BEEP_GAP_MS));
     voicemail.extend(tone(BEEP_HZ, BEEP_MS));
+    let mut person = silence(PERSON_PAUSE_MS);
+    person.extend(read(root, PERSON)?);
     let mut cng = tone(CNG_HZ, 500);
     cng.extend(silence(3000));
     Ok(vec![
-        (
-            PERSON_FILE,
-            padded(read(root, PERSON)?, PERSON_SECS, PERSON_FILE)?,
-        ),
+        (PERSON_FILE, padded(person, PERSON_SECS, PERSON_FILE)?),
         (
             VOICEMAIL_FILE,
             padded(voicemail, VOICEMAIL_SECS, VOICEMAIL_FILE)?,
