@@ -7,17 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use callfleet_media::{AudioFrame, Event, Options, Transport, tone::rms_dbfs};
+use callfleet_media::{AudioFrame, Event, tone::rms_dbfs};
 use callfleet_tests::{
     Behaviour, Callee, Telephony,
     media::{spawn_tone, wait_event_named},
     tap::{Ivr, Prompt, Stream},
     wait_for, workspace_root,
 };
-use livekit_api::{
-    access_token::{AccessToken, VideoGrants},
-    services::sip::CreateSIPParticipantOptions,
-};
+use livekit_api::services::sip::CreateSIPParticipantOptions;
 use tokio::sync::broadcast;
 
 use crate::media::hang_up;
@@ -25,22 +22,6 @@ use crate::media::hang_up;
 const FROM: &str = "+61123456789";
 /// The SIP participant's identity in the room.
 const CALLEE: &str = "callee";
-
-/// Join `room` as `identity` with a loopback-only transport (the room is created by the join).
-async fn join(tel: &Telephony, room: &str, identity: &str) -> Transport {
-    let token = AccessToken::with_api_key(&tel.livekit.key, &tel.livekit.secret)
-        .with_identity(identity)
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.to_owned(),
-            ..Default::default()
-        })
-        .to_jwt()
-        .unwrap_or_else(|e| panic!("token: {e}"));
-    Transport::connect(&tel.livekit.url(), &token, Options::loopback())
-        .await
-        .unwrap_or_else(|e| panic!("{identity} joins {room}: {e}"))
-}
 
 /// Dial `number` into `room` as [`CALLEE`], with `dtmf` sent after the answer; returns once
 /// answered.
@@ -99,7 +80,7 @@ async fn dtmf_both_ways_through_livekit_sip_with_an_ivr() {
     let ivr = Ivr::from_rig(&workspace_root()).unwrap_or_else(|e| panic!("{e}"));
     callee.tap().set_ivr(ivr);
     let room = format!("dtmf-{}", uuid::Uuid::new_v4().simple());
-    let me = join(&tel, &room, "agent").await;
+    let me = tel.join(&room, "agent").await;
     let (mut events, mut audio) = (me.events(), me.remote_audio());
 
     dial(&tel, &callee, &Behaviour::Ivr.number(1), &room, Some("9#")).await;
@@ -226,7 +207,7 @@ async fn dtmf_voicemail_callee_hears_silence_until_the_agent_speaks() {
     let tel = Telephony::start().await;
     let callee = tel.callee(&[FROM]).await;
     let room = format!("vm-{}", uuid::Uuid::new_v4().simple());
-    let me = join(&tel, &room, "agent").await;
+    let me = tel.join(&room, "agent").await;
     let mut audio = me.remote_audio();
 
     dial(
@@ -298,7 +279,7 @@ async fn dtmf_voicemail_hangs_up_after_its_recording_time() {
     let tel = Telephony::start().await;
     let callee = tel.callee(&[FROM]).await;
     let room = format!("vm-hh-{}", uuid::Uuid::new_v4().simple());
-    let me = join(&tel, &room, "agent").await;
+    let me = tel.join(&room, "agent").await;
     let mut events = me.events();
     dial(
         &tel,

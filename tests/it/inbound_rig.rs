@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use callfleet_media::{AudioFrame, Options, Transport, tone::rms_dbfs};
+use callfleet_media::{AudioFrame, tone::rms_dbfs};
 use callfleet_tests::{
     CallerOptions, DispatchRule, InboundCall, InboundTrunk, Side, Telephony,
     caller::{ATTR_CALL_ID_FULL, ATTR_PHONE_NUMBER, ATTR_TRUNK_NUMBER, CUSTOMER_ATTR},
@@ -26,39 +26,12 @@ use callfleet_tests::{
     wait_for,
 };
 use jiff::Timestamp;
-use livekit_api::{
-    access_token::{AccessToken, VideoGrants},
-    services::{agent_dispatch::AgentDispatchClient, room::RoomClient},
-};
+use livekit_api::services::agent_dispatch::AgentDispatchClient;
 use livekit_protocol::{ParticipantInfo, participant_info::Kind};
 use tokio::sync::broadcast;
 
 /// The attribute the trunk's `headers_to_attributes` makes of `X-Customer-Id`.
 const MAPPED_ATTR: &str = "customer.id";
-
-fn rooms(tel: &Telephony) -> RoomClient {
-    RoomClient::with_api_key(
-        &tel.livekit.http_url(),
-        &tel.livekit.key,
-        &tel.livekit.secret,
-    )
-}
-
-/// Join `room` as `identity` with a loopback-only transport.
-async fn join(tel: &Telephony, room: &str, identity: &str) -> Transport {
-    let token = AccessToken::with_api_key(&tel.livekit.key, &tel.livekit.secret)
-        .with_identity(identity)
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.to_owned(),
-            ..Default::default()
-        })
-        .to_jwt()
-        .unwrap_or_else(|e| panic!("token: {e}"));
-    Transport::connect(&tel.livekit.url(), &token, Options::loopback())
-        .await
-        .unwrap_or_else(|e| panic!("{identity} joins {room}: {e}"))
-}
 
 /// The SIP participants of every room whose name starts with `prefix`, by caller number
 /// (`sip.phoneNumber`): (room, participant).
@@ -66,7 +39,7 @@ async fn sip_participants(
     tel: &Telephony,
     prefix: &str,
 ) -> HashMap<String, (String, ParticipantInfo)> {
-    let client = rooms(tel);
+    let client = tel.rooms();
     let mut out = HashMap::new();
     let Ok(list) = client.list_rooms(Vec::new()).await else {
         return out;
@@ -232,7 +205,7 @@ async fn inbound_rig_three_callers_rooms_answer_audio_and_hangups() {
     let mut published_at = Vec::new();
     let mut heard = Vec::new();
     for (i, room) in rooms_of.iter().enumerate() {
-        let agent = join(&tel, room, &format!("agent-{i}")).await;
+        let agent = tel.join(room, &format!("agent-{i}")).await;
         let audio = agent.remote_audio();
         let track = agent
             .publish_audio("agent", 48_000)
@@ -313,7 +286,7 @@ async fn inbound_rig_three_callers_rooms_answer_audio_and_hangups() {
     assert_eq!(caller.tap().source_count(), 3, "one tap source per call");
 
     // The far end hangs up calls 0 and 1; call 2 hangs up itself after its talk time.
-    let client = rooms(&tel);
+    let client = tel.rooms();
     let removed_at = Timestamp::now();
     client
         .remove_participant(&rooms_of[0], &format!("sip_{}", numbers[0]))
@@ -452,7 +425,7 @@ async fn inbound_rig_direct_room_with_agent_dispatch() {
     let answered = caller.wait_answered(2, Duration::from_secs(15)).await;
     eprintln!("{}", report(&answered));
     let deleted_at = Timestamp::now();
-    rooms(&tel)
+    tel.rooms()
         .delete_room(&room)
         .await
         .unwrap_or_else(|e| panic!("DeleteRoom: {e}"));

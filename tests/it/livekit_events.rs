@@ -6,24 +6,23 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::consumer::pull;
-use base64::Engine;
-use callfleet_bus::Bus;
+use callfleet_bus::{Bus, BusError};
 use callfleet_config::Config;
 use callfleet_domain::CallState;
 use callfleet_tests::{LiveKitServer, wait_for_logged};
-use livekit_api::{
-    access_token::AccessToken,
-    services::{
-        agent_dispatch::AgentDispatchClient,
-        room::{CreateRoomOptions, RoomClient},
-    },
+use livekit_api::services::{
+    agent_dispatch::AgentDispatchClient,
+    room::{CreateRoomOptions, RoomClient},
 };
 use livekit_protocol as proto;
 use serde_json::{Value, json};
-use sha2::Digest;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::rig::Rig;
+use crate::{
+    livekit_webhook::{post, sign},
+    rig::Rig,
+};
 
 /// The consumer has every message acknowledged (`num_pending` and `num_ack_pending` both 0).
 async fn drained(rig: &Rig) -> Option<()> {
@@ -105,20 +104,7 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
             "attributes": {"sip.callStatus": "ringing", "callfleet.call_id": call_id}}
     })
     .to_string();
-    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&sip_event));
-    let token = AccessToken::with_api_key(&lk.key, &lk.secret)
-        .with_sha256(&hash)
-        .to_jwt()
-        .expect("sign");
-    let resp = rig
-        .http
-        .post(rig.url("/livekit/webhook"))
-        .header("authorization", token)
-        .body(sip_event)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(resp.status().as_u16(), 200);
+    post_signed(rig, lk, sip_event).await;
 
     // Poison on the stream: dead-lettered with its reason.
     let nats = rig.nats.client().await;
@@ -210,6 +196,11 @@ async fn lk_webhook_events_consumer_records_sip_status_and_room_finished() {
         "{reason}"
     );
 
+    stop(&shutdown, consumer).await;
+}
+
+/// Cancel the consumer and wait for it to stop cleanly.
+async fn stop(shutdown: &CancellationToken, consumer: JoinHandle<Result<(), BusError>>) {
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), consumer)
         .await
@@ -236,23 +227,16 @@ async fn post_sip_event(
             "attributes": {"sip.callStatus": status, "sip.phoneNumber": "+15550100"}}
     })
     .to_string();
-    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
-    let token = AccessToken::with_api_key(&lk.key, &lk.secret)
-        .with_sha256(&hash)
-        .to_jwt()
-        .expect("sign");
-    let resp = rig
-        .http
-        .post(rig.url("/livekit/webhook"))
-        .header("authorization", token)
-        .body(body)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(resp.status().as_u16(), 200, "{what} in {room}");
+    post_signed(rig, lk, body).await;
 }
 
-/// Every job on `CALL_JOBS`, as JSON.
+/// `body` signed as livekit-server signs its webhooks, POSTed to the ingress: 200.
+async fn post_signed(rig: &Rig, lk: &LiveKitServer, body: String) {
+    let token = sign(&lk.key, &lk.secret, body.as_bytes());
+    let (status, answer) = post(rig, Some(&token), body.clone()).await;
+    assert_eq!(status, 200, "{answer} for {body}");
+}
+
 /// The jobs on `calls.dispatch.>` in `CALL_JOBS`.
 async fn jobs(rig: &Rig) -> Vec<Value> {
     messages(rig, "calls.dispatch.").await
@@ -260,22 +244,12 @@ async fn jobs(rig: &Rig) -> Vec<Value> {
 
 /// The payloads of `CALL_JOBS`' messages whose subject starts with `prefix`.
 async fn messages(rig: &Rig, prefix: &str) -> Vec<Value> {
-    let js = async_nats::jetstream::new(rig.nats.client().await);
-    let Ok(mut stream) = js.get_stream("CALL_JOBS").await else {
-        return Vec::new();
-    };
-    let Ok(info) = stream.info().await.map(|i| i.state.clone()) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for seq in info.first_sequence..=info.last_sequence {
-        if let Ok(m) = stream.get_raw_message(seq).await
-            && m.subject.starts_with(prefix)
-        {
-            out.push(serde_json::from_slice(&m.payload).unwrap_or(Value::Null));
-        }
-    }
-    out
+    rig.stored("CALL_JOBS")
+        .await
+        .into_iter()
+        .filter(|m| m.subject.starts_with(prefix))
+        .map(|m| serde_json::from_slice(&m.payload).unwrap_or(Value::Null))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -405,10 +379,5 @@ async fn lk_webhook_sip_caller_in_an_unserved_room_gets_an_inbound_session() {
         "a redelivered join is the same call"
     );
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), consumer)
-        .await
-        .expect("the consumer stops on shutdown")
-        .expect("no panic")
-        .expect("no error");
+    stop(&shutdown, consumer).await;
 }

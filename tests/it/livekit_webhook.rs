@@ -28,32 +28,20 @@ struct Stored {
 }
 
 async fn livekit_events(rig: &Rig) -> Vec<Stored> {
-    let js = async_nats::jetstream::new(rig.nats.client().await);
-    let Ok(mut stream) = js.get_stream("LIVEKIT_EVENTS").await else {
-        return Vec::new();
-    };
-    let last = stream
-        .info()
+    rig.stored("LIVEKIT_EVENTS")
         .await
-        .map(|i| i.state.last_sequence)
-        .unwrap_or(0);
-    let mut out = Vec::new();
-    for seq in 1..=last {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            let msg_id = m
+        .into_iter()
+        .map(|m| Stored {
+            msg_id: m
                 .headers
                 .get("Nats-Msg-Id")
                 .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
-            out.push(Stored {
-                subject: m.subject.to_string(),
-                body: serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
-                raw: m.payload.to_vec(),
-                msg_id,
-            });
-        }
-    }
-    out
+                .unwrap_or_default(),
+            subject: m.subject.to_string(),
+            body: serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
+            raw: m.payload.to_vec(),
+        })
+        .collect()
 }
 
 fn sha256_b64(body: &[u8]) -> String {
@@ -61,7 +49,7 @@ fn sha256_b64(body: &[u8]) -> String {
 }
 
 /// A token as livekit-server mints one for `body`.
-fn sign(key: &str, secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(key: &str, secret: &str, body: &[u8]) -> String {
     AccessToken::with_api_key(key, secret)
         .with_ttl(Duration::from_secs(300))
         .with_sha256(&sha256_b64(body))
@@ -89,7 +77,13 @@ fn event_body(event: &str, id: &str, created_at: i64, room: &str) -> String {
         .to_string()
 }
 
-async fn post(rig: &Rig, auth: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, Value) {
+/// POST `body` to the ingress's `/livekit/webhook` with `auth` as its Authorization header:
+/// the status and the JSON answer.
+pub(crate) async fn post(
+    rig: &Rig,
+    auth: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
     let mut req = rig
         .http
         .post(rig.url("/livekit/webhook"))

@@ -11,7 +11,7 @@ use std::{
 };
 
 use callfleet_media::{
-    AudioFrame, Event, LocalAudioTrack, Options, Transport,
+    AudioFrame, Event, LocalAudioTrack, Transport,
     tone::{dominant, rms_dbfs, sine},
 };
 use callfleet_tests::{
@@ -19,13 +19,7 @@ use callfleet_tests::{
     media::{collect_audio, wait_event_named},
     summarize, wait_for,
 };
-use livekit_api::{
-    access_token::{AccessToken, VideoGrants},
-    services::{
-        room::{CreateRoomOptions, RoomClient},
-        sip::CreateSIPParticipantOptions,
-    },
-};
+use livekit_api::services::{room::CreateRoomOptions, sip::CreateSIPParticipantOptions};
 use tokio::sync::broadcast;
 
 const FROM: &str = "+61123456789";
@@ -39,17 +33,9 @@ struct Joined {
     audio: broadcast::Receiver<AudioFrame>,
 }
 
-fn room_client(tel: &Telephony) -> RoomClient {
-    RoomClient::with_api_key(
-        &tel.livekit.http_url(),
-        &tel.livekit.key,
-        &tel.livekit.secret,
-    )
-}
-
 /// Create `room` and join it with a loopback-only transport as `identity`.
 async fn join(tel: &Telephony, room: &str, identity: &str) -> Joined {
-    room_client(tel)
+    tel.rooms()
         .create_room(
             room,
             CreateRoomOptions {
@@ -60,18 +46,7 @@ async fn join(tel: &Telephony, room: &str, identity: &str) -> Joined {
         )
         .await
         .unwrap_or_else(|e| panic!("CreateRoom {room}: {e}"));
-    let token = AccessToken::with_api_key(&tel.livekit.key, &tel.livekit.secret)
-        .with_identity(identity)
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.to_owned(),
-            ..Default::default()
-        })
-        .to_jwt()
-        .unwrap_or_else(|e| panic!("token: {e}"));
-    let transport = Transport::connect(&tel.livekit.url(), &token, Options::loopback())
-        .await
-        .unwrap_or_else(|e| panic!("{identity} joins {room}: {e}"));
+    let transport = tel.join(room, identity).await;
     let (events, audio) = (transport.events(), transport.remote_audio());
     Joined {
         transport,
@@ -156,7 +131,7 @@ async fn hear_callee(audio: &mut broadcast::Receiver<AudioFrame>, hz: f64, what:
 /// Hang up: remove the SIP participant, then wait for the BYE to reach the callee (also the
 /// DTMF tests').
 pub(crate) async fn hang_up(tel: &Telephony, callee: &Callee, room: &str) {
-    room_client(tel)
+    tel.rooms()
         .remove_participant(room, CALLEE)
         .await
         .unwrap_or_else(|e| panic!("RemoveParticipant {CALLEE}: {e}"));

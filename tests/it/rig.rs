@@ -168,31 +168,38 @@ impl Rig {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// Every event published for a call, in order, as (kind, json).
-    pub async fn events(&self, call_id: &str) -> Vec<(String, Value)> {
-        let client = self.nats.client().await;
-        let js = async_nats::jetstream::new(client);
-        let Ok(mut stream) = js.get_stream("CALL_EVENTS").await else {
+    /// Every message stored on `stream`, in order (none if the stream does not exist).
+    pub async fn stored(&self, stream: &str) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let js = async_nats::jetstream::new(self.nats.client().await);
+        let Ok(mut stream) = js.get_stream(stream).await else {
             return Vec::new();
         };
-        let last = stream
-            .info()
-            .await
-            .map(|i| i.state.last_sequence)
-            .unwrap_or(0);
-        let prefix = format!("calls.events.{call_id}.");
+        let Ok(state) = stream.info().await.map(|i| i.state.clone()) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
-        for seq in 1..=last {
-            if let Ok(m) = stream.get_raw_message(seq).await
-                && let Some(kind) = m.subject.strip_prefix(prefix.as_str())
-            {
-                out.push((
-                    kind.to_owned(),
-                    serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
-                ));
+        for seq in state.first_sequence..=state.last_sequence {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                out.push(m);
             }
         }
         out
+    }
+
+    /// Every event published for a call, in order, as (kind, json).
+    pub async fn events(&self, call_id: &str) -> Vec<(String, Value)> {
+        let prefix = format!("calls.events.{call_id}.");
+        self.stored("CALL_EVENTS")
+            .await
+            .into_iter()
+            .filter_map(|m| {
+                let kind = m.subject.strip_prefix(prefix.as_str())?.to_owned();
+                Some((
+                    kind,
+                    serde_json::from_slice(&m.payload).unwrap_or(Value::Null),
+                ))
+            })
+            .collect()
     }
 
     /// Messages left on a stream.

@@ -12,7 +12,11 @@ use std::{
     time::Duration,
 };
 
-use livekit_api::services::sip::SIPClient;
+use callfleet_media::{Options, Transport};
+use livekit_api::{
+    access_token::{AccessToken, VideoGrants},
+    services::{room::RoomClient, sip::SIPClient},
+};
 
 use crate::{
     LiveKitOptions, LiveKitServer, TempDir, free_port, log_tail, scaled, tap::Tap, tool,
@@ -237,6 +241,30 @@ impl Telephony {
             &self.livekit.key,
             &self.livekit.secret,
         )
+    }
+
+    pub fn rooms(&self) -> RoomClient {
+        RoomClient::with_api_key(
+            &self.livekit.http_url(),
+            &self.livekit.key,
+            &self.livekit.secret,
+        )
+    }
+
+    /// Join `room` as `identity` with a loopback-only transport (a join creates a missing room).
+    pub async fn join(&self, room: &str, identity: &str) -> Transport {
+        let token = AccessToken::with_api_key(&self.livekit.key, &self.livekit.secret)
+            .with_identity(identity)
+            .with_grants(VideoGrants {
+                room_join: true,
+                room: room.to_owned(),
+                ..Default::default()
+            })
+            .to_jwt()
+            .unwrap_or_else(|e| panic!("token: {e}"));
+        Transport::connect(&self.livekit.url(), &token, Options::loopback())
+            .await
+            .unwrap_or_else(|e| panic!("{identity} joins {room}: {e}"))
     }
 
     /// An outbound trunk (UDP, no auth) to 127.0.0.1:`port`, created through the API with the
