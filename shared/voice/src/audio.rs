@@ -7,6 +7,12 @@ use std::{future::Future, time::Duration};
 pub struct AudioFrame {
     pub samples: Vec<i16>,
     pub sample_rate: u32,
+    /// How much of the callee's audio was already waiting behind this frame when it was taken:
+    /// the frame was heard that long before the engine sees it. Zero for live audio; a backlog
+    /// (the frames buffered between the answer and the session's start, or after a stall)
+    /// keeps its own timing instead of arriving all at one instant, which would shrink a
+    /// fax's 0.5 s tone or a person's "hello?" to a few milliseconds.
+    pub behind: Duration,
 }
 
 impl AudioFrame {
@@ -14,7 +20,14 @@ impl AudioFrame {
         Self {
             samples,
             sample_rate,
+            behind: Duration::ZERO,
         }
+    }
+
+    /// This frame, with `behind` of audio queued after it.
+    pub fn behind(mut self, behind: Duration) -> Self {
+        self.behind = behind;
+        self
     }
 
     pub fn duration(&self) -> Duration {

@@ -323,3 +323,57 @@ async fn without_a_greeting_the_persons_first_words_are_answered_once_released()
     assert_eq!(rig.llm.requests()[0].last_user(), "Hello?");
     assert_eq!(report.turns.len(), 1, "the hello is a measured turn");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_waiting_when_the_session_starts_keeps_its_timing() {
+    // The worker starts the session after the answer, and the callee's first audio waits in
+    // the transport meanwhile. A fax whose only CNG burst is all in that backlog still sends
+    // 0.5 s of 1100 Hz, and is told by it.
+    let rig = rig(Vec::new()).await;
+    let (callee, io) = Callee::start(
+        vec![
+            Seg::Silence(100),
+            Seg::Tone { hz: 1100, ms: 500 },
+            Seg::Silence(4000),
+        ],
+        Duration::from_secs(6),
+    );
+    let backlog = 40; // 800 ms of frames: the tone and what came before it
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while io.queued() < backlog {
+        assert!(
+            Instant::now() < deadline,
+            "the callee queued {} of {backlog} frames in 10 s",
+            io.queued()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = (*lock(&callee.t0)).expect("the callee started");
+    let cfg = callfleet_voice::resolve_json(
+        &json!({"tts": "cartesia", "preemptive_generation": false,
+                "greeting": "Greet the callee and say why you call."}),
+        &rig.env,
+    )
+    .map(|mut c| {
+        c.answering = Some(policy(AnswerAction::Hangup));
+        c
+    })
+    .expect("options resolve");
+    let session = callfleet_voice::Session::new(
+        cfg,
+        EngineOptions {
+            answered_ago: t0.elapsed(),
+            ..common::engine_options()
+        },
+    )
+    .expect("session");
+    let report = support::run(std::sync::Arc::new(session), io)
+        .report(Duration::from_secs(10))
+        .await;
+    let answer = report.answer.expect("the answer is reported");
+    assert_eq!(answer.class, AnswerClass::Fax, "{answer:?}");
+    assert!(
+        answer.decided_ms < 1500,
+        "decided on the backlog's tone, not later: {answer:?}"
+    );
+}

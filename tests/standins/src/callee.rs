@@ -44,16 +44,32 @@ pub struct MemoryIo {
     log: Arc<Mutex<IoLog>>,
 }
 
+impl MemoryIo {
+    /// Frames sent by the callee and not yet taken by the session.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// A frame taken, with the audio still queued behind it (as the agent's `RoomIo` does).
+    fn taken(&self, frame: Option<AudioFrame>) -> Option<AudioFrame> {
+        frame.map(|f| {
+            let behind = f.duration() * self.rx.len() as u32;
+            f.behind(behind)
+        })
+    }
+}
+
 impl AudioIo for MemoryIo {
     async fn recv(&mut self) -> Option<AudioFrame> {
-        self.rx.recv().await
+        let frame = self.rx.recv().await;
+        self.taken(frame)
     }
 
     async fn recv_input(&mut self) -> Option<Input> {
         tokio::select! {
             biased;
             Some(key) = self.keys.recv() => Some(Input::Dtmf(key)),
-            frame = self.rx.recv() => frame.map(Input::Audio),
+            frame = self.rx.recv() => self.taken(frame).map(Input::Audio),
         }
     }
 

@@ -182,7 +182,10 @@ impl AudioIo for RoomIo {
                         if let Some(tap) = &self.tap {
                             tap.push(Side::Callee, &f.samples, f.sample_rate);
                         }
-                        return Some(Input::Audio(AudioFrame::new(f.samples, f.sample_rate)));
+                        let frame = AudioFrame::new(f.samples, f.sample_rate);
+                        // Frames still queued (the callee's only: nobody else speaks here).
+                        let behind = frame.duration() * self.audio.len() as u32;
+                        return Some(Input::Audio(frame.behind(behind)));
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,

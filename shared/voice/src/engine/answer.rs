@@ -55,7 +55,7 @@ impl<A: AudioIo> Engine<'_, A> {
 
     pub(super) fn gate_deadline(&self) -> Option<Instant> {
         let g = self.gate.as_ref()?;
-        let classifier = g.classifier.next_deadline().map(|d| g.answered + d);
+        let classifier = g.classifier.next_deadline().map(|d| g.answered + d + g.lag);
         let beep = (g.phase == Phase::AwaitingBeep)
             .then(|| g.answered + Duration::from_millis(g.policy.max_wait_ms));
         [classifier, beep].into_iter().flatten().min()
@@ -65,7 +65,8 @@ impl<A: AudioIo> Engine<'_, A> {
     pub(super) fn gate_audio(&mut self, frame: &AudioFrame, now: Instant) {
         let speech = self.vad.speaking();
         let Some(g) = self.gate.as_mut() else { return };
-        let at = g.since(now);
+        g.lag = frame.behind;
+        let at = g.at(now);
         let ev = g
             .classifier
             .push_audio(&frame.samples, frame.sample_rate, speech, at);
@@ -74,7 +75,7 @@ impl<A: AudioIo> Engine<'_, A> {
 
     pub(super) fn gate_transcript(&mut self, text: &str, is_final: bool, now: Instant) {
         let Some(g) = self.gate.as_mut() else { return };
-        let at = g.since(now);
+        let at = g.at(now);
         let ev = g.classifier.push_transcript(text, is_final, at);
         self.on_answer_event(ev, now);
     }
@@ -83,7 +84,7 @@ impl<A: AudioIo> Engine<'_, A> {
     /// never came.
     pub(super) fn gate_tick(&mut self, now: Instant) {
         let Some(g) = self.gate.as_mut() else { return };
-        let at = g.since(now);
+        let at = g.at(now);
         let ev = g.classifier.tick(at);
         let beep_overdue =
             g.phase == Phase::AwaitingBeep && at >= Duration::from_millis(g.policy.max_wait_ms);

@@ -28,6 +28,9 @@ pub(super) struct Gate {
     pub released: Option<Instant>,
     pub action: Option<AnswerAction>,
     pub phase: Phase,
+    /// How far the callee's audio runs behind the clock: the backlog behind the last frame
+    /// taken. The classifier runs on the audio's time, so a backlog keeps its own timing.
+    pub lag: Duration,
 }
 
 impl Gate {
@@ -48,11 +51,17 @@ impl Gate {
             released: None,
             action: None,
             phase: Phase::Listening,
+            lag: Duration::ZERO,
         }
     }
 
     pub(super) fn since(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.answered)
+    }
+
+    /// The classifier's time at `now`: since the answer, on the audio's clock.
+    pub(super) fn at(&self, now: Instant) -> Duration {
+        self.since(now.checked_sub(self.lag).unwrap_or(now))
     }
 
     pub(super) fn report(&self) -> Option<AnswerReport> {

@@ -14,6 +14,8 @@ use crate::{
 
 impl<A: AudioIo> Engine<'_, A> {
     pub(super) fn on_audio(&mut self, frame: &AudioFrame, now: Instant) {
+        // When the callee said it: a frame from a backlog was heard before it is seen.
+        let heard = now.checked_sub(frame.behind).unwrap_or(now);
         let mut pcm = Vec::with_capacity(frame.samples.len());
         self.resampler
             .push(&frame.samples, frame.sample_rate, &mut pcm);
@@ -23,12 +25,12 @@ impl<A: AudioIo> Engine<'_, A> {
         }
         match self.vad.push(&frame.samples, frame.sample_rate) {
             Some(VadEvent::StartOfSpeech { ago }) => {
-                let at = now.checked_sub(ago).unwrap_or(now);
+                let at = heard.checked_sub(ago).unwrap_or(heard);
                 self.user.speech_started(at);
                 self.last_activity = now;
             }
             Some(VadEvent::EndOfSpeech { ago }) => {
-                let at = now.checked_sub(ago).unwrap_or(now);
+                let at = heard.checked_sub(ago).unwrap_or(heard);
                 self.user.speech_ended(at);
                 self.last_activity = now;
                 self.maybe_preempt(now);
