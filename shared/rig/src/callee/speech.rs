@@ -61,9 +61,10 @@ pub const ALL: [Speech; 6] = [
 /// `…207`: [`PERSON_PAUSE_MS`] of silence, [`PERSON`], padded to [`PERSON_SECS`], played once.
 pub const PERSON_FILE: &str = "person.ulaw";
 /// How long the person takes to speak after picking up: a person brings the phone to the ear
-/// first (the AMD bench's corpus uses 0.2-1.2 s). Words at the very instant of the answer can
-/// be lost on any line (livekit-sip publishes the callee's track at the answer, and the agent
-/// subscribes to it then), which no detector can hear.
+/// first (the AMD bench's corpus uses 0.2-1.2 s). The callee's first few hundred ms after the
+/// answer never reach the agent through LiveKit (the fax callee's first 0.5 s CNG burst is lost
+/// on every call; under load a "Hello?" at the instant of the answer was lost whole), and no
+/// detector hears what it was never given.
 pub const PERSON_PAUSE_MS: usize = 400;
 /// The length of [`PERSON_FILE`]; then the scenario loops silence.
 pub const PERSON_SECS: usize = 2;
