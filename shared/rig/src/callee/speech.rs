@@ -61,10 +61,9 @@ pub const ALL: [Speech; 6] = [
 /// `…207`: [`PERSON_PAUSE_MS`] of silence, [`PERSON`], padded to [`PERSON_SECS`], played once.
 pub const PERSON_FILE: &str = "person.ulaw";
 /// How long the person takes to speak after picking up: a person brings the phone to the ear
-/// first (the AMD bench's corpus uses 0.2-1.2 s). The callee's first few hundred ms after the
-/// answer never reach the agent through LiveKit (the fax callee's first 0.5 s CNG burst is lost
-/// on every call; under load a "Hello?" at the instant of the answer was lost whole), and no
-/// detector hears what it was never given.
+/// first (the AMD bench's corpus uses 0.2-1.2 s). Words at the instant of the answer can miss
+/// the agent: under load a "Hello?" there was lost whole (the first audio reaches a listener in
+/// the room ~160 ms after the answer on the rig), and no detector hears what it never got.
 pub const PERSON_PAUSE_MS: usize = 400;
 /// The length of [`PERSON_FILE`]; then the scenario loops silence.
 pub const PERSON_SECS: usize = 2;
