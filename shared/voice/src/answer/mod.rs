@@ -12,7 +12,8 @@
 //! Speech below is the VAD's flag minus tones and minus frames near the line's noise floor
 //! (`cadence.rs`); an *utterance* is speech whose pauses are all shorter than 0.7 s.
 //!
-//! 1. **Fax**: with no speech before it, 1100 Hz (±50) for 400 ms (CNG's 0.5 s burst) or
+//! 1. **Fax**: with no speech before it, 1100 Hz (±50) for 300 ms (of CNG's 0.5 s burst: on
+//!    real calls the worker got 18-20 frames of the first burst, 360-400 ms) or
 //!    2100 Hz (±50) for 1 s (CED) (`tones.rs`).
 //! 2. **Beep**: a narrowband tone of 150 ms to 3 s, 400-2500 Hz, that ended after speech (or,
 //!    with no speech at all, one of at most 2 s that is not a fax tone: a box with no greeting).
