@@ -256,18 +256,30 @@ pub struct MediaShare(());
 /// The machine's media to one test: no other telephony rig runs meanwhile.
 pub struct MediaExclusive(());
 
+/// The media state, locked (a test that panicked while holding it leaves it usable).
+fn media_state() -> std::sync::MutexGuard<'static, (usize, bool)> {
+    MEDIA
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Wait on the media state while `busy` holds.
+fn media_wait(
+    state: std::sync::MutexGuard<'static, (usize, bool)>,
+    busy: impl FnMut(&mut (usize, bool)) -> bool,
+) -> std::sync::MutexGuard<'static, (usize, bool)> {
+    MEDIA
+        .1
+        .wait_while(state, busy)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Take a share: blocks while another test has the machine (bounded by that test).
 pub fn media_share() -> MediaShare {
-    let (lock, cv) = &MEDIA;
-    let mut state = lock
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut state = media_state();
     if !MEDIA_OWNER.with(std::cell::Cell::get) {
-        while state.1 {
-            state = cv
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        state = media_wait(state, |s| s.1);
     }
     state.0 += 1;
     MediaShare(())
@@ -275,12 +287,9 @@ pub fn media_share() -> MediaShare {
 
 impl Drop for MediaShare {
     fn drop(&mut self) {
-        let (lock, cv) = &MEDIA;
-        let mut state = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = media_state();
         state.0 = state.0.saturating_sub(1);
-        cv.notify_all();
+        MEDIA.1.notify_all();
     }
 }
 
@@ -288,33 +297,18 @@ impl Drop for MediaShare {
 /// holds new ones back until dropped. For a test whose load is the point (50 callers at once on
 /// two cores): beside another media test, the machine, not the code, would be measured.
 pub fn media_exclusive() -> MediaExclusive {
-    let (lock, cv) = &MEDIA;
-    let mut state = lock
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    while state.1 {
-        state = cv
-            .wait(state)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-    }
+    let mut state = media_wait(media_state(), |s| s.1);
     state.1 = true;
-    while state.0 > 0 {
-        state = cv
-            .wait(state)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-    }
+    drop(media_wait(state, |s| s.0 > 0));
     MEDIA_OWNER.with(|o| o.set(true));
     MediaExclusive(())
 }
 
 impl Drop for MediaExclusive {
     fn drop(&mut self) {
-        let (lock, cv) = &MEDIA;
-        let mut state = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = media_state();
         state.1 = false;
         MEDIA_OWNER.with(|o| o.set(false));
-        cv.notify_all();
+        MEDIA.1.notify_all();
     }
 }
